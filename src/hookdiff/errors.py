@@ -46,3 +46,8 @@ class NoHookChainError(HookdiffError, TypeError):
 
 class NotPiecewiseLinearError(HookdiffError, TypeError):
     """Exact breakpoints were asked of a segment with an op that is not piecewise linear."""
+
+
+class SegmentError(HookdiffError, ValueError):
+    """A segment of a hook chain that cannot be run: ``stop`` not after ``start``, or an activation
+    produced before ``start`` (e.g. a residual block's input) missing from ``context``."""
