@@ -1,0 +1,40 @@
+"""The maze agent: the IMPALA policy as a hooked model, its checkpoints, and its I/O helpers.
+
+``ImpalaPolicy`` is a TransformerLens ``HookedRootModule`` with a hook point after every op and an
+explicit op graph (``policy.ops``, ``policy.hook_names``, ``policy.run_segment``) that
+``hookdiff.downstream`` and the analysis walk. Checkpoints use the original
+``{"model_state_dict": ...}`` format at any scale. ``obs_to_tensor`` turns procgen frames into
+model input; ``directions`` groups the 15 actions into 5 moves.
+"""
+
+from hookdiff.agent.checkpoint import (
+    checkpoint_sha256,
+    default_checkpoint_path,
+    load_checkpoint,
+    load_default,
+    save_checkpoint,
+)
+from hookdiff.agent.directions import (
+    ACTION_DIRECTIONS,
+    DIRECTION_NAMES,
+    direction_log_probs,
+    directions,
+)
+from hookdiff.agent.impala import INPUT, ImpalaPolicy, Op
+from hookdiff.agent.obs import obs_to_tensor
+
+__all__ = [
+    "ACTION_DIRECTIONS",
+    "DIRECTION_NAMES",
+    "INPUT",
+    "ImpalaPolicy",
+    "Op",
+    "checkpoint_sha256",
+    "default_checkpoint_path",
+    "direction_log_probs",
+    "directions",
+    "load_checkpoint",
+    "load_default",
+    "obs_to_tensor",
+    "save_checkpoint",
+]
