@@ -1,6 +1,35 @@
-"""hookdiff: how steering vectors act inside a network."""
+"""hookdiff: how steering vectors act inside a network.
+
+The hook engine (``steer``, ``capture``, ``sweep``, ``downstream``) works on any existing model;
+``hookdiff.agent`` holds the IMPALA maze policy, ``hookdiff.maze`` procgen's maze, and
+``hookdiff.analysis`` the nonlinearity of diff(t) = f_n(a + t·v) − f_n(a).
+"""
 
 from hookdiff import errors
+from hookdiff.hooks import (
+    Captured,
+    Segment,
+    capture,
+    downstream,
+    hook_chain,
+    hook_names,
+    resolve_hook,
+    steer,
+    steering_hook,
+    sweep,
+)
 
-__all__ = ["errors"]
+__all__ = [
+    "Captured",
+    "Segment",
+    "capture",
+    "downstream",
+    "errors",
+    "hook_chain",
+    "hook_names",
+    "resolve_hook",
+    "steer",
+    "steering_hook",
+    "sweep",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""The ``hookdiff`` command line: one subcommand per job, each a thin layer over the library.
+
+Subcommands register themselves in ``_COMMANDS`` with a function that adds their arguments and a
+function that runs them, so adding a job touches one place. Library warnings that are not ours
+(gym's banner, deprecations inside torch) are kept out of the user's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+_Command = tuple[
+    str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
+_COMMANDS: list[_Command] = []
+
+
+def _quiet_third_party_warnings() -> None:
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
+
+
+# -------------------------------------------------------------------------------- demo
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, inputs and vector")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Steer a tiny random HookedTransformer: one batched sweep, diff(t) per downstream depth."""
+    import torch
+
+    import hookdiff
+    from hookdiff.testing import make_tiny_transformer
+
+    torch.manual_seed(args.seed)
+    model = make_tiny_transformer(seed=args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    tokens = torch.randint(0, model.cfg.d_vocab, (8, 6), generator=gen)
+    hook = "blocks.0.hook_resid_pre"
+    with hookdiff.capture(model, [hook]) as acts:
+        model(tokens[:2])
+    vector = (acts[hook][0] - acts[hook][1]).detach()  # a contrast pair, as steering vectors are
+    coeffs = torch.linspace(-3, 3, 13)
+    depths = [n for n in hookdiff.hook_chain(model) if n not in (hook, "logits")]
+    ds = hookdiff.sweep(model, tokens, hook, vector, coeffs, capture=["output", *depths])
+    ds.attrs.update(seed=args.seed, model="tiny HookedTransformer (2 layers, d_model 16)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "sweep.nc"
+    tmp = path.with_suffix(".nc.tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(path)
+
+    print(f"steered {hook} of a tiny random HookedTransformer with t in [-3, 3]")
+    print(f"{'t':>6} " + " ".join(f"{d:>26}" for d in [*depths, "output"]))
+    for k, t in enumerate(coeffs.tolist()):
+        norms = []
+        for name in [*depths, "output"]:
+            diff = ds[name].values[k] - ds[f"{name}:baseline"].values
+            norms.append(float((diff**2).sum() ** 0.5))
+        print(f"{t:6.2f} " + " ".join(f"{x:26.4f}" for x in norms))
+    print(f"wrote {path} (the full sweep as netCDF: variables per hook, dims coeff x batch x ...)")
+    return 0
+
+
+_COMMANDS.append(("demo", _demo_args, _demo))
+
+
+# -------------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (exposed for the docs and the tests)."""
+    parser = argparse.ArgumentParser(
+        prog="hookdiff", description="How steering vectors act inside a network."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, add_args, run in _COMMANDS:
+        p = sub.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0])
+        add_args(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hookdiff`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    _quiet_third_party_warnings()
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
