@@ -146,7 +146,8 @@ def decision_square(state: MazeState) -> tuple[int, int] | None:
 
     The start is the inner maze's bottom-left cell (where the mouse starts), whatever the mouse's
     current cell, as in the published definition. ``None`` when the maze has no cheese or the paths
-    do not fork (one contains the other).
+    do not fork (one contains the other), or when the start or the top-right cell has been walled
+    or cut off by edits.
 
     Example:
         >>> decision_square(s)  # doctest: +SKIP
@@ -156,6 +157,8 @@ def decision_square(state: MazeState) -> tuple[int, int] | None:
     if cheese is None:
         return None
     start = start_cell(state)
+    if state.grid[start] == WALL or state.grid[top_right_cell(state)] == WALL:
+        return None
     to_cheese = shortest_path(state, start, cheese)
     to_corner = shortest_path(state, start, top_right_cell(state))
     if to_cheese is None or to_corner is None:
