@@ -9,6 +9,7 @@ from hookdiff import errors
 from hookdiff.hooks import (
     Captured,
     Segment,
+    attach,
     capture,
     downstream,
     hook_chain,
@@ -22,6 +23,7 @@ from hookdiff.hooks import (
 __all__ = [
     "Captured",
     "Segment",
+    "attach",
     "capture",
     "downstream",
     "errors",

@@ -27,6 +27,7 @@ from hookdiff.errors import NoHookChainError, ShapeMismatchError, UnknownHookErr
 
 __all__ = [
     "Captured",
+    "attach",
     "HookFn",
     "Segment",
     "as_coeffs",
@@ -203,8 +204,18 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 @contextlib.contextmanager
-def _hooked(model: nn.Module, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[None]:
-    """Attach ``(name, fn)`` pairs as forward hooks; remove exactly those on exit or error."""
+def attach(model: nn.Module, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[None]:
+    """Attach ``(name, fn)`` pairs (TransformerLens's ``fwd_hooks`` list) inside the block.
+
+    Every name is resolved before anything is attached; exactly these hooks are removed on exit
+    and on every exception. ``steer`` and ``capture`` are built on it.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2))
+        >>> with attach(net, [("0", lambda act, hook: act * 0)]):
+        ...     net(torch.ones(1, 2))
+        tensor([[0., 0.]])
+    """
     sites = [(resolve_hook(model, name), name, fn) for name, fn in fwd_hooks]  # resolve all first
     handles = []
     try:
@@ -257,7 +268,7 @@ def steer(
         ...     out = net(torch.zeros(2, 2))   # row 0: t=0, row 1: t=1
     """
     fn = steering_hook(vector, coeffs, mask)
-    with _hooked(model, [(hook, fn)]):
+    with attach(model, [(hook, fn)]):
         yield
 
 
@@ -306,7 +317,7 @@ def capture(model: nn.Module, hooks: str | Sequence[str]) -> Iterator[Captured]:
 
         return record
 
-    with _hooked(model, [(n, recorder(n)) for n in names]):
+    with attach(model, [(n, recorder(n)) for n in names]):
         yield store
 
 

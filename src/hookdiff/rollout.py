@@ -1,0 +1,339 @@
+"""Vectorized rollouts of a maze policy with steering on, and the behaviour metrics built on them.
+
+N procgen envs step together; the policy runs once per step on all live envs, with any number of
+steering vectors active (each a ``(hook, vector, coeff)``, the coefficient either one number or one
+per env, so a whole coefficient sweep is one rollout). Each env is stopped at its first episode
+end — procgen auto-resets to a new level, which is never recorded — or when it reaches the cheese,
+the top-right region of the inner maze, or the step limit. The mouse's cell is tracked from the
+actions and the known maze (one cell per move, blocked by walls and the world's edge), checked
+against procgen's own state in the tests. Results are an ``xarray.Dataset`` over ``env``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor, nn
+
+from hookdiff.agent import ACTION_DIRECTIONS, directions, obs_to_tensor
+from hookdiff.hooks import attach, steering_hook
+from hookdiff.maze.edit import with_mouse
+from hookdiff.maze.envs import make_env, observe, render, set_states
+from hookdiff.maze.paths import (
+    DIRECTION_ACTIONS,
+    DIRECTIONS,
+    decision_square,
+    direction_field,
+    next_direction,
+    top_right_cell,
+)
+from hookdiff.maze.state import WALL, MazeState
+
+__all__ = [
+    "OUTCOMES",
+    "ExpertPolicy",
+    "advance",
+    "Steering",
+    "decision_square_probs",
+    "reach_rates",
+    "rollout",
+    "top_right_region",
+]
+
+OUTCOMES = ("cheese", "top_right", "timeout")
+"""How a recorded episode ends: reached the cheese, reached the top-right region, or neither."""
+
+
+@dataclass(frozen=True)
+class Steering:
+    """One steering vector active during a rollout: add ``coeff · vector`` at ``hook``.
+
+    ``coeff`` is a number for every env, or a sequence with one coefficient per env.
+    """
+
+    hook: str
+    vector: Tensor
+    coeff: float | Sequence[float] | Tensor = 1.0
+
+
+def top_right_region(state: MazeState, size: int = 5) -> tuple[int, int, int, int]:
+    """``(row_lo, row_hi, col_lo, col_hi)`` (inclusive) of the inner maze's top-right ``size``²."""
+    top = state.margin + state.maze_dim - 1
+    lo = max(state.margin, top - size + 1)
+    return lo, top, lo, top
+
+
+def _moves() -> np.ndarray:
+    """(15, 2) cell displacement ``(d_row, d_col)`` of each procgen action."""
+    table = np.zeros((len(ACTION_DIRECTIONS), 2), dtype=np.int64)
+    for action, d in enumerate(ACTION_DIRECTIONS):
+        if d < 4:
+            table[action] = DIRECTIONS[d]
+    return table
+
+
+_MOVES = _moves()
+
+
+def advance(cells: np.ndarray, actions: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """The mouse's cells after one action per env: one cell per move, blocked by walls and edges.
+
+    Args:
+        cells: ``(N, 2)`` current ``(row, col)``.
+        actions: ``(N,)`` procgen actions 0..14.
+        walls: ``(N, world, world)`` booleans, True on walls.
+    """
+    target = cells + _MOVES[actions]
+    world = walls.shape[1]
+    inside = (target >= 0).all(1) & (target < world).all(1)
+    t = np.clip(target, 0, world - 1)
+    free = inside & ~walls[np.arange(len(cells)), t[:, 0], t[:, 1]]
+    return np.where(free[:, None], target, cells)
+
+
+class ExpertPolicy(nn.Module):
+    """The exact shortest-path expert: always moves toward the cheese (an upper bound, and a test).
+
+    It reads the mouse's cell from the rollout (``cells``) rather than the pixels.
+    """
+
+    def __init__(self, states: Sequence[MazeState]):
+        super().__init__()
+        self.fields = [direction_field(s, s.cheese) if s.cheese else None for s in states]
+
+    def forward(self, obs: Tensor, cells: np.ndarray, envs: np.ndarray) -> Tensor:
+        logits = torch.full((len(envs), len(ACTION_DIRECTIONS)), -30.0)
+        for row, (env, (r, c)) in enumerate(zip(envs, cells)):
+            field = self.fields[env]
+            d = int(field[r, c]) if field is not None else -1
+            logits[row, DIRECTION_ACTIONS[d] if d >= 0 else 4] = 0.0
+        return logits
+
+
+@torch.no_grad()
+def _policy_logits(
+    policy: nn.Module,
+    obs: np.ndarray,
+    steering: Sequence[Steering],
+    rows: np.ndarray,
+    cells: np.ndarray | None = None,
+    envs: np.ndarray | None = None,
+) -> Tensor:
+    """Action logits for the live envs ``rows``, with every steering vector on."""
+    if isinstance(policy, ExpertPolicy):
+        if steering:
+            raise ValueError("the scripted ExpertPolicy has no activations to steer")
+        return policy(None, cells, envs)
+    x = obs_to_tensor(obs[rows])
+    if next(policy.parameters()).is_contiguous(memory_format=torch.channels_last):
+        x = x.contiguous(memory_format=torch.channels_last)
+    hooks = []
+    for s in steering:
+        c = torch.as_tensor(s.coeff, dtype=torch.float32)
+        hooks.append((s.hook, steering_hook(s.vector, c[torch.as_tensor(rows)] if c.ndim else c)))
+    with attach(policy, hooks) if hooks else contextlib.nullcontext():
+        return policy(x).float()
+
+
+def rollout(
+    policy: nn.Module,
+    states: Sequence[MazeState],
+    *,
+    steering: Sequence[Steering] = (),
+    max_steps: int = 500,
+    seed: int = 0,
+    greedy: bool = False,
+    stop_at_top_right: bool = True,
+    top_right_size: int = 5,
+    env_batch: int = 256,
+) -> xr.Dataset:
+    """Run the policy from each state until its first episode ends; record what happened.
+
+    Args:
+        policy: maps float ``(N, 3, 64, 64)`` observations to 15 action logits.
+        states: one maze per env (the mouse wherever the state puts it).
+        steering: vectors added at every forward (coefficients per env allowed).
+        max_steps: step limit (procgen itself ends episodes at 500).
+        seed: seeds the action sampling (the same seed gives the same rollout).
+        greedy: take the most likely action instead of sampling.
+        stop_at_top_right: end an env's episode when it enters the top-right region (set False
+            for in-distribution evaluation, where the cheese lies in that region).
+        top_right_size: side of the top-right region of the inner maze, in cells.
+        env_batch: envs per procgen env group (memory bound; groups run one after another).
+
+    Returns:
+        Dataset over ``env``: ``outcome`` (str, one of :data:`OUTCOMES`), ``steps``,
+        ``reached_cheese``, ``reached_top_right``, ``path`` ``(env, step, 2)`` (row, col; -1 after
+        the end), and ``level_seed``; attrs record the seed, limits and steering hooks.
+
+    Example:
+        >>> ds = rollout(policy, states, steering=[Steering(hook, v, -1.0)])  # doctest: +SKIP
+        >>> float((ds.outcome == "cheese").mean())  # doctest: +SKIP
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    n = len(states)
+    for s in steering:
+        c = torch.as_tensor(s.coeff)
+        if c.ndim and c.shape[0] != n:
+            raise ValueError(
+                f"steering at {s.hook!r} has {c.shape[0]} coefficients for {n} envs; give one "
+                f"number or one coefficient per env"
+            )
+    gen = torch.Generator().manual_seed(seed)
+    outcome = np.full(n, "timeout", dtype=object)
+    steps = np.zeros(n, dtype=np.int64)
+    path = np.full((n, max_steps + 1, 2), -1, dtype=np.int64)
+    for lo in range(0, n, env_batch):
+        idx = np.arange(lo, min(n, lo + env_batch))
+        _rollout_group(
+            policy,
+            [states[i] for i in idx],
+            idx,
+            steering,
+            max_steps,
+            gen,
+            greedy,
+            stop_at_top_right,
+            top_right_size,
+            outcome,
+            steps,
+            path,
+        )
+    return xr.Dataset(
+        {
+            "outcome": ("env", outcome.astype(str)),
+            "steps": ("env", steps),
+            "reached_cheese": ("env", outcome == "cheese"),
+            "reached_top_right": ("env", outcome == "top_right"),
+            "path": (("env", "step", "cell"), path),
+            "level_seed": ("env", np.array([s.level_seed for s in states], dtype=np.int64)),
+        },
+        coords={"env": np.arange(n), "cell": ["row", "col"]},
+        attrs={
+            "seed": seed,
+            "max_steps": max_steps,
+            "greedy": int(greedy),
+            "stop_at_top_right": int(stop_at_top_right),
+            "top_right_size": top_right_size,
+            "steering_hooks": ",".join(s.hook for s in steering),
+        },
+    )
+
+
+def _rollout_group(
+    policy: nn.Module,
+    states: list[MazeState],
+    idx: np.ndarray,
+    steering: Sequence[Steering],
+    max_steps: int,
+    gen: torch.Generator,
+    greedy: bool,
+    stop_at_top_right: bool,
+    top_right_size: int,
+    outcome: np.ndarray,
+    steps: np.ndarray,
+    path: np.ndarray,
+) -> None:
+    """Roll out one group of envs, writing into the caller's arrays at rows ``idx``."""
+    n = len(states)
+    env = make_env(n, distribution_mode=states[0].distribution_mode)
+    set_states(env, states)
+    obs = observe(env)
+    walls = np.stack([s.grid == WALL for s in states])  # (n, world, world)
+    pos = np.array([s.mouse for s in states], dtype=np.int64)
+    regions = np.array([top_right_region(s, top_right_size) for s in states])
+    live = np.ones(n, dtype=bool)
+    path[idx, 0] = pos
+    local_steering = [
+        Steering(s.hook, s.vector, torch.as_tensor(s.coeff)[torch.as_tensor(idx)])
+        if torch.as_tensor(s.coeff).ndim
+        else s
+        for s in steering
+    ]
+    for t in range(1, max_steps + 1):
+        rows = np.flatnonzero(live)
+        logits = _policy_logits(policy, obs, local_steering, rows, pos[rows], idx[rows])
+        probs = torch.softmax(logits, dim=-1)
+        chosen = probs.argmax(-1) if greedy else torch.multinomial(probs, 1, generator=gen)[:, 0]
+        actions = np.full(n, 4, dtype=np.int32)  # finished envs idle (their frames are ignored)
+        actions[rows] = chosen.numpy()
+        env.act(actions)
+        reward, ob, first = env.observe()
+        obs = np.array(ob["rgb"], copy=True)
+        pos[rows] = advance(pos[rows], actions[rows], walls[rows])
+        path[idx[rows], t] = pos[rows]
+        steps[idx[rows]] = t
+        got_cheese = np.asarray(reward)[rows] > 0
+        ended = np.asarray(first, dtype=bool)[rows]
+        r = regions[rows]
+        in_region = (
+            (pos[rows, 0] >= r[:, 0])
+            & (pos[rows, 0] <= r[:, 1])
+            & (pos[rows, 1] >= r[:, 2])
+            & (pos[rows, 1] <= r[:, 3])
+        )
+        outcome[idx[rows[got_cheese]]] = "cheese"
+        if stop_at_top_right:
+            hit = in_region & ~got_cheese & ~ended
+            outcome[idx[rows[hit]]] = "top_right"
+            ended = ended | hit
+        live[rows[got_cheese | ended]] = False
+        if not live.any():
+            break
+    env.close()
+
+
+def reach_rates(ds: xr.Dataset, by: str | None = None) -> xr.Dataset:
+    """Fractions of envs per outcome (optionally grouped by a coordinate such as ``coeff``)."""
+    rates = {o: (ds.outcome == o).astype(float) for o in OUTCOMES}
+    out = xr.Dataset({f"p_{o}": v for o, v in rates.items()})
+    return out.groupby(by).mean() if by else out.mean("env")
+
+
+def decision_square_probs(
+    policy: nn.Module,
+    states: Sequence[MazeState],
+    *,
+    steering: Sequence[Steering] = (),
+) -> xr.Dataset:
+    """P(step toward the cheese) and P(step toward the top-right cell) at each maze's decision square.
+
+    The mouse is placed on the decision square of every maze, all mazes are rendered in one
+    batch, and the policy's 5 direction probabilities are read at the directions that start the
+    shortest paths to the cheese and to the inner maze's top-right cell.
+
+    Raises:
+        ValueError: a maze has no decision square (filter with ``decision_square(s) is not None``).
+    """
+    squares = [decision_square(s) for s in states]
+    missing = [i for i, d in enumerate(squares) if d is None]
+    if missing:
+        raise ValueError(
+            f"mazes at positions {missing[:10]} have no decision square; expected mazes whose "
+            f"paths to the cheese and to the top-right cell fork"
+        )
+    placed = [with_mouse(s, d) for s, d in zip(states, squares)]
+    obs = render(placed)
+    dirs = directions(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()
+    to_cheese = np.array([next_direction(s, d, s.cheese) for s, d in zip(states, squares)])
+    to_corner = np.array([next_direction(s, d, top_right_cell(s)) for s, d in zip(states, squares)])
+    rows = np.arange(len(states))
+    return xr.Dataset(
+        {
+            "p_toward_cheese": ("maze", dirs[rows, to_cheese]),
+            "p_toward_top_right": ("maze", dirs[rows, to_corner]),
+            "direction_probs": (("maze", "direction"), dirs),
+            "decision_square": (("maze", "cell"), np.array(squares)),
+        },
+        coords={
+            "maze": np.arange(len(states)),
+            "direction": ["left", "down", "up", "right", "none"],
+            "cell": ["row", "col"],
+        },
+    )
