@@ -72,6 +72,54 @@ def _demo(args: argparse.Namespace) -> int:
 _COMMANDS.append(("demo", _demo_args, _demo))
 
 
+# -------------------------------------------------------------------------------- train
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from hookdiff.train import TrainConfig
+
+    defaults = TrainConfig()
+    p.add_argument("--out", default=defaults.out_dir, help="run folder (resumed if it exists)")
+    p.add_argument("--total-samples", type=int, default=defaults.total_samples)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--scale", type=int, default=defaults.scale)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--spec", default=defaults.spec, help="maze spec in envs/")
+    p.add_argument("--threads", type=int, default=defaults.threads)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this")
+    p.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_every_s / 60)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train (or resume) an ImpalaPolicy by imitating the shortest-path expert."""
+    from hookdiff.train import TrainConfig, train
+
+    config = TrainConfig(
+        out_dir=args.out,
+        total_samples=args.total_samples,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        scale=args.scale,
+        seed=args.seed,
+        spec=args.spec,
+        threads=args.threads,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+        checkpoint_every_s=args.checkpoint_minutes * 60,
+    )
+    result = train(config)
+    state = "finished" if result.finished else "paused (rerun the same command to resume)"
+    print(
+        f"{state}: {result.steps} steps, {result.samples} samples, "
+        f"{result.wall_seconds / 60:.1f} min, validation accuracy {result.val_accuracy}"
+    )
+    print(f"policy (original checkpoint format): {Path(args.out) / 'policy.pt'}")
+    return 0
+
+
+_COMMANDS.append(("train", _train_args, _train))
+
+
 # -------------------------------------------------------------------------------- entry point
 
 

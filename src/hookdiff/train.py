@@ -1,0 +1,284 @@
+"""Train an ImpalaPolicy on the maze by imitating the exact shortest-path expert.
+
+The published agents were trained with PPO for ~200M steps on GPUs; this machine has two CPU
+cores. The maze is fully known from its state, so every open cell of every training maze can be
+labelled with the first step of the shortest path to the cheese and learned with a cross-entropy
+on the policy's direction probabilities (logsumexp over each direction's actions). Batches are
+drawn fresh from the training distribution (``envs/train-top-right-5.json``: hard mazes, cheese in
+the inner maze's top-right 5×5), each batch's mazes seeded by (seed, step), so a run that is
+interrupted and resumed from its checkpoint sees exactly the same data as one that is not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from hookdiff.agent import ImpalaPolicy, direction_log_probs, obs_to_tensor, save_checkpoint
+
+__all__ = ["ExpertStream", "TrainConfig", "TrainResult", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run; written into every checkpoint."""
+
+    out_dir: str = "runs/train"
+    """Folder for ``train_state.pt`` (resumable), ``policy.pt`` (original format) and the log."""
+    spec: str = "train-top-right-5"
+    """Name of the maze spec in ``envs/`` the mazes are drawn from."""
+    scale: int = 1
+    """IMPALA width multiplier (1: 16/32/32 channels, ~0.63M parameters)."""
+    total_samples: int = 6_000_000
+    """Stop after this many labelled observations."""
+    batch_size: int = 256
+    """Observations per optimizer step."""
+    chunk_mazes: int = 24
+    """Mazes per data chunk; every open cell of them is used once, shuffled across batches."""
+    lr: float = 5e-4
+    """Adam learning rate (cosine-decayed to 10% over the run)."""
+    seed: int = 0
+    """Seeds the initial weights and every batch's mazes."""
+    eval_every: int = 200
+    """Steps between validation-accuracy evaluations."""
+    eval_mazes: int = 24
+    """Held-out mazes (level seeds disjoint from training) for validation accuracy."""
+    checkpoint_every_s: float = 180.0
+    """Seconds between resumable checkpoints."""
+    threads: int = 2
+    """Torch intra-op threads."""
+    max_seconds: float | None = None
+    """Stop (after checkpointing) once this much wall time has passed in this invocation."""
+    stop_after_steps: int | None = None
+    """Stop (after checkpointing) after this many steps in this invocation (None: run to the end)."""
+
+
+@dataclass
+class TrainResult:
+    """What a run reached: steps, samples, time, and the last validation accuracy."""
+
+    steps: int
+    samples: int
+    wall_seconds: float
+    val_accuracy: float | None
+    finished: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ExpertStream:
+    """Training batches drawn fresh from the spec: chunks of mazes, every open cell labelled.
+
+    Chunk ``c`` holds every open cell of ``chunk_mazes`` mazes sampled with seed
+    ``(seed, c)``, shuffled, and cut into batches. The position ``(chunk, offset)`` is saved in
+    checkpoints; regenerating a chunk gives identical data, so resuming changes nothing. The next
+    chunk is rendered in a background thread while the current one trains (procgen releases the
+    GIL).
+    """
+
+    def __init__(self, config: TrainConfig, chunk: int = 0, offset: int = 0):
+        self.config = config
+        self.chunk, self.offset = chunk, offset
+        self._pool = ThreadPoolExecutor(1)
+        self._current = self._make(chunk)
+        self._next = self._pool.submit(self._make, chunk + 1)
+
+    def _make(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        from hookdiff.maze.sets import expert_batch
+
+        seed = _chunk_seed(self.config.seed, chunk)
+        b = expert_batch(self.config.spec, self.config.chunk_mazes, seed=seed, threads=1)
+        order = np.random.default_rng(seed).permutation(len(b.labels))
+        return b.obs[order], b.labels[order]
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``batch_size`` observations and labels (a chunk's remainder is dropped)."""
+        bs = self.config.batch_size
+        obs, labels = self._current
+        if self.offset + bs > len(labels):
+            self.chunk, self.offset = self.chunk + 1, 0
+            self._current = obs, labels = self._next.result()
+            self._next = self._pool.submit(self._make, self.chunk + 1)
+        batch = obs[self.offset : self.offset + bs], labels[self.offset : self.offset + bs]
+        self.offset += bs
+        return batch
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    """Sampling seeds of training chunks; validation uses seeds at or above 2**30."""
+    return (seed * 1_000_003 + chunk * 7919) % (2**30)
+
+
+def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    from hookdiff.maze.sets import expert_batch
+
+    b = expert_batch(config.spec, config.eval_mazes, seed=2**30 + config.seed)
+    return obs_to_tensor(b.obs), torch.as_tensor(b.labels, dtype=torch.long)
+
+
+def _loss(
+    policy: ImpalaPolicy, obs: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    logp = direction_log_probs(policy(obs))  # (N, 5): left, down, up, right, none
+    loss = F.nll_loss(logp, labels)
+    acc = (logp.argmax(-1) == labels).float().mean().item()
+    return loss, acc
+
+
+@torch.no_grad()
+def _accuracy(policy: ImpalaPolicy, obs: torch.Tensor, labels: torch.Tensor) -> float:
+    policy.eval()
+    correct = 0
+    for i in range(0, len(labels), 512):
+        x = obs[i : i + 512].contiguous(memory_format=torch.channels_last)
+        correct += int((direction_log_probs(policy(x)).argmax(-1) == labels[i : i + 512]).sum())
+    policy.train()
+    return correct / max(1, len(labels))
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    total = max(1, config.total_samples // config.batch_size)
+    frac = min(1.0, step / total)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Train (or resume) a run; checkpoints every few minutes and at the end.
+
+    Resuming reads ``out_dir/train_state.pt`` if present (its config must match, except
+    ``max_seconds``/``threads``/``out_dir``) and continues from the saved step with the same data.
+
+    Example:
+        >>> train(TrainConfig(out_dir="/tmp/tiny", total_samples=512, batch_size=64))  # doctest: +SKIP
+    """
+    torch.set_num_threads(config.threads)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "train_state.pt"
+    torch.manual_seed(config.seed)
+    policy = ImpalaPolicy(scale=config.scale).to(memory_format=torch.channels_last)
+    optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    step, samples, wall_before, history, chunk, offset = 0, 0, 0.0, [], 0, 0
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=False)
+        _check_resumable(saved["config"], config)
+        policy.load_state_dict(saved["model_state_dict"])
+        optim.load_state_dict(saved["optimizer"])
+        step, samples = saved["step"], saved["samples"]
+        wall_before, history = saved["wall_seconds"], saved["history"]
+        chunk, offset = saved["data_position"]
+    policy.train()
+    val_obs, val_labels = _validation_set(config)
+    stream = ExpertStream(config, chunk, offset)
+    total_steps = math.ceil(config.total_samples / config.batch_size)
+    first_step = step
+    t0 = last_ckpt = time.monotonic()
+    val_acc = history[-1]["val_accuracy"] if history else None
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc="train", unit="step")
+
+    def checkpoint() -> None:
+        wall = wall_before + time.monotonic() - t0
+        _atomic_save(
+            {
+                "config": asdict(config),
+                "model_state_dict": policy.state_dict(),
+                "optimizer": optim.state_dict(),
+                "step": step,
+                "samples": samples,
+                "wall_seconds": wall,
+                "history": history,
+                "data_position": (stream.chunk, stream.offset),
+            },
+            state_path,
+        )
+        save_checkpoint(policy, out / "policy.pt")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+
+    while step < total_steps:
+        obs_u8, labels = stream.next_batch()
+        obs = obs_to_tensor(obs_u8).contiguous(memory_format=torch.channels_last)
+        for group in optim.param_groups:
+            group["lr"] = _lr_at(config, step)
+        loss, acc = _loss(policy, obs, torch.as_tensor(labels, dtype=torch.long))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        step += 1
+        samples += len(labels)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}", val=val_acc)
+        if step % config.eval_every == 0 or step == total_steps:
+            val_acc = _accuracy(policy, val_obs, val_labels)
+            history.append(
+                {
+                    "step": step,
+                    "samples": samples,
+                    "wall_seconds": round(wall_before + time.monotonic() - t0, 1),
+                    "train_loss": round(loss.item(), 4),
+                    "val_accuracy": round(val_acc, 4),
+                }
+            )
+        now = time.monotonic()
+        if now - last_ckpt >= config.checkpoint_every_s:
+            checkpoint()
+            last_ckpt = now
+        if config.max_seconds is not None and now - t0 >= config.max_seconds:
+            break
+        if config.stop_after_steps is not None and step - first_step >= config.stop_after_steps:
+            break
+    bar.close()
+    stream.close()
+    checkpoint()
+    return TrainResult(
+        steps=step,
+        samples=samples,
+        wall_seconds=wall_before + time.monotonic() - t0,
+        val_accuracy=val_acc,
+        finished=step >= total_steps,
+        history=history,
+    )
+
+
+_RESUME_FREE = {"out_dir", "max_seconds", "stop_after_steps", "threads", "checkpoint_every_s"}
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    now = asdict(config)
+    differ = {
+        k: (saved.get(k), v) for k, v in now.items() if k not in _RESUME_FREE and saved.get(k) != v
+    }
+    if differ:
+        raise ValueError(
+            f"cannot resume {config.out_dir}: its checkpoint was trained with other settings "
+            f"{ {k: f'{a!r} (saved) vs {b!r} (now)' for k, (a, b) in differ.items()} }; use a new "
+            f"--out folder or the saved settings"
+        )
+
+
+def environment_info() -> dict[str, str]:
+    """Versions recorded beside results, so a run can be reproduced."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
