@@ -120,6 +120,40 @@ def _train(args: argparse.Namespace) -> int:
 _COMMANDS.append(("train", _train_args, _train))
 
 
+# -------------------------------------------------------------------------------- eval
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    from hookdiff.evaluate import EvalConfig
+
+    d = EvalConfig()
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped agent")
+    p.add_argument("--n-mazes", type=int, default=d.n_mazes, help="mazes per set")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max-steps", type=int, default=d.max_steps)
+    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """Evaluate an agent: reach rates in/out of distribution, P(toward cheese) at decision squares."""
+    import json
+
+    from hookdiff.agent import load_checkpoint, load_default
+    from hookdiff.evaluate import EvalConfig, evaluate, write_json
+
+    policy = load_default() if args.checkpoint is None else load_checkpoint(args.checkpoint)
+    config = EvalConfig(n_mazes=args.n_mazes, seed=args.seed, max_steps=args.max_steps)
+    figures = evaluate(policy, config)
+    figures["checkpoint"] = str(args.checkpoint or "shipped default")
+    print(json.dumps(figures, indent=2))
+    if args.out is not None:
+        write_json(figures, args.out)
+    return 0
+
+
+_COMMANDS.append(("eval", _eval_args, _eval))
+
+
 # -------------------------------------------------------------------------------- entry point
 
 
