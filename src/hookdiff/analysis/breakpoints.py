@@ -1,0 +1,470 @@
+"""Exact breakpoints of a piecewise-linear segment along the line a + t·v (SyReNN's line walk).
+
+Restricted to the line x(t) = a + t·v, t in [t_min, t_max], a chain of affine ops, relus and
+maxpools is piecewise affine in t. Following Sotoudeh & Thakur's line restriction (SyReNN, 2019),
+this module propagates the line op by op as a set of *pieces*: on each piece [t0, t1] every live
+activation is p + (t − t0)·d, stored as (p, d) = (value at the piece start, direction). Affine ops
+(conv, linear, add, flatten) map (p, d) to (op(p), op_without_bias(d)). At a relu every unit whose
+input crosses 0 inside a piece (t* = t0 − p/d) splits that piece; at a maxpool every point where
+a window's argmax is overtaken (the upper envelope of the window's affine candidates) splits it.
+All crossings of one layer are found at once with tensor ops over all pieces (pieces stacked on
+the batch dim); then the walk moves to the next layer. Pieces multiply with depth (thousands in
+[−3, 3] on a trained agent), so the walk runs depth-first over chunks of at most ``max_pieces``
+pieces, which bounds memory. The result is exact up to floating point: every t where the
+activation pattern (relu signs, maxpool argmaxes) of the segment changes.
+
+Models with an op that is not piecewise linear (a HookedTransformer's attention, layer norm, GELU)
+raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysis still works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hookdiff.analysis._chain import Chain, build_chain, prepare
+from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
+
+__all__ = ["DEFAULT_MAX_PIECES", "breakpoints_at", "line_breakpoints", "walk_line"]
+
+#: Default number of pieces walked together (memory: pieces × live activation size × 2).
+DEFAULT_MAX_PIECES = 256
+
+_Affine = tuple[Tensor, Tensor | None]  # (value at piece start, direction or None = constant)
+
+
+@dataclass
+class _Pieces:
+    """A batch of line pieces: sample index, start and end t, and the live activations."""
+
+    sample: Tensor
+    t0: Tensor
+    t1: Tensor
+    env: dict[str, _Affine]
+
+    def __len__(self) -> int:
+        return int(self.sample.shape[0])
+
+
+@dataclass(frozen=True)
+class WalkResult:
+    """The raw output of :func:`walk_line`: one row per breakpoint, sorted by (sample, t).
+
+    Attributes:
+        sample: Sample index of each breakpoint.
+        t: Its t.
+        layer: Index into ``layers`` of the relu / maxpool op where the pattern changes.
+        layers: Names of the relu / maxpool ops of the segment.
+    """
+
+    sample: np.ndarray
+    t: np.ndarray
+    layer: np.ndarray
+    layers: tuple[str, ...]
+
+
+def _bcast(x: Tensor, like: Tensor) -> Tensor:
+    return x.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def _check_piecewise(chain: Chain) -> None:
+    if chain.steps is None or chain.not_piecewise is not None:
+        raise NotPiecewiseLinearError(
+            f"exact breakpoints need a piecewise-linear segment after {chain.hook!r} (conv, "
+            f"linear, add, flatten, relu, maxpool); {type(chain.model).__name__} is not: "
+            f"{chain.not_piecewise}. diff(t), the JVP prediction, the residual, the asymmetry and "
+            f"pattern flips (parts 1-5) still work: call nonlinearity(..., breakpoints=False) or "
+            f"linear_response(...)."
+        )
+    for s in chain.steps:
+        if s.kind not in ("conv", "linear", "add", "flatten", "relu", "maxpool"):
+            raise NotPiecewiseLinearError(
+                f"op {s.name!r} of kind {s.kind!r} after {chain.hook!r} is not piecewise linear; "
+                f"parts 1-5 of the analysis still work (breakpoints=False)."
+            )
+        if s.kind == "conv" and getattr(s.module, "padding_mode", "zeros") != "zeros":
+            raise NotPiecewiseLinearError(
+                f"conv {s.name!r} uses padding_mode={s.module.padding_mode!r}; the line walk "
+                f"supports zero padding only (parts 1-5 still work)."
+            )
+
+
+def walk_line(
+    chain: Chain,
+    a: Tensor,
+    v: Tensor,
+    context: Mapping[str, Tensor],
+    t_min: float,
+    t_max: float,
+    *,
+    max_pieces: int | None = None,
+) -> WalkResult:
+    """Every t in (t_min, t_max) where a relu / maxpool of the segment changes state.
+
+    Args:
+        chain: The downstream chain (``build_chain``); must be piecewise linear.
+        a: B activations at the hook.
+        v: The direction (activation shape without batch).
+        context: Activations before the hook that the segment reads (B rows each).
+        t_min: Start of the interval.
+        t_max: End of the interval.
+        max_pieces: Pieces walked together (memory budget); default :data:`DEFAULT_MAX_PIECES`.
+
+    Returns:
+        A :class:`WalkResult`.
+
+    Example:
+        >>> from hookdiff.analysis._chain import build_chain
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU())
+        >>> r = walk_line(build_chain(net, "0", None), torch.tensor([[1.0, -2.0]]),
+        ...               torch.tensor([1.0, 1.0]), {}, -3.0, 3.0)
+        >>> r.t.tolist()
+        [-1.0, 2.0]
+    """
+    _check_piecewise(chain)
+    if not t_max > t_min:
+        raise ValueError(f"need t_min < t_max for the line walk; got [{t_min}, {t_max}]")
+    steps = chain.steps
+    layers = tuple(s.name for s in steps if s.kind in ("relu", "maxpool"))
+    layer_id = {n: i for i, n in enumerate(layers)}
+    last_use: dict[str, int] = {}
+    for k, s in enumerate(steps):
+        for n in s.inputs:
+            last_use[n] = k
+    budget = max_pieces or DEFAULT_MAX_PIECES
+    tol = 16 * torch.finfo(a.dtype).eps * max(1.0, abs(t_min), abs(t_max))
+    b = a.shape[0]
+    with torch.no_grad():
+        env: dict[str, _Affine] = {chain.hook: (a + t_min * v, v.expand_as(a).contiguous())}
+        for name, t in context.items():
+            env[name] = (t, None)
+        start = _Pieces(
+            sample=torch.arange(b),
+            t0=torch.full((b,), float(t_min), dtype=a.dtype),
+            t1=torch.full((b,), float(t_max), dtype=a.dtype),
+            env=env,
+        )
+        records: list[tuple[Tensor, Tensor, int]] = []
+        stack = [(0, c) for c in reversed(_chunks(start, budget))]
+        while stack:
+            k, pieces = stack.pop()
+            while k < len(steps):
+                s = steps[k]
+                if s.kind in ("relu", "maxpool"):
+                    pieces = _split_layer(pieces, s, tol, records, layer_id[s.name])
+                else:
+                    pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
+                for n in s.inputs:
+                    if last_use.get(n) == k:
+                        pieces.env.pop(n, None)
+                k += 1
+                if len(pieces) > budget and k < len(steps):
+                    stack.extend((k, c) for c in reversed(_chunks(pieces, budget)))
+                    break
+    if records:
+        sample = torch.cat([r[0] for r in records]).numpy()
+        t = torch.cat([r[1] for r in records]).double().numpy()
+        layer = np.concatenate([np.full(len(r[0]), r[2]) for r in records])
+    else:
+        sample, t, layer = np.zeros(0, int), np.zeros(0), np.zeros(0, int)
+    order = np.lexsort((t, sample))
+    return WalkResult(sample[order], t[order], layer[order], layers)
+
+
+def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
+    n = len(pieces)
+    if n <= size:
+        return [pieces]
+    out = []
+    for i in range(0, n, size):
+        sl = slice(i, i + size)
+        env = {k: (p[sl], None if d is None else d[sl]) for k, (p, d) in pieces.env.items()}
+        out.append(_Pieces(pieces.sample[sl], pieces.t0[sl], pieces.t1[sl], env))
+    return out
+
+
+def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
+    """(p, d) through an affine op: (op(p), op_without_bias(d))."""
+    kind, m = step.kind, step.module
+    if kind == "add":
+        (p1, d1), (p2, d2) = args
+        d = d1 if d2 is None else d2 if d1 is None else d1 + d2
+        return p1 + p2, d
+    p, d = args[0]
+    if kind == "flatten":
+        return step.apply([p]), None if d is None else step.apply([d])
+    if kind == "conv":
+        return m(p), None if d is None else m._conv_forward(d, m.weight, None)
+    if kind == "linear":
+        return m(p), None if d is None else F.linear(d, m.weight)
+    raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
+
+
+def _split_layer(pieces: _Pieces, step: object, tol: float, records: list, layer: int) -> _Pieces:
+    """Split every piece where the layer's pattern changes, then apply the layer per piece."""
+    p, d = pieces.env[step.inputs[0]]
+    if d is None:  # the input does not move along the line: nothing to split
+        pieces.env[step.name] = (step.apply([p]), None)
+        return pieces
+    length = pieces.t1 - pieces.t0
+    if step.kind == "relu":
+        parent, s = _relu_crossings(p, d, length, tol)
+    else:
+        parent, s = _maxpool_crossings(p, d, length, step.module, tol)
+    pieces = _split(pieces, parent, s, tol, records, layer)
+    p, d = pieces.env[step.inputs[0]]
+    half = _bcast((pieces.t1 - pieces.t0) / 2, p)
+    if step.kind == "relu":
+        on = (p + half * d) > 0  # the state inside the piece, read at its midpoint
+        pieces.env[step.name] = (p * on, d * on)
+    else:
+        wp, wd = _windows(p, d, step.module)
+        idx = (wp + _bcast(half, wp) * wd).argmax(-1, keepdim=True)
+        pieces.env[step.name] = (wp.gather(-1, idx).squeeze(-1), wd.gather(-1, idx).squeeze(-1))
+    return pieces
+
+
+def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[Tensor, Tensor]:
+    """(piece index, offset s) of every unit whose input p + s·d crosses 0 inside its piece."""
+    n = p.shape[0]
+    pf, df = p.reshape(n, -1), d.reshape(n, -1)
+    moving = df != 0
+    s = torch.where(moving, -pf / torch.where(moving, df, torch.ones_like(df)), -1.0)
+    inside = moving & (s > tol) & (s < length[:, None] - tol)
+    parent, _ = inside.nonzero(as_tuple=True)
+    return parent, s[inside]
+
+
+def _windows(p: Tensor, d: Tensor, m: nn.Module) -> tuple[Tensor, Tensor]:
+    """Maxpool windows of p (padded with −inf) and d (padded with 0): ``(N, C, Ho, Wo, k·k)``."""
+    kh, kw = _pair(m.kernel_size)
+    sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
+    ph, pw = _pair(m.padding)
+    pp = F.pad(p, (pw, pw, ph, ph), value=float("-inf"))
+    dp = F.pad(d, (pw, pw, ph, ph), value=0.0)
+    wp = pp.unfold(2, kh, sh).unfold(3, kw, sw)
+    wd = dp.unfold(2, kh, sh).unfold(3, kw, sw)
+    return wp.reshape(*wp.shape[:4], kh * kw), wd.reshape(*wd.shape[:4], kh * kw)
+
+
+def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
+    return (x, x) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+def _maxpool_crossings(
+    p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float
+) -> tuple[Tensor, Tensor]:
+    """(piece index, offset s) of every point where a window's argmax is overtaken in its piece.
+
+    Walks the upper envelope of each window's affine candidates, all windows of all pieces at
+    once: from the current argmax j at offset s_cur, the next change is the earliest crossing
+    (p_j − p_i) / (d_i − d_j) > s_cur of a steeper candidate i; the steepest candidate crossing
+    there takes over. A window's envelope has at most k·k pieces, so at most k·k rounds.
+    """
+    wp, wd = _windows(p, d, m)
+    finite = torch.isfinite(wp)
+    lim = length.reshape(-1, 1, 1, 1) - tol
+    top = wp.max(-1, keepdim=True).values
+    j = torch.where(wp >= top, wd, float("-inf")).argmax(-1, keepdim=True)  # ties: steepest
+    s_cur = torch.zeros(wp.shape[:4], dtype=wp.dtype)
+    done = torch.zeros(wp.shape[:4], dtype=torch.bool)
+    parents, offsets = [], []
+    for _ in range(wp.shape[-1]):
+        pj, dj = wp.gather(-1, j), wd.gather(-1, j)
+        steeper = finite & (wd > dj)
+        denom = torch.where(steeper, wd - dj, torch.ones_like(wd))
+        cross = torch.where(steeper, (pj - torch.where(finite, wp, 0.0)) / denom, float("inf"))
+        cross = torch.where(cross > s_cur.unsqueeze(-1), cross, float("inf"))
+        s_next = cross.min(-1).values
+        active = ~done & (s_next < lim)
+        if not bool(active.any()):
+            break
+        keep = active & (s_next > tol)
+        idx = keep.nonzero(as_tuple=True)
+        parents.append(idx[0])
+        offsets.append(s_next[keep])
+        near = cross <= (s_next + tol).unsqueeze(-1)
+        new_j = torch.where(near, wd, float("-inf")).argmax(-1, keepdim=True)
+        j = torch.where(active.unsqueeze(-1), new_j, j)
+        s_cur = torch.where(active, s_next, s_cur)
+        done |= ~active
+    if not parents:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=p.dtype)
+    return torch.cat(parents), torch.cat(offsets)
+
+
+def _split(
+    pieces: _Pieces, parent: Tensor, s: Tensor, tol: float, records: list, layer: int
+) -> _Pieces:
+    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints."""
+    if parent.numel() == 0:
+        return pieces
+    n = len(pieces)
+    order = torch.argsort(s, stable=True)
+    parent, s = parent[order], s[order]
+    order = torch.argsort(parent, stable=True)
+    parent, s = parent[order], s[order]
+    dup = torch.zeros_like(parent, dtype=torch.bool)
+    dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
+    parent, s = parent[~dup], s[~dup]
+    records.append((pieces.sample[parent], pieces.t0[parent] + s, layer))
+
+    counts = torch.bincount(parent, minlength=n)
+    sizes = counts + 1
+    owner = torch.repeat_interleave(torch.arange(n), sizes)
+    first = torch.cumsum(sizes, 0) - sizes
+    is_first = torch.zeros(len(owner), dtype=torch.bool)
+    is_first[first] = True
+    offs = torch.zeros(len(owner), dtype=s.dtype)
+    offs[~is_first] = s  # parent-major, ascending within a parent: the sorted order above
+    ends = torch.empty_like(offs)
+    ends[:-1] = offs[1:]
+    last = first + sizes - 1
+    t0 = pieces.t0[owner] + offs
+    t1 = pieces.t0[owner] + ends
+    t1[last] = pieces.t1  # the last sub-piece ends where its parent did
+    env = {}
+    for name, (p, d) in pieces.env.items():
+        if d is None:
+            env[name] = (p[owner], None)
+        else:
+            dd = d[owner]
+            env[name] = (p[owner] + _bcast(offs, dd) * dd, dd)
+    return _Pieces(pieces.sample[owner], t0, t1, env)
+
+
+# --------------------------------------------------------------------------------------------
+# Labelled results
+# --------------------------------------------------------------------------------------------
+
+
+def line_breakpoints(
+    model: nn.Module,
+    activations: Float[Tensor, "batch ..."],
+    hook: str,
+    vector: Float[Tensor, "*shape"],
+    t_range: tuple[float, float],
+    *,
+    depths: Sequence[str | int] | None = None,
+    context: Mapping[str, Tensor] | None = None,
+    max_pieces: int | None = None,
+    density_bins: int = 48,
+) -> xr.Dataset:
+    """Exact breakpoints of every depth f_n along a + t·v for t in ``t_range``.
+
+    Args:
+        model: The maze agent or an ``nn.Sequential`` of Conv2d/Linear/ReLU/MaxPool2d/Flatten.
+        activations: B activations a at ``hook``.
+        hook: The intervention point.
+        vector: v (the activation's shape without the batch dimension).
+        t_range: ``(t_min, t_max)``.
+        depths: Depth names (or n = 1, 2, ...); default every point to the output, plus
+            ``"directions"`` on the agent (whose kinks are those of the policy logits).
+        context: Activations before ``hook`` that the segment reads (inside a residual branch).
+        max_pieces: Pieces walked together (memory budget); default :data:`DEFAULT_MAX_PIECES`.
+        density_bins: Number of equal-width t bins of ``breakpoint_density``.
+
+    Returns:
+        A Dataset with ``breakpoint_t`` / ``breakpoint_sample`` / ``breakpoint_layer`` (dim
+        ``breakpoint``, long format, sorted by sample then t), ``n_pieces``, ``first_break_pos``,
+        ``first_break_neg`` (dims ``sample, depth``) and ``breakpoint_density``
+        (``sample, t_bin, depth``); see :mod:`hookdiff.analysis.nonlinearity`.
+
+    Raises:
+        NotPiecewiseLinearError: the segment has an op that is not piecewise linear.
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU())
+        >>> ds = line_breakpoints(net, torch.tensor([[1.0, -2.0]]), "0",
+        ...                       torch.tensor([1.0, 1.0]), (-3.0, 3.0))
+        >>> ds["breakpoint_t"].values.tolist(), int(ds["n_pieces"].item())
+        ([-1.0, 2.0], 3)
+    """
+    chain = build_chain(model, hook, depths)
+    _check_piecewise(chain)
+    a, v, ctx = prepare(chain, activations, vector, context)
+    t_min, t_max = (float(x) for x in t_range)
+    result = walk_line(chain, a, v, ctx, t_min, t_max, max_pieces=max_pieces)
+    return breakpoint_dataset(chain, result, a.shape[0], t_min, t_max, density_bins)
+
+
+def breakpoint_dataset(
+    chain: Chain, r: WalkResult, b: int, t_min: float, t_max: float, density_bins: int
+) -> xr.Dataset:
+    """Label a :class:`WalkResult`: per-depth counts, first breaks, density (see module doc)."""
+    if density_bins < 1:
+        raise ShapeMismatchError(f"density_bins must be >= 1; got {density_bins}")
+    depths = list(chain.depths)
+    n_d = len(depths)
+    layer_names = np.asarray(r.layers, dtype=str)
+    n_pieces = np.ones((b, n_d), dtype=np.int64)
+    first_pos = np.full((b, n_d), np.nan)
+    first_neg = np.full((b, n_d), np.nan)
+    edges = np.linspace(t_min, t_max, density_bins + 1)
+    density = np.zeros((b, density_bins, n_d))
+    width = np.diff(edges)
+    bins = np.clip(np.searchsorted(edges, r.t, side="right") - 1, 0, density_bins - 1)
+    for di, depth in enumerate(depths):
+        ids = [i for i, n in enumerate(r.layers) if n in chain.depends[depth]]
+        m = np.isin(r.layer, ids)
+        smp, t = r.sample[m], r.t[m]
+        n_pieces[:, di] += np.bincount(smp, minlength=b)
+        np.add.at(density[:, :, di], (smp, bins[m]), 1.0)
+        pos, neg = t > 0, t < 0
+        np.fmin.at(first_pos[:, di], smp[pos], t[pos])
+        np.fmin.at(first_neg[:, di], smp[neg], -t[neg])
+    density /= width[None, :, None]
+    depends = np.array([[n in chain.depends[d] for n in r.layers] for d in depths], dtype=bool)
+    depends = depends.reshape(n_d, len(r.layers))
+    return xr.Dataset(
+        {
+            "breakpoint_t": (("breakpoint",), r.t),
+            "breakpoint_sample": (("breakpoint",), r.sample.astype(np.int64)),
+            "breakpoint_layer": (
+                ("breakpoint",),
+                layer_names[r.layer] if len(r.t) else np.zeros(0, dtype=str),
+            ),
+            "n_pieces": (("sample", "depth"), n_pieces),
+            "first_break_pos": (("sample", "depth"), first_pos),
+            "first_break_neg": (("sample", "depth"), first_neg),
+            "breakpoint_density": (("sample", "t_bin", "depth"), density),
+            "depends_on": (("depth", "dep_layer"), depends),
+        },
+        coords={
+            "sample": np.arange(b),
+            "depth": depths,
+            "dep_layer": layer_names,
+            "t_bin": (edges[:-1] + edges[1:]) / 2,
+            "t_bin_lo": ("t_bin", edges[:-1]),
+            "t_bin_hi": ("t_bin", edges[1:]),
+        },
+        attrs={"hook": chain.hook, "t_min": t_min, "t_max": t_max},
+    )
+
+
+def breakpoints_at(ds: xr.Dataset, sample: int, depth: str) -> np.ndarray:
+    """The sorted breakpoints of f_depth for one sample, from a breakpoint / nonlinearity Dataset.
+
+    A depth's breakpoints are those found at the relu / maxpool layers it depends on (the
+    Dataset's boolean ``depends_on``, dims ``depth, dep_layer``).
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU())
+        >>> ds = line_breakpoints(net, torch.tensor([[1.0, -2.0]]), "0",
+        ...                       torch.tensor([1.0, 1.0]), (-3.0, 3.0))
+        >>> breakpoints_at(ds, 0, "1").tolist()
+        [-1.0, 2.0]
+    """
+    uses = ds["depends_on"].sel(depth=depth).values.astype(bool)
+    names = ds["dep_layer"].values[uses]
+    keep = (ds["breakpoint_sample"].values == sample) & np.isin(
+        ds["breakpoint_layer"].values, names
+    )
+    return np.sort(ds["breakpoint_t"].values[keep])

@@ -1,0 +1,298 @@
+"""diff(t) at every depth, its linear prediction by one forward-mode JVP, the residual, the asymmetry.
+
+For activations a at a hook, a vector v and coefficients t, this module computes
+diff_n(t) = f_n(a + t·v) − f_n(a) for every depth n (all t in coefficient-major batched forwards,
+every depth captured in the same single pass of the segment), the linear prediction
+L_n(t) = t·J_{f_n}(a)·v from ONE ``torch.func.jvp`` per batch (of the function returning every
+depth's activation at once), the relative residual ‖diff − L‖ / max(‖diff‖, ‖L‖), the linear radius
+(the smallest |t| on each side where that residual exceeds a threshold), the add/subtract asymmetry
+(the even part of diff along t), and the raw diff of the behaviour depths (logits, direction
+probabilities) so +t and −t can be compared sign by sign. See :mod:`hookdiff.analysis.nonlinearity`
+for the meaning of every variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hookdiff.analysis._chain import DIRECTIONS, Chain, build_chain, prepare, tile
+from hookdiff.analysis.patterns import flip_fractions
+from hookdiff.errors import ShapeMismatchError
+
+__all__ = ["jvp_all_depths", "linear_radius", "linear_response"]
+
+#: Default rows per batched forward (K·B rows of the coefficient-major batch).
+DEFAULT_MAX_ROWS = 2048
+
+#: A norm below NOISE·eps(dtype)·‖f_n(a)‖ is float noise: ratios built on it are reported as NaN.
+NOISE = 64.0
+
+
+def jvp_all_depths(
+    chain: Chain, a: Tensor, v: Tensor, context: Mapping[str, Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """f_n(a) and J_{f_n}(a)·v for every depth of ``chain`` from one ``torch.func.jvp``.
+
+    Args:
+        chain: The downstream chain (from ``build_chain``).
+        a: B activations at the hook.
+        v: The direction (the activation's shape without the batch dimension).
+        context: Activations before the hook that the segment reads (B rows each).
+
+    Returns:
+        ``(values, tangents)``: one tensor per depth each, in ``chain.depths`` order.
+
+    Example:
+        >>> from hookdiff.analysis._chain import build_chain
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+        >>> values, tangents = jvp_all_depths(build_chain(net, "0", None), torch.ones(4, 3),
+        ...                                   torch.ones(3), {})
+        >>> [t.shape for t in tangents]
+        [torch.Size([4, 3]), torch.Size([4, 1])]
+    """
+
+    def f(x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(chain.run(x, context, False)[0])
+
+    values, tangents = torch.func.jvp(f, (a,), (v.expand_as(a).contiguous(),))
+    return [x.detach() for x in values], [x.detach() for x in tangents]
+
+
+def linear_radius(
+    residual: np.ndarray, ts: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest t > 0 and smallest |t| (t < 0) where ``residual`` exceeds ``threshold``.
+
+    Args:
+        residual: Array with the t axis first, ``(t, ...)``.
+        ts: The t of each row of ``residual``.
+        threshold: The residual above which diff counts as nonlinear.
+
+    Returns:
+        ``(radius_pos, radius_neg)`` shaped ``residual.shape[1:]``, both positive magnitudes; NaN
+        where no t on that side of the grid exceeds the threshold (NaN residuals are ignored).
+
+    Example:
+        >>> r = np.array([0.5, 0.0, 0.05, 0.2])[:, None]
+        >>> linear_radius(r, np.array([-1.0, 0.0, 1.0, 2.0]), 0.1)
+        (array([2.]), array([1.]))
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    out = []
+    for side in (ts > 0, ts < 0):
+        idx = np.nonzero(side)[0]
+        idx = idx[np.argsort(np.abs(ts[idx]), kind="stable")]
+        radius = np.full(residual.shape[1:], np.nan)
+        if len(idx):
+            over = residual[idx] > threshold  # NaN compares False
+            first = over.argmax(axis=0)
+            hit = over.any(axis=0)
+            radius = np.where(hit, np.abs(ts[idx])[first], np.nan)
+        out.append(radius)
+    return out[0], out[1]
+
+
+def _pairs(ts: np.ndarray) -> list[tuple[int, int]]:
+    """(index of t > 0, index of −t) for every positive t whose mirror is in the grid."""
+    scale = max(float(np.abs(ts).max()), 1.0) if len(ts) else 1.0
+    pairs = []
+    for i, t in enumerate(ts):
+        if t > 0:
+            j = np.nonzero(np.abs(ts + t) <= 1e-9 * scale)[0]
+            if len(j):
+                pairs.append((i, int(j[0])))
+    return pairs
+
+
+def _groups(ts: np.ndarray, pairs: list[tuple[int, int]], per_chunk: int) -> list[list[int]]:
+    """Chunks of t indices that keep each (t, −t) pair together, at most ``per_chunk`` each."""
+    units: list[list[int]] = [[i, j] for i, j in pairs]
+    paired = {i for p in pairs for i in p}
+    units += [[i] for i in range(len(ts)) if i not in paired]
+    chunks: list[list[int]] = [[]]
+    for u in units:
+        if chunks[-1] and len(chunks[-1]) + len(u) > per_chunk:
+            chunks.append([])
+        chunks[-1].extend(u)
+    return [c for c in chunks if c]
+
+
+def _behaviour_dims(chain: Chain, depth: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    if depth == DIRECTIONS:
+        return ("direction",)
+    if len(shape) == 1:
+        return ("action",) if hasattr(chain.model, "segment_ops") else ("logit",)
+    if len(shape) == 2:
+        return ("pos", "vocab")
+    return tuple(f"logit_{i}" for i in range(len(shape)))
+
+
+def _behaviour_name(chain: Chain, depth: str) -> str:
+    return "directions" if depth == DIRECTIONS else "logits"
+
+
+def linear_response(
+    model: nn.Module,
+    activations: Float[Tensor, "batch ..."],
+    hook: str,
+    vector: Float[Tensor, "*shape"],
+    ts: Sequence[float] | Tensor | np.ndarray,
+    *,
+    depths: Sequence[str | int] | None = None,
+    context: Mapping[str, Tensor] | None = None,
+    threshold: float = 0.1,
+    max_rows: int | None = None,
+    flips: bool = True,
+) -> xr.Dataset:
+    """diff(t), its JVP prediction, residual, linear radius, asymmetry and pattern flips.
+
+    Parts 1–5 of the analysis (everything but the exact breakpoints); works on any model
+    hookdiff can segment (the maze agent, a HookedTransformer, an ``nn.Sequential``).
+
+    Args:
+        model: The model.
+        activations: B activations a at ``hook`` (e.g. a ``run_with_cache`` entry).
+        hook: The intervention point.
+        vector: v, the activation's shape without the batch dimension.
+        ts: The coefficients t (negative and positive; include mirrors ±t for the asymmetry).
+        depths: Depth names (or n = 1, 2, ...); default every point after ``hook`` to the
+            output (the agent's value head skipped), plus ``"directions"`` on the agent.
+        context: Activations before ``hook`` that the segment reads (inside a residual branch).
+        threshold: Residual above which diff counts as nonlinear (for the linear radius).
+        max_rows: At most this many rows (coefficients × samples) per forward (default 2048).
+        flips: Also record relu / maxpool pattern flips (same pass).
+
+    Returns:
+        An ``xarray.Dataset`` (variables documented in :mod:`hookdiff.analysis.nonlinearity`).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> a = net[0](torch.randn(5, 3))
+        >>> ds = linear_response(net, a, "0", torch.randn(4), [-1.0, -0.1, 0.1, 1.0])
+        >>> ds["residual"].dims
+        ('sample', 't', 'depth')
+    """
+    chain = build_chain(model, hook, depths)
+    a, v, ctx = prepare(chain, activations, vector, context)
+    t_np = np.asarray(torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1))
+    if t_np.size == 0:
+        raise ShapeMismatchError("ts is empty; give at least one coefficient t")
+    t_all = torch.as_tensor(t_np, dtype=a.dtype, device=a.device)
+    b, n_t, n_d = a.shape[0], len(t_np), len(chain.depths)
+    layers = [name for name, _ in chain.layers]
+    rows = max_rows or DEFAULT_MAX_ROWS
+    pairs = _pairs(t_np)
+    pair_of = {i: p for p, (i, _) in enumerate(pairs)}
+
+    _, jv = jvp_all_depths(chain, a, v, ctx)
+    with torch.no_grad():
+        base_run, base_pats = chain.run(a, ctx, flips)  # same no-grad arithmetic as the sweep
+    base = [x.detach() for x in base_run]
+    eps = torch.finfo(a.dtype).eps
+    scale = torch.stack([x.reshape(b, -1).norm(dim=1) for x in base], dim=-1)  # (B, D)
+    floor = (NOISE * eps * scale.clamp_min(torch.finfo(a.dtype).tiny)).double().numpy()
+
+    diff_norm = np.zeros((n_t, b, n_d))
+    lin_norm = np.zeros((n_t, b, n_d))
+    res_norm = np.zeros((n_t, b, n_d))
+    even_norm = np.zeros((len(pairs), b, n_d))
+    flip = np.zeros((n_t, b, len(layers)))
+    behaviour = {d: None for d in chain.behaviour}
+    beh_idx = {d: chain.depths.index(d) for d in chain.behaviour}
+    for d in behaviour:
+        shape = tuple(base[beh_idx[d]].shape[1:])
+        behaviour[d] = np.zeros((n_t, b) + shape)
+
+    with torch.no_grad():
+        for group in _groups(t_np, pairs, max(1, rows // max(b, 1))):
+            k = len(group)
+            c = t_all[group]
+            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * v.ndim) * v
+            outs, pats = chain.run(x, {n: tile(t, k) for n, t in ctx.items()}, flips)
+            where = {ti: pos for pos, ti in enumerate(group)}
+            for di, out in enumerate(outs):
+                diff = out.reshape(k, b, -1) - base[di].reshape(1, b, -1)
+                lin = c.reshape(k, 1, 1) * jv[di].reshape(1, b, -1)
+                diff_norm[group, :, di] = diff.norm(dim=-1).double().numpy()
+                lin_norm[group, :, di] = lin.norm(dim=-1).double().numpy()
+                res_norm[group, :, di] = (diff - lin).norm(dim=-1).double().numpy()
+                for ti in group:
+                    if ti in pair_of:
+                        p = pair_of[ti]
+                        j = pairs[p][1]
+                        even = diff[where[ti]] + diff[where[j]]
+                        even_norm[p, :, di] = even.norm(dim=-1).double().numpy()
+                depth = chain.depths[di]
+                if depth in behaviour:
+                    behaviour[depth][group] = (
+                        diff.reshape((k, b) + tuple(out.shape[1:])).double().numpy()
+                    )
+            if flips and layers:
+                flip[group] = flip_fractions(pats, base_pats, layers, k, b).numpy()
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.maximum(diff_norm, lin_norm)
+        residual = np.where(denom > floor[None], res_norm / denom, np.nan)
+        residual[t_np == 0] = np.nan
+        pos = [i for i, _ in pairs]
+        neg = [j for _, j in pairs]
+        den_even = diff_norm[pos] + diff_norm[neg]
+        asym = np.where(den_even > floor[None], even_norm / den_even, np.nan)
+    r_pos, r_neg = linear_radius(residual, t_np, threshold)
+
+    t_pos = t_np[pos] if pairs else np.zeros(0)
+    data = {
+        "diff_norm": (("sample", "t", "depth"), diff_norm.transpose(1, 0, 2)),
+        "linear_norm": (("sample", "t", "depth"), lin_norm.transpose(1, 0, 2)),
+        "residual_norm": (("sample", "t", "depth"), res_norm.transpose(1, 0, 2)),
+        "residual": (("sample", "t", "depth"), residual.transpose(1, 0, 2)),
+        "linear_radius_pos": (("sample", "depth"), r_pos),
+        "linear_radius_neg": (("sample", "depth"), r_neg),
+        "asymmetry": (("sample", "t_pos", "depth"), asym.transpose(1, 0, 2)),
+        "base_norm": (("sample", "depth"), scale.double().numpy()),
+    }
+    if flips:
+        data["flip_fraction"] = (("sample", "t", "layer"), flip.transpose(1, 0, 2))
+    coords: dict[str, object] = {
+        "sample": np.arange(b),
+        "t": t_np,
+        "depth": list(chain.depths),
+        "t_pos": t_pos,
+        "layer": np.asarray(layers, dtype=str),
+        "layer_kind": ("layer", np.asarray([k_ for _, k_ in chain.layers], dtype=str)),
+    }
+    for d, arr in behaviour.items():
+        name = _behaviour_name(chain, d)
+        dims = _behaviour_dims(chain, d, arr.shape[2:])
+        data[f"diff_{name}"] = (("sample", "t") + dims, arr.transpose(1, 0, *range(2, arr.ndim)))
+        data[f"base_{name}"] = (("sample",) + dims, base[beh_idx[d]].double().numpy())
+        signed = (
+            np.stack([arr[pos], arr[neg]], axis=2) if pairs else np.zeros((0, b, 2) + arr.shape[2:])
+        )
+        data[f"signed_{name}"] = (
+            ("sample", "t_pos", "sign") + dims,
+            signed.transpose(1, 0, *range(2, signed.ndim)),
+        )
+        if d == DIRECTIONS:
+            from hookdiff.agent.directions import DIRECTION_NAMES
+
+            coords["direction"] = list(DIRECTION_NAMES)
+    if any(name.startswith("signed_") for name in data):
+        coords["sign"] = ["+t", "-t"]
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "hook": hook,
+            "vector_norm": float(v.double().norm()),
+            "threshold": float(threshold),
+            "dtype": str(a.dtype).replace("torch.", ""),
+            "noise_factor": NOISE,
+        },
+    )
