@@ -328,7 +328,7 @@ def capture(model: nn.Module, hooks: str | Sequence[str]) -> Iterator[Captured]:
 OUTPUT = "output"
 """Name under which :func:`sweep` stores the model's own output."""
 
-_DIM_NAMES = {1: ("features",), 2: ("pos", "d_model"), 3: ("channel", "height", "width")}
+_DIM_NAMES = {1: ("features",), 2: ("pos", "features"), 3: ("channel", "height", "width")}
 
 
 def sweep(
