@@ -42,4 +42,4 @@ print((diff**2).sum(["batch", "output.pos", "output.features"]) ** 0.5)
 f1 = hookdiff.downstream(model, hook, 1)
 a = acts[hook]
 _, jv = torch.func.jvp(f1, (a,), (vector.expand_as(a),))
-print("‖J·v‖ at the first layer after the hook:", float(jv.norm()))
+print("‖J·v‖ at the first layer after the hook:", float(jv.detach().norm()))
