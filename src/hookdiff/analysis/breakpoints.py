@@ -29,13 +29,15 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, prepare
+from hookdiff.analysis._chain import Chain, build_chain, maxpool_pattern, prepare
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
 
-__all__ = ["DEFAULT_MAX_PIECES", "breakpoints_at", "line_breakpoints", "walk_line"]
+__all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_line"]
 
-#: Default number of pieces walked together (memory: pieces × live activation size × 2).
-DEFAULT_MAX_PIECES = 256
+#: Default budget of the walk: pieces × (largest activation size) at most this many numbers per
+#: tensor (2**25: 128 MiB in float32), i.e. 4096 pieces together on the scale-1 agent. Larger
+#: batches are much faster (fewer, bigger ops); memory peaks at roughly ten such tensors.
+DEFAULT_MAX_ELEMENTS = 2**25
 
 _Affine = tuple[Tensor, Tensor | None]  # (value at piece start, direction or None = constant)
 
@@ -115,7 +117,8 @@ def walk_line(
         context: Activations before the hook that the segment reads (B rows each).
         t_min: Start of the interval.
         t_max: End of the interval.
-        max_pieces: Pieces walked together (memory budget); default :data:`DEFAULT_MAX_PIECES`.
+        max_pieces: Pieces walked together (memory budget); default from
+            :data:`DEFAULT_MAX_ELEMENTS`.
 
     Returns:
         A :class:`WalkResult`.
@@ -138,7 +141,7 @@ def walk_line(
     for k, s in enumerate(steps):
         for n in s.inputs:
             last_use[n] = k
-    budget = max_pieces or DEFAULT_MAX_PIECES
+    budget = max_pieces or max(64, DEFAULT_MAX_ELEMENTS // max(a[0].numel(), 1))
     tol = 16 * torch.finfo(a.dtype).eps * max(1.0, abs(t_min), abs(t_max))
     b = a.shape[0]
     with torch.no_grad():
@@ -200,10 +203,20 @@ def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
     p, d = args[0]
     if kind == "flatten":
         return step.apply([p]), None if d is None else step.apply([d])
-    if kind == "conv":
-        return m(p), None if d is None else m._conv_forward(d, m.weight, None)
-    if kind == "linear":
-        return m(p), None if d is None else F.linear(d, m.weight)
+    if kind in ("conv", "linear"):
+        if d is None:
+            return m(p), None
+        # p and d in one call without the bias (one larger matmul), then the bias on p only
+        n = p.shape[0]
+        both = torch.cat([p, d])
+        if kind == "conv":
+            out = m._conv_forward(both, m.weight, None)
+            bias = None if m.bias is None else m.bias.reshape(1, -1, 1, 1)
+        else:
+            out = F.linear(both, m.weight)
+            bias = m.bias
+        p_out, d_out = out[:n], out[n:]
+        return (p_out if bias is None else p_out + bias), d_out
     raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
 
 
@@ -225,9 +238,8 @@ def _split_layer(pieces: _Pieces, step: object, tol: float, records: list, layer
         on = (p + half * d) > 0  # the state inside the piece, read at its midpoint
         pieces.env[step.name] = (p * on, d * on)
     else:
-        wp, wd = _windows(p, d, step.module)
-        idx = (wp + _bcast(half, wp) * wd).argmax(-1, keepdim=True)
-        pieces.env[step.name] = (wp.gather(-1, idx).squeeze(-1), wd.gather(-1, idx).squeeze(-1))
+        idx = _pool_index(p + half * d, step.module)
+        pieces.env[step.name] = (_pool_gather(p, idx), _pool_gather(d, idx))
     return pieces
 
 
@@ -235,23 +247,22 @@ def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[T
     """(piece index, offset s) of every unit whose input p + s·d crosses 0 inside its piece."""
     n = p.shape[0]
     pf, df = p.reshape(n, -1), d.reshape(n, -1)
-    moving = df != 0
-    s = torch.where(moving, -pf / torch.where(moving, df, torch.ones_like(df)), -1.0)
-    inside = moving & (s > tol) & (s < length[:, None] - tol)
-    parent, _ = inside.nonzero(as_tuple=True)
-    return parent, s[inside]
+    end = torch.addcmul(pf, df, length.reshape(n, 1))  # the input at the piece's end
+    parent, unit = ((pf > 0) != (end > 0)).nonzero(as_tuple=True)  # a sign change inside
+    s = -pf[parent, unit] / df[parent, unit]
+    inside = (s > tol) & (s < length[parent] - tol)
+    return parent[inside], s[inside]
 
 
-def _windows(p: Tensor, d: Tensor, m: nn.Module) -> tuple[Tensor, Tensor]:
-    """Maxpool windows of p (padded with −inf) and d (padded with 0): ``(N, C, Ho, Wo, k·k)``."""
-    kh, kw = _pair(m.kernel_size)
-    sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
-    ph, pw = _pair(m.padding)
-    pp = F.pad(p, (pw, pw, ph, ph), value=float("-inf"))
-    dp = F.pad(d, (pw, pw, ph, ph), value=0.0)
-    wp = pp.unfold(2, kh, sh).unfold(3, kw, sw)
-    wd = dp.unfold(2, kh, sh).unfold(3, kw, sw)
-    return wp.reshape(*wp.shape[:4], kh * kw), wd.reshape(*wd.shape[:4], kh * kw)
+def _pool_index(x: Tensor, m: nn.Module) -> Tensor:
+    """Flat index (within the input plane) of each maxpool window's argmax."""
+    return maxpool_pattern(x, m)
+
+
+def _pool_gather(x: Tensor, idx: Tensor) -> Tensor:
+    """The maxpool output picked by ``idx`` (from :func:`_pool_index`) out of ``x``."""
+    n, c = x.shape[:2]
+    return x.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1)).reshape(idx.shape)
 
 
 def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
@@ -263,41 +274,58 @@ def _maxpool_crossings(
 ) -> tuple[Tensor, Tensor]:
     """(piece index, offset s) of every point where a window's argmax is overtaken in its piece.
 
-    Walks the upper envelope of each window's affine candidates, all windows of all pieces at
-    once: from the current argmax j at offset s_cur, the next change is the earliest crossing
-    (p_j − p_i) / (d_i − d_j) > s_cur of a steeper candidate i; the steepest candidate crossing
-    there takes over. A window's envelope has at most k·k pieces, so at most k·k rounds.
+    The argmax of a window moves along the upper envelope of its affine candidates, whose slope
+    only increases, so it never returns: a window whose argmax is the same at both ends of a
+    piece has no change inside. Only the other windows (found with two ``max_pool2d`` calls) are
+    walked, all at once: from the current argmax j at offset s_cur, the next change is the
+    earliest crossing (p_j − p_i) / (d_i − d_j) > s_cur of a steeper candidate i; the steepest
+    candidate crossing there takes over. At most k·k rounds (the envelope has ≤ k·k pieces).
     """
-    wp, wd = _windows(p, d, m)
-    finite = torch.isfinite(wp)
-    lim = length.reshape(-1, 1, 1, 1) - tol
-    top = wp.max(-1, keepdim=True).values
-    j = torch.where(wp >= top, wd, float("-inf")).argmax(-1, keepdim=True)  # ties: steepest
-    s_cur = torch.zeros(wp.shape[:4], dtype=wp.dtype)
-    done = torch.zeros(wp.shape[:4], dtype=torch.bool)
-    parents, offsets = [], []
-    for _ in range(wp.shape[-1]):
+    n, c, h, w = p.shape
+    lengths = _bcast(length, p)
+    first = _pool_index(p + tol * d, m)
+    last = _pool_index(p + (lengths - tol) * d, m)
+    pc, cc, hc, wc = (first != last).nonzero(as_tuple=True)
+    if pc.numel() == 0:
+        return pc, torch.zeros(0, dtype=p.dtype)
+    kh, kw = _pair(m.kernel_size)
+    sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
+    ph, pw = _pair(m.padding)
+    dh = torch.arange(kh).repeat_interleave(kw)
+    dw = torch.arange(kw).repeat(kh)
+    rows = hc[:, None] * sh - ph + dh[None]
+    cols = wc[:, None] * sw - pw + dw[None]
+    valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    flat = rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)
+    sel = (pc[:, None], cc[:, None], flat)
+    wp = torch.where(valid, p.reshape(n, c, h * w)[sel], float("-inf"))
+    wd = torch.where(valid, d.reshape(n, c, h * w)[sel], 0.0)
+    j = ((flat == first[pc, cc, hc, wc][:, None]) & valid).to(torch.uint8).argmax(-1, keepdim=True)
+    lim = length[pc] - tol
+    s_cur = torch.full(pc.shape, tol, dtype=p.dtype)
+    done = torch.zeros(pc.shape, dtype=torch.bool)
+    offsets = []
+    pieces = []
+    for _ in range(kh * kw):
         pj, dj = wp.gather(-1, j), wd.gather(-1, j)
-        steeper = finite & (wd > dj)
+        steeper = valid & (wd > dj)
         denom = torch.where(steeper, wd - dj, torch.ones_like(wd))
-        cross = torch.where(steeper, (pj - torch.where(finite, wp, 0.0)) / denom, float("inf"))
-        cross = torch.where(cross > s_cur.unsqueeze(-1), cross, float("inf"))
+        cross = torch.where(steeper, (pj - torch.where(valid, wp, 0.0)) / denom, float("inf"))
+        cross = torch.where(cross > s_cur[:, None], cross, float("inf"))
         s_next = cross.min(-1).values
         active = ~done & (s_next < lim)
         if not bool(active.any()):
             break
-        keep = active & (s_next > tol)
-        idx = keep.nonzero(as_tuple=True)
-        parents.append(idx[0])
-        offsets.append(s_next[keep])
-        near = cross <= (s_next + tol).unsqueeze(-1)
+        pieces.append(pc[active])
+        offsets.append(s_next[active])
+        near = cross <= (s_next + tol)[:, None]
         new_j = torch.where(near, wd, float("-inf")).argmax(-1, keepdim=True)
-        j = torch.where(active.unsqueeze(-1), new_j, j)
+        j = torch.where(active[:, None], new_j, j)
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
-    if not parents:
+    if not pieces:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=p.dtype)
-    return torch.cat(parents), torch.cat(offsets)
+    return torch.cat(pieces), torch.cat(offsets)
 
 
 def _split(
@@ -336,7 +364,7 @@ def _split(
             env[name] = (p[owner], None)
         else:
             dd = d[owner]
-            env[name] = (p[owner] + _bcast(offs, dd) * dd, dd)
+            env[name] = (torch.addcmul(p[owner], _bcast(offs, dd), dd), dd)
     return _Pieces(pieces.sample[owner], t0, t1, env)
 
 
@@ -368,7 +396,8 @@ def line_breakpoints(
         depths: Depth names (or n = 1, 2, ...); default every point to the output, plus
             ``"directions"`` on the agent (whose kinks are those of the policy logits).
         context: Activations before ``hook`` that the segment reads (inside a residual branch).
-        max_pieces: Pieces walked together (memory budget); default :data:`DEFAULT_MAX_PIECES`.
+        max_pieces: Pieces walked together (memory budget); default from
+            :data:`DEFAULT_MAX_ELEMENTS`.
         density_bins: Number of equal-width t bins of ``breakpoint_density``.
 
     Returns:

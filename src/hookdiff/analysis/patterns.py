@@ -42,8 +42,8 @@ def flip_fractions(
 
     Example:
         >>> p = {"r": torch.tensor([[True, False], [True, True]])}
-        >>> flip_fractions(p, {"r": torch.tensor([[True, False]])}, ["r"], 2, 1)[:, 0, 0]
-        tensor([0.0000, 0.5000])
+        >>> flip_fractions(p, {"r": torch.tensor([[True, False]])}, ["r"], 2, 1)[:, 0, 0].tolist()
+        [0.0, 0.5]
     """
     out = []
     for name in layers:
