@@ -1,0 +1,35 @@
+"""The one-command study: steering vectors, nonlinearity per depth, behaviour, figures, report.
+
+``run_study(config)`` writes one run folder (``study.nc``, ``run.json``, ``figures/``,
+``report.md``, ``report.html``); ``draw_figures`` and ``write_report`` redraw the figures and the
+report from the saved dataset alone (``hookdiff plot RUN_DIR``).
+"""
+
+from hookdiff.study.config import PUBLISHED_TS, StudyConfig, default_config, quick_config
+from hookdiff.study.run import (
+    DATASET_NAME,
+    POSITIONS,
+    SITES,
+    VECTORS,
+    load_dataset,
+    load_policy,
+    pick_later,
+    run_study,
+    study_dataset,
+)
+
+__all__ = [
+    "DATASET_NAME",
+    "POSITIONS",
+    "PUBLISHED_TS",
+    "SITES",
+    "VECTORS",
+    "StudyConfig",
+    "default_config",
+    "load_dataset",
+    "load_policy",
+    "pick_later",
+    "quick_config",
+    "run_study",
+    "study_dataset",
+]
