@@ -154,6 +154,30 @@ def _eval(args: argparse.Namespace) -> int:
 _COMMANDS.append(("eval", _eval_args, _eval))
 
 
+# -------------------------------------------------------------------------------- ship
+
+
+def _ship_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a training run folder (hookdiff train --out)")
+    p.add_argument("--n-mazes", type=int, default=200, help="mazes per evaluation set")
+
+
+def _ship(args: argparse.Namespace) -> int:
+    """Ship a trained run's policy inside the package, evaluated, with its model card."""
+    import json
+
+    from hookdiff.evaluate import EvalConfig
+    from hookdiff.ship import model_card_path, ship_agent
+
+    card = ship_agent(args.run_dir, EvalConfig(n_mazes=args.n_mazes))
+    print(json.dumps(card["evaluation"], indent=2))
+    print(f"shipped; model card: {model_card_path()}")
+    return 0
+
+
+_COMMANDS.append(("ship", _ship_args, _ship))
+
+
 # -------------------------------------------------------------------------------- entry point
 
 
