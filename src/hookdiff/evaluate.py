@@ -61,12 +61,13 @@ def entered_top_right(ds: xr.Dataset, states: list[Any], size: int = 5) -> np.nd
     return out
 
 
-def evaluate(policy: nn.Module, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+def evaluate(policy: nn.Module, config: EvalConfig | None = None) -> dict[str, Any]:
     """Reach rates in and out of distribution, and P(toward cheese) at the decision square.
 
     Example:
         >>> figures = evaluate(load_default(), EvalConfig(n_mazes=50))  # doctest: +SKIP
     """
+    config = config or EvalConfig()
     policy.eval()
     in_states = sample_mazes(config.in_spec, config.n_mazes, seed=config.seed)
     ood_states = sample_mazes(config.ood_spec, config.n_mazes, seed=config.seed)

@@ -32,13 +32,14 @@ def model_card_path() -> Path:
     return default_checkpoint_path().with_name("model_card.json")
 
 
-def ship_agent(run_dir: str | Path, eval_config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> dict[str, Any]:
     """Copy ``run_dir/policy.pt`` into the package, evaluate it, and write its model card.
 
     Returns:
         The model card (also written to :func:`model_card_path`).
     """
     run_dir = Path(run_dir)
+    eval_config = eval_config or EvalConfig()
     state = torch.load(run_dir / "train_state.pt", weights_only=False, map_location="cpu")
     policy = load_checkpoint(run_dir / "policy.pt")  # validates the checkpoint before shipping
     figures = evaluate(policy, eval_config)
