@@ -80,13 +80,14 @@ class StudyConfig:
     max_rows: int = 1024
     """At most this many rows (coefficients × samples) per forward of the analysis."""
     rollout_mazes: int = 12
-    """Mazes (the first of the study's) rolled out at every rollout coefficient and vector."""
+    """Mazes (the first of the study's, at most ``n_mazes``) rolled out at every rollout coefficient
+    and vector."""
     rollout_ts: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
     """Coefficients of the steered rollouts (a subset of ``ts``; 0 is the unsteered baseline)."""
     rollout_max_steps: int = 80
     """Step limit of each rollout (an episode not ending by then is a timeout)."""
     field_mazes: int = 2
-    """Example mazes drawn as vector fields (the first of the study's)."""
+    """Example mazes drawn as vector fields (the first of the study's, at most ``n_mazes``)."""
     field_ts: tuple[float, ...] = (-1.0, 0.0, 1.0)
     """Coefficients of the vector-field figures."""
     behaviour_gap: float = 0.05
@@ -116,12 +117,8 @@ class StudyConfig:
         checks: list[tuple[bool, str, str]] = [
             (self.n_mazes >= 1, "n_mazes", "an int >= 1"),
             (self.vector_pairs >= 1, "vector_pairs", "an int >= 1"),
-            (
-                0 <= self.rollout_mazes <= self.n_mazes,
-                "rollout_mazes",
-                f"0..n_mazes={self.n_mazes}",
-            ),
-            (0 <= self.field_mazes <= self.n_mazes, "field_mazes", f"0..n_mazes={self.n_mazes}"),
+            (self.rollout_mazes >= 0, "rollout_mazes", "an int >= 0"),
+            (self.field_mazes >= 0, "field_mazes", "an int >= 0"),
             (self.rollout_max_steps >= 1, "rollout_max_steps", "an int >= 1"),
             (len(self.ts) >= 2, "ts", "at least two coefficients"),
             (len(set(self.ts)) == len(self.ts), "ts", "distinct coefficients"),

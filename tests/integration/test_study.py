@@ -1,0 +1,160 @@
+"""Study numbers recomputed independently from lower-level calls (steer, forward, directions).
+
+One tiny study (2 mazes, t in {−1, 0, 1}, no breakpoint walk) is computed in-process; its vector,
+P(toward cheese) at the decision square, ‖diff‖ of the logits and a vector-field arrow are
+recomputed for one maze and one t from procgen renders, ``run_with_cache``, ``hookdiff.steer``, a
+plain policy forward and ``directions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hookdiff import steer
+from hookdiff.agent import ImpalaPolicy, directions, obs_to_tensor
+from hookdiff.maze import (
+    cheese_pair,
+    decision_square,
+    level_states,
+    next_direction,
+    observations_at_every_cell,
+    render,
+    top_right_cell,
+    top_right_pair,
+    with_mouse,
+)
+from hookdiff.study import StudyConfig, quick_config, study_dataset
+from hookdiff.study.figures import field_state
+
+HOOK = "embedder.block2.res1.resadd_out"
+
+
+@pytest.fixture(scope="module")
+def study():
+    config = dataclasses.replace(
+        quick_config(),
+        n_mazes=2,
+        ts=(-1.0, 0.0, 1.0),
+        later_candidates=(HOOK, "embedder.block3.res2.resadd_out"),
+        breakpoints=False,
+        rollout_mazes=1,
+        rollout_ts=(-1.0, 0.0, 1.0),
+        rollout_max_steps=4,
+        field_mazes=1,
+    )
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        ds = study_dataset(config, progress=False)
+    torch.manual_seed(config.seeds()["policy_init"])  # independent of load_policy
+    policy = ImpalaPolicy(scale=config.random_init_scale).eval()
+    return config, ds, policy
+
+
+def _vector(policy, pair, hook=HOOK):
+    _, cache = policy.run_with_cache(obs_to_tensor(render(list(pair))))
+    return cache[hook][0] - cache[hook][1]
+
+
+def test_vectors_recomputed_from_the_recorded_maze(study):
+    config, ds, policy = study
+    (vmaze,) = level_states([int(ds["vector_level_seed"].values[0])])
+    for name, pair in [("cheese", cheese_pair(vmaze)), ("top_right", top_right_pair(vmaze))]:
+        v = _vector(policy, pair).reshape(-1).double().numpy()
+        np.testing.assert_allclose(ds["vector_steering"].sel(vector=name).values, v, atol=1e-6)
+
+
+def test_decision_square_probability_and_logit_diff_recomputed(study):
+    config, ds, policy = study
+    (maze,) = level_states([int(ds["level_seed"].values[0])])
+    square = decision_square(maze)
+    assert tuple(ds["decision_square"].values[0]) == square
+    v = torch.from_numpy(ds["vector_steering"].sel(vector="cheese").values).float()
+    v = v.reshape(_shape(policy))
+    obs = obs_to_tensor(render([with_mouse(maze, square)]))
+    with torch.no_grad():
+        base = policy(obs)
+        with steer(policy, HOOK, v, -1.0):
+            steered = policy(obs)
+        with steer(policy, HOOK, v, 1.0):
+            plus = policy(obs)
+    to_cheese = next_direction(maze, square, maze.cheese)
+    to_corner = next_direction(maze, square, top_right_cell(maze))
+    p = directions(steered)[0]
+    sel = dict(site="steering", vector="cheese", t=-1.0, maze=0)
+    assert float(ds["p_toward_cheese"].sel(**sel)) == pytest.approx(float(p[to_cheese]), abs=1e-5)
+    assert float(ds["p_toward_top_right"].sel(**sel)) == pytest.approx(
+        float(p[to_corner]), abs=1e-5
+    )
+    diff = ds["diff_norm"].sel(
+        site="steering", vector="cheese", position="decision_square", maze=0, depth="fc_policy_out"
+    )
+    assert float(diff.sel(t=-1.0)) == pytest.approx(float((steered - base).norm()), rel=1e-4)
+    assert float(diff.sel(t=1.0)) == pytest.approx(float((plus - base).norm()), rel=1e-4)
+
+
+def _shape(policy):
+    _, cache = policy.run_with_cache(torch.zeros(1, 3, 64, 64))
+    return cache[HOOK].shape[1:]
+
+
+def test_vector_field_arrow_recomputed(study):
+    config, ds, policy = study
+    state = field_state(ds, 0)
+    cells = ds["field_cells"].values[0]
+    k = int(np.flatnonzero(cells[:, 0] >= 0)[-1])
+    cell = tuple(int(x) for x in cells[k])
+    obs, _ = observations_at_every_cell(state, [cell])
+    v = torch.from_numpy(ds["vector_steering"].sel(vector="top_right").values).float()
+    with torch.no_grad(), steer(policy, HOOK, v.reshape(_shape(policy)), -1.0):
+        p = directions(policy(obs_to_tensor(obs)))[0].double().numpy()
+    got = ds["field_probs"].sel(vector="top_right", field_t=-1.0).values[0, k]
+    np.testing.assert_allclose(got, p, atol=1e-5)
+
+
+def test_rollout_baseline_is_shared_and_outcomes_are_exclusive(study):
+    config, ds, _ = study
+    r = ds[["reached_cheese", "reached_top_right", "timed_out"]].sel(site="steering", maze=0)
+    total = r["reached_cheese"] + r["reached_top_right"] + r["timed_out"]
+    assert np.allclose(total.values, 1.0)
+    base = ds["rollout_steps"].sel(site="steering", t=0.0, maze=0).values
+    assert base[0] == base[1]  # one t = 0 rollout serves both vectors
+    assert np.isnan(ds["rollout_steps"].sel(site="steering", maze=1).values).all()
+
+
+def test_config_defaults_json_matches_the_dataclass():
+    from hookdiff.study import default_config
+
+    assert default_config() == StudyConfig()
+
+
+def test_config_json_and_cli_overrides(tmp_path):
+    from hookdiff.study_cli import add_study_args, config_from_args
+
+    path = tmp_path / "c.json"
+    path.write_text('{"n_mazes": 5, "ts": [-1, 0, 1], "rollout_ts": [0], "field_ts": [0]}')
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_study_args(parser)
+    args = parser.parse_args(["--config", str(path), "--seed", "3", "--no-breakpoints"])
+    c = config_from_args(args)
+    assert (c.n_mazes, c.ts, c.seed, c.breakpoints) == (5, (-1.0, 0.0, 1.0), 3, False)
+    quick = config_from_args(parser.parse_args(["--quick", "--n-mazes", "2"]))
+    assert quick.n_mazes == 2 and quick.rollout_max_steps == quick_config().rollout_max_steps
+    with pytest.raises(ValueError, match="unknown keys"):
+        StudyConfig.from_dict({"n_maze": 3})
+    with pytest.raises(ValueError, match="rollout_ts"):
+        StudyConfig.from_dict({"rollout_ts": [7.0]})
+
+
+def test_pick_later_takes_the_latest_within_tolerance():
+    from hookdiff.study import pick_later
+
+    hooks = ["a", "b", "c", "d"]
+    effect = np.array([[0.5, 0.5], [1.0, 0.6], [0.7, 0.8], [0.2, 0.1]])
+    hook, scores = pick_later(hooks, effect, 0.1)
+    assert hook == "c" and scores[2] == pytest.approx(0.75)  # 0.75 >= 0.8 - 0.08
+    assert pick_later(hooks, effect, 0.0)[0] == "b"

@@ -1,0 +1,117 @@
+"""``hookdiff study --quick`` end to end through a subprocess: files, documented schema, rerun.
+
+Runs the standalone entry point of :mod:`hookdiff.study_cli` (``hookdiff.cli`` wires the same
+functions as ``hookdiff study`` / ``hookdiff plot``). The quick profile is shrunk further with
+CLI overrides so the whole module stays around half a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from hookdiff.study.figures import figure_names
+
+ENTRY = "import sys; from hookdiff.study_cli import main; sys.exit(main(sys.argv[1:]))"
+TINY = ["--quick", "--n-mazes", "3", "--ts=-1,-0.5,0,0.5,1", "--rollout-max-steps", "6"]
+
+DIMS = {"site", "vector", "position", "maze", "t", "depth", "t_pos", "layer", "candidate"}
+VARIABLES = {
+    # nonlinearity (hookdiff.analysis), over (site, vector, position, maze, ...)
+    "diff_norm", "linear_norm", "residual", "asymmetry", "linear_radius_pos",
+    "linear_radius_neg", "flip_fraction", "base_norm", "n_pieces", "first_break_pos",
+    "first_break_neg", "breakpoint_density",
+    # behaviour, over (site, vector, t, maze)
+    "p_toward_cheese", "p_toward_top_right", "reached_cheese", "reached_top_right",
+    "timed_out", "rollout_steps",
+    # later layers, vectors, mazes, vector fields
+    "candidate_effect", "candidate_score", "site_hook", "vector_norm", "vector_steering",
+    "vector_later", "decision_square", "level_seed", "field_cells", "field_probs",
+    "field_state", "field_state_len",
+}  # fmt: skip
+ATTRS = {"config", "seeds", "versions", "checkpoint_sha256", "agent", "untrained", "later_hook"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("study")
+    done = []
+    for name in ("a", "b"):
+        out = base / name
+        proc = _run("study", *TINY, "--no-progress", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        done.append((out, proc))
+    return done
+
+
+def _load(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path / "study.nc", engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def test_quick_run_writes_dataset_figures_and_report(runs):
+    out, proc = runs[0]
+    ds = _load(out)
+    assert "study written to" in proc.stdout
+    for name in figure_names(ds):
+        assert (out / "figures" / name).stat().st_size > 1000, name
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(figure_names(ds))
+    assert "figures/" not in html.split("<body>")[1].replace("figcaption", "")  # self-contained
+    md = (out / "report.md").read_text()
+    assert "## Answer" in md and "linear radius" in md
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["n_mazes"] == 3 and run["seeds"]["mazes"] == 0
+    assert set(run["files"]) >= {"study.nc", "report.md", "report.html"}
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_dataset_has_the_documented_schema(runs):
+    ds = _load(runs[0][0])
+    assert DIMS <= set(ds.dims)
+    assert VARIABLES <= set(ds.data_vars), VARIABLES - set(ds.data_vars)
+    assert ATTRS <= set(ds.attrs)
+    assert list(ds["site"].values) == ["steering", "later"]
+    assert list(ds["vector"].values) == ["cheese", "top_right"]
+    assert list(ds["position"].values) == ["decision_square", "start"]
+    assert list(ds["t"].values) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert ds["diff_norm"].dims == ("site", "vector", "position", "maze", "t", "depth")
+    assert ds["p_toward_cheese"].dims == ("site", "vector", "t", "maze")
+    assert "fc_policy_out" in ds["depth"].values and "directions" in ds["depth"].values
+    assert json.loads(ds.attrs["config"])["ts"] == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    if ds.attrs["untrained"]:
+        assert "UNTRAINED" in (runs[0][0] / "report.md").read_text()
+        assert "UNTRAINED" in runs[0][1].stderr
+
+
+def test_rerun_with_the_same_seed_is_identical(runs):
+    a, b = _load(runs[0][0]), _load(runs[1][0])
+    xr.testing.assert_identical(a, b)
+
+
+def test_plot_redraws_from_the_saved_dataset(runs, tmp_path):
+    out = tmp_path / "copy"
+    out.mkdir()
+    (out / "study.nc").write_bytes((runs[0][0] / "study.nc").read_bytes())
+    proc = _run("plot", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ds = _load(out)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(figure_names(ds))
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+
+
+def test_plot_of_a_folder_without_a_study_fails_clearly(tmp_path):
+    proc = _run("plot", str(tmp_path))
+    assert proc.returncode == 2
+    assert "study.nc" in proc.stderr
