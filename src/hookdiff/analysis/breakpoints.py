@@ -64,12 +64,17 @@ class WalkResult:
         t: Its t.
         layer: Index into ``layers`` of the relu / maxpool op where the pattern changes.
         layers: Names of the relu / maxpool ops of the segment.
+        kink: Whether the slope of the deepest op (``kink_depth``) changes at the breakpoint
+            (by more than sqrt(eps) of its size): pattern changes masked downstream do not.
+        kink_depth: Name of the deepest op of the walk.
     """
 
     sample: np.ndarray
     t: np.ndarray
     layer: np.ndarray
     layers: tuple[str, ...]
+    kink: np.ndarray
+    kink_depth: str
 
 
 def _bcast(x: Tensor, like: Tensor) -> Tensor:
@@ -155,6 +160,7 @@ def walk_line(
             env=env,
         )
         records: list[tuple[Tensor, Tensor, int]] = []
+        finals: list[tuple[Tensor, Tensor, Tensor]] = []
         stack = [(0, c) for c in reversed(_chunks(start, budget))]
         while stack:
             k, pieces = stack.pop()
@@ -171,6 +177,11 @@ def walk_line(
                 if len(pieces) > budget and k < len(steps):
                     stack.extend((k, c) for c in reversed(_chunks(pieces, budget)))
                     break
+            else:  # this batch reached the deepest op: keep its slope on every piece
+                p_out, d_out = pieces.env[steps[-1].name]
+                d_out = torch.zeros_like(p_out) if d_out is None else d_out
+                finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
+    kink = _kinks(finals, torch.finfo(a.dtype).eps)
     if records:
         sample = torch.cat([r[0] for r in records]).numpy()
         t = torch.cat([r[1] for r in records]).double().numpy()
@@ -178,7 +189,29 @@ def walk_line(
     else:
         sample, t, layer = np.zeros(0, int), np.zeros(0), np.zeros(0, int)
     order = np.lexsort((t, sample))
-    return WalkResult(sample[order], t[order], layer[order], layers)
+    if len(kink) != len(order):  # pragma: no cover - one boundary per breakpoint, by construction
+        raise RuntimeError(f"line walk: {len(order)} breakpoints but {len(kink)} piece boundaries")
+    return WalkResult(sample[order], t[order], layer[order], layers, kink, steps[-1].name)
+
+
+def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> np.ndarray:
+    """Per piece boundary (sorted by sample, t): does the deepest op's slope change there?
+
+    A pattern change can leave the output's slope unchanged (its effect masked downstream,
+    e.g. a conv position that no maxpool window selects, or a unit feeding only relus that are
+    off); the slopes of the two pieces around each boundary tell.
+    """
+    sample = torch.cat([f[0] for f in finals])
+    t0 = torch.cat([f[1] for f in finals]).double()
+    d = torch.cat([f[2] for f in finals])
+    order = np.lexsort((t0.numpy(), sample.numpy()))
+    order_t = torch.as_tensor(order)
+    sample, d = sample[order_t], d[order_t]
+    same = sample[1:] == sample[:-1]
+    jump = (d[1:] - d[:-1]).norm(dim=1)
+    size = torch.maximum(d[1:].norm(dim=1), d[:-1].norm(dim=1))
+    kink = jump > (eps**0.5) * size
+    return kink[same].numpy()
 
 
 def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
@@ -456,6 +489,7 @@ def breakpoint_dataset(
         {
             "breakpoint_t": (("breakpoint",), r.t),
             "breakpoint_sample": (("breakpoint",), r.sample.astype(np.int64)),
+            "breakpoint_kink": (("breakpoint",), r.kink.astype(bool)),
             "breakpoint_layer": (
                 ("breakpoint",),
                 layer_names[r.layer] if len(r.t) else np.zeros(0, dtype=str),
@@ -474,7 +508,7 @@ def breakpoint_dataset(
             "t_bin_lo": ("t_bin", edges[:-1]),
             "t_bin_hi": ("t_bin", edges[1:]),
         },
-        attrs={"hook": chain.hook, "t_min": t_min, "t_max": t_max},
+        attrs={"hook": chain.hook, "t_min": t_min, "t_max": t_max, "kink_depth": r.kink_depth},
     )
 
 

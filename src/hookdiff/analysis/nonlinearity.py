@@ -45,6 +45,10 @@ Variables (norms are Euclidean over the whole activation of one sample):
         where a relu / maxpool of the segment changes state, its sample and the layer, sorted by
         sample then t. A depth's breakpoints are those of the layers it depends on
         (``depends_on``); :func:`hookdiff.analysis.breakpoints_at` extracts them.
+    breakpoint_kink (breakpoint): whether the slope of the deepest depth (attr ``kink_depth``)
+        changes there. A pattern change can be masked downstream (a conv position no maxpool
+        window selects, a unit feeding only relus that are off): it is then a breakpoint of the
+        activation pattern but not a kink of f_n. The breakpoint variables count pattern changes.
     depends_on (depth, dep_layer): whether depth n is downstream of the layer.
     n_pieces (sample, depth): number of linear pieces of f_n on [min t, max t] (breakpoints + 1).
         On ``"directions"`` (smooth in the logits) the pieces of the policy logits.
