@@ -77,14 +77,14 @@ class StudyConfig:
     """Relative residual above which diff(t) counts as nonlinear (the linear radius)."""
     breakpoints: bool = True
     """Also walk the line for the exact breakpoints (piecewise-linear agents only)."""
-    max_rows: int = 1024
+    max_rows: int = 512
     """At most this many rows (coefficients × samples) per forward of the analysis."""
-    rollout_mazes: int = 12
+    rollout_mazes: int = 8
     """Mazes (the first of the study's, at most ``n_mazes``) rolled out at every rollout coefficient
     and vector."""
     rollout_ts: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
     """Coefficients of the steered rollouts (a subset of ``ts``; 0 is the unsteered baseline)."""
-    rollout_max_steps: int = 80
+    rollout_max_steps: int = 60
     """Step limit of each rollout (an episode not ending by then is a timeout)."""
     field_mazes: int = 2
     """Example mazes drawn as vector fields (the first of the study's, at most ``n_mazes``)."""
@@ -244,5 +244,5 @@ def quick_config(base: StudyConfig | None = None) -> StudyConfig:
         rollout_max_steps=12,
         field_mazes=1,
         field_ts=(-1.0, 0.0, 1.0),
-        max_rows=512,
+        max_rows=256,
     ).validate()
