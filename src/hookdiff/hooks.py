@@ -150,8 +150,8 @@ def steering_hook(
             )
         if steered.get(id(activation)) is activation:  # the tensor we returned, seen again
             return None
-        delta = _delta(activation, vec, c, mask, _hook_label(hook))
-        out = activation + delta
+        scale, direction = _scaled(activation, vec, c, mask, _hook_label(hook))
+        out = torch.addcmul(activation, scale, direction)  # activation + scale·direction
         steered[id(out)] = out
         return out
 
@@ -163,8 +163,14 @@ def _hook_label(hook: Any) -> str:
     return repr(name) if name else "the hook point"
 
 
-def _delta(activation: Tensor, vec: Tensor, c: Tensor, mask: Tensor | None, where: str) -> Tensor:
-    """The tensor to add: coeffs·vector (·mask), shaped to broadcast against ``activation``."""
+def _scaled(
+    activation: Tensor, vec: Tensor, c: Tensor, mask: Tensor | None, where: str
+) -> tuple[Tensor, Tensor]:
+    """``(scale, direction)`` with ``scale · direction`` the tensor to add to ``activation``.
+
+    ``scale`` holds one coefficient per row (shaped to broadcast over the row), ``direction`` the
+    (masked) vector; kept apart so the add is one fused ``addcmul`` in the activation's layout.
+    """
     row_shape = tuple(activation.shape[1:])
     vec = vec.to(device=activation.device, dtype=activation.dtype)
     if not _broadcasts_to(tuple(vec.shape), row_shape):
@@ -184,7 +190,7 @@ def _delta(activation: Tensor, vec: Tensor, c: Tensor, mask: Tensor | None, wher
         vec = vec * m.to(activation.dtype).reshape(m.shape + (1,) * (len(row_shape) - m.ndim))
     c = c.to(device=activation.device, dtype=activation.dtype)
     if c.ndim == 0:
-        return c * vec
+        return c, vec
     k, rows = c.shape[0], activation.shape[0]
     if rows % k:
         raise ShapeMismatchError(
@@ -192,7 +198,7 @@ def _delta(activation: Tensor, vec: Tensor, c: Tensor, mask: Tensor | None, wher
             f"activation has {rows} rows, not a multiple of K={k}"
         )
     per_row = c.repeat_interleave(rows // k)  # row i gets coeffs[i // B]
-    return per_row.reshape((rows,) + (1,) * len(row_shape)) * vec
+    return per_row.reshape((rows,) + (1,) * len(row_shape)), vec
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
