@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/hookdiff demo
+	$(VENV)/bin/hookdiff study
 
 test: setup
 	$(VENV)/bin/python -m pytest

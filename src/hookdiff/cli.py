@@ -72,6 +72,39 @@ def _demo(args: argparse.Namespace) -> int:
 _COMMANDS.append(("demo", _demo_args, _demo))
 
 
+# -------------------------------------------------------------------------------- study, plot
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    from hookdiff.study_cli import add_study_args
+
+    add_study_args(p)
+
+
+def _study(args: argparse.Namespace) -> int:
+    """Run the study: steering vectors, nonlinearity per depth, behaviour, data + figures + report."""
+    from hookdiff.study_cli import run_study_cli
+
+    return run_study_cli(args)
+
+
+def _plot_args(p: argparse.ArgumentParser) -> None:
+    from hookdiff.study_cli import add_plot_args
+
+    add_plot_args(p)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    """Redraw a study's figures and report from its saved dataset (RUN_DIR/study.nc)."""
+    from hookdiff.study_cli import run_plot_cli
+
+    return run_plot_cli(args)
+
+
+_COMMANDS.append(("study", _study_args, _study))
+_COMMANDS.append(("plot", _plot_args, _plot))
+
+
 # -------------------------------------------------------------------------------- train
 
 
