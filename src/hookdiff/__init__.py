@@ -6,6 +6,12 @@ The hook engine (``steer``, ``capture``, ``sweep``, ``downstream``) works on any
 """
 
 from hookdiff import errors
+from hookdiff.analysis import (
+    breakpoints_at,
+    line_breakpoints,
+    linear_response,
+    nonlinearity,
+)
 from hookdiff.hooks import (
     Captured,
     Segment,
@@ -22,6 +28,10 @@ from hookdiff.hooks import (
 
 __all__ = [
     "Captured",
+    "breakpoints_at",
+    "line_breakpoints",
+    "linear_response",
+    "nonlinearity",
     "Segment",
     "attach",
     "capture",
