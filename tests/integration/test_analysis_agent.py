@@ -143,3 +143,20 @@ def test_walk_finds_every_pattern_change_of_a_fine_grid(setup) -> None:
         for i in np.nonzero(changed)[0]:
             assert ((bps >= g[i]) & (bps <= g[i + 1])).any(), (s, g[i])
         assert changed.sum() > 5
+
+
+def test_small_piece_budget_gives_the_same_breakpoints(setup) -> None:
+    """Lazy chunks (a split into more pieces than the budget) change nothing but memory."""
+    from hookdiff.analysis.breakpoints import walk_line
+
+    policy, a, v, ds = setup
+    from hookdiff.analysis._chain import build_chain
+
+    chain = build_chain(policy, HOOK, None)
+    big = walk_line(chain, a, v, {}, LO, HI)
+    small = walk_line(chain, a, v, {}, LO, HI, max_pieces=3)
+    assert len(big.t) > 10  # enough breakpoints that budget 3 forces many lazy chunks
+    np.testing.assert_array_equal(big.sample, small.sample)
+    np.testing.assert_allclose(big.t, small.t, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(big.layer, small.layer)
+    np.testing.assert_array_equal(big.kink, small.kink)

@@ -161,22 +161,39 @@ def walk_line(
         )
         records: list[tuple[Tensor, Tensor, int]] = []
         finals: list[tuple[Tensor, Tensor, Tensor]] = []
-        stack = [(0, c) for c in reversed(_chunks(start, budget))]
+        # depth-first; a layer that splits a batch into more than ``budget`` pieces pushes lazy
+        # chunks (index arrays into the parent batch) that are gathered only when popped, so
+        # memory stays at about one batch per piecewise layer however many pieces there are
+        stack: list[tuple[int, _Pieces | _LazyChunk]] = [
+            (0, c) for c in reversed(_chunks(start, budget))
+        ]
         while stack:
-            k, pieces = stack.pop()
+            k, item = stack.pop()
+            if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
+                pieces = item.gather()
+                _apply_layer(pieces, steps[k])
+                _drop_dead(pieces, steps[k], k, last_use)
+                k += 1
+            else:
+                pieces = item
             while k < len(steps):
                 s = steps[k]
                 if s.kind in ("relu", "maxpool"):
-                    pieces = _split_layer(pieces, s, tol, records, layer_id[s.name])
+                    split = _split_index(pieces, s, tol, records, layer_id[s.name])
+                    if split is not None and len(split[0]) > budget:
+                        lazy = [
+                            _LazyChunk(pieces, *(x[i : i + budget] for x in split))
+                            for i in range(0, len(split[0]), budget)
+                        ]
+                        stack.extend((k, c) for c in reversed(lazy))
+                        break
+                    if split is not None:
+                        pieces = _LazyChunk(pieces, *split).gather()
+                    _apply_layer(pieces, s)
                 else:
                     pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
-                for n in s.inputs:
-                    if last_use.get(n) == k:
-                        pieces.env.pop(n, None)
+                _drop_dead(pieces, s, k, last_use)
                 k += 1
-                if len(pieces) > budget and k < len(steps):
-                    stack.extend((k, c) for c in reversed(_chunks(pieces, budget)))
-                    break
             else:  # this batch reached the deepest op: keep its slope on every piece
                 p_out, d_out = pieces.env[steps[-1].name]
                 d_out = torch.zeros_like(p_out) if d_out is None else d_out
@@ -253,19 +270,38 @@ def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
     raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
 
 
-def _split_layer(pieces: _Pieces, step: object, tol: float, records: list, layer: int) -> _Pieces:
-    """Split every piece where the layer's pattern changes, then apply the layer per piece."""
+def _drop_dead(pieces: _Pieces, step: object, k: int, last_use: dict[str, int]) -> None:
+    """Free the activations no later op reads."""
+    for n in step.inputs:
+        if last_use.get(n) == k:
+            pieces.env.pop(n, None)
+
+
+def _split_index(
+    pieces: _Pieces, step: object, tol: float, records: list, layer: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """Where the layer's pattern changes inside each piece: the sub-pieces as index arrays.
+
+    Returns ``None`` when nothing moves or nothing changes, else ``(owner, offset, t0, t1)`` per
+    sub-piece (see :func:`_split`); the breakpoints are appended to ``records``.
+    """
     p, d = pieces.env[step.inputs[0]]
     if d is None:  # the input does not move along the line: nothing to split
-        pieces.env[step.name] = (step.apply([p]), None)
-        return pieces
+        return None
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
         parent, s = _relu_crossings(p, d, length, tol)
     else:
         parent, s = _maxpool_crossings(p, d, length, step.module, tol)
-    pieces = _split(pieces, parent, s, tol, records, layer)
+    return _split(pieces, parent, s, tol, records, layer)
+
+
+def _apply_layer(pieces: _Pieces, step: object) -> None:
+    """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint."""
     p, d = pieces.env[step.inputs[0]]
+    if d is None:
+        pieces.env[step.name] = (step.apply([p]), None)
+        return
     half = _bcast((pieces.t1 - pieces.t0) / 2, p)
     if step.kind == "relu":
         on = (p + half * d) > 0  # the state inside the piece, read at its midpoint
@@ -273,7 +309,6 @@ def _split_layer(pieces: _Pieces, step: object, tol: float, records: list, layer
     else:
         idx = _pool_index(p + half * d, step.module)
         pieces.env[step.name] = (_pool_gather(p, idx), _pool_gather(d, idx))
-    return pieces
 
 
 def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[Tensor, Tensor]:
@@ -363,10 +398,14 @@ def _maxpool_crossings(
 
 def _split(
     pieces: _Pieces, parent: Tensor, s: Tensor, tol: float, records: list, layer: int
-) -> _Pieces:
-    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints.
+
+    Returns ``(owner, offset, t0, t1)`` of the sub-pieces (``None`` if there is no cut): the parent
+    row of each, its start relative to the parent's start, and its own start and end.
+    """
     if parent.numel() == 0:
-        return pieces
+        return None
     n = len(pieces)
     order = torch.argsort(s, stable=True)
     parent, s = parent[order], s[order]
@@ -391,14 +430,30 @@ def _split(
     t0 = pieces.t0[owner] + offs
     t1 = pieces.t0[owner] + ends
     t1[last] = pieces.t1  # the last sub-piece ends where its parent did
-    env = {}
-    for name, (p, d) in pieces.env.items():
-        if d is None:
-            env[name] = (p[owner], None)
-        else:
-            dd = d[owner]
-            env[name] = (torch.addcmul(p[owner], _bcast(offs, dd), dd), dd)
-    return _Pieces(pieces.sample[owner], t0, t1, env)
+    return owner, offs, t0, t1
+
+
+@dataclass
+class _LazyChunk:
+    """Sub-pieces of ``parent`` (``owner`` rows, starting ``offs`` after their parent's start),
+    not yet gathered: a split's children cost only index arrays until they are walked."""
+
+    parent: _Pieces
+    owner: Tensor
+    offs: Tensor
+    t0: Tensor
+    t1: Tensor
+
+    def gather(self) -> _Pieces:
+        """The sub-pieces with their activations at their own start."""
+        env = {}
+        for name, (p, d) in self.parent.env.items():
+            if d is None:
+                env[name] = (p[self.owner], None)
+            else:
+                dd = d[self.owner]
+                env[name] = (torch.addcmul(p[self.owner], _bcast(self.offs, dd), dd), dd)
+        return _Pieces(self.parent.sample[self.owner], self.t0, self.t1, env)
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,6 +79,9 @@ class StudyConfig:
     """Also walk the line for the exact breakpoints (piecewise-linear agents only)."""
     max_rows: int = 512
     """At most this many rows (coefficients × samples) per forward of the analysis."""
+    max_pieces: int = 1024
+    """Linear pieces the exact line walk carries together (its memory budget; it runs in
+    float64, where rounding cannot hide or invent breakpoints)."""
     rollout_mazes: int = 8
     """Mazes (the first of the study's, at most ``n_mazes``) rolled out at every rollout coefficient
     and vector."""
@@ -128,6 +131,7 @@ class StudyConfig:
             (0 <= self.later_tolerance < 1, "later_tolerance", "a fraction in [0, 1)"),
             (len(self.later_candidates) >= 1, "later_candidates", "at least one hook name"),
             (self.max_rows >= 1, "max_rows", "an int >= 1"),
+            (self.max_pieces >= 1, "max_pieces", "an int >= 1"),
             (self.random_init_scale >= 1, "random_init_scale", "an int >= 1"),
             (self.threads is None or self.threads >= 1, "threads", "None or an int >= 1"),
         ]

@@ -25,13 +25,14 @@ rerun starts the computation over and replaces the outputs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,7 @@ def analyse(
     threshold: float,
     breakpoints: bool,
     max_rows: int,
+    max_pieces: int,
     seed: int,
 ) -> xr.Dataset:
     """The analysis of diff(t) per downstream depth, with dim ``sample`` renamed ``maze``.
@@ -330,32 +332,22 @@ def analyse(
     Calls ``hookdiff.analysis.nonlinearity`` (issue 7). Variables in long format (one row per
     breakpoint) are dropped; everything over (maze, t, depth, t_pos, layer, t_bin, ...) is kept.
     """
-    from hookdiff import analysis
+    from hookdiff.analysis import nonlinearity
 
-    nonlinearity: Callable[..., xr.Dataset] | None = getattr(analysis, "nonlinearity", None)
-    if nonlinearity is not None:
-        ds = nonlinearity(
-            policy,
-            acts,
-            hook,
-            vector,
-            list(ts),
-            threshold=threshold,
-            breakpoints=breakpoints,
-            max_rows=max_rows,
-            seed=seed,
-        )
-    else:  # the analysis package before its one entry point landed: its two parts
-        from hookdiff.analysis.linear import linear_response
-
-        ds = linear_response(
-            policy, acts, hook, vector, list(ts), threshold=threshold, max_rows=max_rows
-        )
-        if breakpoints:
-            from hookdiff.analysis.breakpoints import line_breakpoints
-
-            bp = line_breakpoints(policy, acts, hook, vector, (float(min(ts)), float(max(ts))))
-            ds = xr.merge([ds, bp], compat="override", combine_attrs="drop_conflicts")
+    # float64 copy: the exact walk's crossings are then free of float32 rounding (issue 7)
+    policy64 = copy.deepcopy(policy).double()
+    ds = nonlinearity(
+        policy64,
+        acts.double(),
+        hook,
+        vector.double(),
+        list(ts),
+        threshold=threshold,
+        breakpoints=breakpoints,
+        max_rows=max_rows,
+        max_pieces=max_pieces,
+        seed=seed,
+    )
     keep = [v for v in ds.data_vars if not set(ds[v].dims) & _DROP_DIMS]
     ds = ds[keep]
     ds = ds.drop_vars([c for c in ds.coords if set(ds[c].dims) & _DROP_DIMS])
@@ -549,6 +541,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                                 threshold=config.threshold,
                                 breakpoints=config.breakpoints,
                                 max_rows=config.max_rows,
+                                max_pieces=config.max_pieces,
                                 seed=seeds["analysis"],
                             )
                         )
