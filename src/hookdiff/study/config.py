@@ -79,7 +79,7 @@ class StudyConfig:
     """Also walk the line for the exact breakpoints (piecewise-linear agents only)."""
     max_rows: int = 512
     """At most this many rows (coefficients × samples) per forward of the analysis."""
-    max_pieces: int = 1024
+    max_pieces: int = 512
     """Linear pieces the exact line walk carries together (its memory budget; it runs in
     float64, where rounding cannot hide or invent breakpoints)."""
     rollout_mazes: int = 8
