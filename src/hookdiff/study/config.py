@@ -82,12 +82,12 @@ class StudyConfig:
     max_pieces: int = 512
     """Linear pieces the exact line walk carries together (its memory budget; it runs in
     float64, where rounding cannot hide or invent breakpoints)."""
-    rollout_mazes: int = 8
+    rollout_mazes: int = 12
     """Mazes (the first of the study's, at most ``n_mazes``) rolled out at every rollout coefficient
     and vector."""
     rollout_ts: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
     """Coefficients of the steered rollouts (a subset of ``ts``; 0 is the unsteered baseline)."""
-    rollout_max_steps: int = 60
+    rollout_max_steps: int = 120
     """Step limit of each rollout (an episode not ending by then is a timeout)."""
     field_mazes: int = 2
     """Example mazes drawn as vector fields (the first of the study's, at most ``n_mazes``)."""
