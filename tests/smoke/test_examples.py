@@ -37,3 +37,18 @@ def test_plugin_fixture_catches_a_leaked_hook(tmp_path):
     out = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(leaky))
     assert out.returncode != 0
     assert "blocks.0.hook_mlp_out" in out.stdout and "left behind" in out.stdout
+
+
+def test_cheese_vector_field_example_draws_a_figure(tmp_path):
+    import torch
+
+    from hookdiff.agent import ImpalaPolicy, save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(ImpalaPolicy(scale=1), tmp_path / "agent.pt")
+    png = tmp_path / "fields.png"
+    out = run(
+        str(EXAMPLES / "cheese_vector_field.py"), "--checkpoint", str(ckpt), "--out", str(png)
+    )
+    assert out.returncode == 0, out.stderr
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
