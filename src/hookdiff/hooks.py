@@ -124,8 +124,10 @@ def steering_hook(
     """A TransformerLens-style hook function adding ``coeffs · vector`` to an activation.
 
     ``vector`` has the activation's shape without the batch dimension (or any shape that
-    broadcasts to it). A scalar coefficient is added to every row; K coefficients expect a batch of
-    K·B rows laid out coefficient-major (row i gets ``coeffs[i // B]``). ``mask`` (optional)
+    broadcasts to it), or ``(B, *shape)`` for one vector per sample (row i gets ``v[i % B]``, as
+    the published cheese vector is each maze's own). A scalar coefficient is added to every row; K
+    coefficients expect a batch of K·B rows laid out coefficient-major (row i gets
+    ``coeffs[i // B]``). ``mask`` (optional)
     selects positions: its shape is a prefix of the activation's per-row shape, e.g. ``(pos,)`` for
     a residual stream ``(batch, pos, d_model)``; masked-out positions are left untouched.
 
@@ -173,12 +175,23 @@ def _scaled(
     """
     row_shape = tuple(activation.shape[1:])
     vec = vec.to(device=activation.device, dtype=activation.dtype)
-    if not _broadcasts_to(tuple(vec.shape), row_shape):
+    rows = activation.shape[0]
+    per_sample = vec.ndim == activation.ndim  # (B, ...): one vector per sample, tiled over K
+    if per_sample and (tuple(vec.shape[1:]) != row_shape or rows % vec.shape[0]):
+        raise ShapeMismatchError(
+            f"per-sample steering vectors of shape {tuple(vec.shape)} do not fit the activation at "
+            f"{where} of shape {tuple(activation.shape)}: expected (B, *{row_shape}) with the "
+            f"activation's rows a multiple K·B of B (coefficient-major)"
+        )
+    if not per_sample and not _broadcasts_to(tuple(vec.shape), row_shape):
         raise ShapeMismatchError(
             f"steering vector of shape {tuple(vec.shape)} does not broadcast to the activation at "
             f"{where}, whose per-row shape is {row_shape} (full shape {tuple(activation.shape)}); "
-            f"expected the activation's shape without the batch dimension"
+            f"expected the activation's shape without the batch dimension, or (B, *shape) for "
+            f"one vector per sample"
         )
+    if per_sample and vec.shape[0] != rows:
+        vec = vec.repeat((rows // vec.shape[0],) + (1,) * len(row_shape))  # row i: v[i % B]
     if mask is not None:
         m = torch.as_tensor(mask).to(device=activation.device)
         if tuple(m.shape) != row_shape[: m.ndim]:
@@ -188,10 +201,11 @@ def _scaled(
                 f"(full shape {tuple(activation.shape)})"
             )
         vec = vec * m.to(activation.dtype).reshape(m.shape + (1,) * (len(row_shape) - m.ndim))
+        # (a per-sample vec has one more leading dim; the mask broadcasts over it)
     c = c.to(device=activation.device, dtype=activation.dtype)
     if c.ndim == 0:
         return c, vec
-    k, rows = c.shape[0], activation.shape[0]
+    k = c.shape[0]
     if rows % k:
         raise ShapeMismatchError(
             f"{k} coefficients need a coefficient-major batch of K·B rows at {where}; the "

@@ -54,11 +54,25 @@ class Steering:
     """One steering vector active during a rollout: add ``coeff · vector`` at ``hook``.
 
     ``coeff`` is a number for every env, or a sequence with one coefficient per env.
+    ``per_env``: ``vector`` holds one vector per env (leading dimension N), e.g. each maze's own
+    cheese vector as in the published protocol.
     """
 
     hook: str
     vector: Tensor
     coeff: float | Sequence[float] | Tensor = 1.0
+    per_env: bool = False
+
+    def rows(self, rows: np.ndarray | Tensor) -> Steering:
+        """This steering restricted to the envs ``rows`` (per-env coefficients and vectors)."""
+        r = torch.as_tensor(rows)
+        c = torch.as_tensor(self.coeff, dtype=torch.float32)
+        return Steering(
+            self.hook,
+            self.vector[r] if self.per_env else self.vector,
+            c[r] if c.ndim else c,
+            self.per_env,
+        )
 
 
 def top_right_region(state: MazeState, size: int = 5) -> tuple[int, int, int, int]:
@@ -134,8 +148,8 @@ def _policy_logits(
         x = x.contiguous(memory_format=torch.channels_last)
     hooks = []
     for s in steering:
-        c = torch.as_tensor(s.coeff, dtype=torch.float32)
-        hooks.append((s.hook, steering_hook(s.vector, c[torch.as_tensor(rows)] if c.ndim else c)))
+        s = s.rows(rows)
+        hooks.append((s.hook, steering_hook(s.vector, s.coeff)))
     with attach(policy, hooks) if hooks else contextlib.nullcontext():
         return policy(x).float()
 
@@ -184,6 +198,10 @@ def rollout(
             raise ValueError(
                 f"steering at {s.hook!r} has {c.shape[0]} coefficients for {n} envs; give one "
                 f"number or one coefficient per env"
+            )
+        if s.per_env and s.vector.shape[0] != n:
+            raise ValueError(
+                f"steering at {s.hook!r} has {s.vector.shape[0]} per-env vectors for {n} envs"
             )
     gen = torch.Generator().manual_seed(seed)
     outcome = np.full(n, "timeout", dtype=object)
@@ -250,12 +268,7 @@ def _rollout_group(
     regions = np.array([top_right_region(s, top_right_size) for s in states])
     live = np.ones(n, dtype=bool)
     path[idx, 0] = pos
-    local_steering = [
-        Steering(s.hook, s.vector, torch.as_tensor(s.coeff)[torch.as_tensor(idx)])
-        if torch.as_tensor(s.coeff).ndim
-        else s
-        for s in steering
-    ]
+    local_steering = [s.rows(idx) for s in steering]
     for t in range(1, max_steps + 1):
         rows = np.flatnonzero(live)
         logits = _policy_logits(policy, obs, local_steering, rows, pos[rows], idx[rows])

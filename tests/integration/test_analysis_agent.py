@@ -160,3 +160,20 @@ def test_small_piece_budget_gives_the_same_breakpoints(setup) -> None:
     np.testing.assert_allclose(big.t, small.t, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(big.layer, small.layer)
     np.testing.assert_array_equal(big.kink, small.kink)
+
+
+def test_per_sample_vectors_equal_separate_calls(setup) -> None:
+    """One vector per sample (each maze's own cheese vector) = running each sample alone."""
+    policy, a, v, _ = setup
+    vs = torch.stack([v, -0.5 * v])
+    ts = [-0.02, -0.01, 0.0, 0.01, 0.02]
+    both = nonlinearity(policy, a, HOOK, vs, ts, breakpoints=True, seed=0)
+    for s in range(2):
+        one = nonlinearity(policy, a[s : s + 1], HOOK, vs[s], ts, breakpoints=True, seed=0)
+        for var in ("diff_norm", "linear_norm", "n_pieces", "first_break_pos"):
+            np.testing.assert_allclose(
+                both[var].isel(sample=s).values,
+                one[var].isel(sample=0).values,
+                rtol=1e-9,
+                atol=1e-12,
+            )

@@ -110,3 +110,27 @@ def test_decision_square_probs_match_a_direct_computation(states, policy):
             )
             < 1e-5
         )
+
+
+def test_per_env_vectors_equal_separate_rollouts(states, policy):
+    g = torch.Generator().manual_seed(2)
+    vs = torch.randn(2, 32, 16, 16, generator=g) * 3
+    both = rollout(
+        policy,
+        states[:2],
+        steering=[Steering(HOOK, vs, 1.0, per_env=True)],
+        max_steps=10,
+        greedy=True,
+    )
+    for i in range(2):
+        one = rollout(
+            policy, [states[i]], steering=[Steering(HOOK, vs[i], 1.0)], max_steps=10, greedy=True
+        )
+        assert (both.path.values[i] == one.path.values[0]).all()
+    p_both = decision_square_probs(
+        policy,
+        [s for s in states if decision_square(s)][:2],
+        steering=[Steering(HOOK, vs, -1.0, per_env=True)],
+    )
+    assert p_both.p_toward_cheese.shape == (2,)
+    assert_no_hooks(policy)

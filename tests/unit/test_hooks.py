@@ -332,3 +332,17 @@ def test_model_without_chain_gets_a_clear_error():
 
     with pytest.raises(NoHookChainError, match="run_segment"):
         hookdiff.downstream(Plain(), "a", 1)
+
+
+def test_per_sample_vectors_tile_coefficient_major(tiny_convnet):
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    vs = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(5))  # one per sample
+    coeffs = [-1.0, 2.0]
+    ds = hookdiff.sweep(tiny_convnet, x, "0", vs, coeffs, capture=["0"])
+    base = ds["0:baseline"].values
+    for k, t in enumerate(coeffs):
+        torch.testing.assert_close(torch.from_numpy(ds["0"].values[k] - base), t * vs)
+    with pytest.raises(ShapeMismatchError, match="per-sample"):
+        with hookdiff.steer(tiny_convnet, "0", torch.zeros(2, 4, 8, 8)):
+            tiny_convnet(x)
+    assert_no_hooks(tiny_convnet)

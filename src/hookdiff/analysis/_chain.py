@@ -399,19 +399,25 @@ def prepare(
     vector: Tensor,
     context: Mapping[str, Tensor] | None,
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """Check shapes; return the activations, the vector (same dtype) and the needed context."""
+    """Check shapes; return the activations, per-sample vectors ``(B, ...)`` and the context.
+
+    ``vector`` is either one direction for every sample (the activation's shape without the batch
+    dimension) or one per sample (the activations' shape), e.g. each maze's own cheese vector.
+    """
     a = torch.as_tensor(activations)
     if not a.is_floating_point():
         raise ShapeMismatchError(
             f"activations at {chain.hook!r} must be floating point; got dtype {a.dtype}"
         )
     v = torch.as_tensor(vector).to(device=a.device, dtype=a.dtype)
-    if tuple(v.shape) != tuple(a.shape[1:]):
+    if tuple(v.shape) not in (tuple(a.shape[1:]), tuple(a.shape)):
         raise ShapeMismatchError(
             f"vector of shape {tuple(v.shape)} does not match the activations at {chain.hook!r}, "
             f"whose per-row shape is {tuple(a.shape[1:])} (full shape {tuple(a.shape)}); "
-            f"expected the activation's shape without the batch dimension"
+            f"expected the activation's shape without the batch dimension, or the full shape "
+            f"for one vector per sample"
         )
+    v = v.expand_as(a)  # one vector per sample from here on (a shared v is a broadcast view)
     ctx: dict[str, Tensor] = {}
     for name in chain.context_names:
         t = None if context is None else _get(context, name)

@@ -213,7 +213,9 @@ def linear_response(
         for group in _groups(t_np, pairs, max(1, rows // max(b, 1))):
             k = len(group)
             c = t_all[group]
-            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * v.ndim) * v
+            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * (v.ndim - 1)) * tile(
+                v, k
+            )
             outs, pats = chain.run(x, {n: tile(t, k) for n, t in ctx.items()}, flips)
             where = {ti: pos for pos, ti in enumerate(group)}
             for di, out in enumerate(outs):
@@ -290,7 +292,7 @@ def linear_response(
         coords=coords,
         attrs={
             "hook": hook,
-            "vector_norm": float(v.double().norm()),
+            "vector_norm": float(v.double().flatten(1).norm(dim=1).mean()),
             "threshold": float(threshold),
             "dtype": str(a.dtype).replace("torch.", ""),
             "noise_factor": NOISE,

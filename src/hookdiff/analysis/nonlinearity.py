@@ -56,7 +56,7 @@ Variables (norms are Euclidean over the whole activation of one sample):
         on the positive / negative side (both positive; NaN if none in the interval).
     breakpoint_density (sample, t_bin, depth): breakpoints per unit t in each bin.
 
-Attributes: hook, vector_norm (‖v‖), seed (recorded for provenance; nothing here draws random
+Attributes: hook, vector_norm (‖v‖; the mean over samples for per-sample vectors), seed (recorded for provenance; nothing here draws random
 numbers), threshold, dtype, t_min / t_max of the walk, breakpoints (whether the walk ran).
 """
 

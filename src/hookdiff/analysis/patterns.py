@@ -101,7 +101,9 @@ def pattern_flips(
         for i in range(0, len(t), per):
             c = t[i : i + per]
             k = len(c)
-            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * v.ndim) * v
+            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * (v.ndim - 1)) * tile(
+                v, k
+            )
             _, pats = chain.run(x, {n: tile(c_, k) for n, c_ in ctx.items()}, True)
             parts.append(flip_fractions(pats, base, layers, k, b))
     frac = torch.cat(parts, dim=0).permute(1, 0, 2).numpy()
