@@ -39,7 +39,9 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) ->
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_model(label: str, model: torch.nn.Module, inputs: torch.Tensor, hook: str, out_hook: str) -> None:
+def bench_model(
+    label: str, model: torch.nn.Module, inputs: torch.Tensor, hook: str, out_hook: str
+) -> None:
     with hookdiff.capture(model, [hook]) as acts:
         model(inputs[:1])
     vec = torch.randn(acts[hook].shape[1:])
@@ -69,7 +71,9 @@ def bench_model(label: str, model: torch.nn.Module, inputs: torch.Tensor, hook: 
     print(f"  sweep, one batched forward : {t['batched'] * 1e3:8.2f} ms")
     print(f"  per-coefficient hooked loop: {t['loop'] * 1e3:8.2f} ms")
     print(f"  speed-up batched vs loop   : {t['loop'] / t['batched']:8.1f}x  (target >= 15x)")
-    print(f"  steered vs plain forward ({K * B} rows): {t['steered'] / t['plain']:.3f}x  (target <= 1.15x)")
+    print(
+        f"  steered vs plain forward ({K * B} rows): {t['steered'] / t['plain']:.3f}x  (target <= 1.15x)"
+    )
 
 
 def bench_downstream() -> None:
@@ -79,8 +83,16 @@ def bench_downstream() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = HookedTransformerConfig(
-            n_layers=6, d_model=64, n_ctx=16, d_head=16, n_heads=4, d_mlp=256, d_vocab=50,
-            act_fn="gelu", seed=0, device="cpu",
+            n_layers=6,
+            d_model=64,
+            n_ctx=16,
+            d_head=16,
+            n_heads=4,
+            d_mlp=256,
+            d_vocab=50,
+            act_fn="gelu",
+            seed=0,
+            device="cpu",
         )
         model = HookedTransformer(cfg).eval()
     tokens = torch.randint(0, 50, (B * 4, 16))
@@ -103,7 +115,9 @@ def bench_downstream() -> None:
     block = 2 * (4 * d * d + 2 * d * m) + 2 * 2 * n * d
     flop_ratio = (3 * block + 2 * d * v) / (6 * block + 2 * d * v)
     print("\n[downstream] 6-layer tiny transformer, segment = blocks 3..5 + unembed")
-    print(f"  segment / full-with-capture time: {t['segment'] / t['full']:.3f}  (FLOP ratio {flop_ratio:.3f})")
+    print(
+        f"  segment / full-with-capture time: {t['segment'] / t['full']:.3f}  (FLOP ratio {flop_ratio:.3f})"
+    )
 
 
 if __name__ == "__main__":
@@ -114,5 +128,13 @@ if __name__ == "__main__":
         "blocks.0.hook_resid_post",
         "blocks.1.hook_resid_post",
     )
-    bench_model("tiny conv net (Sequential)", make_tiny_convnet(), torch.randn(B, 3, 8, 8), "0", "4")
+    bench_model(
+        "tiny conv net (Sequential)", make_tiny_convnet(), torch.randn(B, 3, 8, 8), "0", "4"
+    )
+    mlp = torch.nn.Sequential(
+        *[torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()) for _ in range(6)]
+    )
+    bench_model(
+        "6-layer MLP, width 8 (per-call overhead dominates)", mlp, torch.randn(B, 8), "0", "3"
+    )
     bench_downstream()
