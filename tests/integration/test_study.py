@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hookdiff import steer
-from hookdiff.agent import ImpalaPolicy, directions, obs_to_tensor
+from hookdiff.agent import ImpalaPolicy, directions, obs_to_tensor, save_checkpoint
 from hookdiff.maze import (
     cheese_pair,
     decision_square,
@@ -34,9 +34,14 @@ HOOK = "embedder.block2.res1.resadd_out"
 
 
 @pytest.fixture(scope="module")
-def study():
+def study(tmp_path_factory):
+    """A tiny study of a seeded random-init agent given as a checkpoint (the study's own loading)."""
+    torch.manual_seed(1234)
+    policy = ImpalaPolicy(scale=1).eval()
+    ckpt = save_checkpoint(policy, tmp_path_factory.mktemp("agent") / "random.pt")
     config = dataclasses.replace(
         quick_config(),
+        checkpoint=str(ckpt),
         n_mazes=2,
         ts=(-1.0, 0.0, 1.0),
         later_candidates=(HOOK, "embedder.block3.res2.resadd_out"),
@@ -46,10 +51,7 @@ def study():
         rollout_max_steps=4,
         field_mazes=1,
     )
-    with pytest.warns(UserWarning, match="UNTRAINED"):
-        ds = study_dataset(config, progress=False)
-    torch.manual_seed(config.seeds()["policy_init"])  # independent of load_policy
-    policy = ImpalaPolicy(scale=config.random_init_scale).eval()
+    ds = study_dataset(config, progress=False)
     return config, ds, policy
 
 
