@@ -117,6 +117,7 @@ def pair_vector(
     pairs: Sequence[tuple[MazeState, MazeState]],
     hook: str,
     *,
+    per_maze: bool = False,
     batch_size: int = _BATCH,
 ) -> Tensor:
     """Mean over ``pairs`` of act(first) − act(second) at ``hook`` (all states in one render).
@@ -125,10 +126,12 @@ def pair_vector(
         policy: the maze policy.
         pairs: ``(with_feature, without_feature)`` state pairs.
         hook: the hook point.
+        per_maze: return every pair's own vector, stacked ``(len(pairs), ...)``, not their mean.
         batch_size: observations per forward.
 
     Returns:
-        The vector: the activation's shape without the batch dimension.
+        The vector: the activation's shape without the batch dimension (with ``per_maze``, one
+        per pair along a leading dimension).
     """
     if not pairs:
         raise ValueError("no maze pairs given; expected at least one (with, without) pair")
@@ -136,7 +139,8 @@ def pair_vector(
     seconds = [b for _, b in pairs]
     acts = activations_at(policy, firsts + seconds, hook, batch_size=batch_size)
     n = len(pairs)
-    return (acts[:n] - acts[n:]).mean(dim=0)
+    diffs = acts[:n] - acts[n:]
+    return diffs if per_maze else diffs.mean(dim=0)
 
 
 def cheese_vector(
@@ -144,16 +148,19 @@ def cheese_vector(
     states: MazeState | Sequence[MazeState],
     hook: str = STEERING_HOOK,
     *,
+    per_maze: bool = False,
     batch_size: int = _BATCH,
 ) -> Tensor:
     """The cheese vector: act(maze with cheese) − act(same maze without), mouse at the start.
 
-    With several states, the mean of their per-maze vectors.
+    With several states, the mean of their per-maze vectors (``per_maze=True``: each maze's own
+    vector, stacked, to steer each maze with its own vector as in the published batch runs).
 
     Args:
         policy: the maze policy.
         states: one maze or several, each with its cheese off the start cell.
         hook: the hook point (default the published steering layer).
+        per_maze: one vector per maze ``(N, ...)`` instead of their mean.
         batch_size: observations per forward.
 
     Returns:
@@ -167,9 +174,8 @@ def cheese_vector(
         >>> with hookdiff.steer(policy, STEERING_HOOK, v, -1.0):  # doctest: +SKIP
         ...     logits = policy(obs)
     """
-    return pair_vector(
-        policy, [cheese_pair(s) for s in _as_list(states)], hook, batch_size=batch_size
-    )
+    pairs = [cheese_pair(s) for s in _as_list(states)]
+    return pair_vector(policy, pairs, hook, per_maze=per_maze, batch_size=batch_size)
 
 
 def top_right_vector(
@@ -177,16 +183,18 @@ def top_right_vector(
     states: MazeState | Sequence[MazeState],
     hook: str = STEERING_HOOK,
     *,
+    per_maze: bool = False,
     batch_size: int = _BATCH,
 ) -> Tensor:
     """The top-right vector: act(maze with the top-right corridor) − act(without), mouse at start.
 
-    With several states, the mean of their per-maze vectors.
+    With several states, the mean of their per-maze vectors (``per_maze=True``: stacked).
 
     Args:
         policy: the maze policy.
         states: one maze or several, each smaller than the world (room for the corridor).
         hook: the hook point (default the published steering layer).
+        per_maze: one vector per maze ``(N, ...)`` instead of their mean.
         batch_size: observations per forward.
 
     Returns:
@@ -198,6 +206,5 @@ def top_right_vector(
     Example:
         >>> v = top_right_vector(policy, sample_mazes("vanilla-hard", 1, seed=0))  # doctest: +SKIP
     """
-    return pair_vector(
-        policy, [top_right_pair(s) for s in _as_list(states)], hook, batch_size=batch_size
-    )
+    pairs = [top_right_pair(s) for s in _as_list(states)]
+    return pair_vector(policy, pairs, hook, per_maze=per_maze, batch_size=batch_size)

@@ -3,7 +3,8 @@
 One tiny study (2 mazes, t in {−1, 0, 1}, no breakpoint walk) is computed in-process; its vector,
 P(toward cheese) at the decision square, ‖diff‖ of the logits and a vector-field arrow are
 recomputed for one maze and one t from procgen renders, ``run_with_cache``, ``hookdiff.steer``, a
-plain policy forward and ``directions``.
+plain policy forward and ``directions``. The default protocol steers each maze with its own
+vectors; a second tiny study checks the ``pairs`` protocol (one mean vector for every maze).
 """
 
 from __future__ import annotations
@@ -62,10 +63,40 @@ def _vector(policy, pair, hook=HOOK):
 
 def test_vectors_recomputed_from_the_recorded_maze(study):
     config, ds, policy = study
-    (vmaze,) = level_states([int(ds["vector_level_seed"].values[0])])
-    for name, pair in [("cheese", cheese_pair(vmaze)), ("top_right", top_right_pair(vmaze))]:
-        v = _vector(policy, pair).reshape(-1).double().numpy()
-        np.testing.assert_allclose(ds["vector_steering"].sel(vector=name).values, v, atol=1e-6)
+    assert ds.attrs["vectors_from"] == config.vectors_from == "same_maze"
+    # each studied maze makes its own pair
+    np.testing.assert_array_equal(ds["vector_level_seed"].values, ds["level_seed"].values)
+    for i in range(ds.sizes["maze"]):
+        (vmaze,) = level_states([int(ds["vector_level_seed"].values[i])])
+        for name, pair in [("cheese", cheese_pair(vmaze)), ("top_right", top_right_pair(vmaze))]:
+            v = _vector(policy, pair).reshape(-1).numpy()
+            got = ds["vector_steering"].sel(vector=name).values[i]
+            np.testing.assert_allclose(got, v, atol=1e-6)
+
+
+def test_pairs_protocol_steers_every_maze_with_the_mean_vector(study):
+    _, _, policy = study
+    ckpt = study[0].checkpoint
+    config = dataclasses.replace(
+        study[0], checkpoint=ckpt, vectors_from="pairs", vector_pairs=2, rollout_mazes=0
+    )
+    ds = study_dataset(config, progress=False)
+    seeds = ds["vector_level_seed"].values
+    assert len(seeds) == 2 and not set(seeds) & set(ds["level_seed"].values)
+    vmazes = level_states([int(x) for x in seeds])
+    mean = torch.stack([_vector(policy, cheese_pair(m)) for m in vmazes]).mean(0)
+    np.testing.assert_allclose(
+        ds["vector_steering"].sel(vector="cheese").values.mean(0), mean.reshape(-1), atol=1e-6
+    )
+    for i in range(ds.sizes["maze"]):
+        (maze,) = level_states([int(ds["level_seed"].values[i])])
+        square = decision_square(maze)
+        with torch.no_grad(), steer(policy, HOOK, mean, -1.0):
+            p = directions(policy(obs_to_tensor(render([with_mouse(maze, square)]))))[0]
+        got = ds["p_toward_cheese"].sel(site="steering", vector="cheese", t=-1.0, maze=i)
+        assert float(got) == pytest.approx(
+            float(p[next_direction(maze, square, maze.cheese)]), abs=1e-5
+        )
 
 
 def test_decision_square_probability_and_logit_diff_recomputed(study):
@@ -73,7 +104,7 @@ def test_decision_square_probability_and_logit_diff_recomputed(study):
     (maze,) = level_states([int(ds["level_seed"].values[0])])
     square = decision_square(maze)
     assert tuple(ds["decision_square"].values[0]) == square
-    v = torch.from_numpy(ds["vector_steering"].sel(vector="cheese").values).float()
+    v = torch.from_numpy(ds["vector_steering"].sel(vector="cheese").values[0])  # maze 0's own
     v = v.reshape(_shape(policy))
     obs = obs_to_tensor(render([with_mouse(maze, square)]))
     with torch.no_grad():
@@ -109,7 +140,7 @@ def test_vector_field_arrow_recomputed(study):
     k = int(np.flatnonzero(cells[:, 0] >= 0)[-1])
     cell = tuple(int(x) for x in cells[k])
     obs, _ = observations_at_every_cell(state, [cell])
-    v = torch.from_numpy(ds["vector_steering"].sel(vector="top_right").values).float()
+    v = torch.from_numpy(ds["vector_steering"].sel(vector="top_right").values[0])
     with torch.no_grad(), steer(policy, HOOK, v.reshape(_shape(policy)), -1.0):
         p = directions(policy(obs_to_tensor(obs)))[0].double().numpy()
     got = ds["field_probs"].sel(vector="top_right", field_t=-1.0).values[0, k]

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "PUBLISHED_TS",
+    "VECTOR_SOURCES",
     "StudyConfig",
     "default_config",
     "quick_config",
@@ -29,6 +30,9 @@ __all__ = [
 PUBLISHED_TS: tuple[float, ...] = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 _STEERING_HOOK = "embedder.block2.res1.resadd_out"
+
+#: Values of :attr:`StudyConfig.vectors_from`.
+VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
 
 #: Name of the JSON defaults file inside the ``hookdiff.study`` package.
 DEFAULTS_FILE = "default.json"
@@ -60,10 +64,15 @@ class StudyConfig:
     """Hook points from block2 onward whose vectors' steering effects are compared."""
     later_tolerance: float = 0.1
     """The later layer is the latest candidate whose effect is within this fraction of the best."""
+    vectors_from: str = "same_maze"
+    """Where each vector's maze pair comes from. ``"same_maze"`` (the published batch protocol):
+    every studied maze is steered by its own cheese / top-right vector (one pair, mouse at the
+    start); ``"pairs"``: one vector, the mean over ``vector_pairs`` seeded pairs of
+    ``vector_spec``, steers every maze (transfer across mazes)."""
     vector_spec: str = "vanilla-hard"
-    """Maze spec (``envs/``) the vector pairs are drawn from."""
+    """Maze spec (``envs/``) the vector pairs are drawn from (``vectors_from="pairs"``)."""
     vector_pairs: int = 1
-    """Maze pairs per vector (1: one pair, as published; more: their mean)."""
+    """Maze pairs averaged into each vector (``vectors_from="pairs"``)."""
     maze_spec: str = "eval-decision-square"
     """Maze spec of the study's mazes (they must have a decision square)."""
     n_mazes: int = 32
@@ -119,6 +128,7 @@ class StudyConfig:
         """
         checks: list[tuple[bool, str, str]] = [
             (self.n_mazes >= 1, "n_mazes", "an int >= 1"),
+            (self.vectors_from in VECTOR_SOURCES, "vectors_from", f"one of {VECTOR_SOURCES}"),
             (self.vector_pairs >= 1, "vector_pairs", "an int >= 1"),
             (self.rollout_mazes >= 0, "rollout_mazes", "an int >= 0"),
             (self.field_mazes >= 0, "field_mazes", "an int >= 0"),

@@ -267,9 +267,8 @@ def _blocks(ds: xr.Dataset, summary: dict[str, Any], figures: list[Path]) -> lis
             f"`{ds.attrs['later_hook']}`. {ds.sizes['maze']} mazes from spec "
             f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
             f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
-            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); vectors from "
-            f"{config['vector_pairs']} maze pair(s) of `{config['vector_spec']}` (seed "
-            f"{seeds['vector_mazes']}).",
+            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
+            + _vector_source(config, seeds),
         )
     )
     b.append(("h2", "Answer"))
@@ -395,6 +394,19 @@ def _html(blocks: list[tuple[str, Any]]) -> str:
         f"<title>hookdiff study</title><style>{style}</style></head><body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
+    )
+
+
+def _vector_source(config: dict[str, Any], seeds: dict[str, int]) -> str:
+    """One sentence on where the steering vectors came from."""
+    if config.get("vectors_from", "pairs") == "same_maze":
+        return (
+            "each maze is steered by its own cheese and top-right vectors (one pair of that maze, "
+            "mouse at the start: the published batch protocol)."
+        )
+    return (
+        f"every maze is steered by one vector per kind, the mean over {config['vector_pairs']} "
+        f"maze pair(s) of `{config['vector_spec']}` (seed {seeds['vector_mazes']})."
     )
 
 

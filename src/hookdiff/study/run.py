@@ -3,8 +3,9 @@
 :func:`run_study` turns a :class:`~hookdiff.study.config.StudyConfig` into one run folder:
 
 1. the policy (``checkpoint``, else the shipped agent, else a seeded random-init policy, flagged
-   as untrained everywhere), and the cheese and top-right vectors from seeded maze pairs at every
-   candidate hook point;
+   as untrained everywhere), the studied mazes (with a decision square), and the cheese and
+   top-right vectors at every candidate hook point: by default each maze's own (the published
+   batch protocol, ``vectors_from="same_maze"``), or one mean vector from seeded pairs;
 2. the later layer: each candidate vector's steering effect at the published coefficients
    (cheese t = −1: drop of P(toward cheese); top-right t = +1: rise of P(toward top-right)) at
    the decision squares; the latest candidate within ``later_tolerance`` of the best is kept;
@@ -219,17 +220,78 @@ def _vector_mazes(config: StudyConfig) -> list[MazeState]:
     return out
 
 
-def _vectors(
+def _study_mazes(config: StudyConfig) -> list[MazeState]:
+    """The studied mazes: the first ``n_mazes`` of ``maze_spec`` from the seed.
+
+    With ``vectors_from="same_maze"`` each maze must also make both pairs (cheese off the start,
+    room for the top-right corridor), so mazes filling the world are skipped.
+    """
+    seed = config.seeds()["mazes"]
+    if config.vectors_from != "same_maze":
+        return sample_mazes(config.maze_spec, config.n_mazes, seed=seed)
+    want = config.n_mazes
+    for _ in range(20):
+        cands = sample_mazes(config.maze_spec, want, seed=seed)  # a prefix-stable sequence
+        ok = [s for s in cands if _makes_pairs(s)]
+        if len(ok) >= config.n_mazes:
+            return ok[: config.n_mazes]
+        want = 2 * want
+    raise RuntimeError(
+        f"maze spec {config.maze_spec!r} gives too few mazes with room for the top-right corridor; "
+        f"use vectors_from='pairs' or another spec"
+    )
+
+
+def _makes_pairs(state: MazeState) -> bool:
+    """Whether both vector pairs can be made from ``state``."""
+    return (
+        state.cheese is not None
+        and state.cheese != start_cell(state)
+        and bool(top_right_corridor(state))
+    )
+
+
+def _vector_mazes(config: StudyConfig) -> list[MazeState]:
+    """Seeded mazes of ``vector_spec`` that make valid pairs for both vectors (``"pairs"`` mode)."""
+    seed = config.seeds()["vector_mazes"]
+    out: list[MazeState] = []
+    want = config.vector_pairs
+    batch = 0
+    while len(out) < want:
+        cands = sample_mazes(config.vector_spec, 4 * want, seed=seed + batch * 4 * want)
+        out.extend(s for s in cands if _makes_pairs(s) and len(out) < want)
+        batch += 1
+        if batch > 50:
+            raise RuntimeError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
+    return out
+
+
+def _pair_vectors(
     policy: nn.Module, mazes: Sequence[MazeState], hooks: Sequence[str]
 ) -> dict[str, dict[str, Tensor]]:
-    """``{hook: {"cheese": v, "top_right": v}}`` for every hook."""
+    """``{hook: {"cheese": V, "top_right": V}}``: every maze's own vector, stacked ``(N, ...)``."""
     return {
         h: {
-            "cheese": cheese_vector(policy, mazes, h),
-            "top_right": top_right_vector(policy, mazes, h),
+            "cheese": cheese_vector(policy, mazes, h, per_maze=True),
+            "top_right": top_right_vector(policy, mazes, h, per_maze=True),
         }
         for h in hooks
     }
+
+
+def _applied(
+    pair_vectors: dict[str, dict[str, Tensor]], same_maze: bool
+) -> dict[str, dict[str, Tensor]]:
+    """The vectors that steer: per maze ``(N, ...)`` (same_maze) or the pairs' mean."""
+    return {
+        h: {name: v if same_maze else v.mean(dim=0) for name, v in vecs.items()}
+        for h, vecs in pair_vectors.items()
+    }
+
+
+def _mean_norm(v: Tensor, per_maze: bool) -> float:
+    """‖v‖, or the mean of the per-maze norms."""
+    return float(v.flatten(1).norm(dim=1).mean() if per_maze else v.norm())
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,7 +308,8 @@ def _ds_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(toward cheese), P(toward top-right) at the decision squares: ``(vector, t, maze)``.
 
-    Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major).
+    Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major);
+    per-maze vectors ``(N, ...)`` are tiled over the coefficients by the steering hook.
     """
     n, k = len(mazes), len(ts)
     cheese = np.zeros((len(VECTORS), k, n))
@@ -270,8 +333,11 @@ def _rollouts(
     rollout_ts: Sequence[float],
     max_steps: int,
     seed: int,
+    per_maze: bool,
 ) -> dict[str, np.ndarray]:
     """Steered rollouts of every (vector, t ≠ 0) and one t = 0 baseline, in ONE rollout call.
+
+    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used).
 
     Returns ``reached_cheese``, ``reached_top_right``, ``timeout``, ``steps`` as float arrays
     ``(vector, t, maze)`` over the full ``ts`` grid (NaN where not rolled out; the t = 0 baseline
@@ -292,7 +358,15 @@ def _rollouts(
         states.extend(mazes)
         if vi is not None:
             coeffs[vi, g * r : (g + 1) * r] = t
-    steering = [Steering(hook, vecs[v], torch.from_numpy(coeffs[i])) for i, v in enumerate(VECTORS)]
+    steering = [
+        Steering(
+            hook,
+            _tile(vecs[v][:r], len(groups)) if per_maze else vecs[v],
+            torch.from_numpy(coeffs[i]),
+            per_env=per_maze,
+        )
+        for i, v in enumerate(VECTORS)
+    ]
     ds = rollout(policy, states, steering=steering, max_steps=max_steps, seed=seed)
     outcome = ds["outcome"].values.reshape(len(groups), r)
     steps = ds["steps"].values.reshape(len(groups), r).astype(float)
@@ -304,6 +378,11 @@ def _rollouts(
             out["timeout"][v, ti] = outcome[g] == "timeout"
             out["steps"][v, ti] = steps[g]
     return out
+
+
+def _tile(v: Tensor, k: int) -> Tensor:
+    """``k`` copies of the stacked vectors ``v`` along dim 0 (row i holds ``v[i % len(v)]``)."""
+    return v.repeat((k,) + (1,) * (v.ndim - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,12 +462,14 @@ def _candidate_effects(
     mazes: Sequence[MazeState],
     vectors: dict[str, dict[str, Tensor]],
     hooks: Sequence[str],
+    per_maze: bool,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate and vector: the mean steering effect at the published coefficient.
 
     Cheese (t = −1): mean drop of P(toward cheese); top-right (t = +1): mean rise of
-    P(toward top-right). Returns ``(effect (candidate, vector), norms (candidate, vector))``.
+    P(toward top-right). Returns ``(effect (candidate, vector), norms (candidate, vector))``
+    (with ``per_maze`` vectors, maze i is steered by ``vectors[h][name][i]``; norms are means).
     """
     base = decision_square_probs(policy, mazes)
     b_cheese = base["p_toward_cheese"].values
@@ -398,7 +479,7 @@ def _candidate_effects(
     for hi, h in enumerate(tqdm(hooks, desc="candidate layers", leave=False, disable=not progress)):
         for vi, name in enumerate(VECTORS):
             v = vectors[h][name]
-            norms[hi, vi] = float(v.norm())
+            norms[hi, vi] = _mean_norm(v, per_maze)
             st = decision_square_probs(policy, mazes, steering=[Steering(h, v, EFFECT_T[name])])
             if name == "cheese":
                 effect[hi, vi] = float(np.mean(b_cheese - st["p_toward_cheese"].values))
@@ -430,18 +511,23 @@ def _field_data(
     hook: str,
     vecs: dict[str, Tensor],
     field_ts: Sequence[float],
+    per_maze: bool,
 ) -> dict[str, Any]:
-    """Direction probabilities at every mouse cell of each example maze, per vector and t."""
+    """Direction probabilities at every mouse cell of each example maze, per vector and t.
+
+    ``per_maze``: example maze i is steered by ``vecs[name][i]`` (its own vector).
+    """
     n_f, n_t = len(mazes), len(field_ts)
     cells_all, probs_all, raws = [], [], []
-    for m in mazes:
+    for i, m in enumerate(mazes):
         obs, cells = observations_at_every_cell(m)
         x = obs_to_tensor(obs)
         c = len(cells)
         probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
         coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
         for vi, name in enumerate(VECTORS):
-            with torch.no_grad(), steer(policy, hook, vecs[name], coeffs):
+            v = vecs[name][i] if per_maze else vecs[name]
+            with torch.no_grad(), steer(policy, hook, v, coeffs):
                 p = directions(policy(x.repeat(n_t, 1, 1, 1)))
             probs[vi] = p.double().numpy().reshape(n_t, c, 5)
         cells_all.append(np.asarray(cells, dtype=np.int64).reshape(-1, 2))
@@ -494,11 +580,9 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
             )
         candidates = sorted(dict.fromkeys(config.later_candidates), key=order.__getitem__)
 
-        with prog.step("vectors"):
-            vmazes = _vector_mazes(config)
-            vectors = _vectors(policy, vmazes, hooks)
+        same_maze = config.vectors_from == "same_maze"
         with prog.step("mazes"):
-            mazes = sample_mazes(config.maze_spec, config.n_mazes, seed=seeds["mazes"])
+            mazes = _study_mazes(config)
             squares = [decision_square(m) for m in mazes]
             if any(s is None for s in squares):
                 raise ValueError(
@@ -511,8 +595,14 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                 ),
                 "start": obs_to_tensor(render([with_mouse(m, start_cell(m)) for m in mazes])),
             }
+        with prog.step("vectors"):
+            vmazes = mazes if same_maze else _vector_mazes(config)
+            pair_vectors = _pair_vectors(policy, vmazes, hooks)
+            vectors = _applied(pair_vectors, same_maze)
         with prog.step("later layer"):
-            effect, cand_norms = _candidate_effects(policy, mazes, vectors, candidates, progress)
+            effect, cand_norms = _candidate_effects(
+                policy, mazes, vectors, candidates, same_maze, progress
+            )
             later, scores = pick_later(candidates, effect, config.later_tolerance)
         site_hooks = {"steering": config.hook, "later": later}
 
@@ -565,6 +655,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                     config.rollout_ts,
                     config.rollout_max_steps,
                     seeds["rollout"],
+                    same_maze,
                 )
                 for key, arr in [
                     ("p_toward_cheese", pc),
@@ -582,6 +673,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                 config.hook,
                 vectors[config.hook],
                 config.field_ts,
+                same_maze,
             )
     finally:
         prog.close()
@@ -599,14 +691,18 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
     data["site_hook"] = (("site",), np.array([site_hooks[s] for s in SITES], dtype=str))
     data["vector_norm"] = (
         ("site", "vector"),
-        np.array([[float(vectors[site_hooks[s]][v].norm()) for v in VECTORS] for s in SITES]),
+        np.array(
+            [[_mean_norm(vectors[site_hooks[s]][v], same_maze) for v in VECTORS] for s in SITES]
+        ),
     )
     data["candidate_effect"] = (("candidate", "vector"), effect)
     data["candidate_score"] = (("candidate",), scores)
     data["candidate_vector_norm"] = (("candidate", "vector"), cand_norms)
-    for s in SITES:
-        v = np.stack([vectors[site_hooks[s]][n].double().numpy().reshape(-1) for n in VECTORS])
-        data[f"vector_{s}"] = (("vector", f"{s}_feature"), v)
+    for s in SITES:  # every pair's own vector (float32, as computed); the study steers with
+        # the same maze's (same_maze) or their mean (pairs)
+        pv = pair_vectors[site_hooks[s]]
+        v = np.stack([pv[n].flatten(1).numpy() for n in VECTORS])
+        data[f"vector_{s}"] = (("vector", "vector_maze", f"{s}_feature"), v)
     data["decision_square"] = (("maze", "cell"), np.array(squares, dtype=np.int64))
     data["level_seed"] = (("maze",), np.array([m.level_seed for m in mazes], dtype=np.int64))
     data["maze_dim"] = (("maze",), np.array([m.maze_dim for m in mazes], dtype=np.int64))
@@ -642,6 +738,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
         "steering_hook": config.hook,
         "later_hook": later,
         "threshold": float(config.threshold),
+        "vectors_from": config.vectors_from,
         "effect_t": json.dumps(EFFECT_T),
     }
     ds.attrs["timings"] = json.dumps(prog.timings)  # removed before writing: not reproducible
