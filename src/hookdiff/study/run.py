@@ -614,8 +614,13 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                 leave=False,
                 disable=not progress,
             )
+            by_hook: dict[str, xr.Dataset] = {}  # the later layer may be the steering layer
             for site in SITES:
                 h = site_hooks[site]
+                if h in by_hook:
+                    parts.append(by_hook[h])
+                    bar.update(len(VECTORS) * len(POSITIONS))
+                    continue
                 acts = {p: activations_from_obs(policy, obs[p], h) for p in POSITIONS}
                 per_vec = []
                 for name in VECTORS:
@@ -637,7 +642,8 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                         )
                         bar.update(1)
                     per_vec.append(_concat(per_pos, "position", list(POSITIONS)))
-                parts.append(_concat(per_vec, "vector", list(VECTORS)))
+                by_hook[h] = _concat(per_vec, "vector", list(VECTORS))
+                parts.append(by_hook[h])
             bar.close()
             nonlin = _concat(parts, "site", list(SITES))
 
@@ -645,6 +651,10 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
         with prog.step("behaviour"):
             for site in SITES:
                 h = site_hooks[site]
+                if site != SITES[0] and h == site_hooks[SITES[0]]:  # same layer: same numbers
+                    for arrs in beh.values():
+                        arrs.append(arrs[0])
+                    continue
                 pc, pt = _ds_probs(policy, mazes, h, vectors[h], config.ts)
                 roll = _rollouts(
                     policy,
