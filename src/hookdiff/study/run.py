@@ -202,24 +202,6 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _vector_mazes(config: StudyConfig) -> list[MazeState]:
-    """Seeded mazes that make valid pairs for both vectors (cheese off the start, room to open)."""
-    seed = config.seeds()["vector_mazes"]
-    out: list[MazeState] = []
-    want = config.vector_pairs
-    batch = 0
-    while len(out) < want:
-        cands = sample_mazes(config.vector_spec, 4 * want, seed=seed + batch * 4 * want)
-        for s in cands:
-            ok = s.cheese is not None and s.cheese != start_cell(s) and top_right_corridor(s)
-            if ok and len(out) < want:
-                out.append(s)
-        batch += 1
-        if batch > 50:
-            raise RuntimeError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
-    return out
-
-
 def _study_mazes(config: StudyConfig) -> list[MazeState]:
     """The studied mazes: the first ``n_mazes`` of ``maze_spec`` from the seed.
 
@@ -259,7 +241,7 @@ def _vector_mazes(config: StudyConfig) -> list[MazeState]:
     batch = 0
     while len(out) < want:
         cands = sample_mazes(config.vector_spec, 4 * want, seed=seed + batch * 4 * want)
-        out.extend(s for s in cands if _makes_pairs(s) and len(out) < want)
+        out.extend([s for s in cands if _makes_pairs(s)][: want - len(out)])
         batch += 1
         if batch > 50:
             raise RuntimeError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
