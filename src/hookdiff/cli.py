@@ -122,6 +122,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=defaults.threads)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this")
     p.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_every_s / 60)
+    p.add_argument(
+        "--dagger-samples",
+        type=int,
+        default=defaults.dagger_samples,
+        help="samples of on-policy DAgger rounds after behaviour cloning (0: none)",
+    )
+    p.add_argument("--dagger-lr", type=float, default=defaults.dagger_lr)
+    p.add_argument("--dagger-mazes", type=int, default=defaults.dagger_mazes)
+    p.add_argument("--dagger-max-steps", type=int, default=defaults.dagger_max_steps)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,6 +148,10 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         checkpoint_every_s=args.checkpoint_minutes * 60,
+        dagger_samples=args.dagger_samples,
+        dagger_lr=args.dagger_lr,
+        dagger_mazes=args.dagger_mazes,
+        dagger_max_steps=args.dagger_max_steps,
     )
     result = train(config)
     state = "finished" if result.finished else "paused (rerun the same command to resume)"

@@ -12,7 +12,7 @@ against procgen's own state in the tests. Results are an ``xarray.Dataset`` over
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +165,7 @@ def rollout(
     stop_at_top_right: bool = True,
     top_right_size: int = 5,
     env_batch: int = 256,
+    on_step: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
 ) -> xr.Dataset:
     """Run the policy from each state until its first episode ends; record what happened.
 
@@ -179,6 +180,9 @@ def rollout(
             for in-distribution evaluation, where the cheese lies in that region).
         top_right_size: side of the top-right region of the inner maze, in cells.
         env_batch: envs per procgen env group (memory bound; groups run one after another).
+        on_step: called before every step with ``(env indices, their uint8 observations, their
+            (row, col) cells)`` for the envs still running: what the policy is about to act on
+            (on-policy training data, e.g. DAgger).
 
     Returns:
         Dataset over ``env``: ``outcome`` (str, one of :data:`OUTCOMES`), ``steps``,
@@ -222,6 +226,7 @@ def rollout(
             outcome,
             steps,
             path,
+            on_step,
         )
     return xr.Dataset(
         {
@@ -257,6 +262,7 @@ def _rollout_group(
     outcome: np.ndarray,
     steps: np.ndarray,
     path: np.ndarray,
+    on_step: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None,
 ) -> None:
     """Roll out one group of envs, writing into the caller's arrays at rows ``idx``."""
     n = len(states)
@@ -271,6 +277,8 @@ def _rollout_group(
     local_steering = [s.rows(idx) for s in steering]
     for t in range(1, max_steps + 1):
         rows = np.flatnonzero(live)
+        if on_step is not None:
+            on_step(idx[rows], obs[rows], pos[rows].copy())
         logits = _policy_logits(policy, obs, local_steering, rows, pos[rows], idx[rows])
         probs = torch.softmax(logits, dim=-1)
         chosen = probs.argmax(-1) if greedy else torch.multinomial(probs, 1, generator=gen)[:, 0]

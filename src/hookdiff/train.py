@@ -7,6 +7,12 @@ on the policy's direction probabilities (logsumexp over each direction's actions
 drawn fresh from the training distribution (``envs/train-top-right-5.json``: hard mazes, cheese in
 the inner maze's top-right 5×5), each batch's mazes seeded by (seed, step), so a run that is
 interrupted and resumed from its checkpoint sees exactly the same data as one that is not.
+
+Behaviour cloning sees every cell equally often; a sampling policy spends its time on a few, and
+the cells where it is wrong trap it in loops. An optional second phase (``dagger_samples``) is
+online DAgger: each round rolls the current policy out on fresh training mazes, labels every
+state it visited with the expert's step, and trains on those mixed 1:1 with fresh expert cells.
+Rounds are short and checkpoints fall between them, so resuming stays exact in this phase too.
 """
 
 from __future__ import annotations
@@ -24,11 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from hookdiff.agent import ImpalaPolicy, direction_log_probs, obs_to_tensor, save_checkpoint
 
-__all__ = ["ExpertStream", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "ExpertStream",
+    "OnPolicyRound",
+    "TrainConfig",
+    "TrainResult",
+    "on_policy_round",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,16 @@ class TrainConfig:
     """Stop (after checkpointing) once this much wall time has passed in this invocation."""
     stop_after_steps: int | None = None
     """Stop (after checkpointing) after this many steps in this invocation (None: run to the end)."""
+    dagger_samples: int = 0
+    """Samples of the DAgger phase after behaviour cloning (0: none)."""
+    dagger_lr: float = 1e-4
+    """Adam learning rate of the DAgger phase (cosine-decayed to 10% over the phase)."""
+    dagger_mazes: int = 64
+    """Fresh training mazes the policy is rolled out on per DAgger round."""
+    dagger_max_steps: int = 100
+    """Step limit of each DAgger rollout (a policy stuck in a loop is cut off here)."""
+    dagger_max_visits: int = 4
+    """At most this many samples of one (maze, cell) per round, so one loop cannot fill a round."""
 
 
 @dataclass
@@ -118,6 +142,83 @@ class ExpertStream:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+@dataclass
+class OnPolicyRound:
+    """One DAgger round's data: what the policy saw, the expert's labels, and how it fared."""
+
+    obs: np.ndarray
+    labels: np.ndarray
+    from_policy: np.ndarray
+    """Per sample: True for a state the policy visited, False for an expert cell."""
+    reach_rate: float
+    """Fraction of the round's mazes where the policy reached the cheese within the step limit."""
+
+
+def on_policy_round(policy: nn.Module, config: TrainConfig, round_index: int) -> OnPolicyRound:
+    """Roll ``policy`` out on fresh mazes, label what it saw; mix 1:1 with fresh expert cells.
+
+    Deterministic in (weights, config, round_index): mazes, action sampling and the expert cells
+    are all seeded by the round.
+    """
+    from hookdiff.maze.paths import direction_field
+    from hookdiff.maze.sets import expert_batch, sample_mazes
+    from hookdiff.rollout import rollout
+
+    seed = _round_seed(config.seed, round_index)
+    mazes = sample_mazes(config.spec, config.dagger_mazes, seed=seed)
+    fields = np.stack([direction_field(m, m.cheese) for m in mazes])
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def record(envs: np.ndarray, obs: np.ndarray, cells: np.ndarray) -> None:
+        seen.append((envs, obs, cells))
+
+    ds = rollout(
+        policy,
+        mazes,
+        max_steps=config.dagger_max_steps,
+        seed=seed,
+        stop_at_top_right=False,
+        on_step=record,
+    )
+    envs = np.concatenate([e for e, _, _ in seen])
+    cells = np.concatenate([c for _, _, c in seen])
+    obs = np.concatenate([o for _, o, _ in seen])
+    labels = fields[envs, cells[:, 0], cells[:, 1]]
+    # the k-th visit of a (maze, cell) is kept for k < dagger_max_visits
+    key = (envs * fields.shape[1] + cells[:, 0]) * fields.shape[2] + cells[:, 1]
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    first = np.searchsorted(sorted_key, sorted_key, side="left")
+    visit = np.empty_like(order)
+    visit[order] = np.arange(len(order)) - first
+    keep = (labels >= 0) & (visit < config.dagger_max_visits)
+    obs, labels = obs[keep], labels[keep]
+    n_mix = len(labels)
+    expert_obs, expert_labels = [], []
+    k = 0
+    while n_mix > 0 and sum(len(x) for x in expert_labels) < n_mix:
+        b = expert_batch(config.spec, 8, seed=_round_seed(config.seed, round_index, k + 1))
+        expert_obs.append(b.obs)
+        expert_labels.append(b.labels)
+        k += 1
+    if expert_labels:
+        obs = np.concatenate([obs, np.concatenate(expert_obs)[:n_mix]])
+        labels = np.concatenate([labels, np.concatenate(expert_labels)[:n_mix]])
+    from_policy = np.arange(len(labels)) < n_mix
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    return OnPolicyRound(
+        obs=obs[perm],
+        labels=labels[perm].astype(np.int64),
+        from_policy=from_policy[perm],
+        reach_rate=float(ds.reached_cheese.mean()),
+    )
+
+
+def _round_seed(seed: int, round_index: int, part: int = 0) -> int:
+    """Seeds of DAgger rounds: above training chunks (below 2**30) and validation (2**30 + seed)."""
+    return 3 * 2**30 + (seed * 1_000_003 + round_index * 104_729 + part * 7919) % (2**29)
+
+
 def _chunk_seed(seed: int, chunk: int) -> int:
     """Sampling seeds of training chunks; validation uses seeds at or above 2**30."""
     return (seed * 1_000_003 + chunk * 7919) % (2**30)
@@ -165,8 +266,10 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     """Train (or resume) a run; checkpoints every few minutes and at the end.
 
+    Behaviour cloning runs for ``total_samples``, then DAgger rounds for ``dagger_samples``.
     Resuming reads ``out_dir/train_state.pt`` if present (its config must match, except
-    ``max_seconds``/``threads``/``out_dir``) and continues from the saved step with the same data.
+    ``max_seconds``/``threads``/``out_dir``, and DAgger settings while that phase has not begun)
+    and continues from the saved step with the same data.
 
     Example:
         >>> train(TrainConfig(out_dir="/tmp/tiny", total_samples=512, batch_size=64))  # doctest: +SKIP
@@ -178,23 +281,25 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     torch.manual_seed(config.seed)
     policy = ImpalaPolicy(scale=config.scale).to(memory_format=torch.channels_last)
     optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
-    step, samples, wall_before, history, chunk, offset = 0, 0, 0.0, [], 0, 0
+    step, samples, wall_before, history, chunk, offset, round_index = 0, 0, 0.0, [], 0, 0, 0
     if state_path.exists():
         saved = torch.load(state_path, weights_only=False)
-        _check_resumable(saved["config"], config)
+        _check_resumable(saved["config"], config, saved["samples"])
         policy.load_state_dict(saved["model_state_dict"])
         optim.load_state_dict(saved["optimizer"])
         step, samples = saved["step"], saved["samples"]
         wall_before, history = saved["wall_seconds"], saved["history"]
         chunk, offset = saved["data_position"]
+        round_index = saved.get("dagger_round", 0)
     policy.train()
     val_obs, val_labels = _validation_set(config)
-    stream = ExpertStream(config, chunk, offset)
-    total_steps = math.ceil(config.total_samples / config.batch_size)
+    bc_steps = math.ceil(config.total_samples / config.batch_size)
+    bc_samples = bc_steps * config.batch_size
+    end_samples = bc_samples + config.dagger_samples
     first_step = step
     t0 = last_ckpt = time.monotonic()
     val_acc = history[-1]["val_accuracy"] if history else None
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc="train", unit="step")
+    bar = tqdm(total=end_samples, initial=samples, disable=not progress, desc="train", unit="obs")
 
     def checkpoint() -> None:
         wall = wall_before + time.monotonic() - t0
@@ -207,27 +312,28 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 "samples": samples,
                 "wall_seconds": wall,
                 "history": history,
-                "data_position": (stream.chunk, stream.offset),
+                "data_position": (chunk, offset),
+                "dagger_round": round_index,
             },
             state_path,
         )
         save_checkpoint(policy, out / "policy.pt")
         (out / "history.json").write_text(json.dumps(history, indent=1))
 
-    while step < total_steps:
-        obs_u8, labels = stream.next_batch()
+    def learn(obs_u8: np.ndarray, labels: np.ndarray, lr: float, **log: Any) -> None:
+        nonlocal step, samples, val_acc
         obs = obs_to_tensor(obs_u8).contiguous(memory_format=torch.channels_last)
         for group in optim.param_groups:
-            group["lr"] = _lr_at(config, step)
+            group["lr"] = lr
         loss, acc = _loss(policy, obs, torch.as_tensor(labels, dtype=torch.long))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         step += 1
         samples += len(labels)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}", val=val_acc)
-        if step % config.eval_every == 0 or step == total_steps:
+        bar.update(len(labels))
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}", val=val_acc, **log)
+        if step % config.eval_every == 0 or step == bc_steps:
             val_acc = _accuracy(policy, val_obs, val_labels)
             history.append(
                 {
@@ -236,37 +342,82 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                     "wall_seconds": round(wall_before + time.monotonic() - t0, 1),
                     "train_loss": round(loss.item(), 4),
                     "val_accuracy": round(val_acc, 4),
+                    **log,
                 }
             )
+
+    def out_of_time() -> bool:
         now = time.monotonic()
-        if now - last_ckpt >= config.checkpoint_every_s:
-            checkpoint()
-            last_ckpt = now
         if config.max_seconds is not None and now - t0 >= config.max_seconds:
-            break
-        if config.stop_after_steps is not None and step - first_step >= config.stop_after_steps:
-            break
+            return True
+        return config.stop_after_steps is not None and step - first_step >= config.stop_after_steps
+
+    # phase 1: behaviour cloning on every cell of fresh mazes
+    stopped = False
+    if step < bc_steps:
+        stream = ExpertStream(config, chunk, offset)
+        while step < bc_steps:
+            learn(*stream.next_batch(), _lr_at(config, step))
+            chunk, offset = stream.chunk, stream.offset
+            if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
+                checkpoint()
+                last_ckpt = time.monotonic()
+            if out_of_time():
+                stopped = True
+                break
+        stream.close()
+
+    # phase 2: DAgger rounds (checkpoints only between rounds, where resuming is exact)
+    while not stopped and samples < end_samples:
+        policy.eval()
+        data = on_policy_round(policy, config, round_index)
+        policy.train()
+        frac = (samples - bc_samples) / max(1, config.dagger_samples)
+        lr = config.dagger_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        bs = config.batch_size
+        # full batches (the remainder is dropped); a round smaller than a batch is one step
+        for i in range(0, max(1, len(data.labels) - bs + 1), bs):
+            learn(
+                data.obs[i : i + bs],
+                data.labels[i : i + bs],
+                lr,
+                phase="dagger",
+                round=round_index,
+                round_reach=round(data.reach_rate, 3),
+            )
+        round_index += 1
+        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
+            checkpoint()
+            last_ckpt = time.monotonic()
+        stopped = out_of_time()
     bar.close()
-    stream.close()
     checkpoint()
     return TrainResult(
         steps=step,
         samples=samples,
         wall_seconds=wall_before + time.monotonic() - t0,
         val_accuracy=val_acc,
-        finished=step >= total_steps,
+        finished=samples >= end_samples,
         history=history,
     )
 
 
 _RESUME_FREE = {"out_dir", "max_seconds", "stop_after_steps", "threads", "checkpoint_every_s"}
+_DAGGER_KEYS = {
+    "dagger_samples",
+    "dagger_lr",
+    "dagger_mazes",
+    "dagger_max_steps",
+    "dagger_max_visits",
+}
 
 
-def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, samples_done: int) -> None:
+    """Refuse to resume with other settings, except DAgger's before that phase has begun."""
     now = asdict(config)
-    differ = {
-        k: (saved.get(k), v) for k, v in now.items() if k not in _RESUME_FREE and saved.get(k) != v
-    }
+    bc_samples = math.ceil(saved["total_samples"] / saved["batch_size"]) * saved["batch_size"]
+    free = _RESUME_FREE | (_DAGGER_KEYS if samples_done <= bc_samples else set())
+    differ = {k: (saved.get(k), v) for k, v in now.items() if k not in free and saved.get(k) != v}
     if differ:
         raise ValueError(
             f"cannot resume {config.out_dir}: its checkpoint was trained with other settings "

@@ -66,3 +66,71 @@ def test_resume_refuses_other_settings(tmp_path):
 
     with pytest.raises(ValueError, match="other settings"):
         train(dataclasses.replace(tiny(tmp_path, total_samples=64), lr=1e-4), progress=False)
+
+
+def tiny_dagger(out_dir, **kw) -> TrainConfig:
+    """Two BC steps, then DAgger rounds of 3 short rollouts (one or two batches each)."""
+    base = dict(total_samples=64 * 2, dagger_samples=64 * 4, dagger_mazes=3, dagger_max_steps=12)
+    base.update(kw)
+    return tiny(out_dir, **base)
+
+
+def test_dagger_phase_resumes_exactly_and_only_takes_new_settings_before_it_begins(tmp_path):
+    full = train(tiny_dagger(tmp_path / "full"), progress=False)
+    assert full.finished and full.samples >= 64 * 6
+    dagger_rows = [h for h in full.history if h.get("phase") == "dagger"]
+    assert dagger_rows and all(0 <= h["round_reach"] <= 1 for h in dagger_rows)
+
+    # behaviour cloning alone, finished; DAgger settings may then be added to the same run
+    bc = train(tiny(tmp_path / "part", total_samples=64 * 2), progress=False)
+    assert bc.finished and bc.samples == 64 * 2
+    part = train(tiny_dagger(tmp_path / "part", stop_after_steps=1), progress=False)
+    assert not part.finished and part.samples > bc.samples
+    rest = train(tiny_dagger(tmp_path / "part"), progress=False)
+    assert rest.finished and (rest.steps, rest.samples) == (full.steps, full.samples)
+    a = load_checkpoint(tmp_path / "full" / "policy.pt").state_dict()
+    b = load_checkpoint(tmp_path / "part" / "policy.pt").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+    import pytest
+
+    with pytest.raises(ValueError, match="dagger_lr"):
+        train(tiny_dagger(tmp_path / "part", dagger_lr=1e-3), progress=False)
+
+
+def test_on_policy_round_labels_the_states_the_policy_visited(tmp_path):
+    """Every on-policy sample's label is the expert's step at a cell the rollout recorded."""
+    import numpy as np
+
+    from hookdiff.agent import ImpalaPolicy
+    from hookdiff.maze.envs import render
+    from hookdiff.maze.paths import direction_field
+    from hookdiff.maze.sets import sample_mazes
+    from hookdiff.rollout import rollout
+    from hookdiff.train import _round_seed, on_policy_round
+
+    cfg = tiny_dagger(tmp_path, dagger_max_visits=100)
+    torch.manual_seed(0)
+    policy = ImpalaPolicy(scale=1).eval()
+    data = on_policy_round(policy, cfg, round_index=5)
+    again = on_policy_round(policy, cfg, round_index=5)
+    assert np.array_equal(data.obs, again.obs) and np.array_equal(data.labels, again.labels)
+
+    # recompute independently: the same rollout, its recorded paths, the expert's directions
+    seed = _round_seed(cfg.seed, 5)
+    mazes = sample_mazes(cfg.spec, cfg.dagger_mazes, seed=seed)
+    ds = rollout(policy, mazes, max_steps=cfg.dagger_max_steps, seed=seed, stop_at_top_right=False)
+    expected = []
+    for i, m in enumerate(mazes):
+        field = direction_field(m, m.cheese)
+        steps = int(ds.steps[i])
+        cells = ds.path.values[i, :steps]  # the cells acted from (the last one is never acted on)
+        expected.extend(int(field[r, c]) for r, c in cells)
+    mask = data.from_policy
+    assert sorted(data.labels[mask].tolist()) == sorted(expected)
+    assert (~mask).sum() == mask.sum()  # mixed 1:1 with fresh expert cells
+    assert set(np.unique(data.labels[~mask])) <= {0, 1, 2, 3}
+    # the first thing each policy saw is its maze's start frame, as procgen renders it
+    seen = {o.tobytes() for o in data.obs[mask]}
+    assert all(o.tobytes() in seen for o in render(mazes))
