@@ -177,3 +177,22 @@ def test_per_sample_vectors_equal_separate_calls(setup) -> None:
                 rtol=1e-9,
                 atol=1e-12,
             )
+
+
+def test_walking_the_first_samples_only_equals_the_full_walk_there(setup) -> None:
+    """breakpoint_samples=1: sample 0's breakpoints as in the full walk; sample 1's unknown (NaN)."""
+    policy, a, v, full = setup
+    part = nonlinearity(policy, a, HOOK, v, TS, breakpoint_samples=1, seed=0)
+    assert part.attrs["breakpoint_samples"] == 1 and full.attrs["breakpoint_samples"] == 2
+    assert (part["breakpoint_sample"].values == 0).all()
+    np.testing.assert_array_equal(
+        breakpoints_at(part, 0, "fc_policy_out"), breakpoints_at(full, 0, "fc_policy_out")
+    )
+    for var in ("n_pieces", "first_break_pos", "first_break_neg", "breakpoint_density"):
+        np.testing.assert_array_equal(part[var].isel(sample=0), full[var].isel(sample=0))
+        assert np.isnan(part[var].isel(sample=1).values).all(), var
+    assert (full["n_pieces"].isel(sample=1).values >= 1).all()
+    # everything but the walk still covers both samples
+    np.testing.assert_array_equal(part["residual"].values, full["residual"].values)
+    with pytest.raises(ValueError, match="breakpoint_samples"):
+        nonlinearity(policy, a, HOOK, v, TS, breakpoint_samples=0)

@@ -96,6 +96,12 @@ def test_dataset_has_the_documented_schema(runs):
     assert ds["p_toward_cheese"].dims == ("site", "vector", "t", "maze")
     assert "fc_policy_out" in ds["depth"].values and "directions" in ds["depth"].values
     assert json.loads(ds.attrs["config"])["ts"] == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    # the quick profile walks the first maze only: breakpoint figures there, NaN (unknown) after
+    assert json.loads(ds.attrs["config"])["breakpoint_mazes"] == 1
+    pieces = ds["n_pieces"].sel(depth="fc_policy_out")
+    assert (pieces.isel(maze=0) >= 1).all()
+    assert pieces.isel(maze=slice(1, None)).isnull().all()
+    assert "median over the 1 walked maze;" in (runs[0][0] / "report.md").read_text()
     if ds.attrs["untrained"]:
         assert "UNTRAINED" in (runs[0][0] / "report.md").read_text()
         assert "UNTRAINED" in runs[0][1].stderr

@@ -513,15 +513,25 @@ def line_breakpoints(
 
 
 def breakpoint_dataset(
-    chain: Chain, r: WalkResult, b: int, t_min: float, t_max: float, density_bins: int
+    chain: Chain,
+    r: WalkResult,
+    b: int,
+    t_min: float,
+    t_max: float,
+    density_bins: int,
+    walked: int | None = None,
 ) -> xr.Dataset:
-    """Label a :class:`WalkResult`: per-depth counts, first breaks, density (see module doc)."""
+    """Label a :class:`WalkResult`: per-depth counts, first breaks, density (see module doc).
+
+    ``walked``: only samples ``0 .. walked-1`` were walked; the per-sample figures of the rest
+    are NaN (unknown, not "no breakpoint").
+    """
     if density_bins < 1:
         raise ShapeMismatchError(f"density_bins must be >= 1; got {density_bins}")
     depths = list(chain.depths)
     n_d = len(depths)
     layer_names = np.asarray(r.layers, dtype=str)
-    n_pieces = np.ones((b, n_d), dtype=np.int64)
+    n_pieces = np.ones((b, n_d))
     first_pos = np.full((b, n_d), np.nan)
     first_neg = np.full((b, n_d), np.nan)
     edges = np.linspace(t_min, t_max, density_bins + 1)
@@ -538,6 +548,9 @@ def breakpoint_dataset(
         np.fmin.at(first_pos[:, di], smp[pos], t[pos])
         np.fmin.at(first_neg[:, di], smp[neg], -t[neg])
     density /= width[None, :, None]
+    walked = b if walked is None else walked
+    for arr in (n_pieces, first_pos, first_neg, density):
+        arr[walked:] = np.nan
     depends = np.array([[n in chain.depends[d] for n in r.layers] for d in depths], dtype=bool)
     depends = depends.reshape(n_d, len(r.layers))
     return xr.Dataset(
@@ -563,7 +576,13 @@ def breakpoint_dataset(
             "t_bin_lo": ("t_bin", edges[:-1]),
             "t_bin_hi": ("t_bin", edges[1:]),
         },
-        attrs={"hook": chain.hook, "t_min": t_min, "t_max": t_max, "kink_depth": r.kink_depth},
+        attrs={
+            "hook": chain.hook,
+            "t_min": t_min,
+            "t_max": t_max,
+            "kink_depth": r.kink_depth,
+            "breakpoint_samples": walked,
+        },
     )
 
 

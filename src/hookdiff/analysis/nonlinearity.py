@@ -51,13 +51,15 @@ Variables (norms are Euclidean over the whole activation of one sample):
         activation pattern but not a kink of f_n. The breakpoint variables count pattern changes.
     depends_on (depth, dep_layer): whether depth n is downstream of the layer.
     n_pieces (sample, depth): number of linear pieces of f_n on [min t, max t] (breakpoints + 1).
-        On ``"directions"`` (smooth in the logits) the pieces of the policy logits.
+        On ``"directions"`` (smooth in the logits) the pieces of the policy logits. Like the other
+        per-sample breakpoint figures, NaN for samples past ``breakpoint_samples`` (not walked).
     first_break_pos / first_break_neg (sample, depth): distance from 0 to the nearest breakpoint
         on the positive / negative side (both positive; NaN if none in the interval).
     breakpoint_density (sample, t_bin, depth): breakpoints per unit t in each bin.
 
-Attributes: hook, vector_norm (‖v‖; the mean over samples for per-sample vectors), seed (recorded for provenance; nothing here draws random
-numbers), threshold, dtype, t_min / t_max of the walk, breakpoints (whether the walk ran).
+Attributes: hook, vector_norm (‖v‖; the mean over samples for per-sample vectors), seed
+(recorded for provenance; nothing here draws random numbers), threshold, dtype, t_min / t_max of
+the walk, breakpoints (whether the walk ran), breakpoint_samples (how many samples it walked).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def nonlinearity(
     breakpoints: bool = True,
     max_rows: int | None = None,
     max_pieces: int | None = None,
+    breakpoint_samples: int | None = None,
     density_bins: int = 48,
     seed: int | None = None,
 ) -> xr.Dataset:
@@ -107,6 +110,9 @@ def nonlinearity(
         breakpoints: Run the exact line walk over [min t, max t] (piecewise-linear models only).
         max_rows: Rows (coefficients × samples) per batched forward (default 2048).
         max_pieces: Pieces walked together by the line walk (default from its memory budget).
+        breakpoint_samples: Walk only the first this many samples (None: all). On a trained
+            agent the walk meets thousands of pieces per line and dominates the run time; a few
+            samples give the breakpoint statistics while the rest of the analysis covers all.
         density_bins: Number of t bins of ``breakpoint_density``.
         seed: Recorded in the attributes (the caller's seed for the inputs / vector).
 
@@ -144,10 +150,16 @@ def nonlinearity(
     )
     t = ds["t"].values
     t_min, t_max = float(t.min()), float(t.max())
+    if breakpoint_samples is not None and breakpoint_samples < 1:
+        raise ValueError(f"breakpoint_samples must be None or >= 1, got {breakpoint_samples}")
+    walked = 0
     if breakpoints and t_max > t_min:
         a, v, ctx = prepare(chain, activations, vector, context)
-        walk = walk_line(chain, a, v, ctx, t_min, t_max, max_pieces=max_pieces)
-        ds = ds.merge(breakpoint_dataset(chain, walk, a.shape[0], t_min, t_max, density_bins))
+        b = a.shape[0]
+        walked = b if breakpoint_samples is None else min(b, breakpoint_samples)
+        ctx = {name: c[:walked] for name, c in ctx.items()}
+        walk = walk_line(chain, a[:walked], v[:walked], ctx, t_min, t_max, max_pieces=max_pieces)
+        ds = ds.merge(breakpoint_dataset(chain, walk, b, t_min, t_max, density_bins, walked=walked))
     ds.attrs.update(
         hook=hook,
         seed=-1 if seed is None else int(seed),
@@ -155,5 +167,6 @@ def nonlinearity(
         t_min=t_min,
         t_max=t_max,
         breakpoints=int(bool(breakpoints)),
+        breakpoint_samples=walked,
     )
     return ds

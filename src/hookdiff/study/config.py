@@ -88,6 +88,10 @@ class StudyConfig:
     """Also walk the line for the exact breakpoints (piecewise-linear agents only)."""
     max_rows: int = 512
     """At most this many rows (coefficients × samples) per forward of the analysis."""
+    breakpoint_mazes: int = 8
+    """Mazes (the first of the study's) whose lines are walked for the exact breakpoints. On a
+    trained agent a line has thousands of pieces and the walk dominates the run time; the rest of
+    the analysis covers all ``n_mazes``."""
     max_pieces: int = 512
     """Linear pieces the exact line walk carries together (its memory budget; it runs in
     float64, where rounding cannot hide or invent breakpoints)."""
@@ -142,6 +146,7 @@ class StudyConfig:
             (len(self.later_candidates) >= 1, "later_candidates", "at least one hook name"),
             (self.max_rows >= 1, "max_rows", "an int >= 1"),
             (self.max_pieces >= 1, "max_pieces", "an int >= 1"),
+            (self.breakpoint_mazes >= 1, "breakpoint_mazes", "an int >= 1"),
             (self.random_init_scale >= 1, "random_init_scale", "an int >= 1"),
             (self.threads is None or self.threads >= 1, "threads", "None or an int >= 1"),
         ]
@@ -259,4 +264,5 @@ def quick_config(base: StudyConfig | None = None) -> StudyConfig:
         field_mazes=1,
         field_ts=(-1.0, 0.0, 1.0),
         max_rows=256,
+        breakpoint_mazes=1,
     ).validate()

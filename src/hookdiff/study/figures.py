@@ -12,6 +12,7 @@ later-layer selection.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,18 @@ def _short(depth: str) -> str:
     return depth.replace("embedder.", "")
 
 
+def _quantiles(da: xr.DataArray, q: list[float]) -> np.ndarray:
+    """Quantiles over mazes, NaN where every maze is NaN (e.g. the residual at t = 0), silently."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return da.quantile(q, dim="maze", skipna=True).values
+
+
 def _median(da: xr.DataArray) -> xr.DataArray:
-    return da.median("maze", skipna=True)
+    """Median over mazes, NaN where every maze is NaN (e.g. the residual at t = 0), silently."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return da.median("maze", skipna=True).compute()
 
 
 def _title(ds: xr.Dataset, site: str) -> str:
@@ -187,7 +198,7 @@ def _flips_breakpoints(ds: xr.Dataset, site: str) -> Figure:
                 )  # fmt: skip
             ax.set_yscale("symlog", linthresh=1)
             ax.set_xlabel("t")
-            ax.set_ylabel("exact breakpoints per unit t (mean)")
+            ax.set_ylabel("exact breakpoints per unit t (mean, walked mazes)")
             ax.set_title(f"{vec} vector: breakpoints of f_n along a + t·v", fontsize=9)
             ax.grid(alpha=0.3)
             if j == len(vectors) - 1:
@@ -232,7 +243,7 @@ def _behaviour(ds: xr.Dataset, site: str) -> Figure:
                 continue
             r = ds["residual"].sel(site=site, vector=vec, position=_POSITION, depth=d)
             med = _median(r).values
-            lo, hi = r.quantile([0.25, 0.75], dim="maze", skipna=True).values
+            lo, hi = _quantiles(r, [0.25, 0.75])
             ax.plot(t, med, "-o", ms=3, color=c, label=f"residual at {d}")
             ax.fill_between(t, lo, hi, color=c, alpha=0.15)
         ax.axhline(thr, color="k", lw=0.8, ls="--", label=f"threshold {thr:g}")

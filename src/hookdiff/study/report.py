@@ -35,6 +35,11 @@ def _median_inf(x: np.ndarray) -> float:
     return float(np.median(x)) if x.size else math.nan
 
 
+def _count(n: int | None, noun: str) -> str:
+    """``"1 walked maze"``, ``"8 walked mazes"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _num(x: float | None) -> float | None:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return None
@@ -100,13 +105,17 @@ def summarize(ds: xr.Dataset) -> dict[str, Any]:
                 "n_depths": len(depths),
             }
             if "first_break_pos" in ds:
-                fb_p = ds["first_break_pos"].sel(**sel, depth=OUTPUT_DEPTH).values
-                fb_n = ds["first_break_neg"].sel(**sel, depth=OUTPUT_DEPTH).values
+                # only the walked mazes (breakpoint_mazes) have breakpoint figures
+                pieces = ds["n_pieces"].sel(**sel, depth=OUTPUT_DEPTH).values
+                walked = np.isfinite(pieces)
+                fb_p = ds["first_break_pos"].sel(**sel, depth=OUTPUT_DEPTH).values[walked]
+                fb_n = ds["first_break_neg"].sel(**sel, depth=OUTPUT_DEPTH).values[walked]
                 entry["first_break_logits_pos"] = _median_inf(fb_p)
                 entry["first_break_logits_neg"] = _median_inf(fb_n)
-                entry["n_pieces_logits"] = _num(
-                    float(ds["n_pieces"].sel(**sel, depth=OUTPUT_DEPTH).median("maze"))
+                entry["n_pieces_logits"] = (
+                    _num(float(np.median(pieces[walked]))) if walked.any() else None
                 )
+                entry["breakpoint_mazes"] = int(walked.sum())
             if 1.0 in ds["t_pos"].values:
                 a = ds["asymmetry"].sel(**sel, depth=OUTPUT_DEPTH, t_pos=1.0)
                 entry["asymmetry_logits_t1"] = _num(float(a.median("maze", skipna=True)))
@@ -205,7 +214,8 @@ def _answer(summary: dict[str, Any], site: str, vec: str) -> str:
     if "first_break_logits_pos" in e:
         parts.append(
             f"The first exact breakpoint of the logits lies at t = +{_fmt(e['first_break_logits_pos'], 3)} "
-            f"and t = −{_fmt(e['first_break_logits_neg'], 3)} (median; "
+            f"and t = −{_fmt(e['first_break_logits_neg'], 3)} (median over the "
+            f"{_count(e.get('breakpoint_mazes'), 'walked maze')}; "
             f"{_fmt(e.get('n_pieces_logits'), 0)} linear pieces on [−{tmax:g}, {tmax:g}])."
         )
     one = e["effects"].get("1")

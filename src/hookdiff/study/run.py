@@ -386,6 +386,7 @@ def analyse(
     breakpoints: bool,
     max_rows: int,
     max_pieces: int,
+    breakpoint_mazes: int | None = None,
     seed: int,
 ) -> xr.Dataset:
     """The analysis of diff(t) per downstream depth, with dim ``sample`` renamed ``maze``.
@@ -407,6 +408,7 @@ def analyse(
         breakpoints=breakpoints,
         max_rows=max_rows,
         max_pieces=max_pieces,
+        breakpoint_samples=breakpoint_mazes,
         seed=seed,
     )
     keep = [v for v in ds.data_vars if not set(ds[v].dims) & _DROP_DIMS]
@@ -619,6 +621,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
                                 breakpoints=config.breakpoints,
                                 max_rows=config.max_rows,
                                 max_pieces=config.max_pieces,
+                                breakpoint_mazes=config.breakpoint_mazes,
                                 seed=seeds["analysis"],
                             )
                         )
