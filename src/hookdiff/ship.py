@@ -26,6 +26,13 @@ METHOD = (
     "(logsumexp over each direction's actions); Adam, cosine-decayed learning rate; CPU only."
 )
 
+DAGGER_METHOD = (
+    " Then online DAgger: rounds that roll the policy out (sampling actions) on fresh training "
+    "mazes, label every state it visited with the expert's step (at most {visits} samples of one "
+    "maze cell per round), and train on those mixed 1:1 with fresh expert cells; Adam at "
+    "{lr:g}, cosine-decayed to 10%."
+)
+
 
 def model_card_path() -> Path:
     """Where the shipped agent's model card lives (beside its checkpoint)."""
@@ -50,6 +57,19 @@ def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> di
     tmp.replace(target)
     cfg = state["config"]
     total = cfg["total_samples"]
+    dagger = int(cfg.get("dagger_samples", 0))
+    planned = total + dagger
+    method = METHOD
+    command = (
+        f"hookdiff train --out RUN_DIR --total-samples {total} --seed {cfg['seed']} "
+        f"--scale {cfg['scale']} --threads 2"
+    )
+    if dagger:
+        method += DAGGER_METHOD.format(visits=cfg["dagger_max_visits"], lr=cfg["dagger_lr"])
+        command += (
+            f" --dagger-samples {dagger} --dagger-lr {cfg['dagger_lr']:g} "
+            f"--dagger-mazes {cfg['dagger_mazes']} --dagger-max-steps {cfg['dagger_max_steps']}"
+        )
     card = {
         "name": target.name,
         "sha256": checkpoint_sha256(target),
@@ -59,21 +79,20 @@ def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> di
             f"procgen 0.10.7 maze, spec {cfg['spec']!r}: hard mode, cheese moved to a uniformly "
             f"random open cell of the inner maze's top-right 5x5, mouse at the start"
         ),
-        "method": METHOD,
+        "method": method,
         "training": {
             "samples": state["samples"],
             "steps": state["step"],
-            "planned_samples": total,
-            "finished": state["samples"] >= total,
+            "planned_samples": planned,
+            "behaviour_cloning_samples": total,
+            "dagger_samples": dagger,
+            "finished": state["samples"] >= planned,
             "seed": cfg["seed"],
             "batch_size": cfg["batch_size"],
             "lr": cfg["lr"],
             "wall_hours": round(state["wall_seconds"] / 3600, 2),
             "validation_accuracy_history": state["history"],
-            "command": (
-                f"hookdiff train --out RUN_DIR --total-samples {total} --seed {cfg['seed']} "
-                f"--scale {cfg['scale']} --threads 2  # resumable: rerun to continue"
-            ),
+            "command": command + "  # resumable: rerun to continue",
         },
         "evaluation": figures,
         "evaluation_command": (

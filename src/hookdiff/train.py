@@ -77,8 +77,8 @@ class TrainConfig:
     """Stop (after checkpointing) once this much wall time has passed in this invocation."""
     stop_after_steps: int | None = None
     """Stop (after checkpointing) after this many steps in this invocation (None: run to the end)."""
-    dagger_samples: int = 0
-    """Samples of the DAgger phase after behaviour cloning (0: none)."""
+    dagger_samples: int = 2_000_000
+    """Samples of the DAgger phase after behaviour cloning (0: behaviour cloning only)."""
     dagger_lr: float = 1e-4
     """Adam learning rate of the DAgger phase (cosine-decayed to 10% over the phase)."""
     dagger_mazes: int = 64
@@ -272,7 +272,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     and continues from the saved step with the same data.
 
     Example:
-        >>> train(TrainConfig(out_dir="/tmp/tiny", total_samples=512, batch_size=64))  # doctest: +SKIP
+        >>> train(TrainConfig(out_dir="/tmp/tiny", total_samples=512, dagger_samples=256))  # doctest: +SKIP
     """
     torch.set_num_threads(config.threads)
     out = Path(config.out_dir)

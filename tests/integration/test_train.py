@@ -20,6 +20,7 @@ def tiny(out_dir, **kw) -> TrainConfig:
         chunk_mazes=2,
         threads=1,
         lr=2e-3,
+        dagger_samples=0,
     )
     base.update(kw)
     return TrainConfig(**base)

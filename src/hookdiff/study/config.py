@@ -256,7 +256,7 @@ def quick_config(base: StudyConfig | None = None) -> StudyConfig:
     return dataclasses.replace(
         base,
         n_mazes=4,
-        ts=(-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0),
+        ts=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0),
         later_candidates=(_STEERING_HOOK, "embedder.block3.res2.resadd_out"),
         rollout_mazes=2,
         rollout_ts=(-1.0, 0.0, 1.0),
