@@ -11,8 +11,10 @@ later-layer selection.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +73,21 @@ def _short(depth: str) -> str:
     return depth.replace("embedder.", "")
 
 
-def _quantiles(da: xr.DataArray, q: list[float]) -> np.ndarray:
-    """Quantiles over mazes, NaN where every maze is NaN (e.g. the residual at t = 0), silently."""
+@contextlib.contextmanager
+def _all_nan_is_nan() -> Iterator[None]:
+    """Statistics over mazes are NaN where every maze is NaN (the residual at t = 0): no warning."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        yield
+
+
+def _quantiles(da: xr.DataArray, q: list[float]) -> np.ndarray:
+    with _all_nan_is_nan():
         return da.quantile(q, dim="maze", skipna=True).values
 
 
 def _median(da: xr.DataArray) -> xr.DataArray:
-    """Median over mazes, NaN where every maze is NaN (e.g. the residual at t = 0), silently."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+    with _all_nan_is_nan():
         return da.median("maze", skipna=True).compute()
 
 
