@@ -37,6 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
     import torch
 
     import hookdiff
+    from hookdiff._io import atomic_write
     from hookdiff.testing import make_tiny_transformer
 
     torch.manual_seed(args.seed)
@@ -51,11 +52,9 @@ def _demo(args: argparse.Namespace) -> int:
     depths = [n for n in hookdiff.hook_chain(model) if n not in (hook, "logits")]
     ds = hookdiff.sweep(model, tokens, hook, vector, coeffs, capture=["output", *depths])
     ds.attrs.update(seed=args.seed, model="tiny HookedTransformer (2 layers, d_model 16)")
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sweep.nc"
-    tmp = path.with_suffix(".nc.tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
 
     print(f"steered {hook} of a tiny random HookedTransformer with t in [-3, 3]")
     print(f"{'t':>6} " + " ".join(f"{d:>26}" for d in [*depths, "output"]))
@@ -109,7 +108,7 @@ _COMMANDS.append(("plot", _plot_args, _plot))
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.train import TrainConfig
+    from hookdiff.training.train import TrainConfig
 
     defaults = TrainConfig()
     p.add_argument("--out", default=defaults.out_dir, help="run folder (resumed if it exists)")
@@ -135,7 +134,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """Train (or resume) an ImpalaPolicy by imitating the shortest-path expert."""
-    from hookdiff.train import TrainConfig, train
+    from hookdiff.training.train import TrainConfig, train
 
     config = TrainConfig(
         out_dir=args.out,
@@ -170,7 +169,7 @@ _COMMANDS.append(("train", _train_args, _train))
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.evaluate import EvalConfig
+    from hookdiff.training.evaluate import EvalConfig
 
     d = EvalConfig()
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped agent")
@@ -184,8 +183,9 @@ def _eval(args: argparse.Namespace) -> int:
     """Evaluate an agent: reach rates in/out of distribution, P(toward cheese) at decision squares."""
     import json
 
+    from hookdiff._io import write_json
     from hookdiff.agent import load_checkpoint, load_default
-    from hookdiff.evaluate import EvalConfig, evaluate, write_json
+    from hookdiff.training.evaluate import EvalConfig, evaluate
 
     policy = load_default() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     config = EvalConfig(n_mazes=args.n_mazes, seed=args.seed, max_steps=args.max_steps)
@@ -212,8 +212,8 @@ def _ship(args: argparse.Namespace) -> int:
     """Ship a trained run's policy inside the package, evaluated, with its model card."""
     import json
 
-    from hookdiff.evaluate import EvalConfig
-    from hookdiff.ship import model_card_path, ship_agent
+    from hookdiff.training.evaluate import EvalConfig
+    from hookdiff.training.ship import model_card_path, ship_agent
 
     card = ship_agent(args.run_dir, EvalConfig(n_mazes=args.n_mazes))
     print(json.dumps(card["evaluation"], indent=2))

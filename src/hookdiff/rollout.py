@@ -31,6 +31,7 @@ from hookdiff.maze.paths import (
     direction_field,
     next_direction,
     top_right_cell,
+    top_right_region,
 )
 from hookdiff.maze.state import WALL, MazeState
 
@@ -73,13 +74,6 @@ class Steering:
             c[r] if c.ndim else c,
             self.per_env,
         )
-
-
-def top_right_region(state: MazeState, size: int = 5) -> tuple[int, int, int, int]:
-    """``(row_lo, row_hi, col_lo, col_hi)`` (inclusive) of the inner maze's top-right ``size``²."""
-    top = state.margin + state.maze_dim - 1
-    lo = max(state.margin, top - size + 1)
-    return lo, top, lo, top
 
 
 def _moves() -> np.ndarray:

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from hookdiff.agent import ImpalaPolicy
-from hookdiff.evaluate import EvalConfig, entered_top_right, evaluate
 from hookdiff.maze.paths import shortest_path
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import ExpertPolicy, rollout, top_right_region
+from hookdiff.training.evaluate import EvalConfig, entered_top_right, evaluate
 
 
 def test_expert_enters_the_top_right_only_where_its_shortest_path_does():

@@ -11,7 +11,7 @@ import torch
 from hookdiff.agent import ImpalaPolicy, checkpoint_sha256, default_checkpoint_path, load_default
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import rollout
-from hookdiff.ship import model_card_path
+from hookdiff.training.ship import model_card_path
 
 pytestmark = pytest.mark.skipif(
     not default_checkpoint_path().exists(), reason="no agent shipped in this checkout"

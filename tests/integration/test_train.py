@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from hookdiff.agent import load_checkpoint
-from hookdiff.train import ExpertStream, TrainConfig, train
+from hookdiff.training.train import ExpertStream, TrainConfig, train
 
 
 def tiny(out_dir, **kw) -> TrainConfig:
@@ -109,7 +109,7 @@ def test_on_policy_round_labels_the_states_the_policy_visited(tmp_path):
     from hookdiff.maze.paths import direction_field
     from hookdiff.maze.sets import sample_mazes
     from hookdiff.rollout import rollout
-    from hookdiff.train import _round_seed, on_policy_round
+    from hookdiff.training.train import _round_seed, on_policy_round
 
     cfg = tiny_dagger(tmp_path, dagger_max_visits=100)
     torch.manual_seed(0)

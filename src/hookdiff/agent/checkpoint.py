@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookdiff._io import atomic_write
 from hookdiff.agent.impala import ImpalaPolicy
 from hookdiff.errors import CheckpointError
 
@@ -187,18 +187,10 @@ def save_checkpoint(policy: ImpalaPolicy, path: str | os.PathLike[str], **extra:
         for k, v in policy.state_dict().items()
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({_WRAPPER_KEY: state, **extra}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save({_WRAPPER_KEY: state, **extra}, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

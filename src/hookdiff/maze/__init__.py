@@ -42,6 +42,7 @@ from hookdiff.maze.paths import (
     open_cells,
     shortest_path,
     top_right_cell,
+    top_right_region,
 )
 from hookdiff.maze.sets import (
     ExpertBatch,
@@ -88,6 +89,7 @@ __all__ = [
     "states_of",
     "step",
     "top_right_cell",
+    "top_right_region",
     "top_right_corridor",
     "top_right_pair",
     "with_cheese",

@@ -25,6 +25,7 @@ __all__ = [
     "shortest_path",
     "distances",
     "top_right_cell",
+    "top_right_region",
     "decision_square",
     "next_direction",
     "direction_field",
@@ -139,6 +140,16 @@ def top_right_cell(state: MazeState) -> tuple[int, int]:
     """The inner maze's top-right cell: ``row = col = margin + maze_dim - 1`` (always open)."""
     t = state.margin + state.maze_dim - 1
     return t, t
+
+
+def top_right_region(state: MazeState, size: int = 5) -> tuple[int, int, int, int]:
+    """``(row_lo, row_hi, col_lo, col_hi)`` (inclusive) of the inner maze's top-right ``size``².
+
+    Clipped to the inner maze, so a maze smaller than ``size`` is all top-right region.
+    """
+    top = state.margin + state.maze_dim - 1
+    lo = max(state.margin, top - size + 1)
+    return lo, top, lo, top
 
 
 def decision_square(state: MazeState) -> tuple[int, int] | None:

@@ -25,7 +25,7 @@ from jaxtyping import Int, UInt8
 
 from hookdiff.maze.edit import start_cell, with_cheese
 from hookdiff.maze.envs import _mouse_variants, _render_raw, level_states, mouse_cells
-from hookdiff.maze.paths import decision_square, direction_field
+from hookdiff.maze.paths import decision_square, direction_field, top_right_region
 from hookdiff.maze.state import WALL, MazeState
 
 __all__ = [
@@ -157,19 +157,16 @@ def load_spec(name: str | Path) -> MazeSpec:
 
 def in_top_right(state: MazeState, cell: tuple[int, int], n: int) -> bool:
     """Whether ``cell`` lies in the inner maze's top-right ``n x n`` region."""
-    lo = state.margin + state.maze_dim - n
-    hi = state.margin + state.maze_dim
-    return max(lo, state.margin) <= cell[0] < hi and max(lo, state.margin) <= cell[1] < hi
+    lo, hi, _, _ = top_right_region(state, n)
+    return lo <= cell[0] <= hi and lo <= cell[1] <= hi
 
 
 def _top_right_cells(state: MazeState, n: int) -> list[tuple[int, int]]:
-    lo = max(state.margin, state.margin + state.maze_dim - n)
-    hi = state.margin + state.maze_dim
+    lo, hi, _, _ = top_right_region(state, n)
     start = start_cell(state)
     g = state.grid
-    return [
-        (r, c) for r in range(lo, hi) for c in range(lo, hi) if g[r, c] != WALL and (r, c) != start
-    ]
+    cells = range(lo, hi + 1)
+    return [(r, c) for r in cells for c in cells if g[r, c] != WALL and (r, c) != start]
 
 
 def _apply(spec: MazeSpec, state: MazeState, rng: np.random.Generator) -> MazeState | None:

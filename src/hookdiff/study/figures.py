@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from hookdiff._io import atomic_write
 from hookdiff.maze.plot import plot_vector_field
 from hookdiff.maze.state import MazeState
 
@@ -46,10 +47,8 @@ def figure_names(ds: xr.Dataset) -> list[str]:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hookdiff._io import atomic_write
 from hookdiff.study.figures import OUTPUT_DEPTH
 
 __all__ = ["summarize", "write_report"]
@@ -442,7 +443,6 @@ def write_report(
     blocks = _blocks(ds, summary, [Path(f).resolve() for f in figures])
     paths = (run_dir / "report.md", run_dir / "report.html")
     for path, text in zip(paths, (_md(blocks, run_dir), _html(blocks))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return paths

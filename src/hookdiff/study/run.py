@@ -29,12 +29,9 @@ import contextlib
 import copy
 import json
 import os
-import platform
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ import xarray as xr
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hookdiff._io import atomic_write, package_versions, remove_stale_temporaries, write_json
 from hookdiff.agent import (
     ImpalaPolicy,
     checkpoint_sha256,
@@ -73,7 +71,6 @@ __all__ = [
     "POSITIONS",
     "SITES",
     "VECTORS",
-    "atomic_write",
     "load_policy",
     "run_study",
     "study_dataset",
@@ -95,60 +92,6 @@ _WARNING_UNTRAINED = (
     "seeded random-init policy. Its numbers describe the hook machinery on random weights, not the "
     "behaviour of a trained maze agent. Rerun with --checkpoint PATH."
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it onto ``path`` (os.replace).
-
-    An exception (or a kill) leaves ``path`` untouched and the temporary file removed (or, after
-    a kill, a ``.*.tmp`` file that the next run deletes).
-
-    Example:
-        >>> with atomic_write("out.json") as tmp:  # doctest: +SKIP
-        ...     tmp.write_text("{}")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _clean_stale(out: Path) -> None:
-    """Remove temporary files an interrupted run left behind."""
-    for p in list(out.glob(".*.tmp")) + list(out.glob("figures/.*.tmp")):
-        p.unlink(missing_ok=True)
-
-
-def _versions() -> dict[str, str]:
-    names = [
-        "hookdiff",
-        "torch",
-        "numpy",
-        "xarray",
-        "transformer-lens",
-        "procgen-mirror",
-        "h5netcdf",
-    ]
-    out = {"python": platform.python_version()}
-    for n in names:
-        try:
-            out[n] = metadata.version(n)
-        except metadata.PackageNotFoundError:
-            out[n] = "not installed"
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,7 +667,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
         "title": "hookdiff study: nonlinearity of steering tied to behaviour",
         "config": config.to_json(),
         "seeds": json.dumps(seeds, sort_keys=True),
-        "versions": json.dumps(_versions(), sort_keys=True),
+        "versions": json.dumps(package_versions(), sort_keys=True),
         "agent": info["agent"],
         "checkpoint": info["checkpoint"],
         "checkpoint_sha256": info["checkpoint_sha256"],
@@ -806,7 +749,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
 
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
+    remove_stale_temporaries(out)
     t0 = time.perf_counter()
     ds = study_dataset(config, progress=progress)
     timings = json.loads(ds.attrs.pop("timings"))
@@ -837,8 +780,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
         ],
         "summary": summary,
     }
-    with atomic_write(out / "run.json") as tmp:
-        tmp.write_text(json.dumps(run, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_json(json.loads(json.dumps(run, sort_keys=True, default=_json_default)), out / "run.json")
     return out
 
 

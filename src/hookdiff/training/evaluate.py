@@ -10,9 +10,7 @@ published agent's 0.848 and 0.619 (Turner et al.; their agent was trained on a t
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,12 +105,3 @@ def evaluate(policy: nn.Module, config: EvalConfig | None = None) -> dict[str, A
 def _mean_steps(ds: xr.Dataset) -> float | None:
     reached = ds.reached_cheese.values
     return float(ds.steps.values[reached].mean()) if reached.any() else None
-
-
-def write_json(obj: dict[str, Any], path: str | Path) -> Path:
-    """Write ``obj`` as indented JSON atomically (tmp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-    return path

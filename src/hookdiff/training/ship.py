@@ -2,7 +2,7 @@
 
 The card (``agent/weights/model_card.json``) records the training distribution, method, samples,
 seed and wall time from the run's ``train_state.pt``, and the evaluation figures from
-:func:`hookdiff.evaluate.evaluate`, each with the command that reproduces it.
+:func:`hookdiff.training.evaluate.evaluate`, each with the command that reproduces it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from hookdiff._io import atomic_write, write_json
 from hookdiff.agent import checkpoint_sha256, default_checkpoint_path, load_checkpoint
-from hookdiff.evaluate import EvalConfig, evaluate, write_json
+from hookdiff.training.evaluate import EvalConfig, evaluate
 
 __all__ = ["model_card_path", "ship_agent"]
 
@@ -51,10 +52,8 @@ def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> di
     policy = load_checkpoint(run_dir / "policy.pt")  # validates the checkpoint before shipping
     figures = evaluate(policy, eval_config)
     target = default_checkpoint_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(run_dir / "policy.pt", tmp)
-    tmp.replace(target)
+    with atomic_write(target) as tmp:
+        shutil.copyfile(run_dir / "policy.pt", tmp)
     cfg = state["config"]
     total = cfg["total_samples"]
     dagger = int(cfg.get("dagger_samples", 0))

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from hookdiff._io import atomic_write
 from hookdiff.agent import ImpalaPolicy, direction_log_probs, obs_to_tensor, save_checkpoint
 
 __all__ = [
@@ -258,9 +257,8 @@ def _lr_at(config: TrainConfig, step: int) -> float:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
@@ -424,12 +422,3 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, samples_done: i
             f"{ {k: f'{a!r} (saved) vs {b!r} (now)' for k, (a, b) in differ.items()} }; use a new "
             f"--out folder or the saved settings"
         )
-
-
-def environment_info() -> dict[str, str]:
-    """Versions recorded beside results, so a run can be reproduced."""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
