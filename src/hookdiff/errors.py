@@ -7,6 +7,35 @@ builtin a caller would naturally catch (``KeyError`` for a bad name, ``ValueErro
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
+
+def closest_names(name: str, valid: Sequence[str], n: int = 5) -> list[str]:
+    """Up to ``n`` names of ``valid`` closest to ``name`` (never ``name`` itself).
+
+    Falls back to names sharing the last dotted component (``...resadd_out``) when none is close.
+
+    Example:
+        >>> closest_names("embedder.fc_ot", ["embedder.fc_out", "fc_policy_out"])
+        ['embedder.fc_out']
+    """
+    others = [v for v in valid if v != name]
+    close = difflib.get_close_matches(name, others, n=n, cutoff=0.5)
+    if not close:
+        tail = name.rsplit(".", 1)[-1]
+        close = [v for v in others if v.rsplit(".", 1)[-1] == tail][:n]
+    return close
+
+
+def unknown_name_message(what: str, name: object, valid: Sequence[str]) -> str:
+    """``"unknown <what>: 'x'. Closest: [...]."``: the one wording of an unknown-name error."""
+    close = closest_names(str(name), valid)
+    shown = list(valid)[:8]
+    more = f" ({len(valid)} in all)" if len(valid) > len(shown) else ""
+    hint = f" Closest: {close}." if close else f" Closest: none; valid: {shown}{more}."
+    return f"unknown {what}: {name!r}.{hint}"
+
 
 class HookdiffError(Exception):
     """Base class of every error hookdiff raises on purpose."""

@@ -11,7 +11,6 @@ signature, so :func:`steering_hook` also drops into a ``fwd_hooks`` list of ``ru
 from __future__ import annotations
 
 import contextlib
-import difflib
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import xarray as xr
 from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 
-from hookdiff.errors import NoHookChainError, ShapeMismatchError, UnknownHookError
+from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
+from hookdiff.segments import as_segmented, locate
 
 __all__ = [
     "Captured",
@@ -91,12 +91,7 @@ def resolve_hook(model: nn.Module, name: str) -> nn.Module:
 
 
 def _unknown_message(model: nn.Module, name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    if not close:  # fall back to names sharing the last component
-        tail = name.rsplit(".", 1)[-1]
-        close = [k for k in known if k.rsplit(".", 1)[-1] == tail][:5]
-    hint = f" Closest names: {close}." if close else f" It has {len(known)} hook sites."
-    return f"{type(model).__name__} has no hook point {name!r}.{hint}"
+    return unknown_name_message(f"hook point of {type(model).__name__}", name, known)
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,29 +470,15 @@ class Segment:
 def hook_chain(model: nn.Module) -> list[str]:
     """The ordered hook points ``downstream`` walks along, or a clear error if there are none.
 
-    A model declares its chain with a ``hook_names`` attribute (forward order) and a
-    ``run_segment(x, start, stop, context=None)`` method (the maze agent does). A
-    HookedTransformer's chain is its residual stream; an ``nn.Sequential``'s its children.
-    """
-    from transformer_lens import HookedTransformer
+    A model declares its chain by implementing :class:`hookdiff.contract.SegmentedModel` (the maze
+    agent does). A HookedTransformer's chain is its residual stream; an ``nn.Sequential``'s its
+    children.
 
-    if hasattr(model, "run_segment") and hasattr(model, "hook_names"):
-        return list(model.hook_names)
-    if isinstance(model, HookedTransformer):
-        n_layers = model.cfg.n_layers
-        return (
-            ["blocks.0.hook_resid_pre"]
-            + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
-            + ["logits"]
-        )
-    if isinstance(model, nn.Sequential):
-        return [name for name, _ in model.named_children()]
-    raise NoHookChainError(
-        f"{type(model).__name__} declares no ordered chain of hook points, so hookdiff cannot run "
-        f"a segment of it. Give the model a `hook_names` list (hook points in forward order) and a "
-        f"`run_segment(x, start, stop, context=None)` method, or use a HookedTransformer "
-        f"(residual stream) or an nn.Sequential (its children)."
-    )
+    Example:
+        >>> hook_chain(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+        ['0', '1']
+    """
+    return list(as_segmented(model).hook_names)
 
 
 def downstream(model: nn.Module, hook: str, n: int) -> Segment:
@@ -509,56 +490,18 @@ def downstream(model: nn.Module, hook: str, n: int) -> Segment:
         >>> f2(torch.ones(5, 2)).shape
         torch.Size([5, 1])
     """
-    chain = hook_chain(model)
-    alias = _transformer_alias(model, hook)
-    start = alias if alias is not None else hook
-    if start not in chain:
-        raise UnknownHookError(
-            _unknown_message(model, hook, chain)
-            + " downstream() starts only at points of the model's hook chain."
-        )
+    segmented = as_segmented(model)
+    start = locate(segmented, hook)
+    chain = list(segmented.hook_names)
     i = chain.index(start)
-    if not isinstance(n, int) or n < 1 or i + n >= len(chain):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or i + n >= len(chain):
         raise ValueError(
             f"n={n!r} is out of range for a segment starting at {hook!r}: expected an int in "
             f"1..{len(chain) - 1 - i} (the chain ends at {chain[-1]!r})"
         )
     stop = chain[i + n]
-    return Segment(model, hook, stop, n, _segment_runner(model, chain, i, i + n))
 
+    def run(x: Tensor, context: Mapping[str, Tensor] | None = None) -> Tensor:
+        return segmented.run_segment(x, start, stop, context=context)
 
-def _transformer_alias(model: nn.Module, hook: str) -> str | None:
-    """``blocks.k.hook_resid_pre`` (k ≥ 1) is the same point as ``blocks.{k-1}.hook_resid_post``."""
-    prefix, suffix = "blocks.", ".hook_resid_pre"
-    if hasattr(model, "run_segment") or not (hook.startswith(prefix) and hook.endswith(suffix)):
-        return None
-    layer = hook[len(prefix) : -len(suffix)]
-    if layer.isdigit() and int(layer) >= 1:
-        return f"blocks.{int(layer) - 1}.hook_resid_post"
-    return None
-
-
-def _segment_runner(model: nn.Module, chain: list[str], i: int, j: int) -> Callable[..., Tensor]:
-    from transformer_lens import HookedTransformer
-
-    if hasattr(model, "run_segment") and hasattr(model, "hook_names"):
-        start, stop = chain[i], chain[j]
-        return lambda x, context=None: model.run_segment(x, start, stop, context=context)
-    if isinstance(model, HookedTransformer):
-        start_layer = 0 if i == 0 else i  # chain index i ≥ 1 is resid_post of layer i-1
-        stop_layer = None if chain[j] == "logits" else j
-        if stop_layer is None:
-            return lambda x, context=None: model(
-                x, start_at_layer=start_layer, return_type="logits"
-            )
-        return lambda x, context=None: model(
-            x, start_at_layer=start_layer, stop_at_layer=stop_layer
-        )
-    children = list(model.children())
-
-    def run_children(x: Tensor, context: Mapping[str, Tensor] | None = None) -> Tensor:
-        for child in children[i + 1 : j + 1]:
-            x = child(x)
-        return x
-
-    return run_children
+    return Segment(model, hook, stop, n, run)

@@ -20,13 +20,18 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from hookdiff.agent import ACTION_DIRECTIONS, directions, obs_to_tensor
+from hookdiff.agent import obs_to_tensor
 from hookdiff.hooks import attach, steering_hook
+from hookdiff.maze.actions import (
+    ACTION_DIRECTIONS,
+    DIRECTION_ACTIONS,
+    NO_MOVE,
+    action_steps,
+    direction_probs,
+)
 from hookdiff.maze.edit import with_mouse
 from hookdiff.maze.envs import make_env, observe, render, set_states
 from hookdiff.maze.paths import (
-    DIRECTION_ACTIONS,
-    DIRECTIONS,
     decision_square,
     direction_field,
     next_direction,
@@ -76,16 +81,7 @@ class Steering:
         )
 
 
-def _moves() -> np.ndarray:
-    """(15, 2) cell displacement ``(d_row, d_col)`` of each procgen action."""
-    table = np.zeros((len(ACTION_DIRECTIONS), 2), dtype=np.int64)
-    for action, d in enumerate(ACTION_DIRECTIONS):
-        if d < 4:
-            table[action] = DIRECTIONS[d]
-    return table
-
-
-_MOVES = _moves()
+_MOVES = action_steps()  # (15, 2): the cell displacement of each procgen action
 
 
 def advance(cells: np.ndarray, actions: np.ndarray, walls: np.ndarray) -> np.ndarray:
@@ -119,7 +115,7 @@ class ExpertPolicy(nn.Module):
         for row, (env, (r, c)) in enumerate(zip(envs, cells)):
             field = self.fields[env]
             d = int(field[r, c]) if field is not None else -1
-            logits[row, DIRECTION_ACTIONS[d] if d >= 0 else 4] = 0.0
+            logits[row, DIRECTION_ACTIONS[d] if d >= 0 else DIRECTION_ACTIONS[NO_MOVE]] = 0.0
         return logits
 
 
@@ -335,7 +331,7 @@ def decision_square_probs(
         )
     placed = [with_mouse(s, d) for s, d in zip(states, squares)]
     obs = render(placed)
-    dirs = directions(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()
+    dirs = direction_probs(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()
     to_cheese = np.array([next_direction(s, d, s.cheese) for s, d in zip(states, squares)])
     to_corner = np.array([next_direction(s, d, top_right_cell(s)) for s, d in zip(states, squares)])
     rows = np.arange(len(states))

@@ -13,7 +13,7 @@ import hookdiff
 from hookdiff.errors import MazeEditError
 from hookdiff.maze import (
     DIRECTION_ACTIONS,
-    DIRECTIONS,
+    DIRECTION_STEPS,
     EMPTY,
     WALL,
     MazeState,
@@ -101,7 +101,7 @@ def test_stepping_matches_directions_and_frames(mazes: list[MazeState]) -> None:
         path = shortest_path(s, cell, target)
         for nxt in path[1:]:
             d = next_direction(s, cell, target)
-            assert (cell[0] + DIRECTIONS[d][0], cell[1] + DIRECTIONS[d][1]) == nxt
+            assert (cell[0] + DIRECTION_STEPS[d][0], cell[1] + DIRECTION_STEPS[d][1]) == nxt
             obs, rew, first = step(env, [DIRECTION_ACTIONS[d]])
             cell = nxt
             if cell == target:
@@ -123,7 +123,7 @@ def test_direction_field_agrees_with_paths(mazes: list[MazeState]) -> None:
                 if len(path) == 1:
                     assert field[cell] == -1
                     continue
-                dr, dc = DIRECTIONS[field[cell]]
+                dr, dc = DIRECTION_STEPS[field[cell]]
                 assert (cell[0] + dr, cell[1] + dc) == path[1]
             assert (field[s.grid == WALL] == -1).all()
 

@@ -11,7 +11,7 @@ import pytest
 from hookdiff.errors import MazeEditError, MazeStateError
 from hookdiff.maze import (
     CHEESE,
-    DIRECTIONS,
+    DIRECTION_STEPS,
     EMPTY,
     WALL,
     MazeState,
@@ -165,7 +165,7 @@ def test_direction_field_matches_paths(fork: MazeState) -> None:
             if (r, c) == target:
                 assert field[r, c] == -1
                 continue
-            dr, dc = DIRECTIONS[field[r, c]]
+            dr, dc = DIRECTION_STEPS[field[r, c]]
             assert (r + dr, c + dc) == path[1]
         assert (field[fork.grid == WALL] == -1).all()
 

@@ -4,7 +4,8 @@
 explicit op graph (``policy.ops``, ``policy.hook_names``, ``policy.run_segment``) that
 ``hookdiff.downstream`` and the analysis walk. Checkpoints use the original
 ``{"model_state_dict": ...}`` format at any scale. ``obs_to_tensor`` turns procgen frames into
-model input; ``directions`` groups the 15 actions into 5 moves.
+model input. The policy declares its readout ``"directions"`` (the 5 direction probabilities of
+:mod:`hookdiff.maze.actions`, re-exported here) so the analysis reports behaviour per direction.
 """
 
 from hookdiff.agent.checkpoint import (
@@ -14,14 +15,16 @@ from hookdiff.agent.checkpoint import (
     load_default,
     save_checkpoint,
 )
-from hookdiff.agent.directions import (
+from hookdiff.agent.impala import INPUT, ImpalaPolicy, Op
+from hookdiff.agent.obs import obs_to_tensor
+from hookdiff.maze.actions import (
     ACTION_DIRECTIONS,
     DIRECTION_NAMES,
     direction_log_probs,
-    directions,
+    direction_probs,
 )
-from hookdiff.agent.impala import INPUT, ImpalaPolicy, Op
-from hookdiff.agent.obs import obs_to_tensor
+
+directions = direction_probs  # the name earlier releases exported
 
 __all__ = [
     "ACTION_DIRECTIONS",
@@ -32,6 +35,7 @@ __all__ = [
     "checkpoint_sha256",
     "default_checkpoint_path",
     "direction_log_probs",
+    "direction_probs",
     "directions",
     "load_checkpoint",
     "load_default",

@@ -16,45 +16,27 @@ forward order, and the forward pass walks it. The same walk runs any segment of 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from hookdiff.errors import SegmentError, ShapeMismatchError, UnknownHookError
+from hookdiff.contract import INPUT, Op, Readout, apply_op
+from hookdiff.errors import SegmentError, ShapeMismatchError, UnknownHookError, unknown_name_message
+from hookdiff.maze.actions import DIRECTION_NAMES, direction_probs
 
-__all__ = ["INPUT", "OP_KINDS", "ImpalaPolicy", "Op"]
+__all__ = ["INPUT", "ImpalaPolicy", "Op"]
 
-#: Name standing for the observation fed to the network (the input of the first conv).
-INPUT = "input"
-
-#: The kinds of op the graph holds; analysis code dispatches on these.
-OP_KINDS = ("conv", "maxpool", "relu", "add", "flatten", "linear")
-
-
-@dataclass(frozen=True)
-class Op:
-    """One op of the policy's graph; its output is the hook point of the same name.
-
-    Attributes:
-        name: The hook name of the op's output, e.g. ``"embedder.block2.res1.conv1_out"``.
-        kind: One of :data:`OP_KINDS`.
-        inputs: Hook names of the op's inputs (:data:`INPUT` for the observation). An ``"add"``
-            has two: the residual branch output (``...conv2_out``) first, the block input second.
-        module: The ``nn.Conv2d`` / ``nn.MaxPool2d`` / ``nn.Linear`` carrying the op's parameters
-            (``None`` for relu, add and flatten).
-    """
-
-    name: str
-    kind: str
-    inputs: tuple[str, ...]
-    module: nn.Module | None = None
+#: The readout the policy declares: the 5 direction probabilities from the 15 action logits.
+DIRECTIONS_READOUT = Readout(
+    name="directions",
+    source="fc_policy_out",
+    fn=direction_probs,
+    dim="direction",
+    labels=DIRECTION_NAMES,
+)
 
 
 class _ResidualBlock(nn.Module):
@@ -134,6 +116,9 @@ class ImpalaPolicy(HookedRootModule):
         self.fc_policy_out = HookPoint()
         self.fc_value = nn.Linear(256, 1)
         self.fc_value_out = HookPoint()
+        self.output_hook = "fc_policy_out"
+        self.output_dims = ("action",)
+        self.readouts = (DIRECTIONS_READOUT,)
         self.ops: tuple[Op, ...] = self._build_ops()
         self.hook_names: tuple[str, ...] = tuple(op.name for op in self.ops)
         self._position = {name: i for i, name in enumerate(self.hook_names)}
@@ -178,19 +163,12 @@ class ImpalaPolicy(HookedRootModule):
     # ---------------------------------------------------------------- running the graph
 
     def _run_op(self, op: Op, args: Sequence[Tensor]) -> Tensor:
-        """Run one op on its inputs and pass the result through the op's hook point."""
-        kind = op.kind
-        if kind == "relu":
-            out = F.relu(args[0])
-        elif kind == "add":
-            out = args[0] + args[1]
-        elif kind == "flatten":
-            # torch.flatten works on the logical NCHW view, so the order is (channel, height,
-            # width) whatever the memory format (channels_last included): fc weights line up.
-            out = torch.flatten(args[0], 1)
-        else:  # conv, maxpool, linear: the module carries the op
-            out = op.module(args[0])
-        return self.hook_dict[op.name](out)
+        """Run one op on its inputs and pass the result through the op's hook point.
+
+        Flatten reads the logical NCHW view, so the order is (channel, height, width) whatever
+        the memory format (channels_last included): the fc weights line up.
+        """
+        return self.hook_dict[op.name](apply_op(op, args))
 
     def _forward_all(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         if obs.dim() != 4 or obs.shape[1:] != (3, 64, 64):
@@ -235,11 +213,9 @@ class ImpalaPolicy(HookedRootModule):
         if name == INPUT and allow_input:
             return -1
         if name not in self._position or name == INPUT:
-            close = difflib.get_close_matches(name, self.hook_names, n=5, cutoff=0.5)
-            hint = f" Closest: {close}." if close else ""
             raise UnknownHookError(
-                f"{what} {name!r} is not a hook point of ImpalaPolicy.{hint} "
-                f"All names are in policy.hook_names"
+                unknown_name_message(f"{what} hook point of ImpalaPolicy", name, self.hook_names)
+                + " All names are in policy.hook_names"
                 + (f" (or {INPUT!r} for the observation)." if allow_input else ".")
             )
         return self._position[name]

@@ -1,86 +1,70 @@
 """The downstream chain of a hook point, as the analysis sees it: depths, one-pass runner, op graph.
 
 Every part of the analysis needs the same three things about the layers after the intervention
-point: the ordered list of depths (hook names, plus ``"directions"`` on the maze agent), a function
-that runs the segment from the hook to the deepest depth ONCE and returns every depth's activation
-(differentiable, so one ``torch.func.jvp`` of it gives J·v at every depth), and, where the segment
-is piecewise linear, the op graph (kind, inputs, parameters) that the exact breakpoint walk
-propagates a line through. This private module builds that description for the three kinds of
-model hookdiff knows: a model declaring ``ops`` / ``segment_ops`` (the IMPALA agent), a
-HookedTransformer (its residual stream) and an ``nn.Sequential`` (its children).
+point: the ordered list of depths (hook names, plus the readouts the model declares, e.g. the maze
+agent's ``"directions"``), a function that runs the segment from the hook to the deepest depth ONCE
+and returns every depth's activation (differentiable, so one ``torch.func.jvp`` of it gives J·v at
+every depth), and, where the model declares its ops, the op graph that the exact breakpoint walk
+propagates a line through. The model is reached only through the contract
+(:mod:`hookdiff.contract`), adapted in one place (:func:`hookdiff.segments.as_segmented`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hookdiff.errors import ShapeMismatchError, UnknownHookError
-from hookdiff.hooks import hook_chain, resolve_hook
+from hookdiff.contract import (
+    PATTERN_KINDS,
+    PIECEWISE_KINDS,
+    Op,
+    OpGraphModel,
+    Readout,
+    SegmentedModel,
+    apply_op,
+)
+from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
+from hookdiff.segments import as_segmented, locate, output_of
 
-#: Pseudo-depth of the maze agent: the 5 direction probabilities computed from the policy logits.
-DIRECTIONS = "directions"
-
-#: Layer kinds whose activation pattern (relu: sign of the input; maxpool: argmax) is tracked.
-PATTERN_KINDS = ("relu", "maxpool")
-
-_AGENT_POLICY_HEAD = "fc_policy_out"
-_AGENT_VALUE_HEAD = "fc_value_out"
+Runner = Callable[[Tensor, Mapping[str, Tensor], bool], tuple[list[Tensor], dict[str, Tensor]]]
+"""``run(x, context, patterns)`` -> (per-depth outputs, per-layer relu / maxpool patterns)."""
 
 
 @dataclass(frozen=True)
-class Step:
-    """One op of a piecewise-linear walk.
-
-    Attributes:
-        name: The op's output name (a hook name of the model).
-        kind: ``conv``, ``linear``, ``maxpool``, ``relu``, ``add``, ``flatten`` or ``other``.
-        inputs: Names of the op's inputs (the hook, an earlier step, or a context name).
-        module: The module carrying the op's parameters (conv, linear, maxpool), else ``None``.
-        apply: Runs the op on its input tensors (with bias, exactly as the model does).
-    """
-
-    name: str
-    kind: str
-    inputs: tuple[str, ...]
-    module: nn.Module | None
-    apply: Callable[[Sequence[Tensor]], Tensor]
-
-
-@dataclass
 class Chain:
     """What the analysis needs about the segment after ``hook``.
 
     Attributes:
         model: The model.
-        hook: The intervention point.
-        depths: Depth labels in forward order (hook names; ``"directions"`` last on the agent).
-        behaviour: The depths that are behaviour (the model output, the direction probabilities).
+        hook: The intervention point (its name on the model's chain).
+        depths: Depth labels in forward order (hook names, then the declared readouts).
+        behaviour: The depths that are behaviour (the model's output, its readouts).
+        output_dims: Axis names of the model's output (None: named by rank).
+        readouts: The readouts among the depths, by name.
         layers: ``(name, kind)`` of the relu / maxpool ops inside the segment (pattern flips).
-        steps: The op graph for the exact walk, or ``None`` when the model is not an op graph.
+        steps: The op graph for the exact walk, or ``None`` when the model declares no ops.
         depends: Per depth, the names of the relu / maxpool layers it depends on.
         context_names: Activations produced before ``hook`` that the segment reads.
         not_piecewise: Why the segment is not piecewise linear (``None`` if it is).
-        run: ``run(x, context, patterns)`` -> (per-depth outputs, per-layer patterns).
+        run: Runs the segment once (see :data:`Runner`).
     """
 
     model: nn.Module
     hook: str
     depths: tuple[str, ...]
     behaviour: tuple[str, ...]
+    output_dims: tuple[str, ...] | None
+    readouts: dict[str, Readout]
     layers: tuple[tuple[str, str], ...]
-    steps: tuple[Step, ...] | None
+    steps: tuple[Op, ...] | None
     depends: dict[str, frozenset[str]]
     context_names: tuple[str, ...]
     not_piecewise: str | None
-    run: Callable[[Tensor, Mapping[str, Tensor], bool], tuple[list[Tensor], dict[str, Tensor]]]
-    extra: dict[str, object] = field(default_factory=dict)
+    run: Runner
 
 
 def relu_pattern(pre: Tensor) -> Tensor:
@@ -107,188 +91,129 @@ def maxpool_pattern(x: Tensor, module: nn.Module) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Depths:
+    """The depths picked after the hook: hook points (``real``) and readouts, in order."""
+
+    picked: tuple[str, ...]
+    real: tuple[str, ...]
+    readouts: dict[str, Readout]
+    output: str
+
+
 def build_chain(model: nn.Module, hook: str, depths: Sequence[str | int] | None) -> Chain:
     """The :class:`Chain` after ``hook`` for ``depths`` (``None``: every depth to the output)."""
-    from transformer_lens import HookedTransformer
-
-    if hasattr(model, "segment_ops") and hasattr(model, "ops") and hasattr(model, "hook_names"):
-        return _graph_chain(model, hook, depths)
-    if isinstance(model, HookedTransformer):
-        return _transformer_chain(model, hook, depths)
-    if isinstance(model, nn.Sequential):
-        return _sequential_chain(model, hook, depths)
-    hook_chain(model)  # raises NoHookChainError with the explanation
-    raise UnknownHookError(f"cannot analyse {type(model).__name__}")  # pragma: no cover
+    segmented = as_segmented(model)
+    start = locate(segmented, hook)
+    picked = _pick(segmented, start, depths)
+    if isinstance(segmented, OpGraphModel):
+        return _graph_chain(model, segmented, start, picked)
+    return _segments_chain(model, segmented, start, picked)
 
 
-def _pick_depths(
-    hook: str, after: Sequence[str], default: Sequence[str], depths: Sequence[str | int] | None
-) -> tuple[str, ...]:
-    """Validate the requested depths (names or n = 1, 2, ... hook points after ``hook``)."""
+def _pick(segmented: SegmentedModel, start: str, depths: Sequence[str | int] | None) -> _Depths:
+    """The requested depths after ``start``, or by default the path to the output and readouts."""
+    names = list(segmented.hook_names)
+    after = names[names.index(start) + 1 :]
+    if not after:
+        raise ValueError(f"{start!r} is the last hook point: there is nothing downstream")
+    output, _, declared = output_of(segmented)
+    readouts = {r.name: r for r in declared if r.source in after}
+    available = after + list(readouts)
     if depths is None:
-        return tuple(default)
-    if isinstance(depths, str | int):
-        depths = [depths]
+        path = _on_path(segmented, start, output) if output in after else after
+        wanted: Sequence[str | int] = [n for n in after if n in path] + [
+            r.name for r in readouts.values() if r.source in path
+        ]
+    else:
+        wanted = [depths] if isinstance(depths, str | int) else depths
+    picked = _validate(start, available, wanted)
+    real = [d for d in picked if d not in readouts]
+    real += [r.source for n, r in readouts.items() if n in picked and r.source not in real]
+    real.sort(key=names.index)
+    return _Depths(picked, tuple(real), {n: readouts[n] for n in picked if n in readouts}, output)
+
+
+def _on_path(segmented: SegmentedModel, start: str, output: str) -> set[str]:
+    """The hook points after ``start`` that the output depends on (all of them without ops)."""
+    if isinstance(segmented, OpGraphModel):
+        return {op.name for op in segmented.segment_ops(start, output)[0]}
+    names = list(segmented.hook_names)
+    return set(names[names.index(start) + 1 : names.index(output) + 1])
+
+
+def _validate(hook: str, available: Sequence[str], wanted: Sequence[str | int]) -> tuple[str, ...]:
+    """Depth names (or n = 1, 2, ... hook points after ``hook``), checked and in forward order."""
     picked: list[str] = []
-    for d in depths:
+    for d in wanted:
         if isinstance(d, int) and not isinstance(d, bool):
-            if not 1 <= d <= len(after):
+            if not 1 <= d <= len(available):
                 raise ValueError(
-                    f"depth n={d} is out of range after {hook!r}: expected 1..{len(after)} "
-                    f"(the chain ends at {after[-1]!r})"
+                    f"depth n={d} is out of range after {hook!r}: expected 1..{len(available)} "
+                    f"(the chain ends at {available[-1]!r})"
                 )
-            d = after[d - 1]
-        if d not in after:
-            close = difflib.get_close_matches(str(d), after, n=5, cutoff=0.5)
+            d = available[d - 1]
+        if d not in available:
             raise UnknownHookError(
-                f"depth {d!r} is not a point after {hook!r}. Closest: {close or list(after)[:5]}. "
-                f"Depths are hook names after the intervention point (or n = 1, 2, ...)."
+                unknown_name_message(f"depth after {hook!r}", d, available)
+                + " Depths are hook names after the intervention point (or n = 1, 2, ...)."
             )
         if d not in picked:
             picked.append(d)
     if not picked:
         raise ValueError("depths is empty; name at least one depth, or pass None for all")
-    return tuple(sorted(picked, key=list(after).index))
+    return tuple(sorted(picked, key=list(available).index))
 
 
-def _graph_chain(model: nn.Module, hook: str, depths: Sequence[str | int] | None) -> Chain:
-    """The IMPALA agent (any model with ``ops``, ``hook_names``, ``segment_ops``)."""
-    names = list(model.hook_names)
-    if hook not in names:
-        close = difflib.get_close_matches(hook, names, n=5, cutoff=0.5)
-        raise UnknownHookError(
-            f"{type(model).__name__} has no hook point {hook!r}. Closest names: {close}. "
-            f"The analysis starts at a point of model.hook_names."
-        )
-    after = names[names.index(hook) + 1 :]
-    if not after:
-        raise ValueError(f"{hook!r} is the last hook point: there is nothing downstream")
-    has_policy = _AGENT_POLICY_HEAD in after
-    available = list(after) + ([DIRECTIONS] if has_policy else [])
-    default = [n for n in after if n != _AGENT_VALUE_HEAD] + ([DIRECTIONS] if has_policy else [])
-    picked = _pick_depths(hook, available, default, depths)
-    real = [d for d in picked if d != DIRECTIONS]
-    if DIRECTIONS in picked and _AGENT_POLICY_HEAD not in real:
-        real.append(_AGENT_POLICY_HEAD)
-    ops_by_name = {op.name: op for op in model.ops}
-    used: set[str] = set()
+def _graph_chain(model: nn.Module, graph: OpGraphModel, hook: str, depths: _Depths) -> Chain:
+    """A model declaring its ops: one pass over exactly the ops the depths need."""
+    order = {n: i for i, n in enumerate(graph.hook_names)}
+    used: dict[str, Op] = {}
     needed: set[str] = set()
     depends: dict[str, frozenset[str]] = {}
-    for d in real:
-        ops, ctx = model.segment_ops(hook, d)
-        used.update(op.name for op in ops)
+    for d in depths.real:
+        ops, ctx = graph.segment_ops(hook, d)
+        used.update((op.name, op) for op in ops)
         needed.update(ctx)
         depends[d] = frozenset(op.name for op in ops if op.kind in PATTERN_KINDS)
-    if DIRECTIONS in picked:
-        depends[DIRECTIONS] = depends[_AGENT_POLICY_HEAD]
-    order = {n: i for i, n in enumerate(names)}
-    steps = []
-    for name in sorted(used, key=order.__getitem__):
-        op = ops_by_name[name]
-        steps.append(Step(op.name, op.kind, tuple(op.inputs), op.module, _graph_apply(model, op)))
-    behaviour = tuple(d for d in picked if d in (_AGENT_POLICY_HEAD, DIRECTIONS))
-    run = _step_runner(tuple(steps), hook, picked, directions=DIRECTIONS in picked)
+    for name, r in depths.readouts.items():
+        depends[name] = depends[r.source]
+    steps = tuple(sorted(used.values(), key=lambda op: order[op.name]))
+    other = next((op for op in steps if op.kind not in PIECEWISE_KINDS), None)
     return Chain(
         model=model,
         hook=hook,
-        depths=picked,
-        behaviour=behaviour,
+        depths=depths.picked,
+        behaviour=_behaviour(depths),
+        output_dims=output_of(graph)[1],
+        readouts=depths.readouts,
         layers=tuple((s.name, s.kind) for s in steps if s.kind in PATTERN_KINDS),
-        steps=tuple(steps),
-        depends=depends,
+        steps=steps,
+        depends={d: depends[d] for d in depths.picked},
         context_names=tuple(sorted(needed, key=order.__getitem__)),
-        not_piecewise=None,
-        run=run,
+        not_piecewise=None if other is None else _not_piecewise(other),
+        run=_graph_runner(steps, hook, depths),
     )
 
 
-def _graph_apply(model: nn.Module, op: object) -> Callable[[Sequence[Tensor]], Tensor]:
-    kind = op.kind
-    if kind == "relu":
-        return lambda args: F.relu(args[0])
-    if kind == "add":
-        return lambda args: args[0] + args[1]
-    if kind == "flatten":
-        # the model's own flatten (its layout is the model's business): a one-op segment
-        return lambda args: model.run_segment(args[0], op.inputs[0], op.name)
-    return lambda args: op.module(args[0])
-
-
-def _sequential_chain(model: nn.Sequential, hook: str, depths: Sequence[str | int] | None) -> Chain:
-    children = list(model.named_children())
-    names = [n for n, _ in children]
-    if hook not in names:
-        close = difflib.get_close_matches(hook, names, n=5, cutoff=0.5)
-        raise UnknownHookError(
-            f"nn.Sequential has no child {hook!r} (hook points are its children). Closest: {close}"
-        )
-    i = names.index(hook)
-    after = names[i + 1 :]
-    if not after:
-        raise ValueError(f"{hook!r} is the last child: there is nothing downstream")
-    picked = _pick_depths(hook, after, after, depths)
-    last = names.index(picked[-1])
-    steps = []
-    bad: str | None = None
-    prev = hook
-    for name, child in children[i + 1 : last + 1]:
-        kind = _module_kind(child)
-        if kind == "other" and bad is None:
-            bad = f"child {name!r} ({type(child).__name__})"
-        steps.append(
-            Step(name, kind, (prev,), child if kind != "relu" else None, _module_apply(child))
-        )
-        prev = name
-    depends = {
-        d: frozenset(s.name for s in steps[: names.index(d) - i] if s.kind in PATTERN_KINDS)
-        for d in picked
-    }
-    run = _step_runner(tuple(steps), hook, picked, directions=False)
-    return Chain(
-        model=model,
-        hook=hook,
-        depths=picked,
-        behaviour=(names[-1],) if names[-1] in picked else (),
-        layers=tuple((s.name, s.kind) for s in steps if s.kind in PATTERN_KINDS),
-        steps=tuple(steps),
-        depends=depends,
-        context_names=(),
-        not_piecewise=(
-            None
-            if bad is None
-            else f"{bad} is not one of Conv2d, Linear, ReLU, MaxPool2d, Flatten, Identity"
-        ),
-        run=run,
+def _not_piecewise(op: Op) -> str:
+    module = "" if op.module is None else f" ({type(op.module).__name__})"
+    return (
+        f"op {op.name!r}{module} is not one of Conv2d, Linear, ReLU, MaxPool2d, Flatten, Identity "
+        f"or a residual add"
     )
 
 
-def _module_kind(m: nn.Module) -> str:
-    if isinstance(m, nn.Conv2d):
-        return "conv"
-    if isinstance(m, nn.Linear):
-        return "linear"
-    if isinstance(m, nn.ReLU):
-        return "relu"
-    if isinstance(m, nn.MaxPool2d) and m.dilation in (1, (1, 1)) and not m.ceil_mode:
-        return "maxpool"
-    if isinstance(m, nn.Flatten | nn.Identity):
-        return "flatten"
-    return "other"
+def _behaviour(depths: _Depths) -> tuple[str, ...]:
+    return tuple(d for d in depths.picked if d == depths.output or d in depths.readouts)
 
 
-def _module_apply(m: nn.Module) -> Callable[[Sequence[Tensor]], Tensor]:
-    return lambda args: m(args[0])
-
-
-def _step_runner(
-    steps: tuple[Step, ...], hook: str, depths: Sequence[str], *, directions: bool
-) -> Callable[[Tensor, Mapping[str, Tensor], bool], tuple[list[Tensor], dict[str, Tensor]]]:
-    """Walk the steps once; keep every depth's output and (optionally) relu/maxpool patterns."""
+def _graph_runner(steps: tuple[Op, ...], hook: str, depths: _Depths) -> Runner:
+    """Walk the ops once; keep every depth's output and (optionally) relu/maxpool patterns."""
     last_use: dict[str, int] = {}
     for k, s in enumerate(steps):
         for n in s.inputs:
             last_use[n] = k
-    real = [d for d in depths if d != DIRECTIONS]
 
     def run(
         x: Tensor, context: Mapping[str, Tensor], patterns: bool
@@ -302,90 +227,59 @@ def _step_runner(
                 pats[s.name] = relu_pattern(args[0])
             elif patterns and s.kind == "maxpool":
                 pats[s.name] = maxpool_pattern(args[0], s.module)
-            y = s.apply(args)
-            env[s.name] = y
-            if s.name in real:
-                outs[s.name] = y
+            env[s.name] = apply_op(s, args)
+            if s.name in depths.real:
+                outs[s.name] = env[s.name]
             for n in s.inputs:
                 if last_use.get(n) == k and n != hook:
                     env.pop(n, None)
-        result = [outs[d] for d in real]
-        if directions:
-            from hookdiff.agent.directions import directions as to_directions
-
-            result.append(to_directions(outs[_AGENT_POLICY_HEAD]))
-        return result, pats
+        return _with_readouts(outs, depths), pats
 
     return run
 
 
-def _transformer_chain(model: nn.Module, hook: str, depths: Sequence[str | int] | None) -> Chain:
-    chain = hook_chain(model)
-    start = hook
-    prefix, suffix = "blocks.", ".hook_resid_pre"
-    if hook.startswith(prefix) and hook.endswith(suffix):
-        layer = hook[len(prefix) : -len(suffix)]
-        if layer.isdigit() and int(layer) >= 1:
-            start = f"blocks.{int(layer) - 1}.hook_resid_post"
-    if start not in chain:
-        close = difflib.get_close_matches(hook, chain, n=5, cutoff=0.5)
-        raise UnknownHookError(
-            f"the analysis runs a HookedTransformer along its residual stream {chain}; {hook!r} "
-            f"is not on it. Closest: {close}"
-        )
-    i = chain.index(start)
-    after = chain[i + 1 :]
-    picked = _pick_depths(hook, after, after, depths)
-    start_layer = i  # chain index i >= 1 is resid_post of layer i - 1; index 0 is resid_pre 0
-    last = picked[-1]
+def _with_readouts(outs: dict[str, Tensor], depths: _Depths) -> list[Tensor]:
+    """Per picked depth: the hook activation, or the readout computed from its source."""
+    return [
+        depths.readouts[d].fn(outs[depths.readouts[d].source]) if d in depths.readouts else outs[d]
+        for d in depths.picked
+    ]
+
+
+def _segments_chain(
+    model: nn.Module, segmented: SegmentedModel, hook: str, depths: _Depths
+) -> Chain:
+    """A model without an op graph: consecutive segments between the depths, no patterns."""
+    real = depths.real
 
     def run(
         x: Tensor, context: Mapping[str, Tensor], patterns: bool
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
-        store: dict[str, Tensor] = {}
-        inner = [d for d in picked if d not in ("logits",) and d != last]
-        with _recording(model, inner, store):
-            if last == "logits":
-                out = model(x, start_at_layer=start_layer, return_type="logits")
-            else:
-                out = model(x, start_at_layer=start_layer, stop_at_layer=chain.index(last))
-        return [out if d == last else store[d] for d in picked], {}
+        outs: dict[str, Tensor] = {}
+        prev, seen = hook, {**context, hook: x}
+        for d in real:
+            outs[d] = seen[d] = segmented.run_segment(seen[prev], prev, d, context=seen)
+            prev = d
+        return _with_readouts(outs, depths), {}
 
-    act = getattr(model.cfg, "act_fn", "?")
     return Chain(
         model=model,
         hook=hook,
-        depths=picked,
-        behaviour=("logits",) if "logits" in picked else (),
+        depths=depths.picked,
+        behaviour=_behaviour(depths),
+        output_dims=output_of(segmented)[1],
+        readouts=depths.readouts,
         layers=(),
         steps=None,
-        depends={d: frozenset() for d in picked},
+        depends={d: frozenset() for d in depths.picked},
         context_names=(),
         not_piecewise=(
-            f"a HookedTransformer block holds attention (softmax), "
-            f"{getattr(model.cfg, 'normalization_type', None) or 'no'} normalization and an "
-            f"MLP with act_fn={act!r}"
+            f"{type(model).__name__} declares no op graph (hookdiff.contract.OpGraphModel), so "
+            f"the line walk cannot see its layers (a HookedTransformer's attention softmax, "
+            f"normalization and MLP activation are not piecewise linear anyway)"
         ),
         run=run,
     )
-
-
-@contextlib.contextmanager
-def _recording(model: nn.Module, names: Sequence[str], store: dict[str, Tensor]) -> Iterator[None]:
-    """Keep the (non-detached) activations at ``names``; the hooks go in ``finally``."""
-    handles = []
-    try:
-        for name in names:
-            site = resolve_hook(model, name)
-
-            def record(module: nn.Module, inputs: object, output: Tensor, name: str = name) -> None:
-                store[name] = output
-
-            handles.append(site.register_forward_hook(record))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 # --------------------------------------------------------------------------------------------

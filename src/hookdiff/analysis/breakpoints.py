@@ -30,6 +30,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from hookdiff.analysis._chain import Chain, build_chain, maxpool_pattern, prepare
+from hookdiff.contract import Op, apply_op
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_line"]
@@ -91,11 +92,6 @@ def _check_piecewise(chain: Chain) -> None:
             f"linear_response(...)."
         )
     for s in chain.steps:
-        if s.kind not in ("conv", "linear", "add", "flatten", "relu", "maxpool"):
-            raise NotPiecewiseLinearError(
-                f"op {s.name!r} of kind {s.kind!r} after {chain.hook!r} is not piecewise linear; "
-                f"parts 1-5 of the analysis still work (breakpoints=False)."
-            )
         if s.kind == "conv" and getattr(s.module, "padding_mode", "zeros") != "zeros":
             raise NotPiecewiseLinearError(
                 f"conv {s.name!r} uses padding_mode={s.module.padding_mode!r}; the line walk "
@@ -243,7 +239,7 @@ def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
     return out
 
 
-def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
+def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
     """(p, d) through an affine op: (op(p), op_without_bias(d))."""
     kind, m = step.kind, step.module
     if kind == "add":
@@ -252,7 +248,7 @@ def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
         return p1 + p2, d
     p, d = args[0]
     if kind == "flatten":
-        return step.apply([p]), None if d is None else step.apply([d])
+        return apply_op(step, [p]), None if d is None else apply_op(step, [d])
     if kind in ("conv", "linear"):
         if d is None:
             return m(p), None
@@ -270,7 +266,7 @@ def _affine(step: object, args: Sequence[_Affine]) -> _Affine:
     raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
 
 
-def _drop_dead(pieces: _Pieces, step: object, k: int, last_use: dict[str, int]) -> None:
+def _drop_dead(pieces: _Pieces, step: Op, k: int, last_use: dict[str, int]) -> None:
     """Free the activations no later op reads."""
     for n in step.inputs:
         if last_use.get(n) == k:
@@ -278,7 +274,7 @@ def _drop_dead(pieces: _Pieces, step: object, k: int, last_use: dict[str, int]) 
 
 
 def _split_index(
-    pieces: _Pieces, step: object, tol: float, records: list, layer: int
+    pieces: _Pieces, step: Op, tol: float, records: list, layer: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
     """Where the layer's pattern changes inside each piece: the sub-pieces as index arrays.
 
@@ -296,11 +292,11 @@ def _split_index(
     return _split(pieces, parent, s, tol, records, layer)
 
 
-def _apply_layer(pieces: _Pieces, step: object) -> None:
+def _apply_layer(pieces: _Pieces, step: Op) -> None:
     """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint."""
     p, d = pieces.env[step.inputs[0]]
     if d is None:
-        pieces.env[step.name] = (step.apply([p]), None)
+        pieces.env[step.name] = (apply_op(step, [p]), None)
         return
     half = _bcast((pieces.t1 - pieces.t0) / 2, p)
     if step.kind == "relu":

@@ -21,7 +21,7 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import DIRECTIONS, Chain, build_chain, prepare, tile
+from hookdiff.analysis._chain import Chain, build_chain, prepare, tile
 from hookdiff.analysis.patterns import flip_fractions
 from hookdiff.errors import ShapeMismatchError
 
@@ -124,17 +124,21 @@ def _groups(ts: np.ndarray, pairs: list[tuple[int, int]], per_chunk: int) -> lis
 
 
 def _behaviour_dims(chain: Chain, depth: str, shape: tuple[int, ...]) -> tuple[str, ...]:
-    if depth == DIRECTIONS:
-        return ("direction",)
+    """Axis names of a behaviour depth: the readout's, the model's declared ones, or by rank."""
+    if depth in chain.readouts:
+        return tuple(f"{depth}_{i}" for i in range(len(shape) - 1)) + (chain.readouts[depth].dim,)
+    if chain.output_dims is not None and len(chain.output_dims) == len(shape):
+        return chain.output_dims
     if len(shape) == 1:
-        return ("action",) if hasattr(chain.model, "segment_ops") else ("logit",)
+        return ("logit",)
     if len(shape) == 2:
         return ("pos", "vocab")
     return tuple(f"logit_{i}" for i in range(len(shape)))
 
 
 def _behaviour_name(chain: Chain, depth: str) -> str:
-    return "directions" if depth == DIRECTIONS else "logits"
+    """Variable-name stem of a behaviour depth: the readout's name, or ``logits`` for the output."""
+    return depth if depth in chain.readouts else "logits"
 
 
 def linear_response(
@@ -281,10 +285,9 @@ def linear_response(
             ("sample", "t_pos", "sign") + dims,
             signed.transpose(1, 0, *range(2, signed.ndim)),
         )
-        if d == DIRECTIONS:
-            from hookdiff.agent.directions import DIRECTION_NAMES
-
-            coords["direction"] = list(DIRECTION_NAMES)
+        readout = chain.readouts.get(d)
+        if readout is not None and readout.labels is not None:
+            coords[readout.dim] = list(readout.labels)
     if any(name.startswith("signed_") for name in data):
         coords["sign"] = ["+t", "-t"]
     return xr.Dataset(

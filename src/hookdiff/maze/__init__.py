@@ -2,13 +2,22 @@
 
 ``MazeState`` parses and validates procgen 0.10.7 state bytes; :mod:`~hookdiff.maze.edit` holds
 pure edits and the maze pairs behind the cheese and top-right steering vectors;
-:mod:`~hookdiff.maze.paths` shortest paths, the decision square and directions;
+:mod:`~hookdiff.maze.actions` the 15 actions as 5 directions; :mod:`~hookdiff.maze.paths`
+shortest paths, the decision square and directions toward targets;
 :mod:`~hookdiff.maze.envs` procgen envs loaded with states and batched observations;
 :mod:`~hookdiff.maze.sets` declarative maze sets (``envs/*.json``) and expert-labelled batches.
 Coordinates are always ``(row, col)`` in world cells, row 0 at the bottom. The plotting helper
 lives in :mod:`hookdiff.maze.plot` (imported on use, so matplotlib is not loaded here).
 """
 
+from hookdiff.maze.actions import (
+    ACTION_DIRECTIONS,
+    DIRECTION_ACTIONS,
+    DIRECTION_NAMES,
+    DIRECTION_STEPS,
+    direction_log_probs,
+    direction_probs,
+)
 from hookdiff.maze.edit import (
     cheese_pair,
     start_cell,
@@ -32,9 +41,6 @@ from hookdiff.maze.envs import (
     step,
 )
 from hookdiff.maze.paths import (
-    DIRECTION_ACTIONS,
-    DIRECTION_NAMES,
-    DIRECTIONS,
     decision_square,
     direction_field,
     distances,
@@ -57,7 +63,10 @@ from hookdiff.maze.state import CHEESE, EMPTY, WALL, MazeState
 
 __all__ = [
     "CHEESE",
-    "DIRECTIONS",
+    "DIRECTION_STEPS",
+    "ACTION_DIRECTIONS",
+    "direction_log_probs",
+    "direction_probs",
     "DIRECTION_ACTIONS",
     "DIRECTION_NAMES",
     "EMPTY",

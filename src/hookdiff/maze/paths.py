@@ -2,9 +2,8 @@
 
 Breadth-first search over the open cells (4-neighbour; the cheese cell counts as open). A vanilla
 maze's open cells form a tree, so shortest paths are unique; after edits that add cycles, ties are
-broken in direction order. Directions are indices into hookdiff's order ``(left, down, up, right)``
-= 0, 1, 2, 3 (the 5-way policy order adds ``none`` = 4). Rows count from the bottom, so "down" is
-``row - 1`` and "up" is ``row + 1``; procgen's actions for them are 1, 3, 5, 7.
+broken in direction order. Directions are indices into :data:`hookdiff.maze.actions.DIRECTION_NAMES`
+(left, down, up, right = 0..3; rows count from the bottom, so "down" is ``row - 1``).
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ from collections import deque
 import numpy as np
 from jaxtyping import Int
 
+from hookdiff.maze.actions import DIRECTION_STEPS
 from hookdiff.maze.edit import start_cell
 from hookdiff.maze.state import WALL, MazeState
 
 __all__ = [
-    "DIRECTIONS",
-    "DIRECTION_NAMES",
-    "DIRECTION_ACTIONS",
     "open_cells",
     "shortest_path",
     "distances",
@@ -30,13 +27,6 @@ __all__ = [
     "next_direction",
     "direction_field",
 ]
-
-DIRECTIONS: tuple[tuple[int, int], ...] = ((0, -1), (-1, 0), (1, 0), (0, 1))
-"""``(d_row, d_col)`` of left, down, up, right (row 0 at the bottom, so down is ``-1``)."""
-DIRECTION_NAMES: tuple[str, ...] = ("left", "down", "up", "right")
-"""Names of direction indices 0..3."""
-DIRECTION_ACTIONS: tuple[int, ...] = (1, 3, 5, 7)
-"""The procgen action that moves the mouse in each direction 0..3."""
 
 
 def open_cells(state: MazeState) -> list[tuple[int, int]]:
@@ -69,7 +59,7 @@ def distances(state: MazeState, source: tuple[int, int]) -> Int[np.ndarray, "row
     while queue:
         r, c = queue.popleft()
         d = dist[r, c] + 1
-        for dr, dc in DIRECTIONS:
+        for dr, dc in DIRECTION_STEPS:
             nr, nc = r + dr, c + dc
             if 0 <= nr < wd and 0 <= nc < wd and open_[nr, nc] and dist[nr, nc] < 0:
                 dist[nr, nc] = d
@@ -94,8 +84,8 @@ def direction_field(state: MazeState, target: tuple[int, int]) -> Int[np.ndarray
     padded = np.full((wd + 2, wd + 2), -2, dtype=np.int64)
     padded[1:-1, 1:-1] = np.where(dist >= 0, dist, -2)
     field = np.full((wd, wd), -1, dtype=np.int64)
-    for k in range(len(DIRECTIONS) - 1, -1, -1):  # reversed, so lower indices win ties
-        dr, dc = DIRECTIONS[k]
+    for k in range(len(DIRECTION_STEPS) - 1, -1, -1):  # reversed, so lower indices win ties
+        dr, dc = DIRECTION_STEPS[k]
         neigh = padded[1 + dr : 1 + dr + wd, 1 + dc : 1 + dc + wd]
         field = np.where((dist > 0) & (neigh == dist - 1), k, field)
     return field
@@ -130,7 +120,7 @@ def shortest_path(
         return None
     r, c = sr, sc
     while (r, c) != (int(goal[0]), int(goal[1])):
-        dr, dc = DIRECTIONS[field[r, c]]
+        dr, dc = DIRECTION_STEPS[field[r, c]]
         r, c = r + dr, c + dc
         path.append((r, c))
     return path

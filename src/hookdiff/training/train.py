@@ -32,7 +32,8 @@ from torch import nn
 from tqdm import tqdm
 
 from hookdiff._io import atomic_write
-from hookdiff.agent import ImpalaPolicy, direction_log_probs, obs_to_tensor, save_checkpoint
+from hookdiff.agent import ImpalaPolicy, obs_to_tensor, save_checkpoint
+from hookdiff.maze.actions import direction_log_probs
 
 __all__ = [
     "ExpertStream",
