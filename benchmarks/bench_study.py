@@ -2,7 +2,7 @@
 
 Each profile runs in its own subprocess (the standalone CLI entry point, exactly what a user
 runs), so peak memory is that process's own ``ru_maxrss`` (read with ``resource.getrusage`` of the
-finished child). Targets (issue 8): the default study ≤ 10 minutes on 2 cores and ≤ 4 GiB; the
+finished child). Targets: the default study ≤ 10 minutes on 2 cores and ≤ 4 GiB; the
 quick profile ≤ 1 minute. The per-step timings come from each run's ``run.json``.
 
 Run: ``.venv/bin/python benchmarks/bench_study.py [--only quick|default] [--out DIR]``. Not a

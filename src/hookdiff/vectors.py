@@ -3,7 +3,7 @@
 A steering vector is the difference of the activations of two observations that differ in one
 feature: the same maze with and without the cheese (the cheese vector), or with and without a
 corridor from the maze's top-right cell to the world's top-right corner (the top-right vector),
-the mouse at its start cell in both (maze-facts.md). With several mazes the per-maze differences
+the mouse at its start cell in both. With several mazes the per-maze differences
 are averaged. Pairs come from :mod:`hookdiff.maze.edit`; every state is rendered by procgen in one
 batch and the policy runs once, with :func:`hookdiff.capture` recording the activation at the
 hook. The result has the activation's shape without the batch dimension, ready for

@@ -101,7 +101,7 @@ def test_parameter_names_are_the_checkpoint_keys() -> None:
 def test_parameter_count_scale4() -> None:
     with torch.device("meta"):
         policy = ImpalaPolicy(scale=4)
-    assert sum(p.numel() for p in policy.parameters()) == 3_653_136  # maze-facts.md
+    assert sum(p.numel() for p in policy.parameters()) == 3_653_136  # the published scale-4 agent
     assert policy.scale == 4
 
 
