@@ -98,6 +98,11 @@ def test_train_writes_a_finished_run(trained, capsys):
     # rerunning the finished run resumes it and does nothing more
     assert main(["train", "--out", str(trained), *TINY_TRAIN]) == 0
     assert capsys.readouterr().out.startswith("finished")
+    # other settings into the same folder: one clear line, nothing overwritten
+    assert main(["train", "--out", str(trained), *TINY_TRAIN, "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hookdiff train: error: cannot resume") and "seed" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_eval_writes_the_figures(trained, tmp_path, capsys):

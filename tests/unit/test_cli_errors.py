@@ -38,6 +38,10 @@ def test_unknown_maze_spec_lists_the_valid_specs(capsys):
     assert "'eval-decision-square'" in line and "KeyError" not in line
     line = _fails_cleanly(capsys, "study", "--maze-spec", "eval-decision-squar")
     assert _suggestions(line)[0] == "eval-decision-square"
+    line = _fails_cleanly(capsys, "study", "--maze-spec", "vanilla-hard")
+    assert "expected a spec with require_decision_square" in line
+    line = _fails_cleanly(capsys, "study", "--vector-spec", "vanila-hard")
+    assert "--vector-spec" in line and _suggestions(line)[0] == "vanilla-hard"
 
 
 def test_misspelled_hook_suggests_the_right_one_not_itself(capsys):

@@ -207,7 +207,8 @@ class StudyConfig:
         return self
 
     def _check_names(self) -> None:
-        """Every hook is a hook point of the agent, every maze spec exists."""
+        """Every hook is a hook point of the agent; the maze specs exist, the study's has decision
+        squares."""
         from hookdiff.maze.sets import load_spec
 
         valid = _agent_hook_names()
@@ -216,11 +217,15 @@ class StudyConfig:
             for hook in value if isinstance(value, tuple) else (value,):
                 if hook not in valid:
                     self._fail(name, unknown_name_message("hook point of the agent", hook, valid))
+        specs = {}
         for name in ("maze_spec", "vector_spec"):
             try:
-                load_spec(getattr(self, name))
-            except UnknownMazeSpecError as e:
+                specs[name] = load_spec(getattr(self, name))
+            except (UnknownMazeSpecError, ValueError) as e:
                 self._fail(name, str(e))
+        if not specs["maze_spec"].require_decision_square:
+            expected = "a spec with require_decision_square (e.g. 'eval-decision-square')"
+            self._fail("maze_spec", f"expected {expected}: the study steers at decision squares")
 
     def _fail(self, name: str, problem: str) -> None:
         f = next(f for f in dataclasses.fields(self) if f.name == name)

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from hookdiff._config import option
 from hookdiff._io import atomic_write
 from hookdiff.agent import ImpalaPolicy, direction_log_probs, obs_to_tensor, save_checkpoint
+from hookdiff.errors import ConfigError
 
 __all__ = [
     "ExpertStream",
@@ -450,7 +451,7 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, samples_done: i
     free = _RESUME_FREE | (_DAGGER_KEYS if samples_done <= bc_samples else set())
     differ = {k: (saved.get(k), v) for k, v in now.items() if k not in free and saved.get(k) != v}
     if differ:
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume {config.out_dir}: its checkpoint was trained with other settings "
             f"{ {k: f'{a!r} (saved) vs {b!r} (now)' for k, (a, b) in differ.items()} }; use a new "
             f"--out folder or the saved settings"
