@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ENTRY = "import sys; from hookdiff.study_cli import main; sys.exit(main(sys.argv[1:]))"
+ENTRY = "import sys; from hookdiff.cli import main; sys.exit(main(sys.argv[1:]))"
 PROFILES = {"quick": (["--quick"], 60.0), "default": ([], 600.0)}
 MEMORY_TARGET_GIB = 4.0
 

@@ -7,7 +7,7 @@ Run: ``python examples/steer_transformer.py``. Uses a tiny random model so it ru
 import torch
 
 import hookdiff
-from hookdiff.testing import make_tiny_transformer
+from hookdiff.tiny import make_tiny_transformer
 
 model = make_tiny_transformer(seed=0)
 tokens = torch.randint(0, model.cfg.d_vocab, (8, 6), generator=torch.Generator().manual_seed(0))

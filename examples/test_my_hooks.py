@@ -1,7 +1,7 @@
 """A hook-level unit test as another codebase would write it, with hookdiff's pytest plugin.
 
-Installing hookdiff registers the fixtures ``tiny_transformer``, ``tiny_convnet`` and
-``no_leaked_hooks``; nothing needs importing for them. Run: ``pytest examples/test_my_hooks.py``.
+Installing hookdiff registers the fixtures ``hookdiff_tiny_transformer``, ``hookdiff_tiny_convnet`` and
+``hookdiff_no_leaked_hooks``; nothing needs importing for them. Run: ``pytest examples/test_my_hooks.py``.
 """
 
 import contextlib
@@ -22,8 +22,8 @@ def zero_ablate(model, name):
         handle.remove()
 
 
-def test_zero_ablation_changes_logits_and_cleans_up(no_leaked_hooks, tiny_transformer):
-    model = no_leaked_hooks(tiny_transformer)  # fails at teardown if hooks are left behind
+def test_zero_ablation_changes_logits_and_cleans_up(hookdiff_no_leaked_hooks, hookdiff_tiny_transformer):
+    model = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)  # fails at teardown if hooks are left behind
     tokens = torch.randint(0, model.cfg.d_vocab, (2, 5))
     clean = model(tokens)
     with zero_ablate(model, "blocks.0.hook_mlp_out"):
@@ -31,7 +31,7 @@ def test_zero_ablation_changes_logits_and_cleans_up(no_leaked_hooks, tiny_transf
     assert not torch.allclose(clean, ablated)
 
 
-def test_cleanup_on_error(tiny_transformer):
-    with pytest.raises(RuntimeError), zero_ablate(tiny_transformer, "blocks.0.hook_mlp_out"):
+def test_cleanup_on_error(hookdiff_tiny_transformer):
+    with pytest.raises(RuntimeError), zero_ablate(hookdiff_tiny_transformer, "blocks.0.hook_mlp_out"):
         raise RuntimeError("boom")
-    assert_no_hooks(tiny_transformer)
+    assert_no_hooks(hookdiff_tiny_transformer)

@@ -1,22 +1,47 @@
-"""The ``hookdiff`` command line: one subcommand per job, each a thin layer over the library.
+"""The ``hookdiff`` command line: one parser, one subcommand per job, options from the configs.
 
-Subcommands register themselves in ``_COMMANDS`` with a function that adds their arguments and a
-function that runs them, so adding a job touches one place. Library warnings that are not ours
-(gym's banner, deprecations inside torch) are kept out of the user's terminal.
+Each subcommand is a thin layer over the library. Its options are generated from its frozen
+dataclass configs (:mod:`hookdiff._config`: one option per field, the field's help text, the
+dataclass's default), so the command line cannot drift from the library. A user mistake (a bad
+option, an unknown name, a file that is not a checkpoint) is one message on stderr and exit
+status 2; ``--debug`` shows the traceback instead. Library warnings that are not ours (gym's
+banner, deprecations inside torch) are kept out of the user's terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
-_Command = tuple[
-    str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
-]
-_COMMANDS: list[_Command] = []
+from hookdiff import _config
+from hookdiff._config import option
+from hookdiff.errors import HookdiffError
+
+__all__ = ["EvalTarget", "build_parser", "main"]
+
+#: Exit status of a user mistake (argparse's).
+USAGE_ERROR = 2
+
+
+@dataclass(frozen=True)
+class _Command:
+    """A subcommand: its configs, the options that are not config fields, and what it runs."""
+
+    run: Callable[[argparse.Namespace], int]
+    """Runs the command; the first line of its docstring is the command's help."""
+    configs: Callable[[], tuple[type, ...]]
+    """The config classes whose fields are the options (imported when the parser is built)."""
+    extra: Callable[[argparse.ArgumentParser], None] | None = None
+    """Adds the options that are not config fields (profiles, progress bars)."""
+
+
+_COMMANDS: dict[str, _Command] = {}
 
 
 def _quiet_third_party_warnings() -> None:
@@ -24,227 +49,266 @@ def _quiet_third_party_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
 
 
+def _progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
 # -------------------------------------------------------------------------------- demo
-
-
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model, inputs and vector")
 
 
 def _demo(args: argparse.Namespace) -> int:
     """Steer a tiny random HookedTransformer: one batched sweep, diff(t) per downstream depth."""
-    import torch
+    from hookdiff.demo import HOOK, DemoConfig, diff_table, run_demo
 
-    import hookdiff
-    from hookdiff._io import atomic_write
-    from hookdiff.testing import make_tiny_transformer
-
-    torch.manual_seed(args.seed)
-    model = make_tiny_transformer(seed=args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    tokens = torch.randint(0, model.cfg.d_vocab, (8, 6), generator=gen)
-    hook = "blocks.0.hook_resid_pre"
-    with hookdiff.capture(model, [hook]) as acts:
-        model(tokens[:2])
-    vector = (acts[hook][0] - acts[hook][1]).detach()  # a contrast pair, as steering vectors are
-    coeffs = torch.linspace(-3, 3, 13)
-    depths = [n for n in hookdiff.hook_chain(model) if n not in (hook, "logits")]
-    ds = hookdiff.sweep(model, tokens, hook, vector, coeffs, capture=["output", *depths])
-    ds.attrs.update(seed=args.seed, model="tiny HookedTransformer (2 layers, d_model 16)")
-    path = args.out / "sweep.nc"
-    with atomic_write(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-
-    print(f"steered {hook} of a tiny random HookedTransformer with t in [-3, 3]")
-    print(f"{'t':>6} " + " ".join(f"{d:>26}" for d in [*depths, "output"]))
-    for k, t in enumerate(coeffs.tolist()):
-        norms = []
-        for name in [*depths, "output"]:
-            diff = ds[name].values[k] - ds[f"{name}:baseline"].values
-            norms.append(float((diff**2).sum() ** 0.5))
-        print(f"{t:6.2f} " + " ".join(f"{x:26.4f}" for x in norms))
+    ds, path = run_demo(_config.from_args(DemoConfig, args))
+    print(f"steered {HOOK} of a tiny random HookedTransformer with t in [-3, 3]")
+    print(diff_table(ds))
     print(f"wrote {path} (the full sweep as netCDF: variables per hook, dims coeff x batch x ...)")
     return 0
 
 
-_COMMANDS.append(("demo", _demo_args, _demo))
+def _demo_configs() -> tuple[type, ...]:
+    from hookdiff.demo import DemoConfig
+
+    return (DemoConfig,)
+
+
+_COMMANDS["demo"] = _Command(_demo, _demo_configs)
 
 
 # -------------------------------------------------------------------------------- study, plot
 
 
-def _study_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.study_cli import add_study_args
+def _study_extra(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny profile: few mazes, few t, short rollouts (about half a minute)",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="JSON file of config fields (any subset)"
+    )
+    _progress_option(p)
 
-    add_study_args(p)
+
+def study_config(args: argparse.Namespace) -> Any:
+    """The StudyConfig of ``hookdiff study``'s options: defaults < --quick < --config < options.
+
+    Raises:
+        ConfigError: a bad value, an unknown hook point or maze spec, an unreadable --config.
+    """
+    from hookdiff.study.config import StudyConfig, quick_config, read_json_object
+
+    base = quick_config() if args.quick else StudyConfig()
+    values = read_json_object(args.config) if args.config is not None else {}
+    given = {k: v for k, v in vars(args).items() if k in StudyConfig.__dataclass_fields__}
+    return StudyConfig.from_dict({**values, **given}, base)
 
 
 def _study(args: argparse.Namespace) -> int:
     """Run the study: steering vectors, nonlinearity per depth, behaviour, data + figures + report."""
-    from hookdiff.study_cli import run_study_cli
+    from hookdiff.agent import load_checkpoint
+    from hookdiff.study.run import DATASET_NAME, run_study
 
-    return run_study_cli(args)
+    config = study_config(args)
+    if config.checkpoint is not None:
+        load_checkpoint(config.checkpoint)  # a bad file fails now, before the progress bars
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        out = run_study(config, progress=not args.no_progress)
+    for w in caught:
+        if "UNTRAINED" in str(w.message):
+            print(f"WARNING: {w.message}", file=sys.stderr)
+    run = json.loads((out / "run.json").read_text())
+    print(f"study written to {out}/ in {run['timings_s']['total']:.1f} s")
+    print(f"  report:  {out / 'report.html'} (and report.md)")
+    print(f"  dataset: {out / DATASET_NAME}; figures: {out / 'figures'}/")
+    print(f"  later layer: {run['later_hook']}")
+    return 0
 
 
-def _plot_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.study_cli import add_plot_args
+def _study_configs() -> tuple[type, ...]:
+    from hookdiff.study.config import StudyConfig
 
-    add_plot_args(p)
+    return (StudyConfig,)
 
 
 def _plot(args: argparse.Namespace) -> int:
     """Redraw a study's figures and report from its saved dataset (RUN_DIR/study.nc)."""
-    from hookdiff.study_cli import run_plot_cli
+    from hookdiff.study.config import PlotConfig
+    from hookdiff.study.figures import draw_figures
+    from hookdiff.study.report import summarize, write_report
+    from hookdiff.study.run import load_dataset
 
-    return run_plot_cli(args)
+    run_dir = Path(_config.from_args(PlotConfig, args).run_dir)
+    ds = load_dataset(run_dir)
+    figures = draw_figures(ds, run_dir)
+    write_report(ds, run_dir, figures, summarize(ds))
+    print(f"redrew {len(figures)} figures and the report in {run_dir}")
+    return 0
 
 
-_COMMANDS.append(("study", _study_args, _study))
-_COMMANDS.append(("plot", _plot_args, _plot))
+def _plot_configs() -> tuple[type, ...]:
+    from hookdiff.study.config import PlotConfig
+
+    return (PlotConfig,)
+
+
+_COMMANDS["study"] = _Command(_study, _study_configs, _study_extra)
+_COMMANDS["plot"] = _Command(_plot, _plot_configs)
 
 
 # -------------------------------------------------------------------------------- train
-
-
-def _train_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.training.train import TrainConfig
-
-    defaults = TrainConfig()
-    p.add_argument("--out", default=defaults.out_dir, help="run folder (resumed if it exists)")
-    p.add_argument("--total-samples", type=int, default=defaults.total_samples)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--scale", type=int, default=defaults.scale)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--spec", default=defaults.spec, help="maze spec in envs/")
-    p.add_argument("--threads", type=int, default=defaults.threads)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this")
-    p.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_every_s / 60)
-    p.add_argument(
-        "--dagger-samples",
-        type=int,
-        default=defaults.dagger_samples,
-        help="samples of on-policy DAgger rounds after behaviour cloning (0: none)",
-    )
-    p.add_argument("--dagger-lr", type=float, default=defaults.dagger_lr)
-    p.add_argument("--dagger-mazes", type=int, default=defaults.dagger_mazes)
-    p.add_argument("--dagger-max-steps", type=int, default=defaults.dagger_max_steps)
 
 
 def _train(args: argparse.Namespace) -> int:
     """Train (or resume) an ImpalaPolicy by imitating the shortest-path expert."""
     from hookdiff.training.train import TrainConfig, train
 
-    config = TrainConfig(
-        out_dir=args.out,
-        total_samples=args.total_samples,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        scale=args.scale,
-        seed=args.seed,
-        spec=args.spec,
-        threads=args.threads,
-        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
-        checkpoint_every_s=args.checkpoint_minutes * 60,
-        dagger_samples=args.dagger_samples,
-        dagger_lr=args.dagger_lr,
-        dagger_mazes=args.dagger_mazes,
-        dagger_max_steps=args.dagger_max_steps,
-    )
-    result = train(config)
+    config = _config.from_args(TrainConfig, args)
+    result = train(config, progress=not args.no_progress)
     state = "finished" if result.finished else "paused (rerun the same command to resume)"
     print(
         f"{state}: {result.steps} steps, {result.samples} samples, "
         f"{result.wall_seconds / 60:.1f} min, validation accuracy {result.val_accuracy}"
     )
-    print(f"policy (original checkpoint format): {Path(args.out) / 'policy.pt'}")
+    print(f"policy (original checkpoint format): {Path(config.out_dir) / 'policy.pt'}")
     return 0
 
 
-_COMMANDS.append(("train", _train_args, _train))
+def _train_configs() -> tuple[type, ...]:
+    from hookdiff.training.train import TrainConfig
+
+    return (TrainConfig,)
 
 
-# -------------------------------------------------------------------------------- eval
+_COMMANDS["train"] = _Command(_train, _train_configs, _progress_option)
 
 
-def _eval_args(p: argparse.ArgumentParser) -> None:
-    from hookdiff.training.evaluate import EvalConfig
+# -------------------------------------------------------------------------------- eval, ship
 
-    d = EvalConfig()
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped agent")
-    p.add_argument("--n-mazes", type=int, default=d.n_mazes, help="mazes per set")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--max-steps", type=int, default=d.max_steps)
-    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """Which agent ``hookdiff eval`` evaluates and where the figures go."""
+
+    checkpoint: str | None = option(
+        None, "Checkpoint to evaluate (original format); none: the shipped agent."
+    )
+    out: str | None = option(None, "Also write the figures as JSON to this file.")
 
 
 def _eval(args: argparse.Namespace) -> int:
     """Evaluate an agent: reach rates in/out of distribution, P(toward cheese) at decision squares."""
-    import json
-
     from hookdiff._io import write_json
     from hookdiff.agent import load_checkpoint, load_default
     from hookdiff.training.evaluate import EvalConfig, evaluate
 
-    policy = load_default() if args.checkpoint is None else load_checkpoint(args.checkpoint)
-    config = EvalConfig(n_mazes=args.n_mazes, seed=args.seed, max_steps=args.max_steps)
+    target = _config.from_args(EvalTarget, args)
+    config = _config.from_args(EvalConfig, args)
+    policy = load_default() if target.checkpoint is None else load_checkpoint(target.checkpoint)
     figures = evaluate(policy, config)
-    figures["checkpoint"] = str(args.checkpoint or "shipped default")
+    figures["checkpoint"] = target.checkpoint or "shipped default"
     print(json.dumps(figures, indent=2))
-    if args.out is not None:
-        write_json(figures, args.out)
+    if target.out is not None:
+        write_json(figures, target.out)
     return 0
 
 
-_COMMANDS.append(("eval", _eval_args, _eval))
+def _eval_configs() -> tuple[type, ...]:
+    from hookdiff.training.evaluate import EvalConfig
 
-
-# -------------------------------------------------------------------------------- ship
-
-
-def _ship_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a training run folder (hookdiff train --out)")
-    p.add_argument("--n-mazes", type=int, default=200, help="mazes per evaluation set")
+    return (EvalTarget, EvalConfig)
 
 
 def _ship(args: argparse.Namespace) -> int:
-    """Ship a trained run's policy inside the package, evaluated, with its model card."""
-    import json
-
+    """Ship a trained run's policy (into the package by default), evaluated, with its model card."""
     from hookdiff.training.evaluate import EvalConfig
-    from hookdiff.training.ship import model_card_path, ship_agent
+    from hookdiff.training.ship import ShipConfig, model_card_path, ship_agent
 
-    card = ship_agent(args.run_dir, EvalConfig(n_mazes=args.n_mazes))
+    ship = _config.from_args(ShipConfig, args)
+    card = ship_agent(ship.run_dir, _config.from_args(EvalConfig, args), dest=ship.dest)
     print(json.dumps(card["evaluation"], indent=2))
-    print(f"shipped; model card: {model_card_path()}")
+    print(f"shipped; model card: {model_card_path(ship.dest)}")
     return 0
 
 
-_COMMANDS.append(("ship", _ship_args, _ship))
+def _ship_configs() -> tuple[type, ...]:
+    from hookdiff.training.evaluate import EvalConfig
+    from hookdiff.training.ship import ShipConfig
+
+    return (ShipConfig, EvalConfig)
+
+
+_COMMANDS["eval"] = _Command(_eval, _eval_configs)
+_COMMANDS["ship"] = _Command(_ship, _ship_configs)
 
 
 # -------------------------------------------------------------------------------- entry point
 
 
+class _UsageError(Exception):
+    """A command line argparse cannot parse (the message is ready for the user)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump) and do not exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback of an error instead of one line",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (exposed for the docs and the tests)."""
-    parser = argparse.ArgumentParser(
-        prog="hookdiff", description="How steering vectors act inside a network."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, add_args, run in _COMMANDS:
-        p = sub.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0])
-        add_args(p)
-        p.set_defaults(_run=run)
+    parser = _Parser(prog="hookdiff", description="How steering vectors act inside a network.")
+    _add_debug(parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, command in _COMMANDS.items():
+        p = sub.add_parser(name, help=(command.run.__doc__ or "").strip().splitlines()[0])
+        for cls in command.configs():
+            _config.add_options(p, cls)
+        if command.extra is not None:
+            command.extra(p)
+        _add_debug(p)
+        p.set_defaults(_run=command.run)
     return parser
 
 
+def _report(command: str, error: BaseException) -> None:
+    """The user's error as one message on stderr."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"hookdiff {command}: error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``hookdiff`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    """Run ``hookdiff`` with ``argv`` (default: the process's arguments); returns the exit code.
+
+    Example:
+        >>> main(["demo", "--out", "/tmp/hookdiff-demo"])  # doctest: +SKIP
+        0
+    """
     _quiet_third_party_warnings()
-    args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        return int(args._run(args) or 0)
+    except (HookdiffError, FileNotFoundError) as e:
+        if getattr(args, "debug", False):
+            raise
+        _report(args.command, e)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

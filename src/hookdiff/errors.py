@@ -3,49 +3,97 @@
 Each message names what was wrong, where, and what was expected, so a user can fix the call
 without reading our source. All derive from :class:`HookdiffError`, and each also derives from the
 builtin a caller would naturally catch (``KeyError`` for a bad name, ``ValueError`` for bad data).
+:func:`unknown_name_message` (with :func:`closest`) writes the one "did you mean" message every
+unknown-name error uses.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "HookdiffError",
+    "MazeEditError",
+    "MazeStateError",
+    "NoHookChainError",
+    "NotPiecewiseLinearError",
+    "SegmentError",
+    "ShapeMismatchError",
+    "UnknownHookError",
+    "UnknownMazeSpecError",
+    "UnknownNameError",
+    "closest",
+    "unknown_name_message",
+]
 
 
-def closest_names(name: str, valid: Sequence[str], n: int = 5) -> list[str]:
-    """Up to ``n`` names of ``valid`` closest to ``name`` (never ``name`` itself).
+def closest(name: str, valid: Iterable[str], n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """Up to ``n`` names of ``valid`` nearest to ``name``, best first; never ``name`` itself.
 
-    Falls back to names sharing the last dotted component (``...resadd_out``) when none is close.
+    Names similar as strings (difflib ratio >= ``cutoff``) come first; when there are none, the
+    names sharing ``name``'s last dotted component (``"x.resadd_out"`` -> every ``*.resadd_out``).
 
     Example:
-        >>> closest_names("embedder.fc_ot", ["embedder.fc_out", "fc_policy_out"])
-        ['embedder.fc_out']
+        >>> closest("block2.res1.resad_out", ["block2.res1.resadd_out", "block3.res1.resadd_out"])
+        ['block2.res1.resadd_out', 'block3.res1.resadd_out']
     """
-    others = [v for v in valid if v != name]
-    close = difflib.get_close_matches(name, others, n=n, cutoff=0.5)
-    if not close:
-        tail = name.rsplit(".", 1)[-1]
-        close = [v for v in others if v.rsplit(".", 1)[-1] == tail][:n]
-    return close
+    pool = [v for v in dict.fromkeys(str(v) for v in valid) if v != name]
+    near = difflib.get_close_matches(name, pool, n=n, cutoff=cutoff)
+    if near:
+        return near
+    tail = name.rsplit(".", 1)[-1]
+    return [v for v in pool if v.rsplit(".", 1)[-1] == tail][:n]
 
 
-def unknown_name_message(what: str, name: object, valid: Sequence[str]) -> str:
-    """``"unknown <what>: 'x'. Closest: [...]."``: the one wording of an unknown-name error."""
-    close = closest_names(str(name), valid)
-    shown = list(valid)[:8]
-    more = f" ({len(valid)} in all)" if len(valid) > len(shown) else ""
-    hint = f" Closest: {close}." if close else f" Closest: none; valid: {shown}{more}."
-    return f"unknown {what}: {name!r}.{hint}"
+def unknown_name_message(what: str, name: str, valid: Sequence[str], *, n: int = 5) -> str:
+    """One line saying ``name`` is not a ``what`` and naming the closest valid names.
+
+    Without close names, the valid names themselves are listed (the first ``2 * n`` of them).
+
+    Example:
+        >>> unknown_name_message("maze spec", "vanila-hard", ["vanilla-hard", "vanilla-easy"])
+        "'vanila-hard' is not a maze spec; closest: 'vanilla-hard', 'vanilla-easy'"
+    """
+    valid = list(dict.fromkeys(str(v) for v in valid))
+    near = closest(name, valid, n)
+    if near:
+        return f"{name!r} is not a {what}; closest: {_quoted(near)}"
+    if not valid:
+        return f"{name!r} is not a {what}; there are none"
+    shown = valid[: 2 * n]
+    more = f", ... ({len(valid)} in all)" if len(valid) > len(shown) else ""
+    return f"{name!r} is not a {what}; valid: {_quoted(shown)}{more}"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in names)
 
 
 class HookdiffError(Exception):
     """Base class of every error hookdiff raises on purpose."""
 
 
-class UnknownHookError(HookdiffError, KeyError):
-    """A hook name that the model does not have; the message lists the closest names."""
+class UnknownNameError(HookdiffError, KeyError):
+    """A name that is not among the valid ones; the message lists the closest valid names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message, quoting it
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownHookError(UnknownNameError):
+    """A hook name that the model does not have; the message lists the closest names."""
+
+
+class UnknownMazeSpecError(UnknownNameError):
+    """A maze spec name with no ``envs/<name>.json``; the message lists the closest spec names."""
+
+
+class ConfigError(HookdiffError, ValueError):
+    """A configuration value (or command-line option) that is out of range, of the wrong type, or
+    names something unknown; the message names the field, its value and what was expected."""
 
 
 class ShapeMismatchError(HookdiffError, ValueError):

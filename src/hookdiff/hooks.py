@@ -78,7 +78,7 @@ def resolve_hook(model: nn.Module, name: str) -> nn.Module:
         if name in dict(model.named_modules()):
             outs = [h for h in model.hook_dict if h.startswith(name + ".") or h == name + "_out"]
             extra = (
-                f" '{name}' is a submodule, not a hook point: on a HookedRootModule hookdiff "
+                f". '{name}' is a submodule, not a hook point: on a HookedRootModule hookdiff "
                 f"attaches only to HookPoints (e.g. {outs[-1]!r})."
                 if outs
                 else ""

@@ -52,7 +52,7 @@ def locate(segmented: SegmentedModel, hook: str) -> str:
             unknown_name_message(
                 f"point on the hook chain of {_model_name(segmented)}", hook, names
             )
-            + " Segments start and stop only at points of the model's hook chain."
+            + ". Segments start and stop only at points of the model's hook chain."
         )
     return hook
 

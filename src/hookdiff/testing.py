@@ -1,23 +1,26 @@
 """Assertions and pytest fixtures for hook-level unit tests, ours and other codebases'.
 
 Installing hookdiff registers this module as a pytest plugin (entry point ``pytest11``), so any
-project's tests can use the fixtures ``tiny_transformer``, ``tiny_convnet`` and
-``no_leaked_hooks`` without importing anything; the assertion helpers are plain functions.
-Heavy imports (TransformerLens) happen inside the fixtures so that loading the plugin is cheap.
+project's tests can use the fixtures ``hookdiff_tiny_transformer``, ``hookdiff_tiny_convnet`` and
+``hookdiff_no_leaked_hooks`` without importing anything (the unprefixed names still work and warn
+that they are deprecated); the assertion helpers are plain functions. Loading the plugin imports
+neither torch nor TransformerLens: the fixtures import them when a test asks for a model. The tiny
+models live in :mod:`hookdiff.tiny` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
-from torch import nn
 
 if TYPE_CHECKING:
+    from torch import nn
     from transformer_lens import HookedTransformer
+
+    from hookdiff.tiny import make_tiny_convnet, make_tiny_transformer
 
 __all__ = [
     "HookSnapshot",
@@ -75,6 +78,7 @@ def assert_no_hooks(model: nn.Module, *, allow_permanent: bool = True) -> None:
     """Fail if any forward/backward hook is left on ``model`` (TransformerLens permanent excepted).
 
     Example:
+        >>> from torch import nn
         >>> net = nn.Linear(2, 2)
         >>> assert_no_hooks(net)
     """
@@ -96,6 +100,7 @@ def assert_hooks_unchanged(model: nn.Module, before: HookSnapshot) -> None:
     """Fail if hooks were added to or removed from ``model`` since ``before`` was taken.
 
     Example:
+        >>> from torch import nn
         >>> net = nn.Linear(2, 2)
         >>> snap = hook_snapshot(net)
         >>> assert_hooks_unchanged(net, snap)
@@ -125,68 +130,42 @@ def assert_hooks_unchanged(model: nn.Module, before: HookSnapshot) -> None:
     raise AssertionError("\n".join(msg))
 
 
-def make_tiny_transformer(seed: int = 0, *, act_fn: str = "gelu") -> HookedTransformer:
-    """A tiny randomly initialised HookedTransformer, built offline from a config."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=16,
-        n_ctx=8,
-        d_head=4,
-        n_heads=4,
-        d_mlp=32,
-        d_vocab=23,
-        act_fn=act_fn,
-        normalization_type="LN",
-        seed=seed,
-        device="cpu",
-    )
-    with warnings.catch_warnings():  # TL 3.x announces HookedTransformer's removal in 4.0
-        warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
-        model = HookedTransformer(cfg)
-    model.eval()
-    return model
+_TINY_MODELS = ("make_tiny_convnet", "make_tiny_transformer")
 
 
-def make_tiny_convnet(seed: int = 0) -> nn.Sequential:
-    """A tiny randomly initialised conv net (conv, relu, maxpool, flatten, linear) as a Sequential."""
-    gen = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(4 * 4 * 4, 5),
-    )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return net.eval()
+def __getattr__(name: str) -> Any:
+    """Re-export the tiny models of :mod:`hookdiff.tiny` on first use (it imports torch)."""
+    if name in _TINY_MODELS:
+        from hookdiff import tiny
+
+        return getattr(tiny, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @pytest.fixture
-def tiny_transformer() -> HookedTransformer:
+def hookdiff_tiny_transformer() -> HookedTransformer:
     """A fresh tiny random HookedTransformer (2 layers, d_model 16, vocab 23, seed 0)."""
+    from hookdiff.tiny import make_tiny_transformer
+
     return make_tiny_transformer()
 
 
 @pytest.fixture
-def tiny_convnet() -> nn.Sequential:
+def hookdiff_tiny_convnet() -> nn.Sequential:
     """A fresh tiny random conv net taking ``(N, 3, 8, 8)`` inputs."""
+    from hookdiff.tiny import make_tiny_convnet
+
     return make_tiny_convnet()
 
 
 @pytest.fixture
-def no_leaked_hooks() -> Iterator[Callable[[nn.Module], nn.Module]]:
+def hookdiff_no_leaked_hooks() -> Iterator[Callable[[nn.Module], nn.Module]]:
     """Watch models: the test fails if a watched model's hooks differ at teardown.
 
     Example (in any codebase with hookdiff installed)::
 
-        def test_my_patch(no_leaked_hooks, tiny_transformer):
-            model = no_leaked_hooks(tiny_transformer)
+        def test_my_patch(hookdiff_no_leaked_hooks, hookdiff_tiny_transformer):
+            model = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)
             with my_patching_context(model):
                 model(tokens)
     """
@@ -199,3 +178,35 @@ def no_leaked_hooks() -> Iterator[Callable[[nn.Module], nn.Module]]:
     yield watch
     for model, before in watched:
         assert_hooks_unchanged(model, before)
+
+
+def _deprecated(old: str) -> None:
+    warnings.warn(
+        f"the pytest fixture {old!r} is deprecated; use 'hookdiff_{old}' (hookdiff's fixtures are "
+        f"prefixed so they cannot collide with a project's own)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+
+
+@pytest.fixture
+def tiny_transformer(hookdiff_tiny_transformer: HookedTransformer) -> HookedTransformer:
+    """Deprecated alias of ``hookdiff_tiny_transformer``."""
+    _deprecated("tiny_transformer")
+    return hookdiff_tiny_transformer
+
+
+@pytest.fixture
+def tiny_convnet(hookdiff_tiny_convnet: nn.Sequential) -> nn.Sequential:
+    """Deprecated alias of ``hookdiff_tiny_convnet``."""
+    _deprecated("tiny_convnet")
+    return hookdiff_tiny_convnet
+
+
+@pytest.fixture
+def no_leaked_hooks(
+    hookdiff_no_leaked_hooks: Callable[[nn.Module], nn.Module],
+) -> Callable[[nn.Module], nn.Module]:
+    """Deprecated alias of ``hookdiff_no_leaked_hooks``."""
+    _deprecated("no_leaked_hooks")
+    return hookdiff_no_leaked_hooks

@@ -157,25 +157,16 @@ def test_rollout_baseline_is_shared_and_outcomes_are_exclusive(study):
     assert np.isnan(ds["rollout_steps"].sel(site="steering", maze=1).values).all()
 
 
-def test_config_defaults_json_matches_the_dataclass():
-    from hookdiff.study import default_config
-
-    assert default_config() == StudyConfig()
-
-
 def test_config_json_and_cli_overrides(tmp_path):
-    from hookdiff.study_cli import add_study_args, config_from_args
+    from hookdiff.cli import build_parser, study_config
 
     path = tmp_path / "c.json"
     path.write_text('{"n_mazes": 5, "ts": [-1, 0, 1], "rollout_ts": [0], "field_ts": [0]}')
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_study_args(parser)
-    args = parser.parse_args(["--config", str(path), "--seed", "3", "--no-breakpoints"])
-    c = config_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(["study", "--config", str(path), "--seed", "3", "--no-breakpoints"])
+    c = study_config(args)
     assert (c.n_mazes, c.ts, c.seed, c.breakpoints) == (5, (-1.0, 0.0, 1.0), 3, False)
-    quick = config_from_args(parser.parse_args(["--quick", "--n-mazes", "2"]))
+    quick = study_config(parser.parse_args(["study", "--quick", "--n-mazes", "2"]))
     assert quick.n_mazes == 2 and quick.rollout_max_steps == quick_config().rollout_max_steps
     with pytest.raises(ValueError, match="unknown keys"):
         StudyConfig.from_dict({"n_maze": 3})

@@ -1,8 +1,7 @@
 """``hookdiff study --quick`` end to end through a subprocess: files, documented schema, rerun.
 
-Runs the standalone entry point of :mod:`hookdiff.study_cli` (``hookdiff.cli`` wires the same
-functions as ``hookdiff study`` / ``hookdiff plot``). The quick profile is shrunk further with
-CLI overrides so the whole module stays around half a minute.
+Runs :func:`hookdiff.cli.main` (what the ``hookdiff`` script runs) in a child process. The quick
+profile is shrunk further with CLI overrides so the whole module stays around half a minute.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import xarray as xr
 
 from hookdiff.study.figures import figure_names
 
-ENTRY = "import sys; from hookdiff.study_cli import main; sys.exit(main(sys.argv[1:]))"
+ENTRY = "import sys; from hookdiff.cli import main; sys.exit(main(sys.argv[1:]))"
 TINY = ["--quick", "--n-mazes", "3", "--ts=-1,-0.5,0,0.5,1", "--rollout-max-steps", "6"]
 
 DIMS = {"site", "vector", "position", "maze", "t", "depth", "t_pos", "layer", "candidate"}

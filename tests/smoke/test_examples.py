@@ -30,8 +30,8 @@ def test_plugin_fixtures_work_in_another_codebase(tmp_path):
 def test_plugin_fixture_catches_a_leaked_hook(tmp_path):
     leaky = tmp_path / "test_leaky.py"
     leaky.write_text(
-        "def test_leaks(no_leaked_hooks, tiny_transformer):\n"
-        "    m = no_leaked_hooks(tiny_transformer)\n"
+        "def test_leaks(hookdiff_no_leaked_hooks, hookdiff_tiny_transformer):\n"
+        "    m = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)\n"
         "    m.hook_dict['blocks.0.hook_mlp_out'].register_forward_hook(lambda *a: None)\n"
     )
     out = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(leaky))

@@ -75,8 +75,8 @@ def test_maxpool_breakpoints_by_hand() -> None:
     np.testing.assert_allclose(ds["breakpoint_t"].values, [0.5, 5 / 6], atol=1e-12)
 
 
-def test_walk_finds_every_change_of_a_fine_grid(tiny_convnet) -> None:
-    net = tiny_convnet.double()
+def test_walk_finds_every_change_of_a_fine_grid(hookdiff_tiny_convnet) -> None:
+    net = hookdiff_tiny_convnet.double()
     gen = torch.Generator().manual_seed(3)
     a = net[0](torch.rand(2, 3, 8, 8, generator=gen, dtype=torch.float64)).detach()
     v = torch.randn(4, 8, 8, generator=gen, dtype=torch.float64)
@@ -94,11 +94,11 @@ def test_walk_finds_every_change_of_a_fine_grid(tiny_convnet) -> None:
                 assert ((found >= grid[i]) & (found <= grid[i + 1])).any(), (layer, s, grid[i])
 
 
-def test_not_piecewise_linear_raises(tiny_transformer) -> None:
+def test_not_piecewise_linear_raises(hookdiff_tiny_transformer) -> None:
     a = torch.randn(2, 5, 16)
     with pytest.raises(NotPiecewiseLinearError, match="parts 1-5"):
         line_breakpoints(
-            tiny_transformer, a, "blocks.0.hook_resid_post", torch.randn(5, 16), (-1, 1)
+            hookdiff_tiny_transformer, a, "blocks.0.hook_resid_post", torch.randn(5, 16), (-1, 1)
         )
     net = nn.Sequential(nn.Identity(), nn.Linear(2, 2), nn.Tanh())
     with pytest.raises(NotPiecewiseLinearError, match="Tanh"):

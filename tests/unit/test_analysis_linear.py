@@ -103,8 +103,8 @@ def test_diff_equals_independent_forward_in_chunks() -> None:
         )
 
 
-def test_transformer_diff_jvp_asymmetry(tiny_transformer) -> None:
-    model = tiny_transformer
+def test_transformer_diff_jvp_asymmetry(hookdiff_tiny_transformer) -> None:
+    model = hookdiff_tiny_transformer
     toks = torch.randint(0, 23, (2, 5), generator=torch.Generator().manual_seed(0))
     hook = "blocks.0.hook_resid_post"
     _, cache = model.run_with_cache(toks)
@@ -129,8 +129,8 @@ def test_transformer_diff_jvp_asymmetry(tiny_transformer) -> None:
         nonlinearity(model, a, hook, v, ts)
 
 
-def test_pattern_flips_on_tiny_convnet(tiny_convnet) -> None:
-    net = tiny_convnet
+def test_pattern_flips_on_tiny_convnet(hookdiff_tiny_convnet) -> None:
+    net = hookdiff_tiny_convnet
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     a = net[0](x).detach()
     v = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(2))
@@ -148,9 +148,9 @@ def test_pattern_flips_on_tiny_convnet(tiny_convnet) -> None:
         np.testing.assert_allclose(flips.sel(layer="2").values[:, k], want.numpy())
 
 
-def test_bad_inputs_raise_clear_errors(tiny_convnet) -> None:
+def test_bad_inputs_raise_clear_errors(hookdiff_tiny_convnet) -> None:
     a = torch.rand(2, 4, 8, 8)
     with pytest.raises(ShapeMismatchError, match="per-row shape"):
-        linear_response(tiny_convnet, a, "0", torch.ones(3), [1.0])
-    with pytest.raises(UnknownHookError, match="Closest"):
-        linear_response(tiny_convnet, a, "0", torch.ones(4, 8, 8), [1.0], depths=["9"])
+        linear_response(hookdiff_tiny_convnet, a, "0", torch.ones(3), [1.0])
+    with pytest.raises(UnknownHookError, match="'9' is not a depth.*valid: '1'"):
+        linear_response(hookdiff_tiny_convnet, a, "0", torch.ones(4, 8, 8), [1.0], depths=["9"])

@@ -23,8 +23,8 @@ def tokens(batch: int = 3, pos: int = 5, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("hook", ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"])
-def test_sweep_equals_loop_of_run_with_hooks(tiny_transformer, no_leaked_hooks, hook):
-    model = no_leaked_hooks(tiny_transformer)
+def test_sweep_equals_loop_of_run_with_hooks(hookdiff_tiny_transformer, hookdiff_no_leaked_hooks, hook):
+    model = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)
     toks = tokens()
     _, cache = model.run_with_cache(toks)
     vec = torch.randn(cache[hook].shape[1:], generator=torch.Generator().manual_seed(1))
@@ -59,25 +59,25 @@ def test_sweep_equals_loop_of_run_with_hooks(tiny_transformer, no_leaked_hooks, 
     assert_no_hooks(model)
 
 
-def test_sweep_chunked_equals_unchunked_and_adds_baseline(tiny_convnet):
+def test_sweep_chunked_equals_unchunked_and_adds_baseline(hookdiff_tiny_convnet):
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     vec = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(2))
     coeffs = [-2.0, -0.5, 1.0, 3.0]  # no zero: the baseline comes from an extra chunk
-    whole = hookdiff.sweep(tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"])
-    chunked = hookdiff.sweep(tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"], max_rows=5)
+    whole = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"])
+    chunked = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"], max_rows=5)
     for name in ["output", "4", "output:baseline", "4:baseline"]:
         torch.testing.assert_close(
             torch.from_numpy(whole[name].values), torch.from_numpy(chunked[name].values)
         )
     torch.testing.assert_close(
-        torch.from_numpy(whole["output:baseline"].values), tiny_convnet(x).detach()
+        torch.from_numpy(whole["output:baseline"].values), hookdiff_tiny_convnet(x).detach()
     )
     assert whole["4"].dims == ("coeff", "batch", "4.channel", "4.height", "4.width")
     # independent: loop with a plain forward hook
     for k, t in enumerate(coeffs):
-        h = tiny_convnet[0].register_forward_hook(lambda m, i, o, t=t: o + t * vec)
+        h = hookdiff_tiny_convnet[0].register_forward_hook(lambda m, i, o, t=t: o + t * vec)
         try:
-            expected = tiny_convnet(x).detach()
+            expected = hookdiff_tiny_convnet(x).detach()
         finally:
             h.remove()
         torch.testing.assert_close(torch.from_numpy(whole["output"].values[k]), expected)
@@ -99,8 +99,8 @@ def test_linear_model_diff_is_exactly_t_W_v():
 # ---------------------------------------------------------------- steer semantics
 
 
-def test_coefficient_major_rows_and_mask(tiny_transformer):
-    model = tiny_transformer
+def test_coefficient_major_rows_and_mask(hookdiff_tiny_transformer):
+    model = hookdiff_tiny_transformer
     toks = tokens(batch=2)
     hook = "blocks.0.hook_resid_post"
     vec = torch.randn(16)
@@ -162,8 +162,8 @@ def test_parent_and_child_returning_the_same_tensor_add_the_vector_once():
     assert_no_hooks(model)
 
 
-def test_steer_composes_with_run_with_hooks_and_reset_hooks(tiny_transformer):
-    model = tiny_transformer
+def test_steer_composes_with_run_with_hooks_and_reset_hooks(hookdiff_tiny_transformer):
+    model = hookdiff_tiny_transformer
     toks = tokens()
     hook = "blocks.0.hook_resid_post"
     vec = torch.randn(16)
@@ -245,8 +245,8 @@ def _remove_test_raisers(model):
 # ---------------------------------------------------------------- bad input
 
 
-def test_unknown_hook_lists_closest_names_and_leaves_model_unhooked(tiny_transformer):
-    model = tiny_transformer
+def test_unknown_hook_lists_closest_names_and_leaves_model_unhooked(hookdiff_tiny_transformer):
+    model = hookdiff_tiny_transformer
     with pytest.raises(UnknownHookError) as err:
         with hookdiff.steer(model, "blocks.0.hook_resid_pots", torch.zeros(16)):
             pass
@@ -258,34 +258,34 @@ def test_unknown_hook_lists_closest_names_and_leaves_model_unhooked(tiny_transfo
     assert_no_hooks(model)
 
 
-def test_shape_mismatch_names_both_shapes_and_leaves_model_unhooked(tiny_convnet):
+def test_shape_mismatch_names_both_shapes_and_leaves_model_unhooked(hookdiff_tiny_convnet):
     x = torch.randn(2, 3, 8, 8)
     with pytest.raises(ShapeMismatchError) as err:
-        with hookdiff.steer(tiny_convnet, "0", torch.zeros(5, 8, 8)):
-            tiny_convnet(x)
+        with hookdiff.steer(hookdiff_tiny_convnet, "0", torch.zeros(5, 8, 8)):
+            hookdiff_tiny_convnet(x)
     assert "(5, 8, 8)" in str(err.value) and "(4, 8, 8)" in str(err.value)
     with pytest.raises(ShapeMismatchError, match="multiple of K=3"):
-        with hookdiff.steer(tiny_convnet, "0", torch.zeros(4, 8, 8), [1.0, 2.0, 3.0]):
-            tiny_convnet(x)
+        with hookdiff.steer(hookdiff_tiny_convnet, "0", torch.zeros(4, 8, 8), [1.0, 2.0, 3.0]):
+            hookdiff_tiny_convnet(x)
     with pytest.raises(ShapeMismatchError, match="scalar or a 1-d"):
         hookdiff.steering_hook(torch.zeros(3), [[1.0]])
-    assert_no_hooks(tiny_convnet)
+    assert_no_hooks(hookdiff_tiny_convnet)
 
 
-def test_mask_shape_mismatch(tiny_transformer):
+def test_mask_shape_mismatch(hookdiff_tiny_transformer):
     with pytest.raises(ShapeMismatchError, match="position mask"):
         with hookdiff.steer(
-            tiny_transformer, "blocks.0.hook_resid_post", torch.zeros(16), mask=torch.ones(7)
+            hookdiff_tiny_transformer, "blocks.0.hook_resid_post", torch.zeros(16), mask=torch.ones(7)
         ):
-            tiny_transformer(tokens())
-    assert_no_hooks(tiny_transformer)
+            hookdiff_tiny_transformer(tokens())
+    assert_no_hooks(hookdiff_tiny_transformer)
 
 
 # ---------------------------------------------------------------- downstream segments
 
 
-def test_downstream_on_transformer_residual_stream(tiny_transformer):
-    model = tiny_transformer
+def test_downstream_on_transformer_residual_stream(hookdiff_tiny_transformer):
+    model = hookdiff_tiny_transformer
     toks = tokens()
     logits, cache = model.run_with_cache(toks)
     f1 = hookdiff.downstream(model, "blocks.0.hook_resid_post", 1)
@@ -307,13 +307,13 @@ def test_downstream_on_transformer_residual_stream(tiny_transformer):
         hookdiff.downstream(model, "blocks.0.attn.hook_z", 1)
 
 
-def test_downstream_on_sequential_and_jvp(tiny_convnet):
+def test_downstream_on_sequential_and_jvp(hookdiff_tiny_convnet):
     x = torch.randn(2, 3, 8, 8)
-    with hookdiff.capture(tiny_convnet, ["0", "4", "6"]) as acts:
-        tiny_convnet(x)
-    torch.testing.assert_close(hookdiff.downstream(tiny_convnet, "0", 4)(acts["0"]), acts["4"])
-    torch.testing.assert_close(hookdiff.downstream(tiny_convnet, "4", 2)(acts["4"]), acts["6"])
-    f = hookdiff.downstream(tiny_convnet, "0", 6)
+    with hookdiff.capture(hookdiff_tiny_convnet, ["0", "4", "6"]) as acts:
+        hookdiff_tiny_convnet(x)
+    torch.testing.assert_close(hookdiff.downstream(hookdiff_tiny_convnet, "0", 4)(acts["0"]), acts["4"])
+    torch.testing.assert_close(hookdiff.downstream(hookdiff_tiny_convnet, "4", 2)(acts["4"]), acts["6"])
+    f = hookdiff.downstream(hookdiff_tiny_convnet, "0", 6)
     v = torch.randn_like(acts["0"])
     _, jv = torch.func.jvp(f, (acts["0"],), (v,))
     eps = 1e-3
@@ -334,15 +334,15 @@ def test_model_without_chain_gets_a_clear_error():
         hookdiff.downstream(Plain(), "a", 1)
 
 
-def test_per_sample_vectors_tile_coefficient_major(tiny_convnet):
+def test_per_sample_vectors_tile_coefficient_major(hookdiff_tiny_convnet):
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     vs = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(5))  # one per sample
     coeffs = [-1.0, 2.0]
-    ds = hookdiff.sweep(tiny_convnet, x, "0", vs, coeffs, capture=["0"])
+    ds = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vs, coeffs, capture=["0"])
     base = ds["0:baseline"].values
     for k, t in enumerate(coeffs):
         torch.testing.assert_close(torch.from_numpy(ds["0"].values[k] - base), t * vs)
     with pytest.raises(ShapeMismatchError, match="per-sample"):
-        with hookdiff.steer(tiny_convnet, "0", torch.zeros(2, 4, 8, 8)):
-            tiny_convnet(x)
-    assert_no_hooks(tiny_convnet)
+        with hookdiff.steer(hookdiff_tiny_convnet, "0", torch.zeros(2, 4, 8, 8)):
+            hookdiff_tiny_convnet(x)
+    assert_no_hooks(hookdiff_tiny_convnet)

@@ -215,7 +215,7 @@ class ImpalaPolicy(HookedRootModule):
         if name not in self._position or name == INPUT:
             raise UnknownHookError(
                 unknown_name_message(f"{what} hook point of ImpalaPolicy", name, self.hook_names)
-                + " All names are in policy.hook_names"
+                + ". All names are in policy.hook_names"
                 + (f" (or {INPUT!r} for the observation)." if allow_input else ".")
             )
         return self._position[name]

@@ -156,7 +156,7 @@ def _validate(hook: str, available: Sequence[str], wanted: Sequence[str | int]) 
         if d not in available:
             raise UnknownHookError(
                 unknown_name_message(f"depth after {hook!r}", d, available)
-                + " Depths are hook names after the intervention point (or n = 1, 2, ...)."
+                + ". Depths are hook names after the intervention point (or n = 1, 2, ...)."
             )
         if d not in picked:
             picked.append(d)

@@ -82,7 +82,7 @@ def pattern_flips(
         ``flip_fraction`` with dims ``(sample, t, layer)`` and coord ``layer_kind``.
 
     Example:
-        >>> from hookdiff.testing import make_tiny_convnet
+        >>> from hookdiff.tiny import make_tiny_convnet
         >>> net = make_tiny_convnet()
         >>> a = net[0](torch.rand(2, 3, 8, 8))
         >>> pattern_flips(net, a, "0", torch.randn(4, 8, 8), [-1.0, 0.0, 1.0]).dims

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from jaxtyping import Int, UInt8
 
+from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 from hookdiff.maze.edit import start_cell, with_cheese
 from hookdiff.maze.envs import _mouse_variants, _render_raw, level_states, mouse_cells
 from hookdiff.maze.paths import decision_square, direction_field, top_right_region
@@ -135,8 +136,8 @@ def load_spec(name: str | Path) -> MazeSpec:
         'top_right'
 
     Raises:
-        KeyError: no spec of that name (the message lists the known ones).
-        ValueError: the file is not a valid spec.
+        UnknownMazeSpecError: no spec of that name (a ``KeyError``; the message names the closest).
+        ConfigError: the file is not a JSON object (a ``ValueError``).
     """
     path = Path(name)
     if path.suffix == ".json" and path.exists():
@@ -144,14 +145,15 @@ def load_spec(name: str | Path) -> MazeSpec:
     else:
         res = _spec_dir() / f"{name}.json"
         if not res.is_file():
-            raise KeyError(f"no maze spec named {str(name)!r}; known specs: {list_specs()}")
+            message = unknown_name_message("maze spec in envs/", str(name), list_specs())
+            raise UnknownMazeSpecError(message + " (or a path to a spec .json file)")
         text = res.read_text()
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"maze spec {str(name)!r} is not valid JSON: {e}") from e
+        raise ConfigError(f"maze spec {str(name)!r} is not valid JSON: {e}") from e
     if not isinstance(d, dict):
-        raise ValueError(f"maze spec {str(name)!r} must be a JSON object")
+        raise ConfigError(f"maze spec {str(name)!r} must be a JSON object")
     return MazeSpec.from_dict(d)
 
 

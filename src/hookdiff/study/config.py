@@ -1,26 +1,30 @@
 """The study's configuration: one frozen dataclass, its defaults, the quick profile, JSON I/O.
 
-Every knob of ``hookdiff study`` is a field of :class:`StudyConfig` with a docstring, so the CLI
-options, the JSON defaults file (``hookdiff/study/default.json``) and the metadata written into
-every output are generated from one place. Seeds are derived from the one ``seed`` field
-(:meth:`StudyConfig.seeds`) and recorded with the results.
+Every knob of ``hookdiff study`` is a field of :class:`StudyConfig`, declared once with its
+default and help text (:func:`hookdiff._config.option`), so the CLI options and the metadata
+written into every output come from one place. Seeds are derived from the one ``seed`` field
+(:meth:`StudyConfig.seeds`) and recorded with the results. :class:`PlotConfig` is
+``hookdiff plot``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from hookdiff import _config
+from hookdiff._config import option
+from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 
 __all__ = [
     "PUBLISHED_TS",
     "VECTOR_SOURCES",
+    "PlotConfig",
     "StudyConfig",
     "default_config",
     "quick_config",
@@ -34,82 +38,137 @@ _STEERING_HOOK = "embedder.block2.res1.resadd_out"
 #: Values of :attr:`StudyConfig.vectors_from`.
 VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
 
-#: Name of the JSON defaults file inside the ``hookdiff.study`` package.
-DEFAULTS_FILE = "default.json"
-
 
 @dataclass(frozen=True)
 class StudyConfig:
     """Everything ``hookdiff study`` runs with (written into the dataset's attrs and run.json)."""
 
-    out_dir: str = "runs/study"
-    """Run folder: dataset, run.json, figures/, report.md and report.html go here."""
-    seed: int = 0
-    """Master seed: maze sets, vector mazes, rollouts and a random-init policy derive from it."""
-    checkpoint: str | None = None
-    """Policy checkpoint (original ``{"model_state_dict": ...}`` format); None: the shipped agent,
-    or, when none is shipped, a seeded random-init policy (the report warns loudly)."""
-    random_init_scale: int = 1
-    """Scale of the random-init fallback policy (channels 16·scale, 32·scale, 32·scale)."""
-    hook: str = _STEERING_HOOK
-    """The steering layer: where t·v is added (the published one by default)."""
-    later_candidates: tuple[str, ...] = (
-        "embedder.block2.res1.resadd_out",
-        "embedder.block2.res2.resadd_out",
-        "embedder.block3.maxpool_out",
-        "embedder.block3.res1.resadd_out",
-        "embedder.block3.res2.resadd_out",
-        "embedder.fc_out",
+    out_dir: str = option(
+        "runs/study",
+        "Run folder: dataset, run.json, figures/, report.md and report.html go here.",
+        flag="--out",
     )
-    """Hook points from block2 onward whose vectors' steering effects are compared."""
-    later_tolerance: float = 0.1
-    """The later layer is the latest candidate whose effect is within this fraction of the best."""
-    vectors_from: str = "same_maze"
-    """Where each vector's maze pair comes from. ``"same_maze"`` (the published batch protocol):
-    every studied maze is steered by its own cheese / top-right vector (one pair, mouse at the
-    start); ``"pairs"``: one vector, the mean over ``vector_pairs`` seeded pairs of
-    ``vector_spec``, steers every maze (transfer across mazes)."""
-    vector_spec: str = "vanilla-hard"
-    """Maze spec (``envs/``) the vector pairs are drawn from (``vectors_from="pairs"``)."""
-    vector_pairs: int = 1
-    """Maze pairs averaged into each vector (``vectors_from="pairs"``)."""
-    maze_spec: str = "eval-decision-square"
-    """Maze spec of the study's mazes (they must have a decision square)."""
-    n_mazes: int = 32
-    """Mazes the nonlinearity and the decision-square probabilities are measured on."""
-    ts: tuple[float, ...] = (
-        -3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.1,
-        0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
-    )  # fmt: skip
-    """Coefficients t (symmetric, dense near 0, including the published ones and 0)."""
-    threshold: float = 0.1
-    """Relative residual above which diff(t) counts as nonlinear (the linear radius)."""
-    breakpoints: bool = True
-    """Also walk the line for the exact breakpoints (piecewise-linear agents only)."""
-    max_rows: int = 512
-    """At most this many rows (coefficients × samples) per forward of the analysis."""
-    breakpoint_mazes: int = 8
-    """Mazes (the first of the study's) whose lines are walked for the exact breakpoints. On a
-    trained agent a line has thousands of pieces and the walk dominates the run time; the rest of
-    the analysis covers all ``n_mazes``."""
-    max_pieces: int = 512
-    """Linear pieces the exact line walk carries together (its memory budget; it runs in
-    float64, where rounding cannot hide or invent breakpoints)."""
-    rollout_mazes: int = 12
-    """Mazes (the first of the study's, at most ``n_mazes``) rolled out at every rollout coefficient
-    and vector."""
-    rollout_ts: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
-    """Coefficients of the steered rollouts (a subset of ``ts``; 0 is the unsteered baseline)."""
-    rollout_max_steps: int = 120
-    """Step limit of each rollout (an episode not ending by then is a timeout)."""
-    field_mazes: int = 2
-    """Example mazes drawn as vector fields (the first of the study's, at most ``n_mazes``)."""
-    field_ts: tuple[float, ...] = (-1.0, 0.0, 1.0)
-    """Coefficients of the vector-field figures."""
-    behaviour_gap: float = 0.05
-    """|ΔP(+t)| and |ΔP(−t)| differing by more than this counts as +t and −t diverging."""
-    threads: int | None = None
-    """torch threads (None: torch's default)."""
+    seed: int = option(
+        0,
+        "Master seed: maze sets, vector mazes, rollouts and a random-init policy derive from it.",
+    )
+    checkpoint: str | None = option(
+        None,
+        "Policy checkpoint (original {'model_state_dict': ...} format); none: the shipped agent, "
+        "or, when none is shipped, a seeded random-init policy (the report warns loudly).",
+    )
+    random_init_scale: int = option(
+        1,
+        "Scale of the random-init fallback policy (channels 16·scale, 32·scale, 32·scale).",
+        min=1,
+    )
+    hook: str = option(
+        _STEERING_HOOK, "The steering layer: where t·v is added (the published one by default)."
+    )
+    later_candidates: tuple[str, ...] = option(
+        (
+            "embedder.block2.res1.resadd_out",
+            "embedder.block2.res2.resadd_out",
+            "embedder.block3.maxpool_out",
+            "embedder.block3.res1.resadd_out",
+            "embedder.block3.res2.resadd_out",
+            "embedder.fc_out",
+        ),
+        "Hook points from block2 onward whose vectors' steering effects are compared.",
+    )
+    later_tolerance: float = option(
+        0.1,
+        "The later layer is the latest candidate whose effect is within this fraction of the best.",
+    )
+    vectors_from: str = option(
+        "same_maze",
+        "Where each vector's maze pair comes from. 'same_maze' (the published batch protocol): "
+        "every studied maze is steered by its own cheese / top-right vector (one pair, mouse at "
+        "the start); 'pairs': one vector, the mean over vector_pairs seeded pairs of "
+        "vector_spec, steers every maze (transfer across mazes).",
+        choices=VECTOR_SOURCES,
+    )
+    vector_spec: str = option(
+        "vanilla-hard", "Maze spec (envs/) the vector pairs are drawn from (vectors_from=pairs)."
+    )
+    vector_pairs: int = option(
+        1, "Maze pairs averaged into each vector (vectors_from=pairs).", min=1
+    )
+    maze_spec: str = option(
+        "eval-decision-square", "Maze spec of the study's mazes (they must have a decision square)."
+    )
+    n_mazes: int = option(
+        32, "Mazes the nonlinearity and the decision-square probabilities are measured on.", min=1
+    )
+    ts: tuple[float, ...] = option(
+        (
+            -3.0,
+            -2.0,
+            -1.5,
+            -1.0,
+            -0.75,
+            -0.5,
+            -0.25,
+            -0.1,
+            0.0,
+            0.1,
+            0.25,
+            0.5,
+            0.75,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+        ),  # fmt: skip
+        "Coefficients t (symmetric, dense near 0, including the published ones and 0).",
+    )
+    threshold: float = option(
+        0.1, "Relative residual above which diff(t) counts as nonlinear (the linear radius)."
+    )
+    breakpoints: bool = option(
+        True, "Also walk the line for the exact breakpoints (piecewise-linear agents only)."
+    )
+    max_rows: int = option(
+        512, "At most this many rows (coefficients × samples) per forward of the analysis.", min=1
+    )
+    breakpoint_mazes: int = option(
+        8,
+        "Mazes (the first of the study's) whose lines are walked for the exact breakpoints. On a "
+        "trained agent a line has thousands of pieces and the walk dominates the run time; the "
+        "rest of the analysis covers all n_mazes.",
+        min=1,
+    )
+    max_pieces: int = option(
+        512,
+        "Linear pieces the exact line walk carries together (its memory budget; it runs in "
+        "float64, where rounding cannot hide or invent breakpoints).",
+        min=1,
+    )
+    rollout_mazes: int = option(
+        12,
+        "Mazes (the first of the study's, at most n_mazes) rolled out at every rollout "
+        "coefficient and vector.",
+        min=0,
+    )
+    rollout_ts: tuple[float, ...] = option(
+        (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0),
+        "Coefficients of the steered rollouts (a subset of ts; 0 is the unsteered baseline).",
+    )
+    rollout_max_steps: int = option(
+        120, "Step limit of each rollout (an episode not ending by then is a timeout).", min=1
+    )
+    field_mazes: int = option(
+        2,
+        "Example mazes drawn as vector fields (the first of the study's, at most n_mazes).",
+        min=0,
+    )
+    field_ts: tuple[float, ...] = option(
+        (-1.0, 0.0, 1.0), "Coefficients of the vector-field figures."
+    )
+    behaviour_gap: float = option(
+        0.05, "|ΔP(+t)| and |ΔP(−t)| differing by more than this counts as +t and −t diverging."
+    )
+    threads: int | None = option(None, "torch threads (none: torch's default).", min=1)
 
     # ------------------------------------------------------------------ derived
 
@@ -125,18 +184,14 @@ class StudyConfig:
         }
 
     def validate(self) -> StudyConfig:
-        """Check values; return ``self``.
+        """Check values, hook names and maze specs; return ``self``.
 
         Raises:
-            ValueError: a value is out of range; the message names the field and what is expected.
+            ConfigError: a value is out of range or names an unknown hook point or maze spec; the
+                message names the field and what is expected (a ``ValueError``).
         """
+        _config.check(self)
         checks: list[tuple[bool, str, str]] = [
-            (self.n_mazes >= 1, "n_mazes", "an int >= 1"),
-            (self.vectors_from in VECTOR_SOURCES, "vectors_from", f"one of {VECTOR_SOURCES}"),
-            (self.vector_pairs >= 1, "vector_pairs", "an int >= 1"),
-            (self.rollout_mazes >= 0, "rollout_mazes", "an int >= 0"),
-            (self.field_mazes >= 0, "field_mazes", "an int >= 0"),
-            (self.rollout_max_steps >= 1, "rollout_max_steps", "an int >= 1"),
             (len(self.ts) >= 2, "ts", "at least two coefficients"),
             (len(set(self.ts)) == len(self.ts), "ts", "distinct coefficients"),
             (set(self.rollout_ts) <= set(self.ts), "rollout_ts", f"a subset of ts={self.ts}"),
@@ -144,27 +199,44 @@ class StudyConfig:
             (0 < self.threshold, "threshold", "a float > 0"),
             (0 <= self.later_tolerance < 1, "later_tolerance", "a fraction in [0, 1)"),
             (len(self.later_candidates) >= 1, "later_candidates", "at least one hook name"),
-            (self.max_rows >= 1, "max_rows", "an int >= 1"),
-            (self.max_pieces >= 1, "max_pieces", "an int >= 1"),
-            (self.breakpoint_mazes >= 1, "breakpoint_mazes", "an int >= 1"),
-            (self.random_init_scale >= 1, "random_init_scale", "an int >= 1"),
-            (self.threads is None or self.threads >= 1, "threads", "None or an int >= 1"),
         ]
         for ok, name, expected in checks:
             if not ok:
-                raise ValueError(
-                    f"study config: {name} = {getattr(self, name)!r}, expected {expected}"
-                )
+                self._fail(name, f"expected {expected}")
+        self._check_names()
         return self
+
+    def _check_names(self) -> None:
+        """Every hook is a hook point of the agent; the maze specs exist, the study's has decision
+        squares."""
+        from hookdiff.maze.sets import load_spec
+
+        valid = _agent_hook_names()
+        for name in ("hook", "later_candidates"):
+            value = getattr(self, name)
+            for hook in value if isinstance(value, tuple) else (value,):
+                if hook not in valid:
+                    self._fail(name, unknown_name_message("hook point of the agent", hook, valid))
+        specs = {}
+        for name in ("maze_spec", "vector_spec"):
+            try:
+                specs[name] = load_spec(getattr(self, name))
+            except (UnknownMazeSpecError, ValueError) as e:
+                self._fail(name, str(e))
+        if not specs["maze_spec"].require_decision_square:
+            expected = "a spec with require_decision_square (e.g. 'eval-decision-square')"
+            self._fail("maze_spec", f"expected {expected}: the study steers at decision squares")
+
+    def _fail(self, name: str, problem: str) -> None:
+        f = next(f for f in dataclasses.fields(self) if f.name == name)
+        value = getattr(self, name)
+        raise ConfigError(f"StudyConfig.{name} = {value!r} ({_config.flag(f)}): {problem}")
 
     # ------------------------------------------------------------------ (de)serialisation
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values of every field (tuples become lists)."""
-        return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-        }
+        return _config.to_dict(self)
 
     def to_json(self) -> str:
         """The config as a JSON object (sorted keys; written into every output)."""
@@ -175,15 +247,9 @@ class StudyConfig:
         """A config from a (partial) dict of field values over ``base`` (default: the defaults).
 
         Raises:
-            ValueError: unknown keys (the message lists the known ones) or bad values.
+            ConfigError: unknown keys (with the closest field names) or bad values.
         """
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"study config has unknown keys {unknown}; known: {sorted(known)}")
-        hints = typing.get_type_hints(cls)
-        values = {k: _coerce(k, v, hints[k]) for k, v in d.items()}
-        return dataclasses.replace(base or cls(), **values).validate()
+        return _config.from_dict(cls, d, base).validate()
 
     @classmethod
     def from_json(
@@ -192,56 +258,58 @@ class StudyConfig:
         """A config from a JSON file holding some or all fields (the rest from ``base``).
 
         Raises:
-            ValueError: the file is not a JSON object, or holds unknown keys or bad values.
+            ConfigError: the file is not a JSON object, or holds unknown keys or bad values.
         """
-        text = Path(path).read_text()
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"study config {path} is not valid JSON: {e}") from e
-        if not isinstance(d, dict):
-            raise ValueError(f"study config {path} must hold a JSON object of field values")
-        return cls.from_dict(d, base)
+        return cls.from_dict(read_json_object(path), base)
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """A JSON value as the field's type (lists to tuples, ints to floats), or a clear error."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in the file at ``path`` (a config's fields).
+
+    Raises:
+        ConfigError: the file is missing, is not valid JSON, or holds no JSON object.
+    """
     try:
-        if origin is tuple:
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v.strip()]
-            return tuple(args[0](v.strip() if isinstance(v, str) else v) for v in value)
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-                return value.lower() in ("true", "1")
-            raise ValueError("not a boolean")
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError("not an integer")
-        return hint(value)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"study config: {name} = {value!r} is not a valid {hint}") from e
+        d = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of field values")
+    return d
+
+
+@functools.cache
+def _agent_hook_names() -> tuple[str, ...]:
+    """The hook points of the IMPALA agent (the same at every scale)."""
+    from hookdiff.agent import ImpalaPolicy
+
+    return ImpalaPolicy(scale=1).hook_names
+
+
+#: What ``--quick`` changes.
+_QUICK: dict[str, Any] = dict(
+    n_mazes=4,
+    ts=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0),
+    later_candidates=(_STEERING_HOOK, "embedder.block3.res2.resadd_out"),
+    rollout_mazes=2,
+    rollout_ts=(-1.0, 0.0, 1.0),
+    rollout_max_steps=12,
+    field_mazes=1,
+    field_ts=(-1.0, 0.0, 1.0),
+    max_rows=256,
+    breakpoint_mazes=1,
+)
 
 
 def default_config() -> StudyConfig:
-    """The defaults: the dataclass's, overridden by ``hookdiff/study/default.json`` if present.
+    """The defaults (the dataclass's), checked.
 
     Example:
         >>> default_config().hook
         'embedder.block2.res1.resadd_out'
     """
-    res = resources.files("hookdiff.study") / DEFAULTS_FILE
-    if res.is_file():
-        d = json.loads(res.read_text())
-        return StudyConfig.from_dict(d)
     return StudyConfig().validate()
 
 
@@ -252,17 +320,11 @@ def quick_config(base: StudyConfig | None = None) -> StudyConfig:
         >>> quick_config().n_mazes
         4
     """
-    base = base or default_config()
-    return dataclasses.replace(
-        base,
-        n_mazes=4,
-        ts=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0),
-        later_candidates=(_STEERING_HOOK, "embedder.block3.res2.resadd_out"),
-        rollout_mazes=2,
-        rollout_ts=(-1.0, 0.0, 1.0),
-        rollout_max_steps=12,
-        field_mazes=1,
-        field_ts=(-1.0, 0.0, 1.0),
-        max_rows=256,
-        breakpoint_mazes=1,
-    ).validate()
+    return dataclasses.replace(base or StudyConfig(), **_QUICK).validate()
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """What ``hookdiff plot`` redraws."""
+
+    run_dir: str = option(help="A study run folder (holds study.nc, written by hookdiff study).")

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
+from hookdiff._config import option
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import decision_square_probs, rollout, top_right_region
 
@@ -30,19 +31,18 @@ PUBLISHED = {"ood_p_reach_cheese": 0.848, "ood_mean_p_toward_cheese": 0.619}
 class EvalConfig:
     """Which mazes, how many, and how the agent acts."""
 
-    n_mazes: int = 200
-    """Mazes per set."""
-    seed: int = 12345
-    """Seeds the maze sets (in-distribution level seeds are random, OOD ones consecutive) and
-    the action sampling."""
-    max_steps: int = 500
-    """Step limit of a rollout (procgen's own episode limit)."""
-    in_spec: str = "train-top-right-5"
-    """In-distribution maze spec."""
-    ood_spec: str = "eval-decision-square"
-    """Out-of-distribution maze spec."""
-    top_right_size: int = 5
-    """Side of the top-right region that counts as "went to the top-right"."""
+    n_mazes: int = option(200, "Mazes per set.", min=1)
+    seed: int = option(
+        12345,
+        "Seeds the maze sets (in-distribution level seeds are random, OOD ones consecutive) and "
+        "the action sampling.",
+    )
+    max_steps: int = option(500, "Step limit of a rollout (procgen's own episode limit).", min=1)
+    in_spec: str = option("train-top-right-5", "In-distribution maze spec.")
+    ood_spec: str = option("eval-decision-square", "Out-of-distribution maze spec.")
+    top_right_size: int = option(
+        5, 'Side of the top-right region that counts as "went to the top-right".', min=1
+    )
 
 
 def entered_top_right(ds: xr.Dataset, states: list[Any], size: int = 5) -> np.ndarray:

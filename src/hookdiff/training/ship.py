@@ -2,23 +2,26 @@
 
 The card (``agent/weights/model_card.json``) records the training distribution, method, samples,
 seed and wall time from the run's ``train_state.pt``, and the evaluation figures from
-:func:`hookdiff.training.evaluate.evaluate`, each with the command that reproduces it.
+:func:`hookdiff.training.evaluate.evaluate`, each with the command that reproduces it. The target
+folder is the package's by default (what ``load_default`` reads); ``dest`` writes elsewhere.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hookdiff._config import option
 from hookdiff._io import atomic_write, write_json
 from hookdiff.agent import checkpoint_sha256, default_checkpoint_path, load_checkpoint
 from hookdiff.training.evaluate import EvalConfig, evaluate
 
-__all__ = ["model_card_path", "ship_agent"]
+__all__ = ["ShipConfig", "model_card_path", "ship_agent"]
 
 METHOD = (
     "Behaviour cloning of the exact shortest-path expert: every open cell of freshly sampled "
@@ -35,23 +38,43 @@ DAGGER_METHOD = (
 )
 
 
-def model_card_path() -> Path:
-    """Where the shipped agent's model card lives (beside its checkpoint)."""
-    return default_checkpoint_path().with_name("model_card.json")
+@dataclass(frozen=True)
+class ShipConfig:
+    """Which training run ``hookdiff ship`` ships, and where to."""
+
+    run_dir: str = option(help="A training run folder (hookdiff train --out).")
+    dest: str | None = option(
+        None,
+        "Folder the checkpoint and its model_card.json are written to; none: the package's "
+        "agent/weights, which hookdiff.agent.load_default reads.",
+    )
 
 
-def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> dict[str, Any]:
-    """Copy ``run_dir/policy.pt`` into the package, evaluate it, and write its model card.
+def _target(dest: str | Path | None) -> Path:
+    """The checkpoint path in ``dest`` (None: the shipped agent's path inside the package)."""
+    default = default_checkpoint_path()
+    return default if dest is None else Path(dest) / default.name
+
+
+def model_card_path(dest: str | Path | None = None) -> Path:
+    """Where the model card lives, beside the checkpoint (``dest`` None: the shipped agent's)."""
+    return _target(dest).with_name("model_card.json")
+
+
+def ship_agent(
+    run_dir: str | Path, eval_config: EvalConfig | None = None, *, dest: str | Path | None = None
+) -> dict[str, Any]:
+    """Copy ``run_dir/policy.pt`` into ``dest`` (the package), evaluate it, write its model card.
 
     Returns:
-        The model card (also written to :func:`model_card_path`).
+        The model card (also written to :func:`model_card_path` of ``dest``).
     """
     run_dir = Path(run_dir)
     eval_config = eval_config or EvalConfig()
     state = torch.load(run_dir / "train_state.pt", weights_only=False, map_location="cpu")
     policy = load_checkpoint(run_dir / "policy.pt")  # validates the checkpoint before shipping
     figures = evaluate(policy, eval_config)
-    target = default_checkpoint_path()
+    target = _target(dest)
     with atomic_write(target) as tmp:
         shutil.copyfile(run_dir / "policy.pt", tmp)
     cfg = state["config"]
@@ -100,5 +123,5 @@ def ship_agent(run_dir: str | Path, eval_config: EvalConfig | None = None) -> di
         ),
         "shipped": _dt.date.today().isoformat(),
     }
-    write_json(card, model_card_path())
+    write_json(card, model_card_path(dest))
     return card

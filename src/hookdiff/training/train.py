@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from hookdiff._config import option
 from hookdiff._io import atomic_write
 from hookdiff.agent import ImpalaPolicy, obs_to_tensor, save_checkpoint
+from hookdiff.errors import ConfigError
 from hookdiff.maze.actions import direction_log_probs
 
 __all__ = [
@@ -49,44 +51,76 @@ __all__ = [
 class TrainConfig:
     """Everything that determines a training run; written into every checkpoint."""
 
-    out_dir: str = "runs/train"
-    """Folder for ``train_state.pt`` (resumable), ``policy.pt`` (original format) and the log."""
-    spec: str = "train-top-right-5"
-    """Name of the maze spec in ``envs/`` the mazes are drawn from."""
-    scale: int = 1
-    """IMPALA width multiplier (1: 16/32/32 channels, ~0.63M parameters)."""
-    total_samples: int = 6_000_000
-    """Stop after this many labelled observations."""
-    batch_size: int = 256
-    """Observations per optimizer step."""
-    chunk_mazes: int = 24
-    """Mazes per data chunk; every open cell of them is used once, shuffled across batches."""
-    lr: float = 5e-4
-    """Adam learning rate (cosine-decayed to 10% over the run)."""
-    seed: int = 0
-    """Seeds the initial weights and every batch's mazes."""
-    eval_every: int = 200
-    """Steps between validation-accuracy evaluations."""
-    eval_mazes: int = 24
-    """Held-out mazes (level seeds disjoint from training) for validation accuracy."""
-    checkpoint_every_s: float = 180.0
-    """Seconds between resumable checkpoints."""
-    threads: int = 2
-    """Torch intra-op threads."""
-    max_seconds: float | None = None
-    """Stop (after checkpointing) once this much wall time has passed in this invocation."""
-    stop_after_steps: int | None = None
-    """Stop (after checkpointing) after this many steps in this invocation (None: run to the end)."""
-    dagger_samples: int = 2_000_000
-    """Samples of the DAgger phase after behaviour cloning (0: behaviour cloning only)."""
-    dagger_lr: float = 1e-4
-    """Adam learning rate of the DAgger phase (cosine-decayed to 10% over the phase)."""
-    dagger_mazes: int = 64
-    """Fresh training mazes the policy is rolled out on per DAgger round."""
-    dagger_max_steps: int = 100
-    """Step limit of each DAgger rollout (a policy stuck in a loop is cut off here)."""
-    dagger_max_visits: int = 4
-    """At most this many samples of one (maze, cell) per round, so one loop cannot fill a round."""
+    out_dir: str = option(
+        "runs/train",
+        "Folder for train_state.pt (resumable), policy.pt (original format) and the log; "
+        "resumed if it exists.",
+        flag="--out",
+    )
+    spec: str = option(
+        "train-top-right-5", "Name of the maze spec in envs/ the mazes are drawn from."
+    )
+    scale: int = option(
+        1, "IMPALA width multiplier (1: 16/32/32 channels, ~0.63M parameters).", min=1
+    )
+    total_samples: int = option(
+        6_000_000, "Labelled observations of behaviour cloning (then the DAgger phase).", min=1
+    )
+    batch_size: int = option(256, "Observations per optimizer step.", min=1)
+    chunk_mazes: int = option(
+        24,
+        "Mazes per data chunk; every open cell of them is used once, shuffled across batches.",
+        min=1,
+    )
+    lr: float = option(5e-4, "Adam learning rate (cosine-decayed to 10% over the run).", min=0)
+    seed: int = option(0, "Seeds the initial weights and every batch's mazes.")
+    eval_every: int = option(200, "Steps between validation-accuracy evaluations.", min=1)
+    eval_mazes: int = option(
+        24, "Held-out mazes (level seeds disjoint from training) for validation accuracy.", min=1
+    )
+    checkpoint_every_s: float = option(
+        180.0,
+        "Minutes between resumable checkpoints.",
+        flag="--checkpoint-minutes",
+        factor=60.0,
+        min=0,
+    )
+    threads: int = option(2, "Torch intra-op threads.", min=1)
+    max_seconds: float | None = option(
+        None,
+        "Stop (after checkpointing, resumably) once this many minutes have passed in this "
+        "invocation; none: run to the end.",
+        flag="--max-minutes",
+        factor=60.0,
+        min=0,
+    )
+    stop_after_steps: int | None = option(
+        None,
+        "Stop (after checkpointing, resumably) after this many steps in this invocation; "
+        "none: run to the end.",
+        min=0,
+    )
+    dagger_samples: int = option(
+        2_000_000,
+        "Samples of the DAgger phase after behaviour cloning (0: behaviour cloning only).",
+        min=0,
+    )
+    dagger_lr: float = option(
+        1e-4,
+        "Adam learning rate of the DAgger phase (cosine-decayed to 10% over the phase).",
+        min=0,
+    )
+    dagger_mazes: int = option(
+        64, "Fresh training mazes the policy is rolled out on per DAgger round.", min=1
+    )
+    dagger_max_steps: int = option(
+        100, "Step limit of each DAgger rollout (a policy stuck in a loop is cut off here).", min=1
+    )
+    dagger_max_visits: int = option(
+        4,
+        "At most this many samples of one (maze, cell) per round, so one loop cannot fill a round.",
+        min=1,
+    )
 
 
 @dataclass
@@ -418,7 +452,7 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, samples_done: i
     free = _RESUME_FREE | (_DAGGER_KEYS if samples_done <= bc_samples else set())
     differ = {k: (saved.get(k), v) for k, v in now.items() if k not in free and saved.get(k) != v}
     if differ:
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume {config.out_dir}: its checkpoint was trained with other settings "
             f"{ {k: f'{a!r} (saved) vs {b!r} (now)' for k, (a, b) in differ.items()} }; use a new "
             f"--out folder or the saved settings"
