@@ -12,6 +12,10 @@ class HookdiffError(Exception):
     """Base class of every error hookdiff raises on purpose."""
 
 
+class MissingExtraError(HookdiffError, ImportError):
+    """A feature whose optional dependencies are not installed; the message names the extra to add."""
+
+
 class UnknownHookError(HookdiffError, KeyError):
     """A hook name that the model does not have; the message lists the closest names."""
 
