@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "HookdiffError",
+    "MissingExtraError",
     "MazeEditError",
     "MazeStateError",
     "NoHookChainError",
@@ -74,6 +75,10 @@ def _quoted(names: Sequence[str]) -> str:
 
 class HookdiffError(Exception):
     """Base class of every error hookdiff raises on purpose."""
+
+
+class MissingExtraError(HookdiffError, ImportError):
+    """A feature whose optional dependencies are not installed; the message names the extra to add."""
 
 
 class UnknownNameError(HookdiffError, KeyError):

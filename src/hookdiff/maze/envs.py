@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import UInt8
 
-from hookdiff.errors import MazeEditError
+from hookdiff.errors import MazeEditError, MissingExtraError
 from hookdiff.maze.state import _ENTITY_REFLECTED, CHEESE, WALL, MazeState
 
 __all__ = [
@@ -46,9 +46,19 @@ MAX_BATCH = 64
 
 
 def _procgen() -> Any:
-    """Import procgen with gym's deprecation banner (printed on stderr) swallowed."""
-    with contextlib.redirect_stderr(io.StringIO()):
-        import procgen
+    """Import procgen with gym's deprecation banner (printed on stderr) swallowed.
+
+    procgen, gym and gym3 come with the ``maze`` extra; without them this raises
+    :class:`~hookdiff.errors.MissingExtraError` saying what to install.
+    """
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import procgen
+    except ImportError as e:
+        raise MissingExtraError(
+            "procgen maze envs need the maze extra (procgen, gym3, gym, numpy<2): "
+            f"pip install 'hookdiff[maze]'  (import failed: {e})"
+        ) from e
     return procgen
 
 
