@@ -29,7 +29,7 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, maxpool_pattern, prepare
+from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, maxpool_pattern, prepare
 from hookdiff.contract import Op, apply_op
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
 
@@ -304,7 +304,7 @@ def _apply_layer(pieces: _Pieces, step: Op) -> None:
         pieces.env[step.name] = (p * on, d * on)
     else:
         idx = _pool_index(p + half * d, step.module)
-        pieces.env[step.name] = (_pool_gather(p, idx), _pool_gather(d, idx))
+        pieces.env[step.name] = (maxpool_gather(p, idx), maxpool_gather(d, idx))
 
 
 def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[Tensor, Tensor]:
@@ -321,12 +321,6 @@ def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[T
 def _pool_index(x: Tensor, m: nn.Module) -> Tensor:
     """Flat index (within the input plane) of each maxpool window's argmax."""
     return maxpool_pattern(x, m)
-
-
-def _pool_gather(x: Tensor, idx: Tensor) -> Tensor:
-    """The maxpool output picked by ``idx`` (from :func:`_pool_index`) out of ``x``."""
-    n, c = x.shape[:2]
-    return x.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1)).reshape(idx.shape)
 
 
 def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
