@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from hookdiff.agent import load_default, obs_to_tensor
-from hookdiff.analysis import freezable, line_response, valid_cuts
+from hookdiff.agent import direction_log_probs, load_default, obs_to_tensor
+from hookdiff.analysis import (
+    even_from_kinks,
+    freezable,
+    kink_attribution,
+    line_response,
+    valid_cuts,
+)
 from hookdiff.errors import InterventionError
 from hookdiff.maze import render, sample_mazes
 
@@ -78,3 +84,22 @@ def test_cuts_inside_a_residual_branch_or_upstream_are_refused(setup) -> None:
     with pytest.raises(InterventionError, match="relu1_out"):
         line_response(policy, a, HOOK, v, TS, depth="directions",
                       freeze=["embedder.block3.res1.relu_out"])  # fmt: skip
+
+
+def test_even_part_of_a_log_prob_readout_splits_exactly_over_kinks(setup) -> None:
+    policy, a, v = setup
+    a1 = a[:1]
+    with torch.enable_grad():
+        logits = policy.run_segment(a1, HOOK, "fc_policy_out").detach().requires_grad_(True)
+        (w,) = torch.autograd.grad(direction_log_probs(logits)[0, 3], logits)  # log P(right)
+    attribution = kink_attribution(policy, a1, HOOK, v, 1.0, weights=w[0])
+    assert len(attribution["t"]) > 20  # a trained agent has many kinks on [-1, 1]
+    ts = [0.1, 0.4, 1.0]
+    grid = sorted({0.0, *ts, *(-t for t in ts)})
+    logit_line = line_response(policy, a1, HOOK, v, grid, depth="fc_policy_out")
+    r = logit_line.values[:, 0] @ w[0].numpy()
+    direct = [r[grid.index(t)] + r[grid.index(-t)] - 2 * r[grid.index(0.0)] for t in ts]
+    np.testing.assert_allclose(even_from_kinks(attribution, ts).values[0], direct, rtol=1e-7,
+                               atol=1e-9)  # fmt: skip
+    per_layer = even_from_kinks(attribution, [1.0], by="layer")
+    assert per_layer.sizes["layer"] >= 3

@@ -11,7 +11,14 @@ import xarray as xr
 from torch import nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from hookdiff.analysis import even_odd, freezable, line_response, valid_cuts
+from hookdiff.analysis import (
+    even_from_kinks,
+    even_odd,
+    freezable,
+    kink_attribution,
+    line_response,
+    valid_cuts,
+)
 from hookdiff.errors import InterventionError
 
 TS = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
@@ -169,3 +176,40 @@ def test_bad_interventions_name_the_valid_choices() -> None:
         line_response(net, a, "1", v, TS, depth="7", variant="symmetrize")
     with pytest.raises(InterventionError, match="'5'"):
         line_response(net, a, "1", v, TS, depth="7", freeze=["4"])  # a conv is not frozen
+
+
+def test_kink_attribution_by_hand() -> None:
+    net = nn.Sequential(nn.Identity(), nn.ReLU()).double()
+    a = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    ds = kink_attribution(net, a, "0", torch.tensor([1.0, -0.5], dtype=torch.float64), 5.0,
+                          weights=torch.tensor([2.0, 3.0], dtype=torch.float64))  # fmt: skip
+    # unit 0 turns on at t = -1 (slope 0 -> 1, weight 2); unit 1 turns off at t = -4 going
+    # right (slope -0.5 -> 0, weight 3): jumps 2·1 and 3·0.5
+    np.testing.assert_allclose(ds["t"].values, [-4.0, -1.0])
+    np.testing.assert_allclose(ds["delta"].values, [1.5, 2.0])
+    assert ds["channel"].values.tolist() == [1, 0]
+    r = lambda t: 2 * max(1 + t, 0) + 3 * max(-2 - 0.5 * t, 0)  # noqa: E731
+    for t in (0.5, 2.0, 4.5):
+        want = r(t) + r(-t) - 2 * r(0)
+        np.testing.assert_allclose(even_from_kinks(ds, [t]).values[0, 0], want)
+
+
+def test_even_part_from_kinks_equals_direct_evaluation_on_a_convnet() -> None:
+    net = _convnet()
+    gen = torch.Generator().manual_seed(4)
+    a = torch.randn(3, 2, 4, 4, generator=gen, dtype=torch.float64)
+    v = torch.randn(2, 4, 4, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 4, generator=gen, dtype=torch.float64)  # one readout per sample
+    ds = kink_attribution(net, a, "0", v, 2.0, weights=w)
+    assert len(ds["t"]) > 5
+    ts = [0.3, 0.9, 1.7]
+    grid = sorted({0.0, *ts, *(-t for t in ts)})
+    r = (
+        line_response(net, a, "0", v, grid, depth="7")
+        * xr.DataArray(w.numpy(), dims=("sample", "7_0"))
+    ).sum("7_0")
+    direct = even_odd(r)["even"].transpose("sample", "t_pos").values
+    np.testing.assert_allclose(even_from_kinks(ds, ts).values, direct, rtol=1e-9, atol=1e-9)
+    by_layer = even_from_kinks(ds, ts, by="layer")
+    np.testing.assert_allclose(by_layer.sum("layer").values, direct, rtol=1e-9, atol=1e-9)
+    assert set(by_layer["layer"].values) <= {"2", "3", "5"}

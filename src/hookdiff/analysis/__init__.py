@@ -8,9 +8,11 @@ flips — any model hookdiff can segment), :func:`pattern_flips`, and :func:`lin
 :func:`breakpoints_at` to read one sample's breakpoints at one depth. :func:`line_response` is the
 causal verb: the response along the line with the network cut and linearised or symmetrised at a
 hook point, or with chosen nonlinear ops frozen at their t = 0 state; :func:`even_odd` splits any
-response into the add/subtract asymmetry E(t) and the odd effect O(t).
+response into the add/subtract asymmetry E(t) and the odd effect O(t); :func:`kink_attribution`
+and :func:`even_from_kinks` split E(t) exactly over the breakpoints (layer, channel, position).
 """
 
+from hookdiff.analysis.attribution import even_from_kinks, kink_attribution
 from hookdiff.analysis.breakpoints import breakpoints_at, line_breakpoints
 from hookdiff.analysis.decompose import even_odd
 from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
@@ -20,7 +22,9 @@ from hookdiff.analysis.patterns import pattern_flips
 
 __all__ = [
     "VARIANTS",
+    "even_from_kinks",
     "even_odd",
+    "kink_attribution",
     "freezable",
     "line_response",
     "valid_cuts",
