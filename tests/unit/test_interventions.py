@@ -17,6 +17,8 @@ from hookdiff.analysis import (
     freezable,
     kink_attribution,
     line_response,
+    linear_response,
+    readout_onset,
     valid_cuts,
 )
 from hookdiff.errors import InterventionError
@@ -213,3 +215,19 @@ def test_even_part_from_kinks_equals_direct_evaluation_on_a_convnet() -> None:
     by_layer = even_from_kinks(ds, ts, by="layer")
     np.testing.assert_allclose(by_layer.sum("layer").values, direct, rtol=1e-9, atol=1e-9)
     assert set(by_layer["layer"].values) <= {"2", "3", "5"}
+
+
+def test_readout_residual_ignores_what_the_readout_does_not_read() -> None:
+    net = _relu_net()
+    with torch.no_grad():
+        net[2].weight.copy_(torch.tensor([[1.0, 0.0]]))  # the readout ignores unit 1
+    a = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    v = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    ts = [-0.5, 0.0, 0.5, 2.0]
+    ds = readout_onset(net, a, "0", v, ts, weights=torch.ones(1, dtype=torch.float64))
+    # unit 1 turns on at t = 1: the relu layer's slope drifts from (1, 0) to (1, 1) ...
+    np.testing.assert_allclose(ds["slope_drift"].sel(depth="1").values[0], [0.0, 0.0, 0.0, 1.0])
+    # ... but the readout reads unit 0 only, which stays linear on (-1, inf)
+    np.testing.assert_allclose(ds["readout_residual"].sel(depth="1", t=[-0.5, 0.5, 2.0]), 0.0)
+    whole = linear_response(net, a, "0", v, ts)["residual"].sel(depth="1", t=2.0).item()
+    assert whole > 0.4  # the whole-layer residual counts the ignored unit

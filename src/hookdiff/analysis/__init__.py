@@ -9,12 +9,15 @@ flips — any model hookdiff can segment), :func:`pattern_flips`, and :func:`lin
 causal verb: the response along the line with the network cut and linearised or symmetrised at a
 hook point, or with chosen nonlinear ops frozen at their t = 0 state; :func:`even_odd` splits any
 response into the add/subtract asymmetry E(t) and the odd effect O(t); :func:`kink_attribution`
-and :func:`even_from_kinks` split E(t) exactly over the breakpoints (layer, channel, position).
+and :func:`even_from_kinks` split E(t) exactly over the breakpoints (layer, channel, position);
+:func:`readout_onset` measures where nonlinearity begins by slope drift and in the readout's
+directions rather than by whole-layer norms.
 """
 
 from hookdiff.analysis.attribution import even_from_kinks, kink_attribution
 from hookdiff.analysis.breakpoints import breakpoints_at, line_breakpoints
 from hookdiff.analysis.decompose import even_odd
+from hookdiff.analysis.drift import readout_onset
 from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
 from hookdiff.analysis.linear import linear_radius, linear_response
 from hookdiff.analysis.nonlinearity import nonlinearity
@@ -34,4 +37,5 @@ __all__ = [
     "linear_response",
     "nonlinearity",
     "pattern_flips",
+    "readout_onset",
 ]
