@@ -12,6 +12,7 @@ from torch import nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from hookdiff.analysis import (
+    cut_scan,
     even_from_kinks,
     even_odd,
     freezable,
@@ -231,3 +232,26 @@ def test_readout_residual_ignores_what_the_readout_does_not_read() -> None:
     np.testing.assert_allclose(ds["readout_residual"].sel(depth="1", t=[-0.5, 0.5, 2.0]), 0.0)
     whole = linear_response(net, a, "0", v, ts)["residual"].sel(depth="1", t=2.0).item()
     assert whole > 0.4  # the whole-layer residual counts the ignored unit
+
+
+@pytest.mark.parametrize("which", ["convnet", "transformer"])
+def test_cut_scan_equals_one_line_response_per_cut(which: str) -> None:
+    gen = torch.Generator().manual_seed(5)
+    if which == "convnet":
+        model, hook, depth = _convnet(), "0", "7"
+        a = torch.randn(3, 2, 4, 4, generator=gen, dtype=torch.float64)
+    else:
+        model, hook, depth = _float64_transformer(), "blocks.0.hook_resid_pre", "logits"
+        a = model.run_with_cache(torch.randint(0, 23, (2, 5), generator=gen))[1][hook]
+    v = torch.randn(a.shape[1:], generator=gen, dtype=torch.float64)
+    ts = [-1.0, 0.5, 2.0]  # mirrors and 0 need not be in the grid
+    scan = cut_scan(model, a, hook, v, ts, depth=depth, max_rows=4)
+    assert list(scan["variant"].values) == ["exact", "linearize", "symmetrize"]
+    assert list(scan["cut"].values) == valid_cuts(model, hook, depth)
+    for cut in scan["cut"].values:
+        for variant in ("linearize", "symmetrize"):
+            one = line_response(model, a, hook, v, ts, depth=depth, cut=cut, variant=variant)
+            got = scan.sel(cut=cut, variant=variant).values
+            np.testing.assert_allclose(got, one.values, rtol=1e-10, atol=1e-10)
+    exact = line_response(model, a, hook, v, ts, depth=depth).values
+    np.testing.assert_allclose(scan.sel(variant="exact").values[0], exact, rtol=1e-10, atol=1e-10)

@@ -18,13 +18,20 @@ from hookdiff.analysis.attribution import even_from_kinks, kink_attribution
 from hookdiff.analysis.breakpoints import breakpoints_at, line_breakpoints
 from hookdiff.analysis.decompose import even_odd
 from hookdiff.analysis.drift import readout_onset
-from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
+from hookdiff.analysis.interventions import (
+    VARIANTS,
+    cut_scan,
+    freezable,
+    line_response,
+    valid_cuts,
+)
 from hookdiff.analysis.linear import linear_radius, linear_response
 from hookdiff.analysis.nonlinearity import nonlinearity
 from hookdiff.analysis.patterns import pattern_flips
 
 __all__ = [
     "VARIANTS",
+    "cut_scan",
     "even_from_kinks",
     "even_odd",
     "kink_attribution",

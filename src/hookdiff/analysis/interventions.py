@@ -37,7 +37,7 @@ from hookdiff.errors import InterventionError, ShapeMismatchError, unknown_name_
 from hookdiff.hooks import attach, capture
 from hookdiff.segments import as_segmented
 
-__all__ = ["VARIANTS", "freezable", "line_response", "valid_cuts"]
+__all__ = ["VARIANTS", "cut_scan", "freezable", "line_response", "valid_cuts"]
 
 #: What :func:`line_response` does at ``cut``.
 VARIANTS = ("exact", "linearize", "symmetrize")
@@ -302,17 +302,20 @@ def _run_ops(
     return env
 
 
+def _response_dims(plan: _Plan, rest: tuple[int, ...]) -> tuple[tuple[str, ...], dict]:
+    """Names (and labels) of the response's axes after ``(t, sample)``."""
+    readout = plan.chain.readouts.get(plan.depth)
+    if readout is None:
+        return tuple(f"{plan.depth}_{i}" for i in range(len(rest))), {}
+    dims = tuple(f"{plan.depth}_{i}" for i in range(len(rest) - 1)) + (readout.dim,)
+    labels = {} if readout.labels is None else {readout.dim: list(readout.labels)}
+    return dims, labels
+
+
 def _label(values: Tensor, plan: _Plan, t: Tensor, hook: str) -> xr.DataArray:
     """``(t, sample, ...)`` with the intervention in the attrs."""
-    rest = tuple(values.shape[2:])
-    readout = plan.chain.readouts.get(plan.depth)
-    if readout is not None:
-        dims = tuple(f"{plan.depth}_{i}" for i in range(len(rest) - 1)) + (readout.dim,)
-    else:
-        dims = tuple(f"{plan.depth}_{i}" for i in range(len(rest)))
-    coords: dict[str, object] = {"t": t.double().numpy(), "sample": np.arange(values.shape[1])}
-    if readout is not None and readout.labels is not None:
-        coords[readout.dim] = list(readout.labels)
+    dims, coords = _response_dims(plan, tuple(values.shape[2:]))
+    coords.update(t=t.double().numpy(), sample=np.arange(values.shape[1]))
     return xr.DataArray(
         values.cpu().numpy(),
         dims=("t", "sample") + dims,
@@ -327,3 +330,118 @@ def _label(values: Tensor, plan: _Plan, t: Tensor, hook: str) -> xr.DataArray:
             "freeze": ", ".join(plan.freeze),
         },
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Every cut at once
+# --------------------------------------------------------------------------------------------
+
+
+def cut_scan(
+    model: nn.Module,
+    activations: Float[Tensor, "batch ..."],
+    hook: str,
+    vector: Float[Tensor, ...],
+    ts: Sequence[float] | Tensor | np.ndarray,
+    *,
+    depth: str,
+    cuts: Sequence[str] | None = None,
+    variants: Sequence[str] = ("linearize", "symmetrize"),
+    context: Mapping[str, Tensor] | None = None,
+    max_rows: int | None = None,
+) -> xr.DataArray:
+    """The response at ``depth`` with the network linearised / symmetrised at each cut in turn.
+
+    Shares the work a loop over :func:`line_response` would repeat: one exact pass over the line
+    (t, −t and 0) captures every cut's activation, one JVP gives every cut's J_c·v, and only the
+    rest of the network after each cut runs once per cut and variant.
+
+    Args:
+        model, activations, hook, vector, ts, depth, context, max_rows: as in
+            :func:`line_response`.
+        cuts: Where to cut (default every one of :func:`valid_cuts`).
+        variants: Some of ``"linearize"`` and ``"symmetrize"``.
+
+    Returns:
+        A DataArray ``(variant, cut, t, sample, ...)``; variant ``"exact"`` (the same for every
+        cut) comes first, for comparison.
+    """
+    cuts = list(valid_cuts(model, hook, depth) if cuts is None else cuts)
+    plans = [_plan(model, hook, depth, c, variant, ()) for c in cuts for variant in variants]
+    if not plans:
+        raise InterventionError("cut_scan needs at least one cut and one variant")
+    chain = build_chain(model, hook, list(dict.fromkeys([*cuts, plans[0].source])))
+    a, v, ctx = prepare(chain, activations, vector, context)
+    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.dtype)
+    grid = torch.unique(torch.cat([t, -t, torch.zeros(1, dtype=t.dtype)]))
+    per = max(1, (max_rows or DEFAULT_MAX_ROWS) // len(grid))
+    parts = [
+        _scan_samples(chain, plans, a[i : i + per], v[i : i + per], _rows(ctx, i, per), t, grid)
+        for i in range(0, a.shape[0], per)
+    ]
+    values = torch.cat(parts, dim=3)  # (variant, cut, t, sample, ...)
+    dims, coords = _response_dims(plans[0], tuple(values.shape[4:]))
+    coords.update(
+        variant=["exact", *variants], cut=cuts, t=t.double().numpy(), sample=np.arange(a.shape[0])
+    )
+    return xr.DataArray(
+        values.cpu().numpy(),
+        dims=("variant", "cut", "t", "sample") + dims,
+        coords=coords,
+        name="response",
+        attrs={"long_name": f"activation at {depth} along a + t·v", "hook": hook, "depth": depth},
+    )
+
+
+def _rows(ctx: Mapping[str, Tensor], i: int, n: int) -> dict[str, Tensor]:
+    return {name: x[i : i + n] for name, x in ctx.items()}
+
+
+def _scan_samples(
+    chain: Chain,
+    plans: list[_Plan],
+    a: Tensor,
+    v: Tensor,
+    ctx: Mapping[str, Tensor],
+    t: Tensor,
+    grid: Tensor,
+) -> Tensor:
+    """``(1 + variants, cuts, k, b, ...)`` for one chunk of samples."""
+    k, b, g = len(t), a.shape[0], len(grid)
+    pick = lambda ts: torch.searchsorted(grid, ts)  # noqa: E731 - row blocks of the grid
+    with torch.no_grad():
+        outs, _ = chain.run(_line(a, v, grid), _tiled(ctx, g), False)
+    at = {d: x.reshape((g, b) + tuple(x.shape[1:])) for d, x in zip(chain.depths, outs)}
+    base, slopes = _jvp_by_depth(chain, a, v, ctx)
+    readout = chain.readouts.get(plans[0].depth)
+    exact = at[plans[0].source][pick(t)]
+    results = {"exact": readout.fn(exact.flatten(0, 1)) if readout else exact.flatten(0, 1)}
+    for plan in plans:
+        x = at[plan.cut]
+        if plan.variant == "linearize":
+            scale = t.reshape((k, 1) + (1,) * (x.ndim - 2))
+            cut_value = base[plan.cut][None] + scale * slopes[plan.cut][None]
+        else:
+            cut_value = x[pick(torch.zeros(1, dtype=t.dtype))] + 0.5 * (x[pick(t)] - x[pick(-t)])
+        with torch.no_grad():
+            out = _forward(plan, cut_value.flatten(0, 1), plan.cut, plan.source, {}, {}, k)
+        results[(plan.variant, plan.cut)] = readout.fn(out) if readout else out
+    return _stack_scan(results, plans, k, b)
+
+
+def _jvp_by_depth(
+    chain: Chain, a: Tensor, v: Tensor, ctx: Mapping[str, Tensor]
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    from hookdiff.analysis.linear import jvp_all_depths
+
+    values, tangents = jvp_all_depths(chain, a, v, ctx)
+    return dict(zip(chain.depths, values)), dict(zip(chain.depths, tangents))
+
+
+def _stack_scan(results: dict, plans: list[_Plan], k: int, b: int) -> Tensor:
+    variants = list(dict.fromkeys(p.variant for p in plans))
+    cuts = list(dict.fromkeys(p.cut for p in plans))
+    exact = results["exact"]
+    rows = [[exact] * len(cuts)] + [[results[(var, c)] for c in cuts] for var in variants]
+    stacked = torch.stack([torch.stack(r) for r in rows])  # (variant, cut, k·b, ...)
+    return stacked.reshape(stacked.shape[:2] + (k, b) + tuple(stacked.shape[3:])).detach()
