@@ -26,6 +26,7 @@ __all__ = [
     "PIECEWISE_KINDS",
     "PATTERN_KINDS",
     "DeclaresReadouts",
+    "HoldsState",
     "Op",
     "OpGraphModel",
     "Readout",
@@ -145,3 +146,27 @@ class DeclaresReadouts(Protocol):
 
     readouts: Sequence[Readout]
     """Functions of hook activations reported as behaviour, e.g. direction probabilities."""
+
+
+@runtime_checkable
+class HoldsState(Protocol):
+    """A segmented model whose nonlinear state hooks can hold at its t = 0 value.
+
+    A HookedTransformer's attention patterns, LayerNorm scales and MLP gates are such state: held,
+    the block is affine in its input. (Op graphs need no such declaration: their relus and
+    maxpools are frozen from the ops.)
+    """
+
+    def freezable(self, start: str, stop: str) -> tuple[str, ...]:
+        """The hook names of the state that can be held between ``start`` and ``stop``."""
+        ...
+
+    def state_names(self, freeze: Sequence[str]) -> tuple[str, ...]:
+        """The hook points to capture at t = 0 to hold ``freeze``."""
+        ...
+
+    def holding_hooks(
+        self, freeze: Sequence[str], state: Mapping[str, Tensor], k: int
+    ) -> list[tuple[str, Callable[..., Tensor | None]]]:
+        """``(hook name, fn)`` pairs holding ``freeze`` at ``state`` over K tiled coefficients."""
+        ...

@@ -133,3 +133,8 @@ class NotPiecewiseLinearError(HookdiffError, TypeError):
 class SegmentError(HookdiffError, ValueError):
     """A segment of a hook chain that cannot be run: ``stop`` not after ``start``, or an activation
     produced before ``start`` (e.g. a residual block's input) missing from ``context``."""
+
+
+class InterventionError(HookdiffError, ValueError):
+    """An intervention that cannot be made: an unknown variant, a cut upstream of the steering hook
+    or inside a residual branch, a layer that cannot be frozen; the message lists the valid ones."""

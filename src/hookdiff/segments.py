@@ -9,8 +9,9 @@ transformer's ``blocks.k.hook_resid_pre`` is the same point as ``blocks.{k-1}.ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 
@@ -98,6 +99,45 @@ class _TransformerSegments:
             return self.model(x, start_at_layer=i, return_type="logits")
         return self.model(x, start_at_layer=i, stop_at_layer=j)
 
+    def freezable(self, start: str, stop: str) -> tuple[str, ...]:
+        """Attention patterns, LayerNorm scales and plain MLP gates of the blocks in the segment."""
+        i, j = self.hook_names.index(start), self.hook_names.index(stop)
+        blocks = range(i, min(j, self.model.cfg.n_layers))
+        names = [
+            f"blocks.{b}.{part}"
+            for b in blocks
+            for part in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale", "mlp.hook_post")
+        ]
+        if stop == "logits":
+            names.append("ln_final.hook_scale")
+        return tuple(n for n in names if n in self.model.hook_dict and self._holdable(n))
+
+    def _holdable(self, name: str) -> bool:
+        """An MLP gate is held only where act(x) = x·g(x) (no gated or LayerNorm'd MLP)."""
+        if not name.endswith("mlp.hook_post"):
+            return True
+        prefix = name.removesuffix("hook_post")
+        return not any(prefix + h in self.model.hook_dict for h in ("hook_pre_linear", "hook_mid"))
+
+    def state_names(self, freeze: Sequence[str]) -> tuple[str, ...]:
+        names: list[str] = []
+        for n in freeze:
+            gate = n.endswith("mlp.hook_post")
+            names += [n.removesuffix("hook_post") + "hook_pre", n] if gate else [n]
+        return tuple(names)
+
+    def holding_hooks(
+        self, freeze: Sequence[str], state: Mapping[str, Tensor], k: int
+    ) -> list[tuple[str, Callable[..., Tensor | None]]]:
+        hooks: list[tuple[str, Callable[..., Tensor | None]]] = []
+        for n in freeze:
+            if n.endswith("mlp.hook_post"):
+                hooks += _held_gate(n, state, k)
+            else:
+                held = _tile(state[n], k)
+                hooks.append((n, lambda act, hook, held=held: held.to(act.dtype)))
+        return hooks
+
 
 class _SequentialGraph:
     """An ``nn.Sequential`` as an op graph: each child is one op named by its child name."""
@@ -123,6 +163,29 @@ class _SequentialGraph:
         for op in self.segment_ops(start, stop)[0]:
             x = op.module(x)
         return x
+
+
+def _tile(x: Tensor, k: int) -> Tensor:
+    return x.repeat((k,) + (1,) * (x.ndim - 1))
+
+
+def _held_gate(
+    post_name: str, state: Mapping[str, Tensor], k: int
+) -> list[tuple[str, Callable[..., Tensor | None]]]:
+    """Hooks making an MLP's activation x·g(x₀): g(x₀) = act(x₀)/x₀ (½ where x₀ = 0 exactly)."""
+    pre_name = post_name.removesuffix("hook_post") + "hook_pre"
+    pre0, post0 = state[pre_name], state[post_name]
+    safe = torch.where(pre0 == 0, torch.ones_like(pre0), pre0)
+    gate = _tile(torch.where(pre0 == 0, torch.full_like(pre0, 0.5), post0 / safe), k)
+    current: dict[str, Tensor] = {}
+
+    def keep_pre(act: Tensor, hook: object) -> None:
+        current["pre"] = act
+
+    def gated(act: Tensor, hook: object) -> Tensor:
+        return current["pre"] * gate.to(act.dtype)
+
+    return [(pre_name, keep_pre), (post_name, gated)]
 
 
 def _module_kind(m: nn.Module) -> str:

@@ -86,6 +86,12 @@ def maxpool_pattern(x: Tensor, module: nn.Module) -> Tensor:
     return idx
 
 
+def maxpool_gather(x: Tensor, idx: Tensor) -> Tensor:
+    """The maxpool output picked by ``idx`` (from :func:`maxpool_pattern`) out of ``x``."""
+    n, c = x.shape[:2]
+    return x.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1)).reshape(idx.shape)
+
+
 # --------------------------------------------------------------------------------------------
 # Building the chain
 # --------------------------------------------------------------------------------------------

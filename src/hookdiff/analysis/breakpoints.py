@@ -29,7 +29,7 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, maxpool_pattern, prepare
+from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, maxpool_pattern, prepare
 from hookdiff.contract import Op, apply_op
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
 
@@ -68,6 +68,10 @@ class WalkResult:
         kink: Whether the slope of the deepest op (``kink_depth``) changes at the breakpoint
             (by more than sqrt(eps) of its size): pattern changes masked downstream do not.
         kink_depth: Name of the deepest op of the walk.
+        unit: Flat index, within one sample's activation of that layer, of the unit whose state
+            changes (a relu unit, or a maxpool output window).
+        jump: ``(breakpoint, size of the deepest op)``: its slope after minus before the
+            breakpoint, when the walk was asked for ``slope_jumps`` (else ``None``).
     """
 
     sample: np.ndarray
@@ -76,6 +80,8 @@ class WalkResult:
     layers: tuple[str, ...]
     kink: np.ndarray
     kink_depth: str
+    unit: np.ndarray
+    jump: np.ndarray | None = None
 
 
 def _bcast(x: Tensor, like: Tensor) -> Tensor:
@@ -108,6 +114,7 @@ def walk_line(
     t_max: float,
     *,
     max_pieces: int | None = None,
+    slope_jumps: bool = False,
 ) -> WalkResult:
     """Every t in (t_min, t_max) where a relu / maxpool of the segment changes state.
 
@@ -120,6 +127,8 @@ def walk_line(
         t_max: End of the interval.
         max_pieces: Pieces walked together (memory budget); default from
             :data:`DEFAULT_MAX_ELEMENTS`.
+        slope_jumps: Also keep the jump of the deepest op's slope at every breakpoint (one row
+            of the deepest op's size per breakpoint: ask for it at the logits, not at a conv).
 
     Returns:
         A :class:`WalkResult`.
@@ -194,21 +203,36 @@ def walk_line(
                 p_out, d_out = pieces.env[steps[-1].name]
                 d_out = torch.zeros_like(p_out) if d_out is None else d_out
                 finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
-    kink = _kinks(finals, torch.finfo(a.dtype).eps)
-    if records:
-        sample = torch.cat([r[0] for r in records]).numpy()
-        t = torch.cat([r[1] for r in records]).double().numpy()
-        layer = np.concatenate([np.full(len(r[0]), r[2]) for r in records])
-    else:
-        sample, t, layer = np.zeros(0, int), np.zeros(0), np.zeros(0, int)
+    kink, jump = _kinks(finals, torch.finfo(a.dtype).eps)
+    sample, t, layer, unit = _records(records)
     order = np.lexsort((t, sample))
     if len(kink) != len(order):  # pragma: no cover - one boundary per breakpoint, by construction
         raise RuntimeError(f"line walk: {len(order)} breakpoints but {len(kink)} piece boundaries")
-    return WalkResult(sample[order], t[order], layer[order], layers, kink, steps[-1].name)
+    return WalkResult(
+        sample[order],
+        t[order],
+        layer[order],
+        layers,
+        kink,
+        steps[-1].name,
+        unit[order],
+        jump.double().numpy() if slope_jumps else None,
+    )
 
 
-def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> np.ndarray:
-    """Per piece boundary (sorted by sample, t): does the deepest op's slope change there?
+def _records(records: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The breakpoints the walk recorded: sample, t, layer index and unit, unsorted."""
+    if not records:
+        return np.zeros(0, int), np.zeros(0), np.zeros(0, int), np.zeros(0, int)
+    sample = torch.cat([r[0] for r in records]).numpy()
+    t = torch.cat([r[1] for r in records]).double().numpy()
+    layer = np.concatenate([np.full(len(r[0]), r[2]) for r in records])
+    unit = torch.cat([r[3] for r in records]).numpy()
+    return sample, t, layer, unit
+
+
+def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> tuple[np.ndarray, Tensor]:
+    """Per piece boundary (sorted by sample, t): does the deepest op's slope change, and by what?
 
     A pattern change can leave the output's slope unchanged (its effect masked downstream,
     e.g. a conv position that no maxpool window selects, or a unit feeding only relus that are
@@ -221,10 +245,10 @@ def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> np.ndarra
     order_t = torch.as_tensor(order)
     sample, d = sample[order_t], d[order_t]
     same = sample[1:] == sample[:-1]
-    jump = (d[1:] - d[:-1]).norm(dim=1)
+    jump = d[1:] - d[:-1]
     size = torch.maximum(d[1:].norm(dim=1), d[:-1].norm(dim=1))
-    kink = jump > (eps**0.5) * size
-    return kink[same].numpy()
+    kink = jump.norm(dim=1) > (eps**0.5) * size
+    return kink[same].numpy(), jump[same]
 
 
 def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
@@ -286,10 +310,10 @@ def _split_index(
         return None
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
-        parent, s = _relu_crossings(p, d, length, tol)
+        parent, s, unit = _relu_crossings(p, d, length, tol)
     else:
-        parent, s = _maxpool_crossings(p, d, length, step.module, tol)
-    return _split(pieces, parent, s, tol, records, layer)
+        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol)
+    return _split(pieces, parent, s, unit, tol, records, layer)
 
 
 def _apply_layer(pieces: _Pieces, step: Op) -> None:
@@ -304,29 +328,25 @@ def _apply_layer(pieces: _Pieces, step: Op) -> None:
         pieces.env[step.name] = (p * on, d * on)
     else:
         idx = _pool_index(p + half * d, step.module)
-        pieces.env[step.name] = (_pool_gather(p, idx), _pool_gather(d, idx))
+        pieces.env[step.name] = (maxpool_gather(p, idx), maxpool_gather(d, idx))
 
 
-def _relu_crossings(p: Tensor, d: Tensor, length: Tensor, tol: float) -> tuple[Tensor, Tensor]:
-    """(piece index, offset s) of every unit whose input p + s·d crosses 0 inside its piece."""
+def _relu_crossings(
+    p: Tensor, d: Tensor, length: Tensor, tol: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece."""
     n = p.shape[0]
     pf, df = p.reshape(n, -1), d.reshape(n, -1)
     end = torch.addcmul(pf, df, length.reshape(n, 1))  # the input at the piece's end
     parent, unit = ((pf > 0) != (end > 0)).nonzero(as_tuple=True)  # a sign change inside
     s = -pf[parent, unit] / df[parent, unit]
     inside = (s > tol) & (s < length[parent] - tol)
-    return parent[inside], s[inside]
+    return parent[inside], s[inside], unit[inside]
 
 
 def _pool_index(x: Tensor, m: nn.Module) -> Tensor:
     """Flat index (within the input plane) of each maxpool window's argmax."""
     return maxpool_pattern(x, m)
-
-
-def _pool_gather(x: Tensor, idx: Tensor) -> Tensor:
-    """The maxpool output picked by ``idx`` (from :func:`_pool_index`) out of ``x``."""
-    n, c = x.shape[:2]
-    return x.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1)).reshape(idx.shape)
 
 
 def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
@@ -335,8 +355,8 @@ def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 def _maxpool_crossings(
     p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float
-) -> tuple[Tensor, Tensor]:
-    """(piece index, offset s) of every point where a window's argmax is overtaken in its piece.
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit) of every point where a window's argmax is overtaken in its piece.
 
     The argmax of a window moves along the upper envelope of its affine candidates, whose slope
     only increases, so it never returns: a window whose argmax is the same at both ends of a
@@ -350,8 +370,10 @@ def _maxpool_crossings(
     first = _pool_index(p + tol * d, m)
     last = _pool_index(p + (lengths - tol) * d, m)
     pc, cc, hc, wc = (first != last).nonzero(as_tuple=True)
+    out_h, out_w = first.shape[2:]
+    window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
     if pc.numel() == 0:
-        return pc, torch.zeros(0, dtype=p.dtype)
+        return pc, torch.zeros(0, dtype=p.dtype), pc
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
     ph, pw = _pair(m.padding)
@@ -370,6 +392,7 @@ def _maxpool_crossings(
     done = torch.zeros(pc.shape, dtype=torch.bool)
     offsets = []
     pieces = []
+    units = []
     for _ in range(kh * kw):
         pj, dj = wp.gather(-1, j), wd.gather(-1, j)
         steeper = valid & (wd > dj)
@@ -382,18 +405,20 @@ def _maxpool_crossings(
             break
         pieces.append(pc[active])
         offsets.append(s_next[active])
+        units.append(window[active])
         near = cross <= (s_next + tol)[:, None]
         new_j = torch.where(near, wd, float("-inf")).argmax(-1, keepdim=True)
         j = torch.where(active[:, None], new_j, j)
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
     if not pieces:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=p.dtype)
-    return torch.cat(pieces), torch.cat(offsets)
+        none = torch.zeros(0, dtype=torch.long)
+        return none, torch.zeros(0, dtype=p.dtype), none
+    return torch.cat(pieces), torch.cat(offsets), torch.cat(units)
 
 
 def _split(
-    pieces: _Pieces, parent: Tensor, s: Tensor, tol: float, records: list, layer: int
+    pieces: _Pieces, parent: Tensor, s: Tensor, unit: Tensor, tol: float, records: list, layer: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
     """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints.
 
@@ -404,13 +429,13 @@ def _split(
         return None
     n = len(pieces)
     order = torch.argsort(s, stable=True)
-    parent, s = parent[order], s[order]
+    parent, s, unit = parent[order], s[order], unit[order]
     order = torch.argsort(parent, stable=True)
-    parent, s = parent[order], s[order]
+    parent, s, unit = parent[order], s[order], unit[order]
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
-    parent, s = parent[~dup], s[~dup]
-    records.append((pieces.sample[parent], pieces.t0[parent] + s, layer))
+    parent, s, unit = parent[~dup], s[~dup], unit[~dup]
+    records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
 
     counts = torch.bincount(parent, minlength=n)
     sizes = counts + 1
