@@ -22,8 +22,12 @@ def zero_ablate(model, name):
         handle.remove()
 
 
-def test_zero_ablation_changes_logits_and_cleans_up(hookdiff_no_leaked_hooks, hookdiff_tiny_transformer):
-    model = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)  # fails at teardown if hooks are left behind
+def test_zero_ablation_changes_logits_and_cleans_up(
+    hookdiff_no_leaked_hooks, hookdiff_tiny_transformer
+):
+    model = hookdiff_no_leaked_hooks(
+        hookdiff_tiny_transformer
+    )  # fails at teardown if hooks are left behind
     tokens = torch.randint(0, model.cfg.d_vocab, (2, 5))
     clean = model(tokens)
     with zero_ablate(model, "blocks.0.hook_mlp_out"):
@@ -32,6 +36,9 @@ def test_zero_ablation_changes_logits_and_cleans_up(hookdiff_no_leaked_hooks, ho
 
 
 def test_cleanup_on_error(hookdiff_tiny_transformer):
-    with pytest.raises(RuntimeError), zero_ablate(hookdiff_tiny_transformer, "blocks.0.hook_mlp_out"):
+    with (
+        pytest.raises(RuntimeError),
+        zero_ablate(hookdiff_tiny_transformer, "blocks.0.hook_mlp_out"),
+    ):
         raise RuntimeError("boom")
     assert_no_hooks(hookdiff_tiny_transformer)

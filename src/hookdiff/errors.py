@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "HookdiffError",
+    "InterventionError",
     "MissingExtraError",
     "MazeEditError",
     "MazeStateError",

@@ -23,7 +23,9 @@ def tokens(batch: int = 3, pos: int = 5, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("hook", ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"])
-def test_sweep_equals_loop_of_run_with_hooks(hookdiff_tiny_transformer, hookdiff_no_leaked_hooks, hook):
+def test_sweep_equals_loop_of_run_with_hooks(
+    hookdiff_tiny_transformer, hookdiff_no_leaked_hooks, hook
+):
     model = hookdiff_no_leaked_hooks(hookdiff_tiny_transformer)
     toks = tokens()
     _, cache = model.run_with_cache(toks)
@@ -64,7 +66,9 @@ def test_sweep_chunked_equals_unchunked_and_adds_baseline(hookdiff_tiny_convnet)
     vec = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(2))
     coeffs = [-2.0, -0.5, 1.0, 3.0]  # no zero: the baseline comes from an extra chunk
     whole = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"])
-    chunked = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"], max_rows=5)
+    chunked = hookdiff.sweep(
+        hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"], max_rows=5
+    )
     for name in ["output", "4", "output:baseline", "4:baseline"]:
         torch.testing.assert_close(
             torch.from_numpy(whole[name].values), torch.from_numpy(chunked[name].values)
@@ -275,7 +279,10 @@ def test_shape_mismatch_names_both_shapes_and_leaves_model_unhooked(hookdiff_tin
 def test_mask_shape_mismatch(hookdiff_tiny_transformer):
     with pytest.raises(ShapeMismatchError, match="position mask"):
         with hookdiff.steer(
-            hookdiff_tiny_transformer, "blocks.0.hook_resid_post", torch.zeros(16), mask=torch.ones(7)
+            hookdiff_tiny_transformer,
+            "blocks.0.hook_resid_post",
+            torch.zeros(16),
+            mask=torch.ones(7),
         ):
             hookdiff_tiny_transformer(tokens())
     assert_no_hooks(hookdiff_tiny_transformer)
@@ -311,8 +318,12 @@ def test_downstream_on_sequential_and_jvp(hookdiff_tiny_convnet):
     x = torch.randn(2, 3, 8, 8)
     with hookdiff.capture(hookdiff_tiny_convnet, ["0", "4", "6"]) as acts:
         hookdiff_tiny_convnet(x)
-    torch.testing.assert_close(hookdiff.downstream(hookdiff_tiny_convnet, "0", 4)(acts["0"]), acts["4"])
-    torch.testing.assert_close(hookdiff.downstream(hookdiff_tiny_convnet, "4", 2)(acts["4"]), acts["6"])
+    torch.testing.assert_close(
+        hookdiff.downstream(hookdiff_tiny_convnet, "0", 4)(acts["0"]), acts["4"]
+    )
+    torch.testing.assert_close(
+        hookdiff.downstream(hookdiff_tiny_convnet, "4", 2)(acts["4"]), acts["6"]
+    )
     f = hookdiff.downstream(hookdiff_tiny_convnet, "0", 6)
     v = torch.randn_like(acts["0"])
     _, jv = torch.func.jvp(f, (acts["0"],), (v,))

@@ -171,7 +171,7 @@ def test_bad_interventions_name_the_valid_choices() -> None:
     net = _convnet()
     a, v = torch.zeros(1, 3, 4, 4, dtype=torch.float64), torch.ones(3, 4, 4, dtype=torch.float64)
     assert valid_cuts(net, "1", "7") == ["2", "3", "4", "5", "6", "7"]
-    with pytest.raises(InterventionError, match="Closest"):
+    with pytest.raises(InterventionError, match="closest|valid"):
         line_response(net, a, "1", v, TS, depth="7", cut="0", variant="linearize")  # upstream
     with pytest.raises(InterventionError, match="variant"):
         line_response(net, a, "1", v, TS, depth="7", cut="3", variant="linear")

@@ -168,7 +168,7 @@ def _plan(
     if cut is not None and cut not in (cuts := valid_cuts(model, hook, depth)):
         raise InterventionError(
             unknown_name_message(f"cut between {hook!r} and {depth!r}", cut, cuts)
-            + " Cuts are hook points after the steering hook where one tensor carries the whole "
+            + ". Cuts are hook points after the steering hook where one tensor carries the whole "
             "state (not inside a residual branch, not upstream of the hook)."
         )
     freeze = tuple(dict.fromkeys([freeze] if isinstance(freeze, str) else freeze))
