@@ -119,9 +119,13 @@ def merge_parts(parts: Sequence[xr.Dataset], attrs: Mapping[str, Any]) -> xr.Dat
 
 
 def study_attrs(
-    config: StudyConfig, policy_info: Mapping[str, Any], later_hook: str, effect_t: Mapping
+    config: StudyConfig,
+    policy_info: Mapping[str, Any],
+    later_hook: str,
+    effect_t: Mapping[str, float],
 ) -> dict[str, Any]:
-    """The Dataset's attrs: config, seeds, package versions, the policy and the two sites."""
+    """The Dataset's attrs: config, seeds, package versions, the policy, the two sites, and
+    ``effect_t`` (the coefficient at which each vector's candidate effect was measured)."""
     return {
         "title": "hookdiff study: nonlinearity of steering tied to behaviour",
         "config": config.to_json(),

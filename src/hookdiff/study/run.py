@@ -95,6 +95,12 @@ class _Progress:
         """A transient bar inside a step."""
         return tqdm(total=total, desc=desc, leave=False, disable=not self.enabled)
 
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
@@ -128,12 +134,8 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
 def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, float]]:
     """The study's Dataset and the wall time of each step (seconds)."""
     config = config.validate()
-    prog = _Progress(total=7, enabled=progress)
-    try:
-        with _torch_threads(config.threads):
-            ds = _measure(config, prog)
-    finally:
-        prog.bar.close()
+    with _Progress(total=7, enabled=progress) as prog, _torch_threads(config.threads):
+        ds = _measure(config, prog)
     return ds, prog.timings
 
 
