@@ -1,12 +1,12 @@
 """The study's figures, drawn from the saved dataset alone (``hookdiff plot RUN_DIR`` redraws them).
 
 Nothing here runs a model or an env: every figure reads variables of the study Dataset (see
-:mod:`hookdiff.study.run`), so a run folder can be redrawn anywhere the netCDF file is. Figures
-are ``matplotlib.figure.Figure`` objects rendered by Agg (no pyplot global state) and saved
-atomically. Per site (the steering layer and the later layer): ‖diff‖ and ‖L‖ vs t per depth, the
-residual heat map (t × depth), asymmetry vs |t|, pattern flips and breakpoints vs t, behaviour vs
-t beside the nonlinearity of the logits; then the vector fields of the example mazes and the
-later-layer selection.
+:mod:`hookdiff.study.dataset`), so a run folder can be redrawn anywhere the netCDF file is.
+Figures are ``matplotlib.figure.Figure`` objects rendered by Agg (no pyplot global state) and
+saved atomically. Per site (the steering layer and the later layer): ‖diff‖ and ‖L‖ vs t per
+depth, the residual heat map (t × depth), asymmetry vs |t|, pattern flips and breakpoints vs t,
+behaviour vs t beside the nonlinearity of the logits; then the vector fields of the example
+mazes and the later-layer selection.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def _heatmap(ds: xr.Dataset, site: str) -> Figure:
             ax.set_title(f"{vec} vector, mouse at {pos}", fontsize=9)
             ax.set_xlabel("t")
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), label="relative residual ‖diff − L‖ / ‖diff‖")
+        label = "relative residual ‖diff − L‖ / max(‖diff‖, ‖L‖)"
+        fig.colorbar(im, ax=axes.ravel().tolist(), label=label)
     fig.suptitle(_title(ds, site) + f" — median over mazes (threshold {ds.attrs['threshold']:g})")
     return fig
 

@@ -1,0 +1,240 @@
+"""What the study runs on: the policy, the studied mazes and their observations, the vectors.
+
+The policy is ``config.checkpoint``, else the shipped agent, else a seeded random-init policy
+(flagged as untrained everywhere). The studied mazes are the first ``n_mazes`` of ``maze_spec``
+that have a decision square; the analysis starts from two observations of each (mouse on the
+decision square, mouse at the start). The cheese and top-right vectors are computed at every hook
+the study may steer at: by default from each studied maze itself (``vectors_from="same_maze"``,
+the published batch protocol), or from seeded pairs of ``vector_spec`` whose mean steers every
+maze (``"pairs"``). Everything here is seeded from :meth:`StudyConfig.seeds`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hookdiff.agent import (
+    ImpalaPolicy,
+    checkpoint_sha256,
+    default_checkpoint_path,
+    load_checkpoint,
+    load_default,
+    obs_to_tensor,
+)
+from hookdiff.maze import decision_square, render, sample_mazes, start_cell, with_mouse
+from hookdiff.maze.edit import top_right_corridor
+from hookdiff.maze.state import MazeState
+from hookdiff.study.config import StudyConfig
+from hookdiff.study.dataset import POSITIONS
+from hookdiff.vectors import cheese_vector, top_right_vector
+
+__all__ = [
+    "StudyMazes",
+    "StudyVectors",
+    "later_candidates",
+    "load_policy",
+    "study_mazes",
+    "study_vectors",
+]
+
+_WARNING_UNTRAINED = (
+    "UNTRAINED AGENT: no checkpoint was given and no agent is shipped, so this study ran on a "
+    "seeded random-init policy. Its numbers describe the hook machinery on random weights, not the "
+    "behaviour of a trained maze agent. Rerun with --checkpoint PATH."
+)
+
+
+def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
+    """The policy the study runs on, and a description of it (recorded with the results).
+
+    ``config.checkpoint`` if given; else the shipped agent; else (no agent shipped) a seeded
+    random-init policy of ``config.random_init_scale`` with ``untrained=1`` and a warning.
+
+    Returns:
+        ``(policy, info)`` with ``info`` keys ``agent``, ``checkpoint``, ``checkpoint_sha256``,
+        ``untrained`` (0/1) and ``warning``.
+    """
+    if config.checkpoint is not None:
+        path = Path(config.checkpoint)
+        policy = load_checkpoint(path)
+        info = {"agent": f"checkpoint {path.name}", "checkpoint": str(path)}
+        info["checkpoint_sha256"] = checkpoint_sha256(path)
+        return policy.eval(), {**info, "untrained": 0, "warning": ""}
+    try:
+        policy = load_default()
+    except FileNotFoundError:
+        return _random_init_policy(config)
+    path = default_checkpoint_path()
+    return policy.eval(), {
+        "agent": "shipped agent",
+        "checkpoint": str(path),
+        "checkpoint_sha256": checkpoint_sha256(path),
+        "untrained": 0,
+        "warning": "",
+    }
+
+
+def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
+    """The seeded random-init fallback, with the loud warning that it is untrained."""
+    seed = config.seeds()["policy_init"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        policy = ImpalaPolicy(scale=config.random_init_scale).eval()
+    warnings.warn(_WARNING_UNTRAINED, stacklevel=3)
+    return policy, {
+        "agent": f"random-init ImpalaPolicy(scale={config.random_init_scale}), torch seed {seed}",
+        "checkpoint": "",
+        "checkpoint_sha256": "",
+        "untrained": 1,
+        "warning": _WARNING_UNTRAINED,
+    }
+
+
+def later_candidates(policy: nn.Module, config: StudyConfig) -> list[str]:
+    """``config.later_candidates`` in the policy's forward order, without repeats.
+
+    Raises:
+        ValueError: the steering hook or a candidate is not one of ``policy.hook_names``.
+    """
+    order = {n: i for i, n in enumerate(policy.hook_names)}
+    unknown = [h for h in dict.fromkeys([config.hook, *config.later_candidates]) if h not in order]
+    if unknown:
+        raise ValueError(
+            f"unknown hook points {unknown}: expected names from policy.hook_names, "
+            f"e.g. {config.hook!r}"
+        )
+    return sorted(dict.fromkeys(config.later_candidates), key=order.__getitem__)
+
+
+# --------------------------------------------------------------------------------------------
+# Mazes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyMazes:
+    """The studied mazes with their decision squares and the observations analysed."""
+
+    states: list[MazeState]
+    """The studied mazes, in the order of the ``maze`` coordinate."""
+    squares: list[tuple[int, int]]
+    """Each maze's decision square ``(row, col)``."""
+    obs: Mapping[str, Tensor]
+    """Per position (:data:`~hookdiff.study.dataset.POSITIONS`): the observations ``(N, 3, 64, 64)``
+    with the mouse on the decision square or at the start."""
+
+
+def study_mazes(config: StudyConfig) -> StudyMazes:
+    """The first ``n_mazes`` of ``maze_spec`` (seeded), their decision squares and observations.
+
+    Raises:
+        ValueError: a maze of ``maze_spec`` has no decision square.
+    """
+    mazes = _sample_study_mazes(config)
+    squares = [decision_square(m) for m in mazes]
+    if any(s is None for s in squares):
+        raise ValueError(
+            f"maze spec {config.maze_spec!r} gives mazes without a decision square; use a "
+            f"spec with require_decision_square (e.g. 'eval-decision-square')"
+        )
+    cells = {"decision_square": squares, "start": [start_cell(m) for m in mazes]}
+    obs = {
+        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]))
+        for p in POSITIONS
+    }
+    return StudyMazes(mazes, squares, obs)
+
+
+def _sample_study_mazes(config: StudyConfig) -> list[MazeState]:
+    """The first ``n_mazes`` of ``maze_spec`` from the seed.
+
+    With ``vectors_from="same_maze"`` each maze must also make both pairs (cheese off the start,
+    room for the top-right corridor), so mazes filling the world are skipped.
+    """
+    seed = config.seeds()["mazes"]
+    if config.vectors_from != "same_maze":
+        return sample_mazes(config.maze_spec, config.n_mazes, seed=seed)
+    want = config.n_mazes
+    for _ in range(20):
+        cands = sample_mazes(config.maze_spec, want, seed=seed)  # a prefix-stable sequence
+        ok = [s for s in cands if _makes_pairs(s)]
+        if len(ok) >= config.n_mazes:
+            return ok[: config.n_mazes]
+        want = 2 * want
+    raise RuntimeError(
+        f"maze spec {config.maze_spec!r} gives too few mazes with room for the top-right corridor; "
+        f"use vectors_from='pairs' or another spec"
+    )
+
+
+def _makes_pairs(state: MazeState) -> bool:
+    """Whether both vector pairs can be made from ``state``."""
+    return (
+        state.cheese is not None
+        and state.cheese != start_cell(state)
+        and bool(top_right_corridor(state))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Vectors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyVectors:
+    """The cheese and top-right vectors at every hook the study may steer at."""
+
+    mazes: list[MazeState]
+    """The mazes the pairs are made from (the ``vector_maze`` dimension)."""
+    pairs: Mapping[str, Mapping[str, Tensor]]
+    """``{hook: {vector: V}}``: every pair's own vector, stacked ``(len(mazes), ...)``."""
+    per_maze: bool
+    """Studied maze i is steered by its own vector (``same_maze``); else by the pairs' mean."""
+
+    def applied(self, hook: str) -> dict[str, Tensor]:
+        """``{vector: V}`` that steers at ``hook``: per maze ``(N, ...)``, or the pairs' mean."""
+        return {n: v if self.per_maze else v.mean(dim=0) for n, v in self.pairs[hook].items()}
+
+    def norm(self, hook: str, name: str) -> float:
+        """‖v‖ of the applied vector, or the mean of the per-maze norms."""
+        v = self.applied(hook)[name]
+        return float(v.flatten(1).norm(dim=1).mean() if self.per_maze else v.norm())
+
+
+def study_vectors(
+    policy: nn.Module, config: StudyConfig, mazes: Sequence[MazeState], hooks: Sequence[str]
+) -> StudyVectors:
+    """Both vectors at each of ``hooks``, from the studied ``mazes`` or from seeded pairs."""
+    per_maze = config.vectors_from == "same_maze"
+    vmazes = list(mazes) if per_maze else _vector_mazes(config)
+    pairs = {
+        h: {
+            "cheese": cheese_vector(policy, vmazes, h, per_maze=True),
+            "top_right": top_right_vector(policy, vmazes, h, per_maze=True),
+        }
+        for h in dict.fromkeys(hooks)
+    }
+    return StudyVectors(vmazes, pairs, per_maze)
+
+
+def _vector_mazes(config: StudyConfig) -> list[MazeState]:
+    """Seeded mazes of ``vector_spec`` that make valid pairs for both vectors (``"pairs"`` mode)."""
+    seed = config.seeds()["vector_mazes"]
+    out: list[MazeState] = []
+    want = config.vector_pairs
+    batch = 0
+    while len(out) < want:
+        cands = sample_mazes(config.vector_spec, 4 * want, seed=seed + batch * 4 * want)
+        out.extend([s for s in cands if _makes_pairs(s)][: want - len(out)])
+        batch += 1
+        if batch > 50:
+            raise RuntimeError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
+    return out

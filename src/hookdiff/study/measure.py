@@ -1,0 +1,398 @@
+"""The study's measurements, each returning its own labelled part of the study's Dataset.
+
+- :func:`later_layer`: each candidate vector's steering effect at the published coefficients
+  (cheese t = −1: drop of P(toward cheese); top-right t = +1: rise of P(toward top-right)) at the
+  decision squares, and the latest candidate within ``later_tolerance`` of the best
+  (:func:`pick_later`);
+- :func:`nonlinearity_at`: the nonlinearity of diff(t) per downstream depth
+  (:func:`hookdiff.analysis.nonlinearity`) at the decision-square and start observations;
+- :func:`behaviour_at`: the decision-square probabilities at every t, and steered rollouts (every
+  vector and coefficient batched into one rollout with per-env coefficients);
+- :func:`vector_fields`: the direction probabilities at every cell of example mazes.
+
+A new measurement is one more function here returning an ``xarray.Dataset`` over the study's
+coordinates (:mod:`hookdiff.study.dataset`); :mod:`hookdiff.study.run` calls it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor, nn
+
+from hookdiff.agent import directions, obs_to_tensor
+from hookdiff.hooks import steer
+from hookdiff.maze import observations_at_every_cell
+from hookdiff.maze.state import MazeState
+from hookdiff.rollout import Steering, decision_square_probs, rollout
+from hookdiff.study.config import StudyConfig
+from hookdiff.study.dataset import POSITIONS, VECTORS, concat_labelled
+from hookdiff.study.inputs import StudyMazes, StudyVectors
+from hookdiff.vectors import activations_from_obs
+
+__all__ = [
+    "EFFECT_T",
+    "behaviour_at",
+    "candidate_effect",
+    "later_layer",
+    "nonlinearity_at",
+    "pick_later",
+    "vector_fields",
+]
+
+#: The published coefficient at which each vector's steering effect is measured.
+EFFECT_T = {"cheese": -1.0, "top_right": 1.0}
+#: The direction order of :func:`hookdiff.agent.directions`.
+_DIRECTIONS = ["left", "down", "up", "right", "none"]
+
+
+def _no_op() -> None:
+    """The default progress callback."""
+
+
+# --------------------------------------------------------------------------------------------
+# Later layer
+# --------------------------------------------------------------------------------------------
+
+
+def later_layer(
+    policy: nn.Module,
+    mazes: StudyMazes,
+    vectors: StudyVectors,
+    candidates: Sequence[str],
+    tolerance: float,
+    advance: Callable[[], None] = _no_op,
+) -> tuple[str, xr.Dataset]:
+    """The later layer (:func:`pick_later`) and the record over ``candidate`` it was picked from.
+
+    ``advance`` is called after each candidate (progress).
+    """
+    base = decision_square_probs(policy, mazes.states)
+    effect = np.zeros((len(candidates), len(VECTORS)))
+    for i, hook in enumerate(candidates):
+        effect[i] = candidate_effect(policy, mazes.states, hook, vectors.applied(hook), base)
+        advance()
+    hook, scores = pick_later(candidates, effect, tolerance)
+    norms = [[vectors.norm(h, v) for v in VECTORS] for h in candidates]
+    record = xr.Dataset(
+        {
+            "candidate_effect": (("candidate", "vector"), effect),
+            "candidate_score": (("candidate",), scores),
+            "candidate_vector_norm": (
+                ("candidate", "vector"),
+                np.array(norms).reshape(effect.shape),
+            ),
+        },
+        coords={"candidate": list(candidates), "vector": list(VECTORS)},
+    )
+    return hook, record
+
+
+def candidate_effect(
+    policy: nn.Module,
+    mazes: Sequence[MazeState],
+    hook: str,
+    vecs: Mapping[str, Tensor],
+    base: xr.Dataset,
+) -> np.ndarray:
+    """Per vector: the mean steering effect at ``hook`` and the published coefficient.
+
+    Cheese (t = −1): mean drop of P(toward cheese); top-right (t = +1): mean rise of
+    P(toward top-right), from the unsteered ``base`` (:func:`decision_square_probs`). Per-maze
+    vectors ``(N, ...)`` steer maze i with row i.
+    """
+    out = np.zeros(len(VECTORS))
+    for i, name in enumerate(VECTORS):
+        steering = [Steering(hook, vecs[name], EFFECT_T[name])]
+        key = "p_toward_cheese" if name == "cheese" else "p_toward_top_right"
+        steered = decision_square_probs(policy, mazes, steering=steering)[key].values
+        unsteered = base[key].values
+        out[i] = float(np.mean(unsteered - steered if name == "cheese" else steered - unsteered))
+    return out
+
+
+def pick_later(
+    hooks: Sequence[str], effect: np.ndarray, tolerance: float
+) -> tuple[str, np.ndarray]:
+    """The latest candidate whose score (mean effect of both vectors) is within ``tolerance``.
+
+    "Within 10% of the best" means ``score >= best - tolerance·|best|``; candidates are compared
+    in the model's forward order as given.
+
+    Returns:
+        ``(hook, scores)``.
+
+    Example:
+        >>> pick_later(["a", "b"], np.array([[1.0, 1.0], [0.95, 0.95]]), 0.1)[0]
+        'b'
+    """
+    scores = effect.mean(axis=1)
+    best = float(np.max(scores))
+    ok = np.flatnonzero(scores >= best - tolerance * abs(best))
+    return hooks[int(ok[-1])], scores
+
+
+# --------------------------------------------------------------------------------------------
+# Nonlinearity (hookdiff.analysis)
+# --------------------------------------------------------------------------------------------
+
+#: Analysis variables with a dimension the study does not join over (long formats, helpers).
+_DROP_DIMS = {"breakpoint", "dep_layer"}
+
+
+def nonlinearity_at(
+    policy: nn.Module,
+    mazes: StudyMazes,
+    vectors: StudyVectors,
+    hook: str,
+    config: StudyConfig,
+    advance: Callable[[], None] = _no_op,
+) -> xr.Dataset:
+    """The analysis of diff(t) steered at ``hook`` over (vector, position, maze, t, depth, ...).
+
+    ``advance`` is called after each (vector, position) (progress).
+    """
+    vecs = vectors.applied(hook)
+    acts = {p: activations_from_obs(policy, mazes.obs[p], hook) for p in POSITIONS}
+    per_vector = []
+    for name in VECTORS:
+        per_position = []
+        for p in POSITIONS:
+            per_position.append(_analyse(policy, acts[p], hook, vecs[name], config))
+            advance()
+        per_vector.append(concat_labelled(per_position, "position", POSITIONS))
+    return concat_labelled(per_vector, "vector", VECTORS)
+
+
+def _analyse(
+    policy: nn.Module, acts: Tensor, hook: str, vector: Tensor, config: StudyConfig
+) -> xr.Dataset:
+    """One :func:`~hookdiff.analysis.nonlinearity` call, with dim ``sample`` renamed ``maze``.
+
+    Runs on a float64 copy of the policy, so the exact walk's crossings are free of float32
+    rounding. Variables in long format (one row per breakpoint) are dropped; everything over
+    (maze, t, depth, t_pos, layer, t_bin, ...) is kept.
+    """
+    from hookdiff.analysis import nonlinearity
+
+    ds = nonlinearity(
+        copy.deepcopy(policy).double(),
+        acts.double(),
+        hook,
+        vector.double(),
+        list(config.ts),
+        threshold=config.threshold,
+        breakpoints=config.breakpoints,
+        max_rows=config.max_rows,
+        max_pieces=config.max_pieces,
+        breakpoint_samples=config.breakpoint_mazes,
+        seed=config.seeds()["analysis"],
+    )
+    ds = ds[[v for v in ds.data_vars if not set(ds[v].dims) & _DROP_DIMS]]
+    ds = ds.drop_vars([c for c in ds.coords if set(ds[c].dims) & _DROP_DIMS])
+    return ds.rename({"sample": "maze"}).assign_coords(maze=np.arange(acts.shape[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# Behaviour
+# --------------------------------------------------------------------------------------------
+
+#: Rollout variables: (study name, the outcome it counts); ``rollout_steps`` is the step count.
+_OUTCOMES = (
+    ("reached_cheese", "cheese"),
+    ("reached_top_right", "top_right"),
+    ("timed_out", "timeout"),
+)
+
+
+def behaviour_at(
+    policy: nn.Module,
+    mazes: StudyMazes,
+    vectors: StudyVectors,
+    hook: str,
+    config: StudyConfig,
+) -> xr.Dataset:
+    """Behaviour steered at ``hook`` over (vector, t, maze): decision-square P, rollouts.
+
+    Rollouts cover the first ``rollout_mazes`` mazes and the ``rollout_ts``; NaN elsewhere.
+    """
+    vecs, states = vectors.applied(hook), mazes.states
+    coords = {"vector": list(VECTORS), "t": np.asarray(config.ts, dtype=np.float64)}
+    ds = _decision_square_probs(policy, states, hook, vecs, config.ts)
+    roll = _rollouts(policy, states[: config.rollout_mazes], hook, vecs, config, vectors.per_maze)
+    ds = ds.merge(roll.reindex(maze=np.arange(len(states))), join="outer")
+    return ds.assign_coords(coords)
+
+
+def _decision_square_probs(
+    policy: nn.Module,
+    mazes: Sequence[MazeState],
+    hook: str,
+    vecs: Mapping[str, Tensor],
+    ts: Sequence[float],
+) -> xr.Dataset:
+    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze).
+
+    Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major);
+    per-maze vectors ``(N, ...)`` are tiled over the coefficients by the steering hook.
+    """
+    n, k = len(mazes), len(ts)
+    probs = {
+        key: np.zeros((len(VECTORS), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")
+    }
+    coeffs = torch.tensor(np.repeat(np.asarray(ts, dtype=np.float32), n))
+    for vi, name in enumerate(VECTORS):
+        steering = [Steering(hook, vecs[name], coeffs)]
+        ds = decision_square_probs(policy, list(mazes) * k, steering=steering)
+        for key, arr in probs.items():
+            arr[vi] = ds[key].values.reshape(k, n)
+    dims = ("vector", "t", "maze")
+    return xr.Dataset(
+        {key: (dims, arr) for key, arr in probs.items()}, coords={"maze": np.arange(n)}
+    )
+
+
+def _rollouts(
+    policy: nn.Module,
+    mazes: Sequence[MazeState],
+    hook: str,
+    vecs: Mapping[str, Tensor],
+    config: StudyConfig,
+    per_maze: bool,
+) -> xr.Dataset:
+    """Steered rollouts of every (vector, t ≠ 0) and one t = 0 baseline, in ONE rollout call.
+
+    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used).
+    Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze) on the full ``ts``
+    grid, NaN where not rolled out; the t = 0 baseline is shared by both vectors.
+    """
+    r, ts = len(mazes), [float(t) for t in config.ts]
+    shape = (len(VECTORS), len(ts), r)
+    names = ("reached_cheese", "reached_top_right", "rollout_steps", "timed_out")
+    out = {key: np.full(shape, np.nan) for key in names}
+    groups = _rollout_groups(config.rollout_ts) if r else []
+    if groups:
+        steering = _rollout_steering(hook, vecs, groups, r, per_maze)
+        seed = config.seeds()["rollout"]
+        ds = rollout(
+            policy,
+            list(mazes) * len(groups),
+            steering=steering,
+            max_steps=config.rollout_max_steps,
+            seed=seed,
+        )
+        outcome = ds["outcome"].values.reshape(len(groups), r)
+        steps = ds["steps"].values.reshape(len(groups), r).astype(float)
+        for g, (vi, t) in enumerate(groups):
+            at = (slice(None) if vi is None else vi, ts.index(t))  # the baseline serves both
+            for key, name in _OUTCOMES:
+                out[key][at] = outcome[g] == name
+            out["rollout_steps"][at] = steps[g]
+    dims = ("vector", "t", "maze")
+    return xr.Dataset({k: (dims, v) for k, v in out.items()}, coords={"maze": np.arange(r)})
+
+
+def _rollout_groups(rollout_ts: Sequence[float]) -> list[tuple[int | None, float]]:
+    """The rollout's groups of envs: ``(vector index, t)``, first ``(None, 0.0)`` (unsteered)."""
+    groups: list[tuple[int | None, float]] = [(None, 0.0)] if 0.0 in rollout_ts else []
+    return groups + [(vi, float(t)) for vi in range(len(VECTORS)) for t in rollout_ts if t != 0]
+
+
+def _rollout_steering(
+    hook: str,
+    vecs: Mapping[str, Tensor],
+    groups: Sequence[tuple[int | None, float]],
+    r: int,
+    per_maze: bool,
+) -> list[Steering]:
+    """Both vectors at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
+    coeffs = np.zeros((len(VECTORS), len(groups) * r), dtype=np.float32)
+    for g, (vi, t) in enumerate(groups):
+        if vi is not None:
+            coeffs[vi, g * r : (g + 1) * r] = t
+    return [
+        Steering(
+            hook,
+            _tile(vecs[name][:r], len(groups)) if per_maze else vecs[name],
+            torch.from_numpy(coeffs[i]),
+            per_env=per_maze,
+        )
+        for i, name in enumerate(VECTORS)
+    ]
+
+
+def _tile(v: Tensor, k: int) -> Tensor:
+    """``k`` copies of the stacked vectors ``v`` along dim 0 (row i holds ``v[i % len(v)]``)."""
+    return v.repeat((k,) + (1,) * (v.ndim - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Vector fields
+# --------------------------------------------------------------------------------------------
+
+
+def vector_fields(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
+) -> xr.Dataset:
+    """Direction probabilities at every mouse cell of the first ``field_mazes``, per vector and t.
+
+    Steered at the steering layer; with per-maze vectors, example maze i by its own vector.
+    Mazes have different numbers of cells and state bytes: ``field_cells`` is padded with -1,
+    ``field_probs`` with NaN, ``field_state`` with 0 (``field_state_len`` holds each length).
+    """
+    examples, field_ts = mazes.states[: config.field_mazes], config.field_ts
+    vecs = vectors.applied(config.hook)
+    fields = [
+        _field_probs(policy, m, config.hook, vecs, i, field_ts, vectors.per_maze)
+        for i, m in enumerate(examples)
+    ]
+    n_f, n_t = len(examples), len(field_ts)
+    raws = [np.frombuffer(m.to_bytes(), dtype=np.uint8) for m in examples]
+    n_cell = max([len(c) for c, _ in fields], default=0)
+    cells = np.full((n_f, n_cell, 2), -1, dtype=np.int64)
+    probs = np.full((len(VECTORS), n_f, n_t, n_cell, 5), np.nan)
+    state = np.zeros((n_f, max([len(r) for r in raws], default=0)), dtype=np.uint8)
+    for i, ((c, p), raw) in enumerate(zip(fields, raws)):
+        cells[i, : len(c)] = c
+        probs[:, i, :, : len(c)] = p
+        state[i, : len(raw)] = raw
+    return xr.Dataset(
+        {
+            "field_cells": (("field_maze", "field_cell", "cell"), cells),
+            "field_probs": (("vector", "field_maze", "field_t", "field_cell", "direction"), probs),
+            "field_state": (("field_maze", "state_byte"), state),
+            "field_state_len": (("field_maze",), np.array([len(r) for r in raws], dtype=np.int64)),
+        },
+        coords={
+            "vector": list(VECTORS),
+            "field_t": np.asarray(field_ts, dtype=np.float64),
+            "cell": ["row", "col"],
+            "direction": _DIRECTIONS,
+        },
+    )
+
+
+def _field_probs(
+    policy: nn.Module,
+    maze: MazeState,
+    hook: str,
+    vecs: Mapping[str, Tensor],
+    i: int,
+    field_ts: Sequence[float],
+    per_maze: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Example maze ``i``: its cells ``(C, 2)`` and direction probabilities ``(vector, t, C, 5)``."""
+    obs, cells = observations_at_every_cell(maze)
+    x, c, n_t = obs_to_tensor(obs), len(cells), len(field_ts)
+    probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
+    coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
+    for vi, name in enumerate(VECTORS):
+        v = vecs[name][i] if per_maze else vecs[name]
+        with torch.no_grad(), steer(policy, hook, v, coeffs):
+            p = directions(policy(x.repeat(n_t, 1, 1, 1)))
+        probs[vi] = p.double().numpy().reshape(n_t, c, 5)
+    return np.asarray(cells, dtype=np.int64).reshape(-1, 2), probs
