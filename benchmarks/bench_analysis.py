@@ -22,8 +22,9 @@ import torch
 
 from hookdiff.agent import ImpalaPolicy, default_checkpoint_path, load_checkpoint
 from hookdiff.analysis import nonlinearity
-from hookdiff.analysis._chain import build_chain, prepare, tile
+from hookdiff.analysis._chain import build_chain, prepare
 from hookdiff.analysis.breakpoints import walk_line
+from hookdiff.contract import tile_rows
 
 HOOK = "embedder.block2.res1.resadd_out"
 
@@ -53,8 +54,8 @@ def grid_patterns(chain, a, v, ctx, ts: torch.Tensor, rows: int = 1024) -> torch
     with torch.no_grad():
         for i in range(0, len(ts), rows):
             c = ts[i : i + rows]
-            x = tile(a, len(c)) + c.reshape(-1, 1, 1, 1) * v
-            _, pats = chain.run(x, {k: tile(t, len(c)) for k, t in ctx.items()}, True)
+            x = tile_rows(a, len(c)) + c.reshape(-1, 1, 1, 1) * v
+            _, pats = chain.run(x, {k: tile_rows(t, len(c)) for k, t in ctx.items()}, True)
             out.append(torch.cat([p.reshape(len(c), -1).long() for p in pats.values()], dim=1))
     return torch.cat(out)
 

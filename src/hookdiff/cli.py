@@ -108,7 +108,7 @@ def study_config(args: argparse.Namespace) -> Any:
 def _study(args: argparse.Namespace) -> int:
     """Run the study: steering vectors, nonlinearity per depth, behaviour, data + figures + report."""
     from hookdiff.agent import load_checkpoint
-    from hookdiff.study.run import DATASET_NAME, run_study
+    from hookdiff.study import DATASET_NAME, run_study
 
     config = study_config(args)
     if config.checkpoint is not None:
@@ -135,10 +135,10 @@ def _study_configs() -> tuple[type, ...]:
 
 def _plot(args: argparse.Namespace) -> int:
     """Redraw a study's figures and report from its saved dataset (RUN_DIR/study.nc)."""
+    from hookdiff.study import load_dataset
     from hookdiff.study.config import PlotConfig
     from hookdiff.study.figures import draw_figures
     from hookdiff.study.report import summarize, write_report
-    from hookdiff.study.run import load_dataset
 
     run_dir = Path(_config.from_args(PlotConfig, args).run_dir)
     ds = load_dataset(run_dir)

@@ -32,6 +32,7 @@ __all__ = [
     "Readout",
     "SegmentedModel",
     "apply_op",
+    "tile_rows",
 ]
 
 #: Name standing for the model's input (the input of the first op).
@@ -64,6 +65,20 @@ class Op:
     kind: str
     inputs: tuple[str, ...]
     module: nn.Module | None = None
+
+
+def tile_rows(x: Tensor, k: int) -> Tensor:
+    """``k`` copies of a B-row tensor stacked coefficient-major: row i is ``x[i % B]``.
+
+    The layout of a batch for K coefficients: ``steer``, ``sweep`` and ``run_segment``'s context
+    all expect it for K coefficients (row i gets
+    ``coeffs[i // B]``).
+
+    Example:
+        >>> tile_rows(torch.tensor([[1], [2]]), 2).flatten().tolist()
+        [1, 2, 1, 2]
+    """
+    return x.repeat((k,) + (1,) * (x.ndim - 1))
 
 
 def apply_op(op: Op, args: Sequence[Tensor]) -> Tensor:

@@ -22,6 +22,7 @@ import xarray as xr
 from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 
+from hookdiff.contract import tile_rows
 from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
 from hookdiff.segments import as_segmented, locate
 
@@ -38,6 +39,7 @@ __all__ = [
     "resolve_hook",
     "steer",
     "steering_hook",
+    "tile_rows",
     "sweep",
 ]
 
@@ -186,7 +188,7 @@ def _scaled(
             f"one vector per sample"
         )
     if per_sample and vec.shape[0] != rows:
-        vec = vec.repeat((rows // vec.shape[0],) + (1,) * len(row_shape))  # row i: v[i % B]
+        vec = tile_rows(vec, rows // vec.shape[0])  # row i: v[i % B]
     if mask is not None:
         m = torch.as_tensor(mask).to(device=activation.device)
         if tuple(m.shape) != row_shape[: m.ndim]:
@@ -404,7 +406,7 @@ def sweep(
     with torch.no_grad():
         for chunk in chunks:
             k = len(chunk)
-            batch = inputs.repeat((k,) + (1,) * (inputs.ndim - 1))  # coefficient-major tiling
+            batch = tile_rows(inputs, k)  # coefficient-major
             with (
                 steer(model, hook, vector, chunk, mask=mask),
                 capture_ctx(model, hook_sites) as acts,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 
-from hookdiff.contract import INPUT, DeclaresReadouts, Op, Readout, SegmentedModel
+from hookdiff.contract import INPUT, DeclaresReadouts, Op, Readout, SegmentedModel, tile_rows
 from hookdiff.errors import NoHookChainError, UnknownHookError, unknown_name_message
 
 __all__ = ["as_segmented", "locate", "output_of"]
@@ -134,7 +134,7 @@ class _TransformerSegments:
             if n.endswith("mlp.hook_post"):
                 hooks += _held_gate(n, state, k)
             else:
-                held = _tile(state[n], k)
+                held = tile_rows(state[n], k)
                 hooks.append((n, lambda act, hook, held=held: held.to(act.dtype)))
         return hooks
 
@@ -165,10 +165,6 @@ class _SequentialGraph:
         return x
 
 
-def _tile(x: Tensor, k: int) -> Tensor:
-    return x.repeat((k,) + (1,) * (x.ndim - 1))
-
-
 def _held_gate(
     post_name: str, state: Mapping[str, Tensor], k: int
 ) -> list[tuple[str, Callable[..., Tensor | None]]]:
@@ -176,7 +172,7 @@ def _held_gate(
     pre_name = post_name.removesuffix("hook_post") + "hook_pre"
     pre0, post0 = state[pre_name], state[post_name]
     safe = torch.where(pre0 == 0, torch.ones_like(pre0), pre0)
-    gate = _tile(torch.where(pre0 == 0, torch.full_like(pre0, 0.5), post0 / safe), k)
+    gate = tile_rows(torch.where(pre0 == 0, torch.full_like(pre0, 0.5), post0 / safe), k)
     current: dict[str, Tensor] = {}
 
     def keep_pre(act: Tensor, hook: object) -> None:

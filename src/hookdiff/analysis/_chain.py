@@ -26,6 +26,7 @@ from hookdiff.contract import (
     Readout,
     SegmentedModel,
     apply_op,
+    tile_rows,
 )
 from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
 from hookdiff.segments import as_segmented, locate, output_of
@@ -344,6 +345,12 @@ def _get(context: Mapping[str, Tensor], name: str) -> Tensor | None:
         return None
 
 
-def tile(x: Tensor, k: int) -> Tensor:
-    """``k`` copies of a B-row tensor, coefficient-major (row i is ``x[i % B]``)."""
-    return x.repeat((k,) + (1,) * (x.ndim - 1))
+def line_batch(a: Tensor, v: Tensor, t: Tensor) -> Tensor:
+    """The points a + t·v for every t, coefficient-major: row i is ``a[i % B] + t[i // B]·v[i % B]``.
+
+    ``v`` has ``a``'s shape (one direction per sample).
+    """
+    k, b = len(t), a.shape[0]
+    return tile_rows(a, k) + t.repeat_interleave(b).reshape(
+        (-1,) + (1,) * (a.ndim - 1)
+    ) * tile_rows(v, k)

@@ -19,9 +19,10 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, prepare, tile
+from hookdiff.analysis._chain import Chain, build_chain, line_batch, prepare
 from hookdiff.analysis.attribution import _weights
 from hookdiff.analysis.linear import jvp_all_depths
+from hookdiff.contract import tile_rows
 from hookdiff.errors import ShapeMismatchError
 
 __all__ = ["readout_onset"]
@@ -67,9 +68,9 @@ def readout_onset(
     if t.numel() == 0:
         raise ShapeMismatchError("ts is empty; give at least one coefficient t")
     k, b = len(t), a.shape[0]
-    line = tile(a, k) + t.repeat_interleave(b).reshape((-1,) + (1,) * (a.ndim - 1)) * tile(v, k)
+    line = line_batch(a, v, t)
     values, slopes = jvp_all_depths(
-        chain, line, tile(v, k), {n: tile(x, k) for n, x in ctx.items()}
+        chain, line, tile_rows(v, k), {n: tile_rows(x, k) for n, x in ctx.items()}
     )
     base, slope0 = jvp_all_depths(chain, a, v, ctx)
     grads = _readout_gradients(chain, a, ctx, _weights(weights, b, base[-1][0].numel()))

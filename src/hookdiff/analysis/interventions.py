@@ -31,8 +31,8 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, prepare, tile
-from hookdiff.contract import PATTERN_KINDS, HoldsState, Op, OpGraphModel, apply_op
+from hookdiff.analysis._chain import Chain, build_chain, line_batch, maxpool_gather, prepare
+from hookdiff.contract import PATTERN_KINDS, HoldsState, Op, OpGraphModel, apply_op, tile_rows
 from hookdiff.errors import InterventionError, ShapeMismatchError, unknown_name_message
 from hookdiff.hooks import attach, capture
 from hookdiff.segments import as_segmented
@@ -214,7 +214,7 @@ def _respond(
     k, b = len(t), a.shape[0]
     if plan.variant == "exact":
         out = _forward(
-            plan, _line(a, v, t), plan.chain.hook, plan.source, _tiled(ctx, k), frozen, k
+            plan, line_batch(a, v, t), plan.chain.hook, plan.source, _tiled(ctx, k), frozen, k
         )
     else:
         at_cut = _cut_value(plan, a, v, ctx, t, frozen)
@@ -225,14 +225,8 @@ def _respond(
     return out.detach().reshape((k, b) + tuple(out.shape[1:]))
 
 
-def _line(a: Tensor, v: Tensor, t: Tensor) -> Tensor:
-    """The coefficient-major batch a + t·v: row i is ``a[i % B] + t[i // B]·v[i % B]``."""
-    k, b = len(t), a.shape[0]
-    return tile(a, k) + t.repeat_interleave(b).reshape((-1,) + (1,) * (a.ndim - 1)) * tile(v, k)
-
-
 def _tiled(ctx: Mapping[str, Tensor], k: int) -> dict[str, Tensor]:
-    return {n: tile(x, k) for n, x in ctx.items()}
+    return {n: tile_rows(x, k) for n, x in ctx.items()}
 
 
 def _cut_value(
@@ -246,7 +240,7 @@ def _cut_value(
     """x_c(t) as the variant replaces it: linearised, or symmetrised, at the cut."""
     k, hook, cut = len(t), plan.chain.hook, plan.cut
     if cut == hook:
-        return _line(a, v, t)
+        return line_batch(a, v, t)
     if plan.variant == "linearize":
         with torch.enable_grad():
             x0, jv = torch.func.jvp(
@@ -255,12 +249,12 @@ def _cut_value(
                 (v.contiguous(),),
             )
         scale = t.repeat_interleave(a.shape[0]).reshape((-1,) + (1,) * (x0.ndim - 1))
-        return tile(x0.detach(), k) + scale * tile(jv.detach(), k)
+        return tile_rows(x0.detach(), k) + scale * tile_rows(jv.detach(), k)
     both = torch.cat([t, -t, torch.zeros(1, dtype=t.dtype)])
-    x = _forward(plan, _line(a, v, both), hook, cut, _tiled(ctx, 2 * k + 1), frozen, 2 * k + 1)
+    x = _forward(plan, line_batch(a, v, both), hook, cut, _tiled(ctx, 2 * k + 1), frozen, 2 * k + 1)
     rows = k * a.shape[0]
     plus, minus, zero = x[:rows], x[rows : 2 * rows], x[2 * rows :]
-    return tile(zero, k) + 0.5 * (plus - minus)
+    return tile_rows(zero, k) + 0.5 * (plus - minus)
 
 
 def _forward(
@@ -296,9 +290,9 @@ def _run_ops(
         if state is None:
             env[op.name] = apply_op(op, args)
         elif op.kind == "relu":
-            env[op.name] = args[0] * tile(state, k).to(args[0].dtype)
+            env[op.name] = args[0] * tile_rows(state, k).to(args[0].dtype)
         else:
-            env[op.name] = maxpool_gather(args[0], tile(state, k))
+            env[op.name] = maxpool_gather(args[0], tile_rows(state, k))
     return env
 
 
@@ -410,7 +404,7 @@ def _scan_samples(
     k, b, g = len(t), a.shape[0], len(grid)
     pick = lambda ts: torch.searchsorted(grid, ts)  # noqa: E731 - row blocks of the grid
     with torch.no_grad():
-        outs, _ = chain.run(_line(a, v, grid), _tiled(ctx, g), False)
+        outs, _ = chain.run(line_batch(a, v, grid), _tiled(ctx, g), False)
     at = {d: x.reshape((g, b) + tuple(x.shape[1:])) for d, x in zip(chain.depths, outs)}
     base, slopes = _jvp_by_depth(chain, a, v, ctx)
     readout = chain.readouts.get(plans[0].depth)

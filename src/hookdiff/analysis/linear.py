@@ -21,8 +21,9 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import Chain, build_chain, prepare, tile
+from hookdiff.analysis._chain import Chain, build_chain, line_batch, prepare
 from hookdiff.analysis.patterns import flip_fractions
+from hookdiff.contract import tile_rows
 from hookdiff.errors import ShapeMismatchError
 
 __all__ = ["jvp_all_depths", "linear_radius", "linear_response"]
@@ -217,10 +218,8 @@ def linear_response(
         for group in _groups(t_np, pairs, max(1, rows // max(b, 1))):
             k = len(group)
             c = t_all[group]
-            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * (v.ndim - 1)) * tile(
-                v, k
-            )
-            outs, pats = chain.run(x, {n: tile(t, k) for n, t in ctx.items()}, flips)
+            x = line_batch(a, v, c)
+            outs, pats = chain.run(x, {n: tile_rows(t, k) for n, t in ctx.items()}, flips)
             where = {ti: pos for pos, ti in enumerate(group)}
             for di, out in enumerate(outs):
                 diff = out.reshape(k, b, -1) - base[di].reshape(1, b, -1)

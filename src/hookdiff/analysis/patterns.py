@@ -19,7 +19,8 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import build_chain, prepare, tile
+from hookdiff.analysis._chain import build_chain, line_batch, prepare
+from hookdiff.contract import tile_rows
 
 __all__ = ["flip_fractions", "pattern_flips"]
 
@@ -101,10 +102,8 @@ def pattern_flips(
         for i in range(0, len(t), per):
             c = t[i : i + per]
             k = len(c)
-            x = tile(a, k) + c.repeat_interleave(b).reshape((-1,) + (1,) * (v.ndim - 1)) * tile(
-                v, k
-            )
-            _, pats = chain.run(x, {n: tile(c_, k) for n, c_ in ctx.items()}, True)
+            x = line_batch(a, v, c)
+            _, pats = chain.run(x, {n: tile_rows(c_, k) for n, c_ in ctx.items()}, True)
             parts.append(flip_fractions(pats, base, layers, k, b))
     frac = torch.cat(parts, dim=0).permute(1, 0, 2).numpy()
     return xr.DataArray(

@@ -28,6 +28,7 @@ from hookdiff.agent import (
     load_default,
     obs_to_tensor,
 )
+from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
 from hookdiff.maze import decision_square, render, sample_mazes, start_cell, with_mouse
 from hookdiff.maze.edit import top_right_corridor
 from hookdiff.maze.state import MazeState
@@ -101,15 +102,12 @@ def later_candidates(policy: nn.Module, config: StudyConfig) -> list[str]:
     """``config.later_candidates`` in the policy's forward order, without repeats.
 
     Raises:
-        ValueError: the steering hook or a candidate is not one of ``policy.hook_names``.
+        UnknownHookError: the steering hook or a candidate is not one of ``policy.hook_names``.
     """
     order = {n: i for i, n in enumerate(policy.hook_names)}
-    unknown = [h for h in dict.fromkeys([config.hook, *config.later_candidates]) if h not in order]
-    if unknown:
-        raise ValueError(
-            f"unknown hook points {unknown}: expected names from policy.hook_names, "
-            f"e.g. {config.hook!r}"
-        )
+    for h in dict.fromkeys([config.hook, *config.later_candidates]):
+        if h not in order:
+            raise UnknownHookError(unknown_name_message("hook point of the policy", h, list(order)))
     return sorted(dict.fromkeys(config.later_candidates), key=order.__getitem__)
 
 
@@ -135,12 +133,12 @@ def study_mazes(config: StudyConfig) -> StudyMazes:
     """The first ``n_mazes`` of ``maze_spec`` (seeded), their decision squares and observations.
 
     Raises:
-        ValueError: a maze of ``maze_spec`` has no decision square.
+        ConfigError: a maze of ``maze_spec`` has no decision square.
     """
     mazes = _sample_study_mazes(config)
     squares = [decision_square(m) for m in mazes]
     if any(s is None for s in squares):
-        raise ValueError(
+        raise ConfigError(
             f"maze spec {config.maze_spec!r} gives mazes without a decision square; use a "
             f"spec with require_decision_square (e.g. 'eval-decision-square')"
         )
@@ -168,7 +166,7 @@ def _sample_study_mazes(config: StudyConfig) -> list[MazeState]:
         if len(ok) >= config.n_mazes:
             return ok[: config.n_mazes]
         want = 2 * want
-    raise RuntimeError(
+    raise ConfigError(
         f"maze spec {config.maze_spec!r} gives too few mazes with room for the top-right corridor; "
         f"use vectors_from='pairs' or another spec"
     )
@@ -236,5 +234,5 @@ def _vector_mazes(config: StudyConfig) -> list[MazeState]:
         out.extend([s for s in cands if _makes_pairs(s)][: want - len(out)])
         batch += 1
         if batch > 50:
-            raise RuntimeError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
+            raise ConfigError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
     return out

@@ -24,9 +24,10 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from hookdiff.agent import directions, obs_to_tensor
-from hookdiff.hooks import steer
+from hookdiff.agent import obs_to_tensor
+from hookdiff.hooks import steer, tile_rows
 from hookdiff.maze import observations_at_every_cell
+from hookdiff.maze.actions import direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
 from hookdiff.study.config import StudyConfig
@@ -317,17 +318,12 @@ def _rollout_steering(
     return [
         Steering(
             hook,
-            _tile(vecs[name][:r], len(groups)) if per_maze else vecs[name],
+            tile_rows(vecs[name][:r], len(groups)) if per_maze else vecs[name],
             torch.from_numpy(coeffs[i]),
             per_env=per_maze,
         )
         for i, name in enumerate(VECTORS)
     ]
-
-
-def _tile(v: Tensor, k: int) -> Tensor:
-    """``k`` copies of the stacked vectors ``v`` along dim 0 (row i holds ``v[i % len(v)]``)."""
-    return v.repeat((k,) + (1,) * (v.ndim - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,6 +389,6 @@ def _field_probs(
     for vi, name in enumerate(VECTORS):
         v = vecs[name][i] if per_maze else vecs[name]
         with torch.no_grad(), steer(policy, hook, v, coeffs):
-            p = directions(policy(x.repeat(n_t, 1, 1, 1)))
+            p = direction_probs(policy(x.repeat(n_t, 1, 1, 1)))
         probs[vi] = p.double().numpy().reshape(n_t, c, 5)
     return np.asarray(cells, dtype=np.int64).reshape(-1, 2), probs

@@ -34,9 +34,7 @@ from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import (
     DATASET_NAME,
     POSITIONS,
-    SITES,
     VECTORS,
-    load_dataset,
     maze_record,
     merge_parts,
     per_site,
@@ -55,23 +53,10 @@ from hookdiff.study.measure import (
     behaviour_at,
     later_layer,
     nonlinearity_at,
-    pick_later,
     vector_fields,
 )
 
-__all__ = [
-    # the orchestration
-    "run_study",
-    "study_dataset",
-    # defined in the parts; still importable from here
-    "DATASET_NAME",
-    "POSITIONS",
-    "SITES",
-    "VECTORS",
-    "load_dataset",
-    "load_policy",
-    "pick_later",
-]
+__all__ = ["run_study", "study_dataset"]
 
 
 class _Progress:
