@@ -8,6 +8,7 @@ import torch
 
 from hookdiff.agent import direction_log_probs, load_default, obs_to_tensor
 from hookdiff.analysis import (
+    cut_scan,
     even_from_kinks,
     freezable,
     kink_attribution,
@@ -103,3 +104,16 @@ def test_even_part_of_a_log_prob_readout_splits_exactly_over_kinks(setup) -> Non
                                atol=1e-9)  # fmt: skip
     per_layer = even_from_kinks(attribution, [1.0], by="layer")
     assert per_layer.sizes["layer"] >= 3
+
+
+def test_cut_scan_of_the_directions_readout_equals_line_response(setup) -> None:
+    policy, a, v = setup
+    cuts = ["embedder.block3.res2.resadd_out", "fc_policy_out"]
+    scan = cut_scan(policy, a, HOOK, v, TS, depth="directions", cuts=cuts)
+    assert scan.dims[-1] == "direction" and scan.sizes["direction"] == 5
+    for cut in cuts:
+        for variant in ("linearize", "symmetrize"):
+            one = line_response(policy, a, HOOK, v, TS, depth="directions", cut=cut,
+                                variant=variant)  # fmt: skip
+            np.testing.assert_allclose(scan.sel(cut=cut, variant=variant).values, one.values,
+                                       rtol=1e-9, atol=1e-12)  # fmt: skip

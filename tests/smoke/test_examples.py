@@ -52,3 +52,9 @@ def test_cheese_vector_field_example_draws_a_figure(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_localisation_example_runs():
+    out = run(str(EXAMPLES / "localise_cheese_vector.py"), "--mazes", "4")
+    assert out.returncode == 0, out.stderr
+    assert "4 mazes; exact E(1)" in out.stdout and "fc_policy_out" in out.stdout

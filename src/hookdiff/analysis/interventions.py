@@ -407,7 +407,7 @@ def _scan_samples(
         outs, _ = chain.run(line_batch(a, v, grid), _tiled(ctx, g), False)
     at = {d: x.reshape((g, b) + tuple(x.shape[1:])) for d, x in zip(chain.depths, outs)}
     base, slopes = _jvp_by_depth(chain, a, v, ctx)
-    readout = chain.readouts.get(plans[0].depth)
+    readout = plans[0].chain.readouts.get(plans[0].depth)
     exact = at[plans[0].source][pick(t)]
     results = {"exact": readout.fn(exact.flatten(0, 1)) if readout else exact.flatten(0, 1)}
     for plan in plans:
