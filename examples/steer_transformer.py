@@ -34,7 +34,7 @@ coeffs = [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0]
 ds = hookdiff.sweep(
     model, tokens, hook, vector, coeffs, capture=["output", "blocks.1.hook_resid_post"]
 )
-diff = ds["output"] - ds["output:baseline"]  # (coeff, batch, pos, d_vocab)
+diff = ds["output"] - ds["output_baseline"]  # (coeff, batch, pos, d_vocab)
 print("‖diff(t)‖ of the logits per coefficient:")
 print((diff**2).sum(["batch", "output.pos", "output.features"]) ** 0.5)
 

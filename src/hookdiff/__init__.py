@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         steer,
         steering_hook,
         sweep,
+        tile_coeffs,
     )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "steer",
     "steering_hook",
     "sweep",
+    "tile_coeffs",
 ]
 __version__ = "0.1.0"
 

@@ -114,7 +114,7 @@ def test_transformer_diff_jvp_asymmetry(hookdiff_tiny_transformer) -> None:
     ds = nonlinearity(model, a, hook, v, ts, breakpoints=False)
     assert list(ds["depth"].values) == ["blocks.1.hook_resid_post", "logits"]
     sweep = hookdiff.sweep(model, toks, hook, v, ts)  # independent: TL hooks on the full model
-    diff = sweep["output"].values - sweep["output:baseline"].values[None]
+    diff = sweep["output"].values - sweep["output_baseline"].values[None]
     np.testing.assert_allclose(
         ds["diff_logits"].values, diff.transpose(1, 0, 2, 3), rtol=1e-4, atol=1e-4
     )
