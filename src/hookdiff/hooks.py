@@ -82,6 +82,11 @@ def resolve_hook(model: nn.Module, name: str) -> nn.Module:
 
     Raises:
         UnknownHookError: ``name`` is not a hook site of ``model``; the message lists the closest.
+        HookTypeError: ``name`` is not a string (e.g. a list of names).
+
+    Example:
+        >>> resolve_hook(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), "1")
+        ReLU()
     """
     if not isinstance(name, str):
         several = (
@@ -200,7 +205,7 @@ def attach(
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2))
-        >>> with attach(net, [("0", lambda act, hook: act * 0)]):
+        >>> with attach(net, [("0", lambda act, hook: torch.zeros_like(act))]):
         ...     net(torch.ones(1, 2))
         tensor([[0., 0.]])
     """
@@ -455,7 +460,15 @@ def steer(
 
 
 class Captured(Mapping[str, Tensor]):
-    """Detached activations captured by :func:`capture`, keyed by hook name (last forward wins)."""
+    """Detached activations captured by :func:`capture`, keyed by hook name (last forward wins).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+        >>> with capture(net, ["0", "1"]) as acts:
+        ...     _ = net(torch.zeros(4, 2))
+        >>> acts
+        Captured({'0': (4, 3), '1': (4, 3)})
+    """
 
     def __init__(self, names: Sequence[str]):
         self._names = list(names)
@@ -782,6 +795,11 @@ class Segment:
     Call it on a batch of activations at ``start``; ``context`` supplies tensors produced before
     ``start`` that the segment still reads (e.g. a residual block's input), where needed. Its
     ``repr`` is one line (the model's class, not the whole model).
+
+    Example:
+        >>> f1 = downstream(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), "0", 1)
+        >>> f1, f1(torch.tensor([[-1.0, 2.0]]))
+        (Segment(Sequential: '0' -> '1', n=1), tensor([[0., 2.]]))
     """
 
     model: nn.Module
