@@ -34,9 +34,9 @@ coeffs = [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0]
 ds = hookdiff.sweep(
     model, tokens, hook, vector, coeffs, capture=["output", "blocks.1.hook_resid_post"]
 )
-diff = ds["output"] - ds["output:baseline"]  # (coeff, batch, pos, d_vocab)
+diff = ds.output - ds.output_baseline  # (coeff, batch, pos, vocab)
 print("‖diff(t)‖ of the logits per coefficient:")
-print((diff**2).sum(["batch", "output.pos", "output.features"]) ** 0.5)
+print((diff**2).sum(["batch", "pos", "vocab"]) ** 0.5)
 
 # 5. f_1: only the segment after the hook (block 1), differentiable
 f1 = hookdiff.downstream(model, hook, 1)

@@ -32,6 +32,7 @@ _HOMES = {
             "steer",
             "steering_hook",
             "sweep",
+            "tile_coeffs",
         ],
         "hookdiff.hooks",
     ),
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
         steer,
         steering_hook,
         sweep,
+        tile_coeffs,
     )
 
 __all__ = [
@@ -117,6 +119,7 @@ __all__ = [
     "steer",
     "steering_hook",
     "sweep",
+    "tile_coeffs",
     "valid_cuts",
 ]  # every name of _HOMES, and errors
 __version__ = "0.1.0"

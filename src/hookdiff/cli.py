@@ -86,7 +86,10 @@ def _study_extra(p: argparse.ArgumentParser) -> None:
         help="tiny profile: few mazes, few t, short rollouts (about half a minute)",
     )
     p.add_argument(
-        "--config", type=Path, default=None, help="JSON file of config fields (any subset)"
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON file of config fields (any subset; options given as well win) (default: none)",
     )
     _progress_option(p)
 

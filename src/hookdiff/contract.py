@@ -58,7 +58,14 @@ class Op:
         inputs: Hook names of the op's inputs (:data:`INPUT` for the model input). An ``"add"``
             sums its inputs.
         module: The module carrying the op's parameters (``nn.Conv2d``, ``nn.MaxPool2d``,
-            ``nn.Linear``, or any module for ``"other"``); ``None`` for relu, add and flatten.
+            ``nn.Linear``, an eval-mode BatchNorm as ``"linear"``, or any module for
+            ``"other"``); ``None`` for relu, add and flatten.
+
+    Example:
+        >>> fc = nn.Linear(2, 2)
+        >>> ops = (Op("fc", "linear", (INPUT,), fc), Op("relu", "relu", ("fc",)))
+        >>> [op.name for op in ops]
+        ['fc', 'relu']
     """
 
     name: str
@@ -110,6 +117,11 @@ class Readout:
         fn: Maps a batch of activations at ``source`` to a batch of readout values.
         dim: The name of the readout's last axis (e.g. ``"direction"``).
         labels: Labels along that axis (e.g. ``("left", "down", "up", "right", "none")``).
+
+    Example:
+        >>> probs = Readout("probs", "head", lambda z: z.softmax(-1), "option", ("a", "b"))
+        >>> probs.fn(torch.zeros(1, 2))
+        tensor([[0.5000, 0.5000]])
     """
 
     name: str
@@ -121,7 +133,16 @@ class Readout:
 
 @runtime_checkable
 class SegmentedModel(Protocol):
-    """A model that can run from any of its hook points to a later one (what ``downstream`` needs)."""
+    """A model that can run from any of its hook points to a later one (what ``downstream`` needs).
+
+    Example:
+        >>> class Twice(nn.Module):
+        ...     hook_names = ("a", "b")
+        ...     def run_segment(self, x, start, stop, context=None):
+        ...         return 2 * x
+        >>> isinstance(Twice(), SegmentedModel), isinstance(nn.Linear(1, 1), SegmentedModel)
+        (True, False)
+    """
 
     hook_names: Sequence[str]
     """The hook points in forward order."""
@@ -139,7 +160,13 @@ class SegmentedModel(Protocol):
 
 @runtime_checkable
 class OpGraphModel(SegmentedModel, Protocol):
-    """A segmented model that lists its ops (one per hook point): what the analysis walks."""
+    """A segmented model that lists its ops (one per hook point): what the analysis walks.
+
+    Example:
+        >>> from hookdiff.agent import ImpalaPolicy
+        >>> isinstance(ImpalaPolicy(), OpGraphModel)
+        True
+    """
 
     ops: Sequence[Op]
     """The ops in forward order; ``[op.name for op in ops]`` equals ``hook_names``."""
@@ -151,7 +178,14 @@ class OpGraphModel(SegmentedModel, Protocol):
 
 @runtime_checkable
 class DeclaresReadouts(Protocol):
-    """A model that names its behavioural output and the readouts computed from it."""
+    """A model that names its behavioural output and the readouts computed from it.
+
+    Example:
+        >>> from hookdiff.agent import ImpalaPolicy
+        >>> policy = ImpalaPolicy()
+        >>> policy.output_hook, [r.name for r in policy.readouts]
+        ('fc_policy_out', ['directions'])
+    """
 
     output_hook: str
     """The hook point the analysis follows as the model's output (e.g. the policy logits)."""

@@ -2,7 +2,8 @@
 
 One batched sweep steers the residual stream before block 0 with t·v (v from a contrast pair of
 inputs, as steering vectors are made) for 13 coefficients t, captures every later hook point, and
-saves the sweep as netCDF; :func:`diff_table` prints ‖diff(t)‖ per downstream depth.
+saves the sweep as netCDF; :func:`diff_table` prints ‖diff(t)‖ = ‖f(a + t·v) − f(a)‖ per
+downstream depth, with a header saying what the numbers measure.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from hookdiff._config import option
@@ -58,13 +60,28 @@ def run_demo(config: DemoConfig) -> tuple[xr.Dataset, Path]:
 
 
 def diff_table(ds: xr.Dataset) -> str:
-    """‖diff(t)‖ (over batch and features) per coefficient and captured depth, as text."""
-    names = [n for n in ds.data_vars if not str(n).endswith(":baseline")]
-    lines = [f"{'t':>6} " + " ".join(f"{n:>26}" for n in names)]
+    """‖diff(t)‖ per coefficient and captured depth, as text that says what it measures.
+
+    diff(t) = f(a + t·v) − f(a) is how far adding t·v at the steered hook moves a later
+    activation f; each number is its Euclidean norm over all inputs, positions and features.
+    The last row gives ‖f(a)‖, the unsteered activation's norm, for scale.
+    """
+    names = [n for n in ds.data_vars if not str(n).endswith("_baseline")]
+    width = max(12, *(len(str(n)) for n in names))
+    lines = [
+        f"‖diff(t)‖ = ‖f(a + t·v) − f(a)‖: how far adding t·v at {ds.attrs['hook']} "
+        f"(‖v‖ = {ds.attrs['vector_norm']:.3g})",
+        'moves the activation f at each later depth ("output": the logits), as the Euclidean norm',
+        "over all inputs, positions and features. 0 at t = 0; a linear response grows as |t|.",
+        f"{'t':>8} " + " ".join(f"{n:>{width}}" for n in names),
+    ]
     for k, t in enumerate(ds["coeff"].values.tolist()):
-        norms = []
-        for name in names:
-            diff = ds[name].values[k] - ds[f"{name}:baseline"].values
-            norms.append(float((diff**2).sum() ** 0.5))
-        lines.append(f"{t:6.2f} " + " ".join(f"{x:26.4f}" for x in norms))
+        norms = [_norm(ds[name].values[k] - ds[f"{name}_baseline"].values) for name in names]
+        lines.append(f"{t:8.2f} " + " ".join(f"{x:{width}.4f}" for x in norms))
+    base = [_norm(ds[f"{name}_baseline"].values) for name in names]
+    lines.append(f"{'‖f(a)‖':>8} " + " ".join(f"{x:{width}.4f}" for x in base))
     return "\n".join(lines)
+
+
+def _norm(x: object) -> float:
+    return float((np.asarray(x, dtype=np.float64) ** 2).sum() ** 0.5)

@@ -3,6 +3,8 @@
 Each message names what was wrong, where, and what was expected, so a user can fix the call
 without reading our source. All derive from :class:`HookdiffError`, and each also derives from the
 builtin a caller would naturally catch (``KeyError`` for a bad name, ``ValueError`` for bad data).
+The warnings derive from :class:`HookdiffWarning` (a ``UserWarning``): a call that silently did
+nothing or measured something else than asked, with what to do instead.
 :func:`unknown_name_message` (with :func:`closest`) writes the one "did you mean" message every
 unknown-name error uses.
 """
@@ -15,15 +17,21 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "HookTypeError",
     "HookdiffError",
     "InterventionError",
+    "HookdiffWarning",
     "MissingExtraError",
     "MazeEditError",
     "MazeStateError",
     "NoHookChainError",
+    "NotCapturedError",
+    "NotEnteredWarning",
     "NotPiecewiseLinearError",
     "SegmentError",
     "ShapeMismatchError",
+    "TrainingModeError",
+    "TrainingModeWarning",
     "UnknownHookError",
     "UnknownMazeSpecError",
     "UnknownNameError",
@@ -139,3 +147,34 @@ class SegmentError(HookdiffError, ValueError):
 class InterventionError(HookdiffError, ValueError):
     """An intervention that cannot be made: an unknown variant, a cut upstream of the steering hook
     or inside a residual branch, a layer that cannot be frozen; the message lists the valid ones."""
+
+
+class HookTypeError(HookdiffError, TypeError):
+    """A hook name, or an activation reaching a hook, of the wrong type (a list where one hook name
+    is expected, a tuple output where a tensor is steered)."""
+
+
+class NotCapturedError(HookdiffError, KeyError):
+    """A captured activation read before any forward inside ``capture()`` reached its hook."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message, quoting it
+        return str(self.args[0]) if self.args else ""
+
+
+class TrainingModeError(HookdiffError, ValueError):
+    """A module whose output for one row depends on the other rows of the batch (BatchNorm in
+    training mode, or without running statistics) where each row must be a function of itself."""
+
+
+class HookdiffWarning(UserWarning):
+    """Base class of the warnings hookdiff gives: the call ran, but probably not as meant."""
+
+
+class NotEnteredWarning(HookdiffWarning):
+    """A hook context manager (``steer``, ``capture``, ``attach``) created but never entered with
+    ``with``, so it attached nothing."""
+
+
+class TrainingModeWarning(HookdiffWarning):
+    """A model in training mode with modules that couple or randomise the rows of a batch
+    (BatchNorm, dropout), run where rows must be independent (one batched ``sweep``)."""

@@ -21,7 +21,8 @@ import xarray as xr
 from torch import Tensor, nn
 
 from hookdiff.agent import obs_to_tensor
-from hookdiff.hooks import attach, steering_hook
+from hookdiff.errors import HookTypeError, ShapeMismatchError
+from hookdiff.hooks import attach, capture, steering_hook
 from hookdiff.maze.actions import (
     ACTION_DIRECTIONS,
     DIRECTION_ACTIONS,
@@ -61,13 +62,30 @@ class Steering:
 
     ``coeff`` is a number for every env, or a sequence with one coefficient per env.
     ``per_env``: ``vector`` holds one vector per env (leading dimension N), e.g. each maze's own
-    cheese vector as in the published protocol.
+    cheese vector as in the published protocol. Without it, ``vector`` is one direction for every
+    env (the activation's shape without the batch dimension): :func:`rollout` rejects a stack of
+    per-env vectors passed without ``per_env=True`` before the first step.
     """
 
     hook: str
     vector: Tensor
     coeff: float | Sequence[float] | Tensor = 1.0
     per_env: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hook, str):
+            raise HookTypeError(f"Steering's hook is one hook name; got {self.hook!r}")
+        c = torch.as_tensor(self.coeff)
+        if c.ndim > 1:
+            raise ShapeMismatchError(
+                f"steering at {self.hook!r}: coeff of shape {tuple(c.shape)}; expected one number "
+                f"or one coefficient per env"
+            )
+        if self.per_env and torch.as_tensor(self.vector).ndim < 2:
+            raise ShapeMismatchError(
+                f"steering at {self.hook!r}: per_env=True needs one vector per env, shape "
+                f"(N, *activation shape); got shape {tuple(torch.as_tensor(self.vector).shape)}"
+            )
 
     def rows(self, rows: np.ndarray | Tensor) -> Steering:
         """This steering restricted to the envs ``rows`` (per-env coefficients and vectors)."""
@@ -79,6 +97,46 @@ class Steering:
             c[r] if c.ndim else c,
             self.per_env,
         )
+
+
+def _check_steering(
+    policy: nn.Module, steering: Sequence[Steering], n: int, *, shrinking: bool
+) -> None:
+    """Fail before the first step when ``steering`` does not fit ``n`` envs.
+
+    Checks the number of per-env coefficients and vectors; with ``shrinking`` (a rollout, whose
+    batch loses the envs that finish) also that a vector passed without ``per_env`` is one
+    direction, not a stack of per-env vectors (read from one forward of a blank observation).
+
+    Raises:
+        ShapeMismatchError: naming the steering hook, the counts or shapes, and the fix.
+    """
+    for s in steering:
+        c = torch.as_tensor(s.coeff)
+        if c.ndim and c.shape[0] != n:
+            raise ShapeMismatchError(
+                f"steering at {s.hook!r} has {c.shape[0]} coefficients for {n} envs; give one "
+                f"number or one coefficient per env"
+            )
+        if s.per_env and s.vector.shape[0] != n:
+            raise ShapeMismatchError(
+                f"steering at {s.hook!r} has {s.vector.shape[0]} per-env vectors for {n} envs"
+            )
+    shared = [s for s in steering if not s.per_env]
+    if not shrinking or not shared or isinstance(policy, ExpertPolicy):
+        return
+    with capture(policy, sorted({s.hook for s in shared})) as acts, torch.no_grad():
+        policy(obs_to_tensor(np.zeros((1, 64, 64, 3), dtype=np.uint8)))
+    for s in shared:
+        row = tuple(acts[s.hook].shape[1:])
+        if s.vector.ndim == len(row) + 1 and s.vector.shape[0] > 1:
+            raise ShapeMismatchError(
+                f"steering at {s.hook!r} has a vector of shape {tuple(s.vector.shape)}: one per "
+                f"env for activations of per-row shape {row}, but per_env=False, so its rows "
+                f"would stop lining up with the envs once one finishes. Pass "
+                f"Steering({s.hook!r}, vectors, coeff, per_env=True) with one vector per env "
+                f"(N = {n}), or one vector of shape {row} for every env"
+            )
 
 
 _MOVES = action_steps()  # (15, 2): the cell displacement of each procgen action
@@ -186,17 +244,7 @@ def rollout(
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     n = len(states)
-    for s in steering:
-        c = torch.as_tensor(s.coeff)
-        if c.ndim and c.shape[0] != n:
-            raise ValueError(
-                f"steering at {s.hook!r} has {c.shape[0]} coefficients for {n} envs; give one "
-                f"number or one coefficient per env"
-            )
-        if s.per_env and s.vector.shape[0] != n:
-            raise ValueError(
-                f"steering at {s.hook!r} has {s.vector.shape[0]} per-env vectors for {n} envs"
-            )
+    _check_steering(policy, steering, n, shrinking=True)
     gen = torch.Generator().manual_seed(seed)
     outcome = np.full(n, "timeout", dtype=object)
     steps = np.zeros(n, dtype=np.int64)
@@ -329,6 +377,7 @@ def decision_square_probs(
             f"mazes at positions {missing[:10]} have no decision square; expected mazes whose "
             f"paths to the cheese and to the top-right cell fork"
         )
+    _check_steering(policy, steering, len(states), shrinking=False)
     placed = [with_mouse(s, d) for s, d in zip(states, squares)]
     obs = render(placed)
     dirs = direction_probs(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()

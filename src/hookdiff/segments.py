@@ -185,7 +185,13 @@ def _held_gate(
 
 
 def _module_kind(m: nn.Module) -> str:
-    """The op kind of a Sequential child (``"other"``: the line walk cannot follow it)."""
+    """The op kind of a Sequential child (``"other"``: the line walk cannot follow it).
+
+    A BatchNorm is ``"linear"``: in eval mode it is an affine map per channel, with its running
+    statistics; the line walk rejects one in training mode, whose rows depend on the batch.
+    """
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "linear"
     kinds: Sequence[tuple[type | tuple[type, ...], str]] = (
         (nn.Conv2d, "conv"),
         (nn.Linear, "linear"),

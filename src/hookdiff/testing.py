@@ -43,7 +43,16 @@ HookSnapshot = dict[str, dict[str, frozenset[int]]]
 
 
 def hook_snapshot(model: nn.Module) -> HookSnapshot:
-    """Every torch hook currently on ``model`` and its submodules, by module name and kind."""
+    """Every torch hook currently on ``model`` and its submodules, by module name and kind.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 2))
+        >>> handle = net[0].register_forward_hook(lambda m, i, o: None)
+        >>> list(hook_snapshot(net))
+        ['0']
+        >>> handle.remove()
+    """
     snap: HookSnapshot = {}
     for name, module in model.named_modules():
         kinds = {k: frozenset(getattr(module, k, {})) for k in _HOOK_DICTS}

@@ -33,7 +33,7 @@ def test_demo_writes_the_sweep_and_prints_diff_per_depth(tmp_path, capsys):
     assert "blocks.1.hook_resid_post" in out and f"wrote {tmp_path / 'sweep.nc'}" in out
     with xr.open_dataset(tmp_path / "sweep.nc", engine="h5netcdf") as ds:
         assert ds.attrs["seed"] == 1 and ds.sizes["coeff"] == 13
-        diff = ds["output"].sel(coeff=0.0) - ds["output:baseline"]
+        diff = ds["output"].sel(coeff=0.0) - ds["output_baseline"]
         assert float(abs(diff).max()) < 1e-5  # t = 0 is the unsteered model
 
 

@@ -34,14 +34,14 @@ def test_prefixed_fixtures(
 
 def test_unprefixed_fixture_names_still_work_and_warn(tmp_path):
     (tmp_path / "test_names.py").write_text(
-        "def test_old(hookdiff_tiny_convnet):\n"
-        "    assert hookdiff_tiny_convnet is not None\n"
+        "def test_old(tiny_convnet):\n"
+        "    assert tiny_convnet is not None\n"
         "def test_new(hookdiff_tiny_convnet, hookdiff_no_leaked_hooks):\n"
         "    hookdiff_no_leaked_hooks(hookdiff_tiny_convnet)\n"
     )
     args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_names.py"]
     proc = _python(*args, cwd=tmp_path)
     assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
-    assert "'hookdiff_tiny_convnet' is deprecated; use 'hookdiff_tiny_convnet'" in proc.stdout
+    assert "'tiny_convnet' is deprecated; use 'hookdiff_tiny_convnet'" in proc.stdout
     strict = _python(*args, "-W", "error::DeprecationWarning", cwd=tmp_path)
     assert "1 passed" in strict.stdout and "1 error" in strict.stdout, strict.stdout

@@ -114,7 +114,7 @@ def test_transformer_diff_jvp_asymmetry(hookdiff_tiny_transformer) -> None:
     ds = nonlinearity(model, a, hook, v, ts, breakpoints=False)
     assert list(ds["depth"].values) == ["blocks.1.hook_resid_post", "logits"]
     sweep = hookdiff.sweep(model, toks, hook, v, ts)  # independent: TL hooks on the full model
-    diff = sweep["output"].values - sweep["output:baseline"].values[None]
+    diff = sweep["output"].values - sweep["output_baseline"].values[None]
     np.testing.assert_allclose(
         ds["diff_logits"].values, diff.transpose(1, 0, 2, 3), rtol=1e-4, atol=1e-4
     )
@@ -126,7 +126,11 @@ def test_transformer_diff_jvp_asymmetry(hookdiff_tiny_transformer) -> None:
     assert ds["asymmetry"].sel(t_pos=1.0).min() > ds["asymmetry"].sel(t_pos=1e-2).max()
     assert ds.sizes["layer"] == 0
     with pytest.raises(NotPiecewiseLinearError, match="breakpoints=False"):
-        nonlinearity(model, a, hook, v, ts)
+        nonlinearity(model, a, hook, v, ts, breakpoints=True)
+    default = nonlinearity(model, a, hook, v, ts)  # skips the walk, and says so
+    assert default.attrs["breakpoints"] == 0
+    assert "not piecewise linear" in default.attrs["breakpoints_skipped"]
+    assert "n_pieces" not in default
 
 
 def test_pattern_flips_on_tiny_convnet(hookdiff_tiny_convnet) -> None:

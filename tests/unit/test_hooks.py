@@ -55,7 +55,7 @@ def test_sweep_equals_loop_of_run_with_hooks(
             atol=1e-5,
         )
     torch.testing.assert_close(
-        torch.from_numpy(ds["output:baseline"].values), model(toks), rtol=1e-5, atol=1e-5
+        torch.from_numpy(ds["output_baseline"].values), model(toks), rtol=1e-5, atol=1e-5
     )
     assert list(ds.coeff.values) == COEFFS
     assert_no_hooks(model)
@@ -69,14 +69,15 @@ def test_sweep_chunked_equals_unchunked_and_adds_baseline(hookdiff_tiny_convnet)
     chunked = hookdiff.sweep(
         hookdiff_tiny_convnet, x, "0", vec, coeffs, capture=["output", "4"], max_rows=5
     )
-    for name in ["output", "4", "output:baseline", "4:baseline"]:
+    for name in ["output", "4", "output_baseline", "4_baseline"]:
         torch.testing.assert_close(
             torch.from_numpy(whole[name].values), torch.from_numpy(chunked[name].values)
         )
     torch.testing.assert_close(
-        torch.from_numpy(whole["output:baseline"].values), hookdiff_tiny_convnet(x).detach()
+        torch.from_numpy(whole["output_baseline"].values), hookdiff_tiny_convnet(x).detach()
     )
-    assert whole["4"].dims == ("coeff", "batch", "4.channel", "4.height", "4.width")
+    assert whole["4"].dims == ("coeff", "batch", "channel", "height", "width")
+    assert whole["output"].dims == ("coeff", "batch", "logit")
     # independent: loop with a plain forward hook
     for k, t in enumerate(coeffs):
         h = hookdiff_tiny_convnet[0].register_forward_hook(lambda m, i, o, t=t: o + t * vec)
@@ -94,7 +95,7 @@ def test_linear_model_diff_is_exactly_t_W_v():
     v = torch.randn(6, dtype=torch.float64)
     ts = torch.tensor([-2.0, -0.5, 0.0, 1.0, 3.0], dtype=torch.float64)
     ds = hookdiff.sweep(model, x, "0", v, ts)
-    diff = torch.from_numpy(ds["output"].values) - torch.from_numpy(ds["output:baseline"].values)
+    diff = torch.from_numpy(ds["output"].values) - torch.from_numpy(ds["output_baseline"].values)
     W = model[1].weight.detach()
     expected = ts[:, None, None] * (W @ v)[None, None, :].expand(len(ts), 3, 4)
     torch.testing.assert_close(diff, expected, rtol=0, atol=1e-12)
@@ -190,7 +191,7 @@ def test_capture_is_detached_and_cloned():
     assert not acts["0"].requires_grad
     torch.testing.assert_close(acts["0"].clamp(min=0), out.detach())
     assert (acts["0"] < 0).any() or (out > 0).all()  # the in-place relu did not overwrite the copy
-    with pytest.raises(UnknownHookError, match="not captured"):
+    with pytest.raises(UnknownHookError, match="not a captured hook"):
         acts["1"]
 
 
@@ -350,7 +351,7 @@ def test_per_sample_vectors_tile_coefficient_major(hookdiff_tiny_convnet):
     vs = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(5))  # one per sample
     coeffs = [-1.0, 2.0]
     ds = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vs, coeffs, capture=["0"])
-    base = ds["0:baseline"].values
+    base = ds["0_baseline"].values
     for k, t in enumerate(coeffs):
         torch.testing.assert_close(torch.from_numpy(ds["0"].values[k] - base), t * vs)
     with pytest.raises(ShapeMismatchError, match="per-sample"):

@@ -311,12 +311,14 @@ def prepare(
             f"activations at {chain.hook!r} must be floating point; got dtype {a.dtype}"
         )
     v = torch.as_tensor(vector).to(device=a.device, dtype=a.dtype)
+    if v.ndim < a.ndim and _broadcasts(tuple(v.shape), tuple(a.shape[1:])):
+        v = v.expand(a.shape[1:])  # e.g. a (d_model,) vector for every position, as steer takes
     if tuple(v.shape) not in (tuple(a.shape[1:]), tuple(a.shape)):
         raise ShapeMismatchError(
             f"vector of shape {tuple(v.shape)} does not match the activations at {chain.hook!r}, "
             f"whose per-row shape is {tuple(a.shape[1:])} (full shape {tuple(a.shape)}); "
-            f"expected the activation's shape without the batch dimension, or the full shape "
-            f"for one vector per sample"
+            f"expected the activation's shape without the batch dimension (or a shape that "
+            f"broadcasts to it), or the full shape for one vector per sample"
         )
     v = v.expand_as(a)  # one vector per sample from here on (a shared v is a broadcast view)
     ctx: dict[str, Tensor] = {}
@@ -336,6 +338,13 @@ def prepare(
             )
         ctx[name] = t
     return a, v, ctx
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
 
 
 def _get(context: Mapping[str, Tensor], name: str) -> Tensor | None:

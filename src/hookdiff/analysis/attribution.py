@@ -107,6 +107,13 @@ def even_from_kinks(
 
     Returns:
         ``(sample, t_pos)`` or ``(sample, t_pos, <by>)``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU())
+        >>> kinks = kink_attribution(net, torch.tensor([[1.0, -2.0]]), "0", torch.ones(2), 3.0,
+        ...                          weights=torch.ones(2))
+        >>> even_from_kinks(kinks, [0.5, 2.5]).values.tolist()  # r(t) + r(-t) - 2 r(0)
+        [[0.0, 2.0]]
     """
     t = np.asarray(ts, dtype=np.float64)
     if (t <= 0).any() or (t > attribution.attrs["t_max"]).any():

@@ -28,10 +28,12 @@ import torch.nn.functional as F
 import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from hookdiff.analysis._attrs import describe
 from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, maxpool_pattern, prepare
 from hookdiff.contract import Op, apply_op
-from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError
+from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError, TrainingModeError
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_line"]
 
@@ -102,6 +104,13 @@ def _check_piecewise(chain: Chain) -> None:
             raise NotPiecewiseLinearError(
                 f"conv {s.name!r} uses padding_mode={s.module.padding_mode!r}; the line walk "
                 f"supports zero padding only (parts 1-5 still work)."
+            )
+        if isinstance(s.module, _BatchNorm) and (s.module.training or s.module.running_var is None):
+            raise TrainingModeError(
+                f"BatchNorm {s.name!r} normalises with the statistics of the batch (training mode, "
+                f"or track_running_stats=False), so one sample's output depends on the others and "
+                f"the segment is not a function of the sample alone. Call model.eval() (with "
+                f"running statistics, BatchNorm is an affine map the walk follows)."
             )
 
 
@@ -273,6 +282,13 @@ def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
     p, d = args[0]
     if kind == "flatten":
         return apply_op(step, [p]), None if d is None else apply_op(step, [d])
+    if isinstance(m, _BatchNorm):  # eval mode: y = x·scale + shift per channel
+        scale = (
+            m.weight / torch.sqrt(m.running_var + m.eps)
+            if m.affine
+            else 1 / torch.sqrt(m.running_var + m.eps)
+        )
+        return m(p), None if d is None else d * scale.reshape((1, -1) + (1,) * (d.ndim - 2))
     if kind in ("conv", "linear"):
         if d is None:
             return m(p), None
@@ -530,7 +546,7 @@ def line_breakpoints(
     a, v, ctx = prepare(chain, activations, vector, context)
     t_min, t_max = (float(x) for x in t_range)
     result = walk_line(chain, a, v, ctx, t_min, t_max, max_pieces=max_pieces)
-    return breakpoint_dataset(chain, result, a.shape[0], t_min, t_max, density_bins)
+    return describe(breakpoint_dataset(chain, result, a.shape[0], t_min, t_max, density_bins))
 
 
 def breakpoint_dataset(

@@ -119,7 +119,13 @@ def line_response(
 
 
 def valid_cuts(model: nn.Module, hook: str, depth: str) -> list[str]:
-    """Hook points after ``hook`` (through ``depth``) where one tensor carries the whole state."""
+    """Hook points after ``hook`` (through ``depth``) where one tensor carries the whole state.
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Linear(2, 1))
+        >>> valid_cuts(net, "0", "2")
+        ['1', '2']
+    """
     chain, source = _chain_to(model, hook, depth)
     segmented = as_segmented(model)
     if not isinstance(segmented, OpGraphModel):
@@ -133,7 +139,13 @@ def valid_cuts(model: nn.Module, hook: str, depth: str) -> list[str]:
 
 
 def freezable(model: nn.Module, hook: str, depth: str) -> list[str]:
-    """The nonlinear ops between ``hook`` and ``depth`` that ``freeze`` can hold at t = 0."""
+    """The nonlinear ops between ``hook`` and ``depth`` that ``freeze`` can hold at t = 0.
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Linear(2, 1))
+        >>> freezable(net, "0", "2")
+        ['1']
+    """
     chain, source = _chain_to(model, hook, depth)
     segmented = as_segmented(model)
     if isinstance(segmented, HoldsState):
@@ -359,6 +371,12 @@ def cut_scan(
     Returns:
         A DataArray ``(variant, cut, t, sample, ...)``; variant ``"exact"`` (the same for every
         cut) comes first, for comparison.
+
+    Example:
+        >>> net = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Linear(2, 1))
+        >>> scan = cut_scan(net, torch.ones(1, 2), "0", torch.ones(2), [-2.0, 2.0], depth="2")
+        >>> scan.dims, list(scan["cut"].values)
+        (('variant', 'cut', 't', 'sample', '2_0'), ['1', '2'])
     """
     cuts = list(valid_cuts(model, hook, depth) if cuts is None else cuts)
     plans = [_plan(model, hook, depth, c, variant, ()) for c in cuts for variant in variants]

@@ -21,6 +21,7 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hookdiff.analysis._attrs import describe
 from hookdiff.analysis._chain import Chain, build_chain, line_batch, prepare
 from hookdiff.analysis.patterns import flip_fractions
 from hookdiff.contract import tile_rows
@@ -174,7 +175,8 @@ def linear_response(
         flips: Also record relu / maxpool pattern flips (same pass).
 
     Returns:
-        An ``xarray.Dataset`` (variables documented in :mod:`hookdiff.analysis.nonlinearity`).
+        An ``xarray.Dataset`` (variables documented in :mod:`hookdiff.analysis.nonlinearity`,
+        each with ``long_name`` / ``description`` attrs).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
@@ -289,7 +291,7 @@ def linear_response(
             coords[readout.dim] = list(readout.labels)
     if any(name.startswith("signed_") for name in data):
         coords["sign"] = ["+t", "-t"]
-    return xr.Dataset(
+    ds = xr.Dataset(
         data,
         coords=coords,
         attrs={
@@ -300,3 +302,4 @@ def linear_response(
             "noise_factor": NOISE,
         },
     )
+    return describe(ds)

@@ -57,9 +57,14 @@ Variables (norms are Euclidean over the whole activation of one sample):
         on the positive / negative side (both positive; NaN if none in the interval).
     breakpoint_density (sample, t_bin, depth): breakpoints per unit t in each bin.
 
+Every variable and coordinate carries ``long_name`` and ``description`` attrs (and ``units`` where
+they apply), so ``ds.residual.attrs`` explains itself.
+
 Attributes: hook, vector_norm (‖v‖; the mean over samples for per-sample vectors), seed
 (recorded for provenance; nothing here draws random numbers), threshold, dtype, t_min / t_max of
-the walk, breakpoints (whether the walk ran), breakpoint_samples (how many samples it walked).
+the walk, breakpoints (whether the walk ran), breakpoint_samples (how many samples it walked),
+breakpoints_skipped (why the walk did not run, "" when it did: by default it is skipped on a
+segment that is not piecewise linear, e.g. any HookedTransformer).
 """
 
 from __future__ import annotations
@@ -71,9 +76,11 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hookdiff.analysis._chain import build_chain, prepare
+from hookdiff.analysis._attrs import describe
+from hookdiff.analysis._chain import Chain, build_chain, prepare
 from hookdiff.analysis.breakpoints import _check_piecewise, breakpoint_dataset, walk_line
 from hookdiff.analysis.linear import linear_response
+from hookdiff.errors import NotPiecewiseLinearError
 
 __all__ = ["nonlinearity"]
 
@@ -88,7 +95,7 @@ def nonlinearity(
     depths: Sequence[str | int] | None = None,
     context: Mapping[str, Tensor] | None = None,
     threshold: float = 0.1,
-    breakpoints: bool = True,
+    breakpoints: bool | None = None,
     max_rows: int | None = None,
     max_pieces: int | None = None,
     breakpoint_samples: int | None = None,
@@ -107,7 +114,9 @@ def nonlinearity(
             output (the agent's value head skipped) plus ``"directions"`` on the agent.
         context: Activations before ``hook`` that the segment reads (inside a residual branch).
         threshold: Residual above which diff counts as nonlinear (linear radius).
-        breakpoints: Run the exact line walk over [min t, max t] (piecewise-linear models only).
+        breakpoints: Run the exact line walk over [min t, max t]. None (default): walk it when
+            the segment is piecewise linear, else skip it and say why in the attr
+            ``breakpoints_skipped``; True: walk it or raise; False: skip it.
         max_rows: Rows (coefficients × samples) per batched forward (default 2048).
         max_pieces: Pieces walked together by the line walk (default from its memory budget).
         breakpoint_samples: Walk only the first this many samples (None: all). On a trained
@@ -121,7 +130,8 @@ def nonlinearity(
 
     Raises:
         NotPiecewiseLinearError: ``breakpoints=True`` on a segment with an op that is not
-            piecewise linear (pass ``breakpoints=False``: everything else still works).
+            piecewise linear (the default skips the walk there: everything else still works).
+        TrainingModeError: the segment has a BatchNorm in training mode (call ``model.eval()``).
 
     Example:
         >>> import torch
@@ -135,8 +145,8 @@ def nonlinearity(
         (('sample', 't', 'depth'), ('sample', 'depth'))
     """
     chain = build_chain(model, hook, depths)
-    if breakpoints:
-        _check_piecewise(chain)  # fail before the sweep
+    skipped = _walk_skipped(chain, breakpoints)  # fail before the sweep
+    breakpoints = skipped is None
     ds = linear_response(
         model,
         activations,
@@ -168,5 +178,19 @@ def nonlinearity(
         t_max=t_max,
         breakpoints=int(bool(breakpoints)),
         breakpoint_samples=walked,
+        breakpoints_skipped=skipped or "",
     )
-    return ds
+    return describe(ds)
+
+
+def _walk_skipped(chain: Chain, breakpoints: bool | None) -> str | None:
+    """Why the line walk is skipped (None: it runs); raises where it was asked for and cannot."""
+    if breakpoints is False:
+        return "breakpoints=False was passed"
+    try:
+        _check_piecewise(chain)
+    except NotPiecewiseLinearError as e:
+        if breakpoints:
+            raise
+        return f"the segment is not piecewise linear: {chain.not_piecewise or e}"
+    return None

@@ -19,6 +19,7 @@ import xarray as xr
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hookdiff.analysis._attrs import describe_variable
 from hookdiff.analysis._chain import build_chain, line_batch, prepare
 from hookdiff.contract import tile_rows
 
@@ -106,7 +107,7 @@ def pattern_flips(
             _, pats = chain.run(x, {n: tile_rows(c_, k) for n, c_ in ctx.items()}, True)
             parts.append(flip_fractions(pats, base, layers, k, b))
     frac = torch.cat(parts, dim=0).permute(1, 0, 2).numpy()
-    return xr.DataArray(
+    da = xr.DataArray(
         frac,
         dims=("sample", "t", "layer"),
         coords={
@@ -116,8 +117,8 @@ def pattern_flips(
             "layer_kind": ("layer", np.asarray([k_ for _, k_ in chain.layers], dtype=str)),
         },
         name="flip_fraction",
-        attrs={
-            "hook": hook,
-            "description": "fraction of units whose relu sign / maxpool argmax differs from t=0",
-        },
+        attrs={"hook": hook, **describe_variable("flip_fraction")},
     )
+    for name, coord in da.coords.items():
+        coord.attrs.update(describe_variable(str(name)))
+    return da
