@@ -28,8 +28,11 @@ from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference
 __all__ = [
     "CONTROLS",
     "KINDS",
+    "LOGITS",
+    "PRIMARY",
     "READOUTS",
     "answer",
+    "bootstrap_seed",
     "even_of_target",
     "interval_text",
     "layer_scan",
@@ -130,7 +133,7 @@ def published_t(ds: xr.Dataset) -> dict[str, float]:
     return dict(EFFECT_T)
 
 
-def _seed(ds: xr.Dataset) -> int:
+def bootstrap_seed(ds: xr.Dataset) -> int:
     """The bootstrap seed: the study's analysis seed (0 without one)."""
     return int(json.loads(ds.attrs.get("seeds", "{}")).get("analysis", 0))
 
@@ -341,7 +344,8 @@ def _softmax(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         )
         text = (
             f"Softmax-only test ({_readout_text(vector, readout)}, t = {t:g}): with the logits' "
-            f"response symmetrised at `{LOGITS}`, E = {interval_text(bootstrap_mean(soft, seed=seed))}"
+            f"response symmetrised at `{LOGITS}`, E = "
+            f"{interval_text(bootstrap_mean(soft, seed=seed))}"
             f"; the exact network's E = {interval_text(bootstrap_mean(exact, seed=seed))}; the "
             f"difference exact − softmax-only = {interval_text(diff)} (paired, n = {diff.n}) is "
             f"{verdict(diff)}: {explained}."
@@ -436,7 +440,8 @@ def _kink_check(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> str
     ok = np.isfinite(direct) & np.isfinite(total)
     if not ok.any():
         return ""
-    return f"; the sum matches the directly evaluated even part within {np.max(np.abs(direct[ok] - total[ok])):.1e}"
+    gap = float(np.max(np.abs(direct[ok] - total[ok])))
+    return f"; the sum matches the directly evaluated even part within {gap:.1e}"
 
 
 def _base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
@@ -458,7 +463,8 @@ def _base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         )
     text = (
         f"Base swap ({_readout_text(vector, PRIMARY)}, t = {t:g}): added to "
-        f"{_SWAPPED_BASE[vector]}, the {_LABEL[vector]} vector gives E = {interval_text(swap)} against "
+        f"{_SWAPPED_BASE[vector]}, the {_LABEL[vector]} vector gives E = {interval_text(swap)} "
+        f"against "
         f"{interval_text(own)} on its own maze (n = {swap.n}); paired change "
         f"{interval_text(change)}, {verdict(change)}; the asymmetry {fate}."
     )
@@ -524,7 +530,7 @@ def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
 
 
 def _later(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
-    """The behavioural asymmetry steered at the later layer (nothing when it is the steering layer)."""
+    """The behavioural asymmetry steered at the later layer (none when it is the steering one)."""
     if ds.attrs.get("later_hook") in (None, ds.attrs.get("steering_hook")):
         return []
     return _asymmetry(ds, vector, seed, site="later")
@@ -562,7 +568,7 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
         >>> answer(load_dataset("runs/study"))["cheese"][0]["claim"]  # doctest: +SKIP
         'Add/subtract asymmetry of the cheese vector at |t| = 1: E = ...'
     """
-    seed = _seed(ds) if seed is None else int(seed)
+    seed = bootstrap_seed(ds) if seed is None else int(seed)
     absent = {kind for kind, needs in NEEDS.items() if any(v not in ds for v in needs)}
     out = {}
     for vector in [str(v) for v in ds["vector"].values]:
