@@ -584,12 +584,10 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
 
 
 def missing(ds: xr.Dataset) -> list[str]:
-    """What the answer cannot say for this dataset, one phrase per claim kind (said once)."""
-    out = []
-    for kind, needs in NEEDS.items():
-        absent = [v for v in needs if v not in ds]
-        if absent:
-            out.append(f"{kind} ({', '.join(absent)} not in the dataset)")
+    """What the answer cannot say for this dataset, in a phrase or two (the report says it once)."""
+    kinds = [kind for kind, needs in NEEDS.items() if any(v not in ds for v in needs)]
+    absent = sorted({v for kind in kinds for v in NEEDS[kind] if v not in ds})
+    out = [f"{', '.join(kinds)} (the dataset has no {', '.join(absent)})"] if kinds else []
     if "loc_even" in ds:
         have = set(ds["control"].values.tolist())
         gone = [

@@ -301,13 +301,21 @@ def field_state(ds: xr.Dataset, i: int) -> MazeState:
     return MazeState.from_bytes(bytes(ds["field_state"].values[i, :n].astype(np.uint8)))
 
 
+#: The direction order :func:`~hookdiff.maze.plot.plot_vector_field` takes its probabilities in.
+_PLOT_DIRECTIONS = ["left", "down", "up", "right", "none"]
+#: At most this magnification of the changes of one panel (so noise is not blown up to a step).
+_MAX_GAIN = 10.0
+
+
 def _vector_fields(ds: xr.Dataset) -> Figure:
-    """Per example maze: the unsteered policy's mean step, then the change each steered t makes
-    (steered − unsteered), cropped to the inner maze; arrows of a row share one scale."""
+    """Per example maze and vector: the unsteered policy's mean step, then the change each
+    steered t makes (steered − unsteered, magnified per panel as its title says), cropped to the
+    inner maze."""
     n_f, ts = ds.sizes.get("field_maze", 0), [float(t) for t in ds["field_t"].values]
-    steered = [(str(v), t) for v in ds["vector"].values for t in ts if t != 0]
-    fig = Figure(figsize=(4.4 * (1 + len(steered)), 4.6 * max(1, n_f)), layout="constrained")
-    axes = np.array(fig.subplots(max(1, n_f), 1 + len(steered), squeeze=False))
+    vectors, steered = [str(v) for v in ds["vector"].values], [t for t in ts if t != 0]
+    rows = max(1, n_f * len(vectors))
+    fig = Figure(figsize=(4.6 * (1 + len(steered)), 4.8 * rows), layout="constrained")
+    axes = np.array(fig.subplots(rows, 1 + len(steered), squeeze=False))
     if n_f == 0 or 0.0 not in ts:
         axes[0, 0].text(0.5, 0.5, "no example mazes with an unsteered (t = 0) field", ha="center")
         return fig
@@ -316,32 +324,33 @@ def _vector_fields(ds: xr.Dataset) -> Figure:
         keep = cells[:, 0] >= 0
         cells = [tuple(c) for c in cells[keep]]
         probs = ds["field_probs"].isel(field_maze=i, field_cell=np.flatnonzero(keep))
-        base = probs.sel(field_t=0.0).isel(vector=0).values
-        changes = [probs.sel(vector=v, field_t=t).values - base for v, t in steered]
-        gain = _arrow_gain(changes)
-        plot_vector_field(state, cells, base, ax=axes[i, 0], title=f"maze {i}: unsteered",
-                          color="k")  # fmt: skip
-        for j, ((vec, t), change) in enumerate(zip(steered, changes), start=1):
-            plot_vector_field(
-                state, cells, gain * change, ax=axes[i, j],
-                title=f"maze {i}: {vec}, t = {t:+g} − unsteered (×{gain:.1f})",
-                color="tab:red" if t < 0 else "tab:blue",
-            )  # fmt: skip
-        for ax in axes[i]:
-            _crop(ax, state)
+        probs = probs.sel(direction=_PLOT_DIRECTIONS).transpose(..., "field_cell", "direction")
+        for k, vec in enumerate(vectors):
+            row = axes[i * len(vectors) + k]
+            base = probs.sel(vector=vec, field_t=0.0).values
+            plot_vector_field(state, cells, base, ax=row[0], color="k",
+                              title=f"maze {i}: unsteered")  # fmt: skip
+            for ax, t in zip(row[1:], steered):
+                change = probs.sel(vector=vec, field_t=t).values - base
+                gain = _arrow_gain(change)
+                plot_vector_field(state, cells, gain * change, ax=ax,
+                                  title=f"{vec}, t = {t:+g}: change (×{gain:.2g})",
+                                  color="tab:red" if t < 0 else "tab:blue")  # fmt: skip
+            for ax in row:
+                _crop(ax, state)
     hook = ds.attrs.get("steering_hook", "")
-    fig.suptitle(f"Change of the policy's mean step at every cell, steering at {hook}" + _flag(ds))
+    fig.suptitle(f"Change of the policy's mean step at every cell (steered − unsteered), "
+                 f"steering at {hook}" + _flag(ds))  # fmt: skip
     return fig
 
 
-def _arrow_gain(changes: list[np.ndarray]) -> float:
-    """The factor that draws the largest change of a row as a full step (1 when nothing changes).
+def _arrow_gain(change: np.ndarray) -> float:
+    """The factor that draws the largest change as a full step, at most :data:`_MAX_GAIN`.
 
-    ``changes`` are ``(cell, 5)`` over left, down, up, right, none: the step is (right − left,
+    ``change`` is ``(cell, 5)`` over left, down, up, right, none: the step is (right − left,
     up − down)."""
-    steps = [np.hypot(c[:, 3] - c[:, 0], c[:, 2] - c[:, 1]).max() for c in changes if c.size]
-    biggest = max(steps, default=0.0)
-    return 1.0 / biggest if biggest > 1e-9 else 1.0
+    biggest = float(np.hypot(change[:, 3] - change[:, 0], change[:, 2] - change[:, 1]).max())
+    return min(_MAX_GAIN, 1.0 / biggest) if biggest > 0 else 1.0
 
 
 def _crop(ax: Any, state: MazeState) -> None:
