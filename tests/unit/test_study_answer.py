@@ -90,7 +90,7 @@ def test_softmax_only_test(claims):
     for readout in ("p", "logodds"):
         (c,) = _one(claims, "top_right", "softmax", readout)  # symmetrised logits give all of E
         assert c["estimate"] == pytest.approx(0.0, abs=1e-12)
-        assert "softmax already explains the asymmetry" in c["claim"]
+        assert "plus the softmax already explains it" in c["claim"]
         (c,) = _one(claims, "cheese", "softmax", readout)  # … none of it
         scale = 1.0 if readout == "p" else 4.0
         assert c["estimate"] == pytest.approx(-0.25 * scale)
@@ -105,7 +105,7 @@ def test_layers_knockout_knockin_and_kinks(claims):
     assert c["where"] == "L3" and c["estimate"] == pytest.approx(-0.9) and "90%" in c["claim"]
     (c,) = _one(claims, "cheese", "kinks")
     assert c["where"] == "L2" and c["n"] == 4 and c["estimate"] == pytest.approx(-0.5)
-    assert "on the 4 walked mazes" in c["claim"] and "143%" in c["claim"]
+    assert "on 4 walked mazes" in c["claim"] and "143%" in c["claim"]
 
 
 def test_base_swap_and_distance(claims):
@@ -157,3 +157,27 @@ def test_the_answer_is_reproducible_and_follows_the_seed(ds, claims):
     assert answer(ds) == claims
     other = answer(ds, seed=1)["cheese"]
     assert [c["estimate"] for c in other] == [c["estimate"] for c in claims["cheese"]]
+
+
+def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_explain():
+    ds = synthetic_study()
+    own = dict(control="vector", vector="cheese")
+    ds["loc_even"].loc[own] = ds["loc_even"].sel(control="random", vector="cheese").values
+    claims = answer(ds)
+    for c in _one(claims, "cheese", "created"):
+        assert c["where"] is None and "no asymmetry to locate" in c["claim"]
+        assert c["ci95"][0] < 0 < c["ci95"][1]
+    for c in _one(claims, "cheese", "softmax"):
+        assert "no asymmetry distinguishable from 0 to explain" in c["claim"]
+    (c,) = _one(claims, "cheese", "base_swap")
+    assert "not distinguishable from 0 on its own base" in c["claim"]
+    (c,) = _one(claims, "cheese", "knockin")
+    assert "%" not in c["claim"]  # no share of an E indistinguishable from 0
+
+
+def test_numbers_too_small_for_three_decimals_show_their_size():
+    from hookdiff.stats import Interval
+    from hookdiff.study.answer import interval_text
+
+    assert interval_text(Interval(-2e-5, -3e-5, -1e-5, 4)) == "-2.0e-05 [-3.0e-05, -1.0e-05]"
+    assert interval_text(Interval(0.25, 0.0, 0.5, 4)) == "+0.250 [+0.000, +0.500]"

@@ -70,7 +70,7 @@ KINDS = (
 )
 #: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
 NEEDS = {
-    "created": ("loc_even_cut",),
+    "created": ("loc_even_cut", "loc_even"),
     "softmax": ("loc_even_cut", "loc_even"),
     "knockout": ("loc_even_knockout", "loc_even"),
     "knockin": ("loc_even_knockin", "loc_even"),
@@ -173,7 +173,10 @@ def layer_scan(
 
 def interval_text(iv: Interval, digits: int = 3, signed: bool = True) -> str:
     """``"+0.123 [+0.080, +0.160]"``: the estimate and its 95 % interval."""
-    f = f"{'+' if signed else ''}.{digits}f"
+
+    size = max(abs(iv.estimate), abs(iv.lo), abs(iv.hi))
+    tiny = 0 < size < 0.5 * 10.0**-digits  # would print as 0.000 [0.000, 0.000]: show its size
+    f = f"{'+' if signed else ''}.{'1e' if tiny else f'{digits}f'}"
     return f"{iv.estimate:{f}} [{iv.lo:{f}}, {iv.hi:{f}}]"
 
 
@@ -189,6 +192,11 @@ def _best(
     """The entry of ``scan`` with the largest ``key``, among those measured (None: none is)."""
     measured = [x for x in scan if x[1].n]
     return max(measured, key=lambda x: key(x[1])) if measured else None
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 walked maze"``, ``"8 walked mazes"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _t_text(t: float) -> str:
@@ -285,12 +293,21 @@ def _published(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
 
 
 def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
-    """Per variant and readout: the first cut where the cut network's E is indistinguishable
-    from 0 (the asymmetry is created before it)."""
+    """Per readout and variant: the first cut where the cut network's E is indistinguishable
+    from 0 (the asymmetry is created before it); one claim per readout when there is no E."""
     t = t_loc_one(ds)
     out = []
-    for variant in ("symmetrize", "linearize"):
-        for readout in READOUTS:
+    for readout in READOUTS:
+        exact = _exact(ds, vector, t, seed, readout=readout)
+        if not exact.excludes(0.0):
+            text = (
+                f"The exact even part E({t:g}) of {_readout_text(vector, readout)} is "
+                f"{interval_text(exact)} (n = {exact.n}), not distinguishable from 0: there is "
+                f"no asymmetry to locate at this n, so neither scan names a cut."
+            )
+            out.append(_claim("created", text, exact, None, readout))
+            continue
+        for variant in ("symmetrize", "linearize"):
             scan = cut_intervals(ds, vector, variant, readout, t, seed)
             text, where, iv = _created_text(scan, variant, vector, readout, t)
             out.append(_claim("created", text, iv, where, readout))
@@ -337,26 +354,39 @@ def _softmax(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         )
         exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
         diff = paired_difference(exact, soft, seed=seed)
-        explained = (
-            "a logit response without even part plus the softmax already explains the asymmetry"
-            if not diff.excludes(0.0)
-            else "the softmax alone does not explain it: the logits' own even part adds to it"
-        )
+        ivs = (bootstrap_mean(soft, seed=seed), bootstrap_mean(exact, seed=seed), diff)
         text = (
             f"Softmax-only test ({_readout_text(vector, readout)}, t = {t:g}): with the logits' "
-            f"response symmetrised at `{LOGITS}`, E = "
-            f"{interval_text(bootstrap_mean(soft, seed=seed))}"
-            f"; the exact network's E = {interval_text(bootstrap_mean(exact, seed=seed))}; the "
-            f"difference exact − softmax-only = {interval_text(diff)} (paired, n = {diff.n}) is "
-            f"{verdict(diff)}: {explained}."
+            f"response symmetrised at `{LOGITS}`, E = {interval_text(ivs[0])}; the exact "
+            f"network's E = {interval_text(ivs[1])}; the difference exact − softmax-only = "
+            f"{interval_text(diff)} (paired, n = {diff.n}) is {verdict(diff)}: "
+            f"{_softmax_reading(*ivs)}."
         )
         out.append(_claim("softmax", text, diff, LOGITS, readout))
     return out
 
 
-def _exact(ds: xr.Dataset, vector: str, t: float, seed: int, control: str = "vector") -> Interval:
-    """E(t) of the primary readout for ``control`` (the exact network)."""
-    e = loc_values(ds, "loc_even", vector, t, control=control, readout=PRIMARY)
+def _softmax_reading(soft: Interval, exact: Interval, diff: Interval) -> str:
+    """What the softmax-only test says, from its three intervals."""
+    if not exact.excludes(0.0):
+        return "there is no asymmetry distinguishable from 0 to explain at this n"
+    if diff.excludes(0.0):
+        return "the softmax alone does not explain it; the logits' own even part adds to it"
+    if soft.excludes(0.0):
+        return "a logit response without even part plus the softmax already explains it"
+    return "neither part is distinguishable from 0, so this n cannot tell"
+
+
+def _exact(
+    ds: xr.Dataset,
+    vector: str,
+    t: float,
+    seed: int,
+    control: str = "vector",
+    readout: str = PRIMARY,
+) -> Interval:
+    """E(t) of ``readout`` (default the primary one) for ``control`` (the exact network)."""
+    e = loc_values(ds, "loc_even", vector, t, control=control, readout=readout)
     return bootstrap_mean(e, seed=seed)
 
 
@@ -395,12 +425,12 @@ def _knockin(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     if best is None:
         return []
     layer, iv = best
-    share = iv.estimate / exact.estimate if exact.estimate else math.nan
+    share = f"{iv.estimate / exact.estimate:.0%} of" if exact.excludes(0.0) else "against"
     text = (
         f"Knock-in ({_readout_text(vector, PRIMARY)}, t = {t:g}): with only `{layer}` free (every "
         f"other relu / maxpool layer frozen at t = 0), E = {interval_text(iv)} (n = {iv.n}), "
-        f"{verdict(iv)}; {share:.0%} of the exact E {interval_text(exact)}, the most of any "
-        f"single layer."
+        f"{verdict(iv)}; {share} the exact E {interval_text(exact)}, the most of any single "
+        f"layer."
     )
     return [_claim("knockin", text, iv, layer, PRIMARY)]
 
@@ -425,7 +455,7 @@ def _kinks(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     share = iv.estimate / total.estimate if total.estimate else math.nan
     text = (
         f"Exact kink attribution (even part at t = {t:g} of the log-odds readout linearised in "
-        f"the logits, on the {int(walked.sum())} walked mazes): `{layer}` carries "
+        f"the logits, on {_count(int(walked.sum()), 'walked maze')}): `{layer}` carries "
         f"{interval_text(iv)} of the total {interval_text(total)}, {share:.0%} of it, the most "
         f"of any layer{_kink_check(ds, vector, t, total_v)}."
     )
@@ -458,9 +488,8 @@ def _base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     if own.excludes(0.0) and swap.excludes(0.0):
         fate = "flips sign" if own.estimate * swap.estimate < 0 else "keeps its sign"
     else:
-        fate = "is not distinguishable from 0 on " + (
-            "the swapped base" if own.excludes(0.0) else "its own base"
-        )
+        bases = [b for b, iv in (("its own", own), ("the swapped", swap)) if not iv.excludes(0.0)]
+        fate = f"is not distinguishable from 0 on {' and '.join(bases)} base"
     text = (
         f"Base swap ({_readout_text(vector, PRIMARY)}, t = {t:g}): added to "
         f"{_SWAPPED_BASE[vector]}, the {_LABEL[vector]} vector gives E = {interval_text(swap)} "
@@ -481,7 +510,8 @@ def _distance(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         "above 0": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
     }.get(verdict(diff), "neither sign is closer to the paired real state")
     text = (
-        f"Distance from the paired real activation at the decision square, relative to "
+        f"Distance of the vector added to its own maze from the paired real activation at the "
+        f"decision square, relative to "
         f"‖a_paired − a‖: {interval_text(plus)} for a + v, {interval_text(minus)} for a − v; "
         f"paired difference {interval_text(diff)} (n = {diff.n}), {verdict(diff)}: {reading}."
     )
@@ -525,7 +555,10 @@ def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     text = f"Rollouts, rate of reaching {_NAME[vector]} (Wilson 95 %): " + "; ".join(parts)
     if 0.0 in rates:
         diff = paired_difference(reach.sel(t=t_pub).values, reach.sel(t=0.0).values, seed=seed)
-        text += f"; published minus unsteered {interval_text(diff, 2)} (paired), {verdict(diff)}"
+        text += (
+            f"; published minus unsteered {interval_text(diff, 2)} (paired, n = {diff.n}), "
+            f"{verdict(diff)}"
+        )
     return [_claim("rollouts", text + ".", rates[t_pub], None, None)]
 
 
