@@ -1,11 +1,11 @@
-"""The study's report: headline numbers from the saved dataset, as Markdown and self-contained HTML.
+"""The study's report: it answers, then shows. Markdown and self-contained HTML from the dataset.
 
-:func:`summarize` reduces the study Dataset to the numbers that answer the seed question — where
-along t and at which depth diff(t) leaves the linear regime (linear radius, residual, first exact
-breakpoint) and where the behavioural effects of +t and −t diverge — per site and vector.
-:func:`write_report` lays them out with the figures: ``report.md`` (figures linked) and
-``report.html`` (figures embedded as base64 PNGs, so the one file can be mailed). Both read only
-the dataset and the figure files, so ``hookdiff plot RUN_DIR`` rebuilds them.
+:func:`write_report` opens with the answer (:func:`hookdiff.study.answer.answer`): a few sentences
+per vector, each claim with its 95 % interval and sample size; then one figure per claim; then
+the supporting measurements (:func:`summarize`: the nonlinearity of diff(t) per site, medians over
+mazes) with their figures, the later-layer selection, and how to read the data. ``report.md``
+links the figures; ``report.html`` embeds them as base64 PNGs, so the one file can be mailed. Both
+read only the dataset and the figure files, so ``hookdiff plot RUN_DIR`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -22,23 +22,42 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import atomic_write
-from hookdiff.study.figures import OUTPUT_DEPTH
+from hookdiff.study.answer import answer, missing
+from hookdiff.study.figures import OUTPUT_DEPTH, figure_sites
 
 __all__ = ["summarize", "write_report"]
 
 _POSITION = "decision_square"
-_TARGET = {"cheese": "p_toward_cheese", "top_right": "p_toward_top_right"}
+
+#: The answer's paragraphs per vector: a lead-in and the claim kinds it holds.
+_GROUPS = (
+    ("Is there an asymmetry?", ("asymmetry", "published")),
+    ("Where is it created?", ("created",)),
+    ("Does the softmax alone make it?", ("softmax",)),
+    ("Which layers carry it?", ("knockout", "knockin", "kinks")),
+    ("Does it follow the base?", ("base_swap", "distance")),
+    ("Against controls.", ("controls",)),
+    ("In rollouts.", ("rollouts",)),
+    ("At the later layer.", ("later",)),
+)
+
+#: One caption per answer figure (file stem), in claim order.
+_CAPTIONS = {
+    "answer_asymmetry": "The add/subtract asymmetry: E(|t|) and both signed effects, per readout.",
+    "answer_cuts": "Where it is created: E with the network cut (symmetrised, linearised) there.",
+    "answer_softmax": "The softmax-only test: exact E beside E with the logits symmetrised.",
+    "answer_layers": "Which layers carry it: knock-out and knock-in of each relu / maxpool layer.",
+    "answer_kinks": "Exact attribution: the even part per layer from the kinks of the line.",
+    "answer_base_swap": "Base swap: E on the paired base, and the distances of a ± v.",
+    "answer_controls": "Controls side by side, and rollout reach rates (Wilson 95 %).",
+    "vector_fields": "Vector fields: the unsteered mean step, then the change steering makes.",
+}
 
 
 def _median_inf(x: np.ndarray) -> float:
     """Median where NaN means "beyond the t grid" (+inf); inf when most are beyond."""
     x = np.where(np.isfinite(x), x, np.inf)
     return float(np.median(x)) if x.size else math.nan
-
-
-def _count(n: int | None, noun: str) -> str:
-    """``"1 walked maze"``, ``"8 walked mazes"``."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _num(x: float | None) -> float | None:
@@ -53,101 +72,63 @@ def _at_t(da: xr.DataArray, t: float) -> float | None:
     return _num(float(da.sel(t=t).median("maze", skipna=True)))
 
 
-def summarize(ds: xr.Dataset) -> dict[str, Any]:
-    """The headline numbers of a study, per site and vector (JSON-able; inf as "inf").
+# --------------------------------------------------------------------------------------------
+# Supporting numbers
+# --------------------------------------------------------------------------------------------
 
-    For each site and vector (mouse on the decision square): the linear radius at the logits (the
-    median over mazes of the smallest |t| whose relative residual exceeds the threshold, on each
-    side; ``"inf"`` where the response stays linear over the whole grid), the shallowest depth
-    whose median radius lies on the grid, residuals at t = ±1, the first exact breakpoints, the
-    asymmetry at |t| = 1, and the behaviour: the mean change of the vector's target probability
-    at the decision square for +t and −t, and the smallest |t| where their sizes differ by more
-    than the config's ``behaviour_gap``.
+
+def summarize(ds: xr.Dataset) -> dict[str, Any]:
+    """The supporting numbers of a study, per site and vector (JSON-able; inf as "inf").
+
+    Medians over mazes with the mouse on the decision square: the linear radius at the logits
+    (the smallest |t| whose relative residual exceeds the threshold, per side; ``"inf"`` where the
+    response stays linear on the whole grid), the residuals at t = ±1, the first exact
+    breakpoints on the walked mazes; and the later-layer candidates' effects. These describe
+    diff(t); the study's conclusions are the answer's claims (:mod:`hookdiff.study.answer`).
     """
-    config = json.loads(ds.attrs["config"])
-    gap = float(config.get("behaviour_gap", 0.05))
-    tmax = float(np.max(np.abs(ds["t"].values)))
     out: dict[str, Any] = {
         "agent": ds.attrs.get("agent", ""),
         "untrained": bool(int(ds.attrs.get("untrained", 0))),
         "threshold": float(ds.attrs["threshold"]),
-        "behaviour_gap": gap,
-        "t_max": tmax,
-        "sites": {},
+        "t_max": float(np.max(np.abs(ds["t"].values))),
+        "sites": {
+            str(site): {str(v): _site_entry(ds, str(site), str(v)) for v in ds["vector"].values}
+            for site in ds["site"].values
+        },
+        "candidates": _candidates(ds),
+        "later_hook": ds.attrs.get("later_hook", ""),
     }
-    for site in [str(s) for s in ds["site"].values]:
-        hook = str(ds["site_hook"].sel(site=site).values)
-        per_vec = {}
-        for vec in [str(v) for v in ds["vector"].values]:
-            sel = dict(site=site, vector=vec, position=_POSITION)
-            base = ds["base_norm"].sel(**sel).isel(maze=0).values
-            depths = [str(d) for d, ok in zip(ds["depth"].values, np.isfinite(base)) if ok]
-            rp = ds["linear_radius_pos"].sel(**sel)
-            rn = ds["linear_radius_neg"].sel(**sel)
-            radius = {
-                d: (_median_inf(rp.sel(depth=d).values), _median_inf(rn.sel(depth=d).values))
-                for d in depths
-            }
-            first_nl = next((d for d in depths if min(radius[d]) < math.inf), None)
-            smallest = min(depths, key=lambda d: min(radius[d])) if depths else None
-            res_out = ds["residual"].sel(**sel, depth=OUTPUT_DEPTH)
-            entry: dict[str, Any] = {
-                "hook": hook,
-                "output_depth": OUTPUT_DEPTH,
-                "radius_logits_pos": radius[OUTPUT_DEPTH][0],
-                "radius_logits_neg": radius[OUTPUT_DEPTH][1],
-                "first_nonlinear_depth": first_nl,
-                "first_nonlinear_depth_n": depths.index(first_nl) + 1 if first_nl else None,
-                "first_nonlinear_radius": min(radius[first_nl]) if first_nl else math.inf,
-                "smallest_radius_depth": smallest,
-                "smallest_radius": min(radius[smallest]) if smallest else math.inf,
-                "residual_logits_t+1": _at_t(res_out, 1.0),
-                "residual_logits_t-1": _at_t(res_out, -1.0),
-                "n_depths": len(depths),
-            }
-            if "first_break_pos" in ds:
-                # only the walked mazes (breakpoint_mazes) have breakpoint figures
-                pieces = ds["n_pieces"].sel(**sel, depth=OUTPUT_DEPTH).values
-                walked = np.isfinite(pieces)
-                fb_p = ds["first_break_pos"].sel(**sel, depth=OUTPUT_DEPTH).values[walked]
-                fb_n = ds["first_break_neg"].sel(**sel, depth=OUTPUT_DEPTH).values[walked]
-                entry["first_break_logits_pos"] = _median_inf(fb_p)
-                entry["first_break_logits_neg"] = _median_inf(fb_n)
-                entry["n_pieces_logits"] = (
-                    _num(float(np.median(pieces[walked]))) if walked.any() else None
-                )
-                entry["breakpoint_mazes"] = int(walked.sum())
-            if 1.0 in ds["t_pos"].values:
-                a = ds["asymmetry"].sel(**sel, depth=OUTPUT_DEPTH, t_pos=1.0)
-                entry["asymmetry_logits_t1"] = _num(float(a.median("maze", skipna=True)))
-            # behaviour: change of the target probability at the decision square
-            target = ds[_TARGET[vec]].sel(site=site, vector=vec)
-            p0 = target.sel(t=0.0) if 0.0 in ds["t"].values else None
-            effects = {}
-            diverge = math.inf
-            for s in [float(x) for x in ds["t_pos"].values]:
-                if p0 is None or -s not in ds["t"].values:
-                    continue
-                e_plus = float((target.sel(t=s) - p0).mean("maze"))
-                e_minus = float((target.sel(t=-s) - p0).mean("maze"))
-                effects[f"{s:g}"] = {"plus": e_plus, "minus": e_minus}
-                if abs(abs(e_plus) - abs(e_minus)) > gap and s < diverge:
-                    diverge = s
-            entry["target"] = _TARGET[vec]
-            entry["target_baseline"] = _num(float(p0.mean("maze"))) if p0 is not None else None
-            entry["effects"] = effects
-            entry["behaviour_diverges_at"] = diverge
-            rates = {}
-            for t in (-1.0, 0.0, 1.0):
-                if t in ds["t"].values:
-                    rates[f"{t:g}"] = {
-                        k: _num(float(ds[k].sel(site=site, vector=vec, t=t).mean(skipna=True)))
-                        for k in ("reached_cheese", "reached_top_right", "timed_out")
-                    }
-            entry["reach_rates"] = rates
-            per_vec[vec] = entry
-        out["sites"][site] = per_vec
-    out["candidates"] = {
+    return _jsonable(out)
+
+
+def _site_entry(ds: xr.Dataset, site: str, vec: str) -> dict[str, Any]:
+    """One site and vector: the nonlinearity of diff(t) at the logits (medians over mazes)."""
+    sel = dict(site=site, vector=vec, position=_POSITION, depth=OUTPUT_DEPTH)
+    res = ds["residual"].sel(**sel)
+    entry: dict[str, Any] = {
+        "hook": str(ds["site_hook"].sel(site=site).values),
+        "output_depth": OUTPUT_DEPTH,
+        "radius_logits_pos": _median_inf(ds["linear_radius_pos"].sel(**sel).values),
+        "radius_logits_neg": _median_inf(ds["linear_radius_neg"].sel(**sel).values),
+        "residual_logits_t+1": _at_t(res, 1.0),
+        "residual_logits_t-1": _at_t(res, -1.0),
+    }
+    if "first_break_pos" in ds:
+        pieces = ds["n_pieces"].sel(**sel).values
+        walked = np.isfinite(pieces)  # only the walked mazes (breakpoint_mazes) were walked
+        entry["first_break_logits_pos"] = _median_inf(
+            ds["first_break_pos"].sel(**sel).values[walked]
+        )
+        entry["first_break_logits_neg"] = _median_inf(
+            ds["first_break_neg"].sel(**sel).values[walked]
+        )
+        entry["breakpoint_mazes"] = int(walked.sum())
+    return entry
+
+
+def _candidates(ds: xr.Dataset) -> dict[str, Any]:
+    """Each later-layer candidate's steering effect per vector and its score."""
+    return {
         str(c): {
             "effect": {
                 str(v): float(ds["candidate_effect"].sel(candidate=c, vector=v))
@@ -157,8 +138,6 @@ def summarize(ds: xr.Dataset) -> dict[str, Any]:
         }
         for c in ds["candidate"].values
     }
-    out["later_hook"] = ds.attrs.get("later_hook", "")
-    return _jsonable(out)
 
 
 def _jsonable(x: Any) -> Any:
@@ -183,161 +162,136 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
-def _radius(x: Any, tmax: float) -> str:
-    return f"> {tmax:g} (linear on the whole grid)" if x == "inf" else f"{x:g}"
+# --------------------------------------------------------------------------------------------
+# Blocks: the report as a list of (kind, content), rendered as Markdown or HTML
+# --------------------------------------------------------------------------------------------
+
+Blocks = list[tuple[str, Any]]
 
 
-def _answer(summary: dict[str, Any], site: str, vec: str) -> str:
-    """The seed question answered in words and numbers for one site and vector."""
-    e = summary["sites"][site][vec]
-    tmax = summary["t_max"]
-    thr = summary["threshold"]
-    depth = e["first_nonlinear_depth"]
-    parts = []
-    if depth is None:
-        parts.append(
-            f"diff(t) stays within a relative residual of {thr:g} of its linear prediction at "
-            f"every depth for |t| ≤ {tmax:g} (median over mazes)."
-        )
-    else:
-        parts.append(
-            f"The response first leaves the linear regime (relative residual > {thr:g}) at depth "
-            f"n = {e['first_nonlinear_depth_n']} (`{depth}`), from |t| = "
-            f"{_fmt(e['first_nonlinear_radius'])}; the earliest departure anywhere is at "
-            f"`{e['smallest_radius_depth']}` from |t| = {_fmt(e['smallest_radius'])}."
-        )
-    parts.append(
-        f"At the logits the linear radius is {_radius(e['radius_logits_pos'], tmax)} for +t and "
-        f"{_radius(e['radius_logits_neg'], tmax)} for −t; the residual there is "
-        f"{_fmt(e['residual_logits_t+1'])} at t = +1 and {_fmt(e['residual_logits_t-1'])} at "
-        f"t = −1."
-    )
-    if "first_break_logits_pos" in e:
-        parts.append(
-            f"The first exact breakpoint of the logits lies at t = +{_fmt(e['first_break_logits_pos'], 3)} "
-            f"and t = −{_fmt(e['first_break_logits_neg'], 3)} (median over the "
-            f"{_count(e.get('breakpoint_mazes'), 'walked maze')}; "
-            f"{_fmt(e.get('n_pieces_logits'), 0)} linear pieces on [−{tmax:g}, {tmax:g}])."
-        )
-    one = e["effects"].get("1")
-    if one is not None:
-        parts.append(
-            f"Behaviour: {e['target']} at the decision square is {_fmt(e['target_baseline'])} "
-            f"unsteered and changes by {one['plus']:+.3f} at t = +1 and {one['minus']:+.3f} at "
-            f"t = −1."
-        )
-    d = e["behaviour_diverges_at"]
-    r_out = min(
-        math.inf if e["radius_logits_pos"] == "inf" else e["radius_logits_pos"],
-        math.inf if e["radius_logits_neg"] == "inf" else e["radius_logits_neg"],
-    )
-    if d == "inf":
-        parts.append(
-            f"The effects of +t and −t never differ in size by more than "
-            f"{summary['behaviour_gap']:g} on the grid."
-        )
-    else:
-        parts.append(
-            f"The effects of +t and −t differ in size by more than {summary['behaviour_gap']:g} "
-            f"from |t| = {d:g}."
-        )
-    if d != "inf" and r_out < math.inf:
-        rel = "before" if r_out < d else ("where" if r_out == d else "after")
-        parts.append(
-            f"So the logits leave the linear regime at |t| = {r_out:g}, {rel} the behavioural "
-            f"effects of adding and subtracting diverge (|t| = {d:g})."
-        )
-    elif d != "inf":
-        parts.append(
-            f"Add/subtract behaviour diverges (|t| = {d:g}) while the logits remain within the "
-            f"residual threshold: the divergence comes from the softmax and the decision, not "
-            f"from a nonlinear response of the logits."
-        )
-    return " ".join(parts)
+def _blocks(ds: xr.Dataset, summary: dict[str, Any], figures: list[Path]) -> Blocks:
+    """The whole report: header, answer, one figure per claim, supporting measurements."""
+    figs = {p.stem: p for p in figures}
+    b = _header(ds, summary)
+    b += _answer(ds, answer(ds))
+    b += _answer_figures(figs)
+    b += _support(ds, summary, figs)
+    b += _reading()
+    return [x for x in b if x[1] is not None]
 
 
-def _blocks(ds: xr.Dataset, summary: dict[str, Any], figures: list[Path]) -> list[tuple[str, Any]]:
-    config = json.loads(ds.attrs["config"])
-    seeds = json.loads(ds.attrs["seeds"])
-    figs = {p.name: p for p in figures}
-    b: list[tuple[str, Any]] = [
-        ("h1", "hookdiff study: does the nonlinearity of steering explain behaviour?")
-    ]
+def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
+    """Title, the untrained warning, and what was run."""
+    config, seeds = json.loads(ds.attrs["config"]), json.loads(ds.attrs["seeds"])
+    b: Blocks = [("h1", "hookdiff study: where is the add/subtract asymmetry of steering created?")]
     if summary["untrained"]:
         b.append(("warning", ds.attrs.get("warning", "UNTRAINED AGENT")))
-    b.append(
-        (
-            "p",
-            f"Agent: {ds.attrs.get('agent', '')}"
-            + (
-                f" (sha256 `{ds.attrs['checkpoint_sha256']}`)"
-                if ds.attrs.get("checkpoint_sha256")
-                else ""
-            )
-            + f". Steering layer `{ds.attrs['steering_hook']}`; later layer "
-            f"`{ds.attrs['later_hook']}`. {ds.sizes['maze']} mazes from spec "
-            f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
-            f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
-            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
-            + _vector_source(config, seeds),
-        )
-    )
-    b.append(("h2", "Answer"))
-    for site in summary["sites"]:
-        for vec in summary["sites"][site]:
-            hook = summary["sites"][site][vec]["hook"]
-            b.append(
-                (
-                    "p",
-                    f"**{vec} vector at the {site} layer (`{hook}`).** "
-                    + _answer(summary, site, vec),
-                )
-            )
-    b.append(("h2", "Behaviour vs t beside the nonlinearity of the output"))
-    rows = [["site", "vector", "t", "ΔP target (+t)", "ΔP target (−t)"]]
-    for site, per in summary["sites"].items():
-        for vec, e in per.items():
-            for s, eff in e["effects"].items():
-                rows.append([site, vec, s, f"{eff['plus']:+.3f}", f"{eff['minus']:+.3f}"])
+    sha = ds.attrs.get("checkpoint_sha256")
+    b.append((
+        "p",
+        f"Agent: {ds.attrs.get('agent', '')}" + (f" (sha256 `{sha}`)" if sha else "")
+        + f". Steering layer `{ds.attrs['steering_hook']}`. {ds.sizes['maze']} mazes from spec "
+        f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
+        f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
+        f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
+        + _vector_source(config, seeds),
+    ))  # fmt: skip
+    return b
+
+
+def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
+    """The answer: a paragraph per question and vector, every number with its interval."""
+    b: Blocks = [("h2", "Answer")]
+    b.append((
+        "p",
+        "E(t) = r(t) + r(−t) − 2r(0) is the even part of the vector's target readout r at the "
+        "decision square (P of the step toward the target, or its log-odds): 0 when adding and "
+        "subtracting the vector act equally and oppositely. Each number is a mean over mazes "
+        "with its 95 % bootstrap interval [lo, hi] (paired on the maze where two conditions are "
+        "compared; Wilson for rollout rates) and its n.",
+    ))  # fmt: skip
+    if ds.attrs.get("later_hook") == ds.attrs.get("steering_hook"):
+        b.append(("p", "No later candidate steers as well as the steering layer: the later layer "
+                       "is the steering layer, so nothing is repeated for it."))  # fmt: skip
+    for vector, vclaims in claims.items():
+        b.append(("h3", f"{vector.replace('_', '-')} vector"))
+        for lead, kinds in _GROUPS:
+            texts = [c["claim"] for c in vclaims if c["kind"] in kinds]
+            if texts:
+                b.append(("p", f"**{lead}** " + " ".join(texts)))
+    gone = missing(ds)
+    if gone:
+        b.append(("p", "Not measured in this run, so not claimed: " + "; ".join(gone) + "."))
+    return b
+
+
+def _answer_figures(figs: dict[str, Path]) -> Blocks:
+    """One figure per claim, each with its caption."""
+    b: Blocks = [("h2", "Figures: one per claim")]
+    for stem, caption in _CAPTIONS.items():
+        if stem in figs:
+            b += [("p", caption), ("img", figs[stem])]
+    return b
+
+
+def _support(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]) -> Blocks:
+    """The nonlinearity of diff(t) per site (medians over mazes) and the later-layer selection."""
+    b: Blocks = [("h2", "Supporting measurements: the nonlinearity of diff(t)")]
+    tmax = summary["t_max"]
+    rows = [["site", "vector", "linear radius at the logits (+t / −t)", "residual t = ±1",
+             "first breakpoint (+t / −t)", "walked mazes"]]  # fmt: skip
+    sites = figure_sites(ds)
+    for site in sites:
+        for vec, e in summary["sites"][site].items():
+            rows.append([
+                f"{site} (`{e['hook']}`)", vec,
+                " / ".join(_radius(e[f"radius_logits_{s}"], tmax) for s in ("pos", "neg")),
+                f"{_fmt(e['residual_logits_t+1'])} / {_fmt(e['residual_logits_t-1'])}",
+                f"{_fmt(e.get('first_break_logits_pos'), 3)} / "
+                f"{_fmt(e.get('first_break_logits_neg'), 3)}",
+                str(e.get("breakpoint_mazes", "n/a")),
+            ])  # fmt: skip
     b.append(("table", rows))
-    for site in summary["sites"]:
-        b.append(("img", figs.get(f"behaviour_{site}.png")))
-    b.append(("h2", "Where diff(t) leaves its linear prediction"))
-    for site in summary["sites"]:
-        for stem in ("residual_heatmap", "norms", "asymmetry", "flips_breakpoints"):
-            b.append(("img", figs.get(f"{stem}_{site}.png")))
-    b.append(("h2", "Later layers"))
+    b.append(("p", f"Medians over mazes, mouse on the decision square; the linear radius is the "
+                   f"smallest |t| of the grid whose relative residual exceeds "
+                   f"{summary['threshold']:g}."))  # fmt: skip
+    for site in sites:
+        for stem in ("behaviour", "residual_heatmap", "norms", "asymmetry", "flips_breakpoints"):
+            b.append(("img", figs.get(f"{stem}_{site}")))
+    return b + _later_layers(ds, summary, figs)
+
+
+def _radius(x: Any, tmax: float) -> str:
+    return f"> {tmax:g}" if x == "inf" else f"{x:g}"
+
+
+def _later_layers(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]) -> Blocks:
+    """The candidates' steering effects and the chosen later layer (once)."""
+    tolerance = json.loads(ds.attrs["config"])["later_tolerance"]
     rows = [["candidate", *[f"effect ({v})" for v in ds["vector"].values], "score"]]
     for c, e in summary["candidates"].items():
         mark = " ← chosen" if c == summary["later_hook"] else ""
         rows.append(
             [f"`{c}`{mark}", *[f"{x:+.4f}" for x in e["effect"].values()], f"{e['score']:+.4f}"]
         )
-    b.append(("table", rows))
-    b.append(
-        (
-            "p",
-            "Effect: cheese vector at t = −1, mean drop of P(toward cheese) at the decision "
-            "square; top-right vector at t = +1, mean rise of P(toward top-right). The later layer "
-            f"is the latest candidate whose score (the mean) is within "
-            f"{config['later_tolerance']:.0%} of the best.",
-        )
+    text = (
+        "Effect: cheese vector at t = −1, mean drop of P(toward cheese) at the decision square; "
+        "top-right vector at t = +1, mean rise of P(toward top-right). The later layer is the "
+        f"latest candidate whose score (the mean) is within {tolerance:.0%} of the best."
     )
-    b.append(("img", figs.get("later_layers.png")))
-    b.append(("h2", "Vector fields"))
-    b.append(("img", figs.get("vector_fields.png")))
-    b.append(("h2", "Reading the data"))
-    b.append(
-        (
-            "p",
-            "`study.nc` holds everything above: nonlinearity variables over (site, vector, "
-            "position, maze, t, depth), behaviour over (site, vector, t, maze), the candidate "
-            "effects, the vectors and the vector-field data; attrs hold the config, seeds, package "
-            "versions and checkpoint hash. `hookdiff plot RUN_DIR` redraws the figures and this "
-            "report from it.",
-        )
-    )
-    return [x for x in b if x[1] is not None]
+    return [("h2", "Later layers"), ("table", rows), ("p", text), ("img", figs.get("later_layers"))]
+
+
+def _reading() -> Blocks:
+    return [
+        ("h2", "Reading the data"),
+        ("p", "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
+              "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
+              "readout, t_loc, maze), the nonlinearity of diff(t), the later-layer candidates, "
+              "the vectors and the vector fields; attrs hold the config, seeds, package versions "
+              "and checkpoint hash. `run.json[\"answer\"]` holds the claims above. `hookdiff plot "
+              "RUN_DIR` redraws the figures and this report from the dataset."),
+    ]  # fmt: skip
 
 
 def _md(blocks: list[tuple[str, Any]], run_dir: Path) -> str:
@@ -347,6 +301,8 @@ def _md(blocks: list[tuple[str, Any]], run_dir: Path) -> str:
             lines += [f"# {x}", ""]
         elif kind == "h2":
             lines += [f"## {x}", ""]
+        elif kind == "h3":
+            lines += [f"### {x}", ""]
         elif kind == "warning":
             lines += [f"> **WARNING — {x}**", ""]
         elif kind == "p":
@@ -374,7 +330,7 @@ def _inline(text: str) -> str:
 def _html(blocks: list[tuple[str, Any]]) -> str:
     body = []
     for kind, x in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             body.append(f"<{kind}>{_inline(x)}</{kind}>")
         elif kind == "warning":
             body.append(f'<div class="warning"><strong>WARNING</strong> — {_inline(x)}</div>')

@@ -30,6 +30,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from hookdiff._io import remove_stale_temporaries, write_json
+from hookdiff.study.answer import answer
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import (
     DATASET_NAME,
@@ -199,7 +200,7 @@ def _run_record(
     run = {key: ds.attrs[key] for key in _RUN_ATTRS}
     run |= {key: json.loads(ds.attrs[key]) for key in ("config", "seeds", "versions")}
     run |= {"untrained": bool(ds.attrs["untrained"]), "timings_s": timings}
-    run |= {"files": files, "summary": summary}
+    run |= {"files": files, "summary": summary, "answer": answer(ds)}
     return json.loads(json.dumps(run, sort_keys=True, default=_json_default))
 
 

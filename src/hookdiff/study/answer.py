@@ -1,0 +1,633 @@
+"""The study's answer: claims with 95 % intervals, read from the saved dataset alone.
+
+:func:`answer` turns the study Dataset into a list of claims per vector, each
+``{"claim": text, "estimate": x, "ci95": [lo, hi], "where": cut/layer or None, "n": mazes,
+"kind": ..., "readout": ...}``, whose text follows its numbers (an interval containing 0 is
+"not distinguishable from 0"). The claims, in order (:data:`KINDS`): the add/subtract asymmetry
+of behaviour, where it is created (the cut scan), whether the softmax alone makes it, which
+layers carry it (knock-out, knock-in, exact kinks), whether the base swap flips it, how the
+controls and the rollouts compare, and the later layer. Means over mazes use the bootstrap over
+mazes, comparisons are paired on the same maze, rates use Wilson intervals
+(:mod:`hookdiff.stats`). A claim whose dataset variables are absent is skipped;
+:func:`missing` says which, once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hookdiff.errors import UnknownNameError, unknown_name_message
+from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference, wilson
+
+__all__ = [
+    "CONTROLS",
+    "KINDS",
+    "LOGITS",
+    "PRIMARY",
+    "READOUTS",
+    "answer",
+    "bootstrap_seed",
+    "even_of_target",
+    "interval_text",
+    "layer_scan",
+    "loc_values",
+    "missing",
+    "cut_intervals",
+    "published_t",
+    "scaled",
+    "t_loc_one",
+    "target_readout",
+    "verdict",
+]
+
+#: Readouts of the target: the probability of the step toward it, and that probability's log-odds.
+READOUTS = ("p", "logodds")
+#: The readout of the claims compared across conditions (layers, base swap, controls): log-odds
+#: has no floor or ceiling, so a change of size does not come from P saturating.
+PRIMARY = "logodds"
+#: The controls set beside each maze's own vector.
+CONTROLS = ("random", "other_maze", "untrained")
+#: The claims in the order the answer gives them.
+KINDS = (
+    "asymmetry",
+    "published",
+    "created",
+    "softmax",
+    "knockout",
+    "knockin",
+    "kinks",
+    "base_swap",
+    "distance",
+    "controls",
+    "rollouts",
+    "later",
+)
+#: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
+NEEDS = {
+    "created": ("loc_even_cut", "loc_even"),
+    "softmax": ("loc_even_cut", "loc_even"),
+    "knockout": ("loc_even_knockout", "loc_even"),
+    "knockin": ("loc_even_knockin", "loc_even"),
+    "kinks": ("kink_even", "kink_even_total"),
+    "base_swap": ("loc_even",),
+    "distance": ("base_swap_distance",),
+    "controls": ("loc_even",),
+    "rollouts": ("reached_cheese", "reached_top_right"),
+}
+#: The cut whose symmetrised scan point is the softmax-only test.
+LOGITS = "fc_policy_out"
+
+_TARGET = {"cheese": "p_toward_cheese", "top_right": "p_toward_top_right"}
+_REACH = {"cheese": "reached_cheese", "top_right": "reached_top_right"}
+_NAME = {"cheese": "cheese", "top_right": "the top-right cell"}
+_LABEL = {"cheese": "cheese", "top_right": "top-right"}
+_SWAPPED_BASE = {"cheese": "the maze without cheese", "top_right": "the maze with the corridor"}
+_CONTROL_TEXT = {
+    "random": "a random direction (same norm per position)",
+    "other_maze": "another maze's vector",
+    "untrained": "a random-init agent (its own vectors)",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the dataset
+# --------------------------------------------------------------------------------------------
+
+
+def target_readout(
+    ds: xr.Dataset, vector: str, readout: str, site: str = "steering"
+) -> xr.DataArray:
+    """The vector's target readout over (t, maze) at ``site``: P(step toward it) or its log-odds."""
+    p = ds[_TARGET[vector]].sel(site=site, vector=vector)
+    return p if readout == "p" else p.copy(data=log_odds(p.values))
+
+
+def even_of_target(r: xr.DataArray, t: float) -> np.ndarray:
+    """E(t) = r(t) + r(−t) − 2 r(0) per maze, from a readout over (t, maze)."""
+    return (r.sel(t=t) + r.sel(t=-t) - 2 * r.sel(t=0.0)).values
+
+
+def t_loc_one(ds: xr.Dataset) -> float:
+    """The localisation's t closest to 1 (the published |t|)."""
+    ts = np.asarray(ds["t_loc"].values, dtype=float)
+    return float(ts[np.argmin(np.abs(ts - 1.0))])
+
+
+def loc_values(ds: xr.Dataset, name: str, vector: str, t: float, **sel: Any) -> np.ndarray:
+    """One localisation variable at ``vector`` and ``t_loc = t`` (and ``sel``), over mazes."""
+    return ds[name].sel(vector=vector, t_loc=t, **sel).values
+
+
+def published_t(ds: xr.Dataset) -> dict[str, float]:
+    """The coefficient at which each vector was published to steer (the dataset's ``effect_t``)."""
+    if "effect_t" in ds.attrs:
+        return {k: float(v) for k, v in json.loads(ds.attrs["effect_t"]).items()}
+    from hookdiff.study.measure import EFFECT_T
+
+    return dict(EFFECT_T)
+
+
+def bootstrap_seed(ds: xr.Dataset) -> int:
+    """The bootstrap seed: the study's analysis seed (0 without one)."""
+    return int(json.loads(ds.attrs.get("seeds", "{}")).get("analysis", 0))
+
+
+def cut_intervals(
+    ds: xr.Dataset, vector: str, variant: str, readout: str, t: float, seed: int
+) -> list[tuple[str, Interval]]:
+    """E(t) with the network cut at each cut (forward order) and ``variant``, with intervals."""
+    return [
+        (
+            str(c),
+            bootstrap_mean(
+                loc_values(ds, "loc_even_cut", vector, t, variant=variant, cut=c, readout=readout),
+                seed=seed,
+            ),
+        )
+        for c in ds["cut"].values
+    ]
+
+
+def layer_scan(
+    ds: xr.Dataset, name: str, vector: str, readout: str, t: float, seed: int
+) -> list[tuple[str, Interval]]:
+    """Per frozen layer: the paired change of E from the exact network (``name``'s E − exact E)."""
+    exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
+    out = []
+    for layer in ds["frozen_layer"].values:
+        e = loc_values(ds, name, vector, t, frozen_layer=layer, readout=readout)
+        out.append((str(layer), paired_difference(e, exact, seed=seed)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Words that follow the numbers
+# --------------------------------------------------------------------------------------------
+
+
+def interval_text(iv: Interval, digits: int = 3, signed: bool = True) -> str:
+    """``"+0.123 [+0.080, +0.160]"``: the estimate and its 95 % interval."""
+
+    size = max(abs(iv.estimate), abs(iv.lo), abs(iv.hi))
+    tiny = 0 < size < 0.5 * 10.0**-digits  # would print as 0.000 [0.000, 0.000]: show its size
+    f = f"{'+' if signed else ''}.{'1e' if tiny else f'{digits}f'}"
+    return f"{iv.estimate:{f}} [{iv.lo:{f}}, {iv.hi:{f}}]"
+
+
+def scaled(iv: Interval, s: float) -> Interval:
+    """The interval of ``s`` times the quantity (bounds reordered for a negative ``s``)."""
+    lo, hi = sorted((s * iv.lo, s * iv.hi))
+    return Interval(s * iv.estimate, lo, hi, iv.n)
+
+
+def _best(
+    scan: list[tuple[str, Interval]], key: Callable[[Interval], float]
+) -> tuple[str, Interval] | None:
+    """The entry of ``scan`` with the largest ``key``, among those measured (None: none is)."""
+    measured = [x for x in scan if x[1].n]
+    return max(measured, key=lambda x: key(x[1])) if measured else None
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 walked maze"``, ``"8 walked mazes"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _t_text(t: float) -> str:
+    """``"+1"``, ``"−1"``, ``"0"``."""
+    return "0" if t == 0 else f"{t:+g}".replace("-", "−")
+
+
+def verdict(iv: Interval) -> str:
+    """Where the interval lies against 0, in words."""
+    if iv.n == 0:
+        return "not measured"
+    if not iv.excludes(0.0):
+        return "not distinguishable from 0"
+    return "above 0" if iv.lo > 0 else "below 0"
+
+
+def _readout_text(vector: str, readout: str) -> str:
+    p = f"P(toward {_NAME[vector]})"
+    return p if readout == "p" else f"the log-odds of {p}"
+
+
+def _claim(
+    kind: str, text: str, iv: Interval, where: str | None = None, readout: str | None = None
+) -> dict[str, Any]:
+    """One machine-readable claim (NaN as None, so run.json stays valid JSON)."""
+
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    return {
+        "claim": text,
+        "estimate": num(iv.estimate),
+        "ci95": [num(iv.lo), num(iv.hi)],
+        "where": where,
+        "n": int(iv.n),
+        "kind": kind,
+        "readout": readout,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The claims, one builder per kind: (ds, vector, seed) -> claims
+# --------------------------------------------------------------------------------------------
+
+
+def _asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") -> list[dict]:
+    """E(1) of the target readout, in probability and log-odds (behaviour, every maze)."""
+    if not {-1.0, 0.0, 1.0} <= set(ds["t"].values.tolist()):
+        return []
+    out = []
+    kind = "asymmetry" if site == "steering" else "later"
+    where = None if site == "steering" else str(ds.attrs.get("later_hook", site))
+    for readout in READOUTS:
+        iv = bootstrap_mean(
+            even_of_target(target_readout(ds, vector, readout, site), 1.0), seed=seed
+        )
+        at = "" if where is None else f" steered at the later layer `{where}`"
+        text = (
+            f"Add/subtract asymmetry of the {_LABEL[vector]} vector{at} at |t| = 1: "
+            f"E = r(+1) + r(−1) − 2r(0) of {_readout_text(vector, readout)} = "
+            f"{interval_text(iv)} (n = {iv.n} mazes), {verdict(iv)}."
+        )
+        out.append(_claim(kind, text, iv, where, readout))
+    return out
+
+
+def _published(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The published coefficient's effect against the mirrored one's, paired on each maze."""
+    t_pub = published_t(ds)[vector]
+    if not {t_pub, -t_pub, 0.0} <= set(ds["t"].values.tolist()):
+        return []
+    s = math.copysign(1.0, t_pub)
+    out = []
+    for readout in READOUTS:
+        r = target_readout(ds, vector, readout)
+        pub, mirror = (
+            (r.sel(t=t_pub) - r.sel(t=0.0)).values,
+            (r.sel(t=-t_pub) - r.sel(t=0.0)).values,
+        )
+        diff = paired_difference(s * pub, -s * mirror, seed=seed)
+        stronger = {
+            "above 0": "the published sign is the stronger",
+            "below 0": "the mirrored sign is the stronger",
+        }.get(verdict(diff), "the two signs are not distinguishable in size")
+        text = (
+            f"The published t = {_t_text(t_pub)} changes {_readout_text(vector, readout)} by "
+            f"{interval_text(bootstrap_mean(pub, seed=seed))}, t = {_t_text(-t_pub)} by "
+            f"{interval_text(bootstrap_mean(mirror, seed=seed))}; along the published direction "
+            f"the published sign moves it more by {interval_text(diff)} (paired, n = {diff.n}): "
+            f"{stronger}."
+        )
+        out.append(_claim("published", text, diff, None, readout))
+    return out
+
+
+def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """Per readout and variant: the first cut where the cut network's E is indistinguishable
+    from 0 (the asymmetry is created before it); one claim per readout when there is no E."""
+    t = t_loc_one(ds)
+    out = []
+    for readout in READOUTS:
+        exact = _exact(ds, vector, t, seed, readout=readout)
+        if not exact.excludes(0.0):
+            text = (
+                f"The exact even part E({t:g}) of {_readout_text(vector, readout)} is "
+                f"{interval_text(exact)} (n = {exact.n}), not distinguishable from 0: there is "
+                f"no asymmetry to locate at this n, so neither scan names a cut."
+            )
+            out.append(_claim("created", text, exact, None, readout))
+            continue
+        for variant in ("symmetrize", "linearize"):
+            scan = cut_intervals(ds, vector, variant, readout, t, seed)
+            text, where, iv = _created_text(scan, variant, vector, readout, t)
+            out.append(_claim("created", text, iv, where, readout))
+    return out
+
+
+def _created_text(
+    scan: list[tuple[str, Interval]], variant: str, vector: str, readout: str, t: float
+) -> tuple[str, str | None, Interval]:
+    """The sentence of one cut scan, the cut it names (None: none) and that cut's interval."""
+    verb = {"symmetrize": "Symmetrised", "linearize": "Linearised"}[variant]
+    what = f"the even part E({t:g}) of {_readout_text(vector, readout)}"
+    first = next((i for i, (_, iv) in enumerate(scan) if iv.n and not iv.excludes(0.0)), None)
+    if first is None:
+        cut, iv = scan[-1]
+        text = (
+            f"{verb} at every cut up to `{cut}`, {what} stays distinguishable from 0 (at `{cut}`: "
+            f"{interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
+            f"cut, by what follows `{cut}`."
+        )
+        return text, None, iv
+    cut, iv = scan[first]
+    before = (
+        "between the steering layer and it"
+        if first == 0
+        else f"between `{scan[first - 1][0]}` (where {verb.lower()} it is still "
+        f"{interval_text(scan[first - 1][1])}) and `{cut}`"
+    )
+    text = (
+        f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), not distinguishable "
+        f"from 0, the first such cut from the steering layer: the asymmetry is created {before}."
+    )
+    return text, cut, iv
+
+
+def _softmax(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The softmax-only test: E with the logits symmetrised against the exact E, paired."""
+    if LOGITS not in ds["cut"].values:
+        return []
+    t, out = t_loc_one(ds), []
+    for readout in READOUTS:
+        soft = loc_values(
+            ds, "loc_even_cut", vector, t, variant="symmetrize", cut=LOGITS, readout=readout
+        )
+        exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
+        diff = paired_difference(exact, soft, seed=seed)
+        ivs = (bootstrap_mean(soft, seed=seed), bootstrap_mean(exact, seed=seed), diff)
+        text = (
+            f"Softmax-only test ({_readout_text(vector, readout)}, t = {t:g}): with the logits' "
+            f"response symmetrised at `{LOGITS}`, E = {interval_text(ivs[0])}; the exact "
+            f"network's E = {interval_text(ivs[1])}; the difference exact − softmax-only = "
+            f"{interval_text(diff)} (paired, n = {diff.n}) is {verdict(diff)}: "
+            f"{_softmax_reading(*ivs)}."
+        )
+        out.append(_claim("softmax", text, diff, LOGITS, readout))
+    return out
+
+
+def _softmax_reading(soft: Interval, exact: Interval, diff: Interval) -> str:
+    """What the softmax-only test says, from its three intervals."""
+    if not exact.excludes(0.0):
+        return "there is no asymmetry distinguishable from 0 to explain at this n"
+    if diff.excludes(0.0):
+        return "the softmax alone does not explain it; the logits' own even part adds to it"
+    if soft.excludes(0.0):
+        return "a logit response without even part plus the softmax already explains it"
+    return "neither part is distinguishable from 0, so this n cannot tell"
+
+
+def _exact(
+    ds: xr.Dataset,
+    vector: str,
+    t: float,
+    seed: int,
+    control: str = "vector",
+    readout: str = PRIMARY,
+) -> Interval:
+    """E(t) of ``readout`` (default the primary one) for ``control`` (the exact network)."""
+    e = loc_values(ds, "loc_even", vector, t, control=control, readout=readout)
+    return bootstrap_mean(e, seed=seed)
+
+
+def _knockout(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The layer whose freezing alone lowers E the most (paired drop, with its interval)."""
+    t = t_loc_one(ds)
+    scan = layer_scan(ds, "loc_even_knockout", vector, PRIMARY, t, seed)
+    exact = _exact(ds, vector, t, seed)
+    sign = 1.0 if exact.estimate >= 0 else -1.0
+    best = _best([(x, scaled(c, -sign)) for x, c in scan], lambda iv: iv.estimate)
+    if best is None:
+        return []
+    layer, drop = best
+    text = (
+        f"Knock-out ({_readout_text(vector, PRIMARY)}, t = {t:g}): freezing `{layer}` alone at its "
+        f"t = 0 pattern shrinks the asymmetry (toward 0) by {interval_text(drop)} (paired, "
+        f"n = {drop.n}), {verdict(drop)}; the largest drop of the {len(scan)} layers (exact E = "
+        f"{interval_text(exact)})."
+    )
+    return [_claim("knockout", text, drop, layer, PRIMARY)]
+
+
+def _knockin(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The layer that, left alone free, keeps the most of E."""
+    t = t_loc_one(ds)
+    exact = _exact(ds, vector, t, seed)
+    sign = 1.0 if exact.estimate >= 0 else -1.0
+    kept = [
+        (str(layer), bootstrap_mean(
+            loc_values(ds, "loc_even_knockin", vector, t, frozen_layer=layer, readout=PRIMARY),
+            seed=seed,
+        ))
+        for layer in ds["frozen_layer"].values
+    ]  # fmt: skip
+    best = _best(kept, lambda iv: sign * iv.estimate)
+    if best is None:
+        return []
+    layer, iv = best
+    share = f"{iv.estimate / exact.estimate:.0%} of" if exact.excludes(0.0) else "against"
+    text = (
+        f"Knock-in ({_readout_text(vector, PRIMARY)}, t = {t:g}): with only `{layer}` free (every "
+        f"other relu / maxpool layer frozen at t = 0), E = {interval_text(iv)} (n = {iv.n}), "
+        f"{verdict(iv)}; {share} the exact E {interval_text(exact)}, the most of any single "
+        f"layer."
+    )
+    return [_claim("knockin", text, iv, layer, PRIMARY)]
+
+
+def _kinks(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The layer whose exact kinks carry the largest share of the even part (walked mazes)."""
+    t = t_loc_one(ds)
+    total_v = ds["kink_even_total"].sel(vector=vector, t_loc=t).values
+    walked = np.isfinite(total_v)
+    total = bootstrap_mean(total_v, seed=seed)
+    per = [
+        (str(layer), bootstrap_mean(
+            ds["kink_even"].sel(vector=vector, t_loc=t, frozen_layer=layer).values[walked],
+            seed=seed,
+        ))
+        for layer in ds["frozen_layer"].values
+    ]  # fmt: skip
+    best = _best(per, lambda iv: abs(iv.estimate))
+    if best is None:
+        return []
+    layer, iv = best
+    share = iv.estimate / total.estimate if total.estimate else math.nan
+    text = (
+        f"Exact kink attribution (even part at t = {t:g} of the log-odds readout linearised in "
+        f"the logits, on {_count(int(walked.sum()), 'walked maze')}): `{layer}` carries "
+        f"{interval_text(iv)} of the total {interval_text(total)}, {share:.0%} of it, the most "
+        f"of any layer{_kink_check(ds, vector, t, total_v)}."
+    )
+    return [_claim("kinks", text, iv, layer, "logodds")]
+
+
+def _kink_check(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> str:
+    """``"; the sum matches the directly evaluated even part within 1e-09"`` (if recorded)."""
+    if "kink_even_direct" not in ds:
+        return ""
+    direct = ds["kink_even_direct"].sel(vector=vector, t_loc=t).values
+    ok = np.isfinite(direct) & np.isfinite(total)
+    if not ok.any():
+        return ""
+    gap = float(np.max(np.abs(direct[ok] - total[ok])))
+    return f"; the sum matches the directly evaluated even part within {gap:.1e}"
+
+
+def _base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """E with the vector added at the paired base, against E on the maze's own base."""
+    if "base_swap" not in ds["control"].values:
+        return []
+    t = t_loc_one(ds)
+    own, swap = (_exact(ds, vector, t, seed, c) for c in ("vector", "base_swap"))
+    vals = [
+        loc_values(ds, "loc_even", vector, t, control=c, readout=PRIMARY)
+        for c in ("base_swap", "vector")
+    ]
+    change = paired_difference(*vals, seed=seed)
+    if own.excludes(0.0) and swap.excludes(0.0):
+        fate = "flips sign" if own.estimate * swap.estimate < 0 else "keeps its sign"
+    else:
+        bases = [b for b, iv in (("its own", own), ("the swapped", swap)) if not iv.excludes(0.0)]
+        fate = f"is not distinguishable from 0 on {' and '.join(bases)} base"
+    text = (
+        f"Base swap ({_readout_text(vector, PRIMARY)}, t = {t:g}): added to "
+        f"{_SWAPPED_BASE[vector]}, the {_LABEL[vector]} vector gives E = {interval_text(swap)} "
+        f"against "
+        f"{interval_text(own)} on its own maze (n = {swap.n}); paired change "
+        f"{interval_text(change)}, {verdict(change)}; the asymmetry {fate}."
+    )
+    return [_claim("base_swap", text, swap, None, PRIMARY)]
+
+
+def _distance(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """‖a ± v − a_paired‖ / ‖a_paired − a‖: which sign interpolates toward the paired real state."""
+    d = {s: ds["base_swap_distance"].sel(vector=vector, sign=s).values for s in ("+t", "-t")}
+    plus, minus = (bootstrap_mean(d[s], seed=seed) for s in ("+t", "-t"))
+    diff = paired_difference(d["+t"], d["-t"], seed=seed)
+    reading = {
+        "below 0": "+v moves toward the paired real state (interpolates), −v away (extrapolates)",
+        "above 0": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
+    }.get(verdict(diff), "neither sign is closer to the paired real state")
+    text = (
+        f"Distance of the vector added to its own maze from the paired real activation at the "
+        f"decision square, relative to "
+        f"‖a_paired − a‖: {interval_text(plus)} for a + v, {interval_text(minus)} for a − v; "
+        f"paired difference {interval_text(diff)} (n = {diff.n}), {verdict(diff)}: {reading}."
+    )
+    return [_claim("distance", text, diff, None, None)]
+
+
+def _controls(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """E for each control against E for the maze's own vector, paired on the maze."""
+    t, out = t_loc_one(ds), []
+    own = loc_values(ds, "loc_even", vector, t, control="vector", readout=PRIMARY)
+    for control in [c for c in CONTROLS if c in ds["control"].values]:
+        e = loc_values(ds, "loc_even", vector, t, control=control, readout=PRIMARY)
+        iv = bootstrap_mean(e, seed=seed)
+        if iv.n == 0:
+            continue
+        diff = paired_difference(own, e, seed=seed)
+        text = (
+            f"Control, {_CONTROL_TEXT[control]} ({_readout_text(vector, PRIMARY)}, t = {t:g}): "
+            f"E = {interval_text(iv)} (n = {iv.n}), {verdict(iv)}; the maze's own vector minus "
+            f"the control = {interval_text(diff)} (paired, n = {diff.n}), {verdict(diff)}."
+        )
+        out.append(_claim("controls", text, iv, control, PRIMARY))
+    return out
+
+
+def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """Rates of reaching the target in rollouts at the published t, 0 and the mirrored t."""
+    t_pub = published_t(ds)[vector]
+    reach = ds[_REACH[vector]].sel(site="steering", vector=vector)
+    ts = [t for t in (t_pub, 0.0, -t_pub) if t in reach["t"].values]
+    if t_pub not in ts or np.isfinite(reach.sel(t=t_pub).values).sum() == 0:
+        return []
+    rates = {}
+    for t in ts:
+        x = reach.sel(t=t).values
+        x = x[np.isfinite(x)]
+        rates[t] = wilson(int(x.sum()), int(x.size))
+    parts = [
+        f"t = {_t_text(t)}: {interval_text(w, 2, False)} (n = {w.n})" for t, w in rates.items()
+    ]
+    text = f"Rollouts, rate of reaching {_NAME[vector]} (Wilson 95 %): " + "; ".join(parts)
+    if 0.0 in rates:
+        diff = paired_difference(reach.sel(t=t_pub).values, reach.sel(t=0.0).values, seed=seed)
+        text += (
+            f"; published minus unsteered {interval_text(diff, 2)} (paired, n = {diff.n}), "
+            f"{verdict(diff)}"
+        )
+    return [_claim("rollouts", text + ".", rates[t_pub], None, None)]
+
+
+def _later(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The behavioural asymmetry steered at the later layer (none when it is the steering one)."""
+    if ds.attrs.get("later_hook") in (None, ds.attrs.get("steering_hook")):
+        return []
+    return _asymmetry(ds, vector, seed, site="later")
+
+
+_BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
+    "asymmetry": _asymmetry,
+    "published": _published,
+    "created": _created,
+    "softmax": _softmax,
+    "knockout": _knockout,
+    "knockin": _knockin,
+    "kinks": _kinks,
+    "base_swap": _base_swap,
+    "distance": _distance,
+    "controls": _controls,
+    "rollouts": _rollouts,
+    "later": _later,
+}
+
+
+def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The study's claims per vector, each number with its 95 % interval and sample size.
+
+    Args:
+        ds: the study dataset (as saved in ``study.nc``).
+        seed: bootstrap seed (default: the study's analysis seed), so the answer is reproducible.
+
+    Returns:
+        ``{vector: [claim, ...]}`` for ``vector`` in the dataset's vectors, claims in the order of
+        :data:`KINDS`; each claim is ``{"claim", "estimate", "ci95", "where", "n", "kind",
+        "readout"}``. Claims whose variables are absent are left out (:func:`missing`).
+
+    Example:
+        >>> answer(load_dataset("runs/study"))["cheese"][0]["claim"]  # doctest: +SKIP
+        'Add/subtract asymmetry of the cheese vector at |t| = 1: E = ...'
+    """
+    seed = bootstrap_seed(ds) if seed is None else int(seed)
+    absent = {kind for kind, needs in NEEDS.items() if any(v not in ds for v in needs)}
+    out = {}
+    for vector in [str(v) for v in ds["vector"].values]:
+        if vector not in _TARGET:
+            raise UnknownNameError(unknown_name_message("study vector", vector, list(_TARGET)))
+        out[vector] = [
+            claim
+            for kind in KINDS
+            if kind not in absent
+            for claim in _BUILDERS[kind](ds, vector, seed)
+        ]
+    return out
+
+
+def missing(ds: xr.Dataset) -> list[str]:
+    """What the answer cannot say for this dataset, in a phrase or two (the report says it once)."""
+    kinds = [kind for kind, needs in NEEDS.items() if any(v not in ds for v in needs)]
+    absent = sorted({v for kind in kinds for v in NEEDS[kind] if v not in ds})
+    out = [f"{', '.join(kinds)} (the dataset has no {', '.join(absent)})"] if kinds else []
+    if "loc_even" in ds:
+        have = set(ds["control"].values.tolist())
+        gone = [
+            c
+            for c in ("base_swap", *CONTROLS)
+            if c not in have or ds["loc_even"].sel(control=c).isnull().all()
+        ]
+        if gone:
+            out.append(f"controls {', '.join(gone)} (not measured)")
+    return out

@@ -1,0 +1,158 @@
+"""A small hand-built study Dataset with the localisation schema and known answers (no model).
+
+Used by the answer, report and figure tests. The numbers are built so each claim has one right
+answer: noise is symmetric (z and −z), so a quantity built to be 0 has a mean of exactly 0.
+
+cheese vector: E(1) of P(toward cheese) = r(+1) + r(−1) − 2r(0) = −0.25 (r(0) = 0.6, r(−1) = 0.3,
+r(+1) = 0.65); symmetrised E reaches 0 at ``CUTS[3]``, linearised at ``CUTS[2]``; the softmax-only E
+is 0 (the softmax explains none of it); knock-out of ``L2`` drops it most, knock-in keeps most with
+``L3``; kinks mostly in ``L2``; the base swap flips its sign; +v interpolates.
+top-right vector: E of P(toward top-right) is 0 (r(t) = r(0) + 0.1 t + b·t² with b symmetric);
+the localisation's E = 0.3 everywhere, symmetrised included (the softmax explains all of it);
+the base swap keeps its sign.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+N = 40
+ROLLOUT_MAZES = 30
+TS = [-1.0, -0.5, 0.0, 0.5, 1.0]
+T_LOC = [0.5, 1.0, 2.0]
+CUTS = [
+    "embedder.block2.res2.resadd_out",
+    "embedder.block3.maxpool_out",
+    "embedder.block3.res1.resadd_out",
+    "embedder.fc_out",
+    "fc_policy_out",
+]
+LAYERS = ["L1", "L2", "L3"]
+CONTROLS = ["vector", "random", "other_maze", "base_swap", "untrained"]
+READOUT_SCALE = {"p": 1.0, "logodds": 4.0}
+#: Rollouts of the cheese vector: how many of the 30 mazes reach cheese at t = −1, 0, +1.
+REACH_CHEESE = {-1.0: 10, 0.0: 25, 1.0: 26}
+
+
+def noise(rng: np.random.Generator, sd: float = 0.02, n: int = N) -> np.ndarray:
+    """Symmetric noise: its mean is exactly 0."""
+    z = rng.normal(0.0, sd, n // 2)
+    return np.concatenate([z, -z])
+
+
+def targets(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """p_toward_cheese / p_toward_top_right over (site, vector, t, maze)."""
+    t = np.array(TS)[:, None]
+    r0 = 0.6 + noise(rng, 0.05)
+    cheese = np.stack([r0 - 0.3, r0 - 0.1, r0, r0 + 0.02, r0 + 0.05])  # t = −1 … +1
+    b = noise(rng, 0.05)
+    top_right = 0.4 + 0.1 * t + b * t**2
+    out = {}
+    for name, own in (("p_toward_cheese", cheese), ("p_toward_top_right", top_right)):
+        arr = np.full((2, 2, len(TS), N), 0.5)
+        arr[:, 0 if name == "p_toward_cheese" else 1] = own
+        out[name] = arr
+    return out
+
+
+def reach() -> dict[str, np.ndarray]:
+    """Rollout outcomes over (site, vector, t, maze): the first ROLLOUT_MAZES mazes, NaN after."""
+    shape = (2, 2, len(TS), N)
+    out = {k: np.full(shape, np.nan) for k in ("reached_cheese", "reached_top_right")}
+    for k in out:
+        out[k][..., :ROLLOUT_MAZES] = 0.0
+    for t, k in REACH_CHEESE.items():
+        out["reached_cheese"][:, 0, TS.index(t), :k] = 1.0
+    out["reached_top_right"][:, 1, :, :15] = 1.0
+    return out
+
+
+def _by_readout(per_maze: np.ndarray) -> np.ndarray:
+    """(…, maze) values in p → (readout, t_loc, …, maze), log-odds 4× and E ∝ t_loc²."""
+    s = np.array([READOUT_SCALE[r] for r in ("p", "logodds")])
+    tl = np.array(T_LOC) ** 2
+    return s[:, None, *([None] * per_maze.ndim)] * tl[None, :, *([None] * per_maze.ndim)] * per_maze
+
+
+def localisation(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """The loc_* / kink_* / base_swap_distance variables with the known answers above."""
+    z = {v: noise(rng) for v in ("cheese", "top_right")}
+    exact = {"cheese": -0.25 + z["cheese"], "top_right": 0.3 + z["top_right"]}
+    control = {
+        "cheese": [exact["cheese"], noise(rng), -0.1 + noise(rng), 0.2 + noise(rng), noise(rng)],
+        "top_right": [exact["top_right"], noise(rng), noise(rng), 0.3 + noise(rng), noise(rng)],
+    }
+    sym = {"cheese": [-0.25, -0.2, -0.1, 0.0, 0.0], "top_right": [0.3] * 5}
+    lin = {"cheese": [-0.25, -0.15, 0.0, 0.0, 0.0], "top_right": [0.3] * 5}
+    ko, ki = [1.0, 0.2, 0.9], [0.1, 0.3, 0.9]
+    loc_even = np.stack([np.stack(control[v]) for v in ("cheese", "top_right")])
+    cut = np.stack(
+        [
+            np.stack([np.array(lin[v])[:, None] + z[v], np.array(sym[v])[:, None] + z[v]])
+            for v in ("cheese", "top_right")
+        ]
+    )  # (vector, variant, cut, maze)
+    knockout = np.stack([np.array(ko)[:, None] * exact[v] for v in ("cheese", "top_right")])
+    knockin = np.stack([np.array(ki)[:, None] * exact[v] for v in ("cheese", "top_right")])
+    kinks = np.stack([np.array([0.1, -0.5, 0.05])[:, None, None] * np.ones((1, 3, 4))] * 2)
+    total = kinks.sum(axis=1)
+    dist = np.stack([np.stack([0.4 + noise(rng), 1.6 + noise(rng)])] * 2)
+    return {
+        "loc_even": (
+            ("control", "vector", "readout", "t_loc", "maze"),
+            _by_readout(loc_even).transpose(3, 2, 0, 1, 4),
+        ),
+        "loc_even_cut": (
+            ("vector", "variant", "cut", "readout", "t_loc", "maze"),
+            _by_readout(cut).transpose(2, 3, 4, 0, 1, 5),
+        ),
+        "loc_even_knockout": (
+            ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+            _by_readout(knockout).transpose(2, 3, 0, 1, 4),
+        ),
+        "loc_even_knockin": (
+            ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+            _by_readout(knockin).transpose(2, 3, 0, 1, 4),
+        ),
+        "kink_even": (("vector", "frozen_layer", "t_loc", "kink_maze"), kinks),
+        "kink_even_total": (("vector", "t_loc", "kink_maze"), total),
+        "kink_even_direct": (("vector", "t_loc", "kink_maze"), total + 1e-12),
+        "base_swap_distance": (("vector", "sign", "maze"), dist),
+    }
+
+
+def synthetic_study(
+    *, localised: bool = True, later_hook: str = "embedder.block3.res2.resadd_out"
+) -> xr.Dataset:
+    """The hand-built study Dataset (``localised=False``: without the localisation variables)."""
+    rng = np.random.default_rng(7)
+    data = {k: (("site", "vector", "t", "maze"), v) for k, v in {**targets(rng), **reach()}.items()}
+    coords = {
+        "site": ["steering", "later"],
+        "vector": ["cheese", "top_right"],
+        "t": TS,
+        "maze": np.arange(N),
+        "level_seed": ("maze", np.arange(N) + 40500),
+    }
+    if localised:
+        data |= localisation(rng)
+        coords |= {
+            "t_loc": T_LOC,
+            "cut": CUTS,
+            "variant": ["linearize", "symmetrize"],
+            "frozen_layer": LAYERS,
+            "readout": ["p", "logodds"],
+            "control": CONTROLS,
+            "kink_maze": np.arange(4),
+            "sign": ["+t", "-t"],
+        }
+    attrs = {
+        "steering_hook": "embedder.block2.res1.resadd_out",
+        "later_hook": later_hook,
+        "effect_t": json.dumps({"cheese": -1.0, "top_right": 1.0}),
+        "seeds": json.dumps({"analysis": 0}),
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -1,0 +1,183 @@
+"""The study's answer on a hand-built dataset with known answers (hookdiff.study.answer).
+
+Each test recomputes its claim's number independently (plain numpy on the built arrays) and checks
+that the wording follows it: an even part built to be 0 is "not distinguishable from 0", a scan
+built to reach 0 at one cut names that cut, swapping +t and −t changes the answer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _study_synthetic import CUTS, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
+
+from hookdiff.stats import wilson
+from hookdiff.study.answer import KINDS, answer, missing
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_study()
+
+
+@pytest.fixture(scope="module")
+def claims(ds):
+    return answer(ds)
+
+
+def _one(claims, vector, kind, readout=None, where=...):
+    found = [
+        c
+        for c in claims[vector]
+        if c["kind"] == kind
+        and (readout is None or c["readout"] == readout)
+        and (where is ... or c["where"] == where)
+    ]
+    assert found, (vector, kind, readout)
+    return found
+
+
+def test_every_claim_has_an_interval_around_its_estimate_and_a_sample_size(claims):
+    for vector in ("cheese", "top_right"):
+        kinds = [c["kind"] for c in claims[vector]]
+        assert kinds == sorted(kinds, key=KINDS.index)
+        for c in claims[vector]:
+            lo, hi = c["ci95"]
+            assert lo <= c["estimate"] <= hi, c
+            assert c["n"] > 0 and isinstance(c["claim"], str) and c["claim"].endswith(".")
+            assert "[" in c["claim"]  # the text carries the interval
+    json.dumps(claims, allow_nan=False)  # run.json stays valid JSON
+
+
+def test_even_part_built_to_be_zero_is_not_distinguishable_from_zero(ds, claims):
+    (c,) = _one(claims, "top_right", "asymmetry", "p")
+    p = ds["p_toward_top_right"].sel(site="steering", vector="top_right")
+    e = (p.sel(t=1.0) + p.sel(t=-1.0) - 2 * p.sel(t=0.0)).values
+    assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12)
+    assert c["ci95"][0] < 0 < c["ci95"][1]
+    assert "not distinguishable from 0" in c["claim"]
+    (c,) = _one(claims, "cheese", "asymmetry", "p")
+    assert c["estimate"] == pytest.approx(-0.25) and c["ci95"][1] < 0
+    assert "below 0" in c["claim"] and "not distinguishable" not in c["claim"]
+
+
+def test_published_sign_compared_with_the_mirrored_sign(claims):
+    # cheese: r(0) = 0.6 + z, r(−1) = r(0) − 0.3, r(+1) = r(0) + 0.05. The published t = −1
+    # lowers P by 0.30, t = +1 raises it by 0.05: the published sign is stronger by 0.25.
+    # Swapping +t and −t would give −0.25 (and the mirrored sign "stronger").
+    (c,) = _one(claims, "cheese", "published", "p")
+    assert c["estimate"] == pytest.approx(0.25)
+    assert "published t = −1 changes P(toward cheese) by -0.300" in c["claim"]
+    assert "the published sign is the stronger" in c["claim"]
+    (c,) = _one(claims, "top_right", "published", "p")
+    assert "not distinguishable in size" in c["claim"]
+
+
+def test_the_cut_scan_locates_the_cut_where_the_even_part_reaches_zero(claims):
+    sym = [c for c in _one(claims, "cheese", "created") if "Symmetrised" in c["claim"]]
+    lin = [c for c in _one(claims, "cheese", "created") if "Linearised" in c["claim"]]
+    assert [c["where"] for c in sym] == [CUTS[3], CUTS[3]]  # p and log-odds
+    assert [c["where"] for c in lin] == [CUTS[2], CUTS[2]]
+    assert f"created between `{CUTS[2]}`" in sym[0]["claim"]
+    assert sym[0]["ci95"][0] < 0 < sym[0]["ci95"][1]
+    # top-right: symmetrising anywhere leaves E = 0.3: no cut removes it
+    for c in _one(claims, "top_right", "created"):
+        assert c["where"] is None and "stays distinguishable from 0" in c["claim"]
+
+
+def test_softmax_only_test(claims):
+    for readout in ("p", "logodds"):
+        (c,) = _one(claims, "top_right", "softmax", readout)  # symmetrised logits give all of E
+        assert c["estimate"] == pytest.approx(0.0, abs=1e-12)
+        assert "plus the softmax already explains it" in c["claim"]
+        (c,) = _one(claims, "cheese", "softmax", readout)  # … none of it
+        scale = 1.0 if readout == "p" else 4.0
+        assert c["estimate"] == pytest.approx(-0.25 * scale)
+        assert "does not explain it" in c["claim"]
+
+
+def test_layers_knockout_knockin_and_kinks(claims):
+    (c,) = _one(claims, "cheese", "knockout")
+    # freezing L2 leaves 0.2 of E = −1 (log-odds): the asymmetry shrinks by 0.8
+    assert c["where"] == "L2" and c["estimate"] == pytest.approx(0.8)
+    (c,) = _one(claims, "cheese", "knockin")
+    assert c["where"] == "L3" and c["estimate"] == pytest.approx(-0.9) and "90%" in c["claim"]
+    (c,) = _one(claims, "cheese", "kinks")
+    assert c["where"] == "L2" and c["n"] == 4 and c["estimate"] == pytest.approx(-0.5)
+    assert "on 4 walked mazes" in c["claim"] and "143%" in c["claim"]
+
+
+def test_base_swap_and_distance(claims):
+    (c,) = _one(claims, "cheese", "base_swap")
+    assert c["estimate"] == pytest.approx(0.8) and "flips sign" in c["claim"]
+    (c,) = _one(claims, "top_right", "base_swap")
+    assert "keeps its sign" in c["claim"]
+    (c,) = _one(claims, "cheese", "distance")
+    assert c["estimate"] == pytest.approx(-1.2)
+    assert "+v moves toward the paired real state (interpolates)" in c["claim"]
+
+
+def test_controls_and_rollouts(claims):
+    controls = {c["where"]: c for c in _one(claims, "cheese", "controls")}
+    assert set(controls) == {"random", "other_maze", "untrained"}
+    assert (
+        "E = -0.000" in controls["random"]["claim"] or "E = +0.000" in controls["random"]["claim"]
+    )
+    assert "not distinguishable from 0; the maze's own vector minus" in controls["random"]["claim"]
+    assert controls["other_maze"]["estimate"] == pytest.approx(-0.4)
+    (c,) = _one(claims, "cheese", "rollouts")
+    w = wilson(REACH_CHEESE[-1.0], ROLLOUT_MAZES)
+    assert c["estimate"] == pytest.approx(w.estimate) and c["ci95"] == pytest.approx([w.lo, w.hi])
+    assert c["n"] == ROLLOUT_MAZES and "published minus unsteered -0.50" in c["claim"]
+
+
+def test_later_layer_only_when_it_differs_from_the_steering_layer(claims):
+    assert _one(claims, "cheese", "later")[0]["where"] == "embedder.block3.res2.resadd_out"
+    same = synthetic_study(later_hook="embedder.block2.res1.resadd_out")
+    assert not [c for c in answer(same)["cheese"] if c["kind"] == "later"]
+
+
+def test_absent_variables_skip_their_claims_and_are_named_once():
+    ds = synthetic_study(localised=False)
+    kinds = {c["kind"] for c in answer(ds)["cheese"]}
+    assert kinds == {"asymmetry", "published", "rollouts", "later"}
+    said = missing(ds)
+    assert any("loc_even_cut" in s for s in said) and len(said) == len(set(said))
+    assert missing(synthetic_study()) == []
+    no_untrained = synthetic_study().drop_sel(control="untrained")
+    assert missing(no_untrained) == ["controls untrained (not measured)"]
+    assert {c["where"] for c in answer(no_untrained)["cheese"] if c["kind"] == "controls"} == {
+        "random",
+        "other_maze",
+    }
+
+
+def test_the_answer_is_reproducible_and_follows_the_seed(ds, claims):
+    assert answer(ds) == claims
+    other = answer(ds, seed=1)["cheese"]
+    assert [c["estimate"] for c in other] == [c["estimate"] for c in claims["cheese"]]
+
+
+def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_explain():
+    ds = synthetic_study()
+    own = dict(control="vector", vector="cheese")
+    ds["loc_even"].loc[own] = ds["loc_even"].sel(control="random", vector="cheese").values
+    claims = answer(ds)
+    for c in _one(claims, "cheese", "created"):
+        assert c["where"] is None and "no asymmetry to locate" in c["claim"]
+        assert c["ci95"][0] < 0 < c["ci95"][1]
+    for c in _one(claims, "cheese", "softmax"):
+        assert "no asymmetry distinguishable from 0 to explain" in c["claim"]
+    (c,) = _one(claims, "cheese", "base_swap")
+    assert "not distinguishable from 0 on its own base" in c["claim"]
+    (c,) = _one(claims, "cheese", "knockin")
+    assert "%" not in c["claim"]  # no share of an E indistinguishable from 0
+
+
+def test_numbers_too_small_for_three_decimals_show_their_size():
+    from hookdiff.stats import Interval
+    from hookdiff.study.answer import interval_text
+
+    assert interval_text(Interval(-2e-5, -3e-5, -1e-5, 4)) == "-2.0e-05 [-3.0e-05, -1.0e-05]"
+    assert interval_text(Interval(0.25, 0.0, 0.5, 4)) == "+0.250 [+0.000, +0.500]"
