@@ -9,8 +9,10 @@ square), float32, 2 threads. Side by side in one run, interleaved, medians:
 - ``exact``: :func:`hookdiff.analysis.line_response` exact, the segment from the hook only;
 - ``loop`` (full run only): one ``line_response`` per cut and variant, what the scan shares.
 
-Target: ``cut_scan`` within 3x the sweep. Run:
-``.venv/bin/python benchmarks/bench_interventions.py`` (``--quick``: 8 mazes, 9 t, no loop).
+Target: ``cut_scan`` within 3x the sweep. Ratios are medians over rounds of back-to-back times
+(on a shared machine, another process's burst then hits one round, not one contender). Run:
+``.venv/bin/python benchmarks/bench_interventions.py`` (``--quick``: 8 mazes, 9 t, no loop;
+``--threads N``, ``--repeats N``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ DEPTH = "fc_policy_out"
 VARIANTS = ("linearize", "symmetrize")
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, measured round-robin so drift hits all alike."""
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each function per round, measured round-robin so drift hits all alike."""
     for fn in fns.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -43,7 +45,12 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of ``a``'s time over ``b``'s (the two ran back to back)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def setup(n_mazes: int, n_t: int) -> tuple:
@@ -64,8 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 mazes, 9 t, 3 repeats, no loop")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds (default 5; quick 3)")
     args = parser.parse_args()
     n_mazes, n_t, repeats = (8, 9, 3) if args.quick else (32, 17, 5)
+    repeats = args.repeats or repeats
     torch.set_num_threads(args.threads)
     policy, obs, a, v, cache, ts = setup(n_mazes, n_t)
     cuts = valid_cuts(policy, HOOK, DEPTH)
@@ -84,18 +93,22 @@ def main() -> None:
     print(
         f"shipped agent, {HOOK} -> {DEPTH}: {len(cuts)} cuts x {len(VARIANTS)} variants x "
         f"{n_t} t x {n_mazes} mazes, float32, {torch.get_num_threads()} threads, "
-        f"median of {repeats}"
+        f"{repeats} interleaved rounds"
     )
     for name, sec in t.items():
-        print(f"  {name:9s}: {sec * 1e3:9.1f} ms")
+        print(
+            f"  {name:9s}: median {statistics.median(sec) * 1e3:8.1f} ms, min {min(sec) * 1e3:8.1f} ms"
+        )
+    print("ratios (median over rounds):")
     print(
-        f"  cut_scan / sweep of the observations: {t['cut_scan'] / t['sweep']:.2f}x (target <= 3x)"
+        f"  cut_scan / sweep of the observations: {ratio(t, 'cut_scan', 'sweep'):.2f}x (target <= 3x)"
     )
     print(
-        f"  cut_scan / exact line_response      : {t['cut_scan'] / t['exact']:.2f}x (target <= 3x)"
+        f"  cut_scan / exact line_response      : {ratio(t, 'cut_scan', 'exact'):.2f}x (target <= 3x)"
     )
+    print(f"  sweep / exact line_response         : {ratio(t, 'sweep', 'exact'):.2f}x")
     if "loop" in t:
-        print(f"  loop of line_response / cut_scan    : {t['loop'] / t['cut_scan']:.2f}x")
+        print(f"  loop of line_response / cut_scan    : {ratio(t, 'loop', 'cut_scan'):.2f}x")
 
 
 if __name__ == "__main__":
