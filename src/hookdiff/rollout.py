@@ -7,11 +7,17 @@ end — procgen auto-resets to a new level, which is never recorded — or when 
 the top-right region of the inner maze, or the step limit. The mouse's cell is tracked from the
 actions and the known maze (one cell per move, blocked by walls and the world's edge), checked
 against procgen's own state in the tests. Results are an ``xarray.Dataset`` over ``env``.
+
+A steering vector can also carry a causal intervention (:func:`hookdiff.analysis.line_response`):
+at every step the policy's logits are then those of the network cut and linearised or
+symmetrised at a hook point, or with chosen relus and maxpools frozen at their unsteered pattern,
+so the behaviour of an intervened network is measured exactly as the plain steered one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +27,14 @@ import xarray as xr
 from torch import Tensor, nn
 
 from hookdiff.agent import obs_to_tensor
-from hookdiff.errors import HookTypeError, ShapeMismatchError
+from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
+from hookdiff.contract import INPUT, OpGraphModel
+from hookdiff.errors import (
+    HookTypeError,
+    InterventionError,
+    ShapeMismatchError,
+    unknown_name_message,
+)
 from hookdiff.hooks import attach, capture, steering_hook
 from hookdiff.maze.actions import (
     ACTION_DIRECTIONS,
@@ -40,6 +53,7 @@ from hookdiff.maze.paths import (
     top_right_region,
 )
 from hookdiff.maze.state import WALL, MazeState
+from hookdiff.segments import as_segmented, output_of
 
 __all__ = [
     "OUTCOMES",
@@ -65,12 +79,33 @@ class Steering:
     cheese vector as in the published protocol. Without it, ``vector`` is one direction for every
     env (the activation's shape without the batch dimension): :func:`rollout` rejects a stack of
     per-env vectors passed without ``per_env=True`` before the first step.
+
+    With ``cut``/``variant`` or ``freeze`` set, the steered network is intervened on at every
+    step: the logits are :func:`hookdiff.analysis.line_response` at the policy's output for that
+    step's observations, each env at its own coefficient (and its own vector when ``per_env``).
     """
 
     hook: str
+    """Where the vector is added (a hook name of the policy)."""
     vector: Tensor
+    """The activation's shape without the batch dimension, or ``(N, ...)`` with ``per_env``."""
     coeff: float | Sequence[float] | Tensor = 1.0
+    """One coefficient for every env, or a sequence with one coefficient per env."""
     per_env: bool = False
+    """``vector`` holds one vector per env (leading dimension N), e.g. each maze's own cheese
+    vector as in the published protocol."""
+    cut: str | None = None
+    """The hook point where ``variant`` acts (one of ``valid_cuts(policy, hook, output)``)."""
+    variant: str = "exact"
+    """``"exact"``, ``"linearize"`` (x_c(0) + t·J_c·v at ``cut``) or ``"symmetrize"``
+    (x_c(0) + ½[x_c(t) − x_c(−t)] at ``cut``)."""
+    freeze: tuple[str, ...] = ()
+    """Relus and maxpools held at their t = 0 pattern (``freezable(policy, hook, output)``)."""
+
+    @property
+    def intervened(self) -> bool:
+        """Whether the steered network is intervened on (else the plain steering hook runs)."""
+        return self.variant != "exact" or self.cut is not None or bool(self.freeze)
 
     def __post_init__(self) -> None:
         if not isinstance(self.hook, str):
@@ -91,11 +126,10 @@ class Steering:
         """This steering restricted to the envs ``rows`` (per-env coefficients and vectors)."""
         r = torch.as_tensor(rows)
         c = torch.as_tensor(self.coeff, dtype=torch.float32)
-        return Steering(
-            self.hook,
-            self.vector[r] if self.per_env else self.vector,
-            c[r] if c.ndim else c,
-            self.per_env,
+        return dataclasses.replace(
+            self,
+            vector=self.vector[r] if self.per_env else self.vector,
+            coeff=c[r] if c.ndim else c,
         )
 
 
@@ -194,12 +228,94 @@ def _policy_logits(
     x = obs_to_tensor(obs[rows])
     if next(policy.parameters()).is_contiguous(memory_format=torch.channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
+    if any(s.intervened for s in steering):  # validated: then it is the only steering
+        return _intervened_logits(policy, x, steering[0].rows(rows))
     hooks = []
     for s in steering:
         s = s.rows(rows)
         hooks.append((s.hook, steering_hook(s.vector, s.coeff)))
     with attach(policy, hooks) if hooks else contextlib.nullcontext():
         return policy(x).float()
+
+
+def _intervened_logits(policy: nn.Module, x: Tensor, s: Steering) -> Tensor:
+    """The logits of the intervened network: ``line_response`` per distinct coefficient."""
+    segmented = as_segmented(policy)
+    output = output_of(segmented)[0]
+    needed = segmented.segment_ops(s.hook, output)[1] if isinstance(segmented, OpGraphModel) else ()
+    with capture(policy, list(needed)) as cache:
+        a = segmented.run_segment(x, INPUT, s.hook)
+    context = {name: cache[name] for name in needed}
+    coeffs = torch.as_tensor(s.coeff, dtype=torch.float32).expand(len(a))
+    vectors = _row_vectors(s, a)
+    logits = None
+    for c in torch.unique(coeffs).tolist():
+        group = torch.nonzero(coeffs == c)[:, 0]
+        r = line_response(
+            policy,
+            a[group],
+            s.hook,
+            vectors if vectors.ndim < a.ndim else vectors[group],
+            [c],
+            depth=output,
+            cut=s.cut,
+            variant=s.variant,
+            freeze=s.freeze,
+            context={name: t[group] for name, t in context.items()},
+        )
+        values = torch.from_numpy(r.values[0]).float()
+        if logits is None:
+            logits = values.new_empty((len(a),) + tuple(values.shape[1:]))
+        logits[group] = values
+    return logits
+
+
+def _row_vectors(s: Steering, a: Tensor) -> Tensor:
+    """The vector(s) as the steering hook adds them: shared, or one per row (row i: v[i % B])."""
+    v = torch.as_tensor(s.vector)
+    if v.ndim < a.ndim:
+        return v
+    return v[torch.arange(len(a)) % v.shape[0]]
+
+
+def _check_interventions(policy: nn.Module, steering: Sequence[Steering]) -> None:
+    """An intervened steering is the only one, and valid on ``policy`` (before the first step)."""
+    intervened = [s for s in steering if s.intervened]
+    if not intervened:
+        return
+    if len(steering) > 1:
+        raise InterventionError(
+            f"an intervened steering (at {intervened[0].hook!r}) must be the only steering of "
+            f"the rollout; got {len(steering)} steerings. Run other vectors in separate rollouts."
+        )
+    _check_intervention(policy, intervened[0])
+
+
+def _check_intervention(policy: nn.Module, s: Steering) -> None:
+    """The variant, cut and frozen ops of ``s`` exist between its hook and the policy's output."""
+    if isinstance(policy, ExpertPolicy):
+        raise ValueError("the scripted ExpertPolicy has no activations to steer")
+    output = output_of(as_segmented(policy))[0]
+    if s.variant not in VARIANTS:
+        raise InterventionError(unknown_name_message("variant", s.variant, VARIANTS))
+    if (s.cut is None) != (s.variant == "exact"):
+        raise InterventionError(
+            f"steering at {s.hook!r}: variant={s.variant!r} "
+            f"{'needs a cut' if s.cut is None else 'takes no cut'}; 'linearize' and "
+            f"'symmetrize' act at a hook point cut=..., 'exact' at none"
+        )
+    where = f"between {s.hook!r} and the output {output!r}"
+    if s.cut is not None and s.cut not in (cuts := valid_cuts(policy, s.hook, output)):
+        raise InterventionError(
+            unknown_name_message(f"cut {where}", s.cut, cuts) + f" Valid cuts: {cuts}."
+        )
+    allowed = freezable(policy, s.hook, output)
+    for name in [s.freeze] if isinstance(s.freeze, str) else s.freeze:
+        if name not in allowed:
+            raise InterventionError(
+                unknown_name_message(f"op to freeze {where}", name, allowed)
+                + f" Freezable: {allowed}."
+            )
 
 
 def rollout(
@@ -220,7 +336,8 @@ def rollout(
     Args:
         policy: maps float ``(N, 3, 64, 64)`` observations to 15 action logits.
         states: one maze per env (the mouse wherever the state puts it).
-        steering: vectors added at every forward (coefficients per env allowed).
+        steering: vectors added at every forward (coefficients per env allowed). One steering
+            with an intervention (``cut``/``variant``/``freeze``) must be the only one.
         max_steps: step limit (procgen itself ends episodes at 500).
         seed: seeds the action sampling (the same seed gives the same rollout).
         greedy: take the most likely action instead of sampling.
@@ -245,6 +362,7 @@ def rollout(
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     n = len(states)
     _check_steering(policy, steering, n, shrinking=True)
+    _check_interventions(policy, steering)
     gen = torch.Generator().manual_seed(seed)
     outcome = np.full(n, "timeout", dtype=object)
     steps = np.zeros(n, dtype=np.int64)
@@ -283,8 +401,16 @@ def rollout(
             "stop_at_top_right": int(stop_at_top_right),
             "top_right_size": top_right_size,
             "steering_hooks": ",".join(s.hook for s in steering),
+            "steering_interventions": ",".join(_describe(s) for s in steering),
         },
     )
+
+
+def _describe(s: Steering) -> str:
+    """The intervention of ``s`` in words, e.g. ``"symmetrize@fc_policy_out"`` (or ``"exact"``)."""
+    what = s.variant if s.cut is None else f"{s.variant}@{s.cut}"
+    frozen = [s.freeze] if isinstance(s.freeze, str) else list(s.freeze)
+    return what + (f"+freeze[{' '.join(frozen)}]" if frozen else "")
 
 
 def _rollout_group(
@@ -367,9 +493,14 @@ def decision_square_probs(
     batch, and the policy's 5 direction probabilities are read at the directions that start the
     shortest paths to the cheese and to the inner maze's top-right cell.
 
+    ``steering`` works as in :func:`rollout`, interventions included.
+
     Raises:
         ValueError: a maze has no decision square (filter with ``decision_square(s) is not None``).
+        InterventionError: a steering's intervention is not valid on ``policy``.
     """
+    _check_steering(policy, steering, len(states), shrinking=False)
+    _check_interventions(policy, steering)
     squares = [decision_square(s) for s in states]
     missing = [i for i, d in enumerate(squares) if d is None]
     if missing:
@@ -377,7 +508,6 @@ def decision_square_probs(
             f"mazes at positions {missing[:10]} have no decision square; expected mazes whose "
             f"paths to the cheese and to the top-right cell fork"
         )
-    _check_steering(policy, steering, len(states), shrinking=False)
     placed = [with_mouse(s, d) for s, d in zip(states, squares)]
     obs = render(placed)
     dirs = direction_probs(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()

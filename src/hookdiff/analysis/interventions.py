@@ -360,7 +360,9 @@ def cut_scan(
 
     Shares the work a loop over :func:`line_response` would repeat: one exact pass over the line
     (t, −t and 0) captures every cut's activation, one JVP gives every cut's J_c·v, and only the
-    rest of the network after each cut runs once per cut and variant.
+    rest of the network after each cut runs once per cut and variant. Cuts joined by affine ops
+    only (a conv, a linear layer, a flatten) give the same response, so on an op graph the rest
+    runs once for each such group, from its last cut.
 
     Args:
         model, activations, hook, vector, ts, depth, context, max_rows: as in
@@ -387,8 +389,11 @@ def cut_scan(
     t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.dtype)
     grid = torch.unique(torch.cat([t, -t, torch.zeros(1, dtype=t.dtype)]))
     per = max(1, (max_rows or DEFAULT_MAX_ROWS) // len(grid))
+    same = _affine_groups(model, cuts)
     parts = [
-        _scan_samples(chain, plans, a[i : i + per], v[i : i + per], _rows(ctx, i, per), t, grid)
+        _scan_samples(
+            chain, plans, same, a[i : i + per], v[i : i + per], _rows(ctx, i, per), t, grid
+        )
         for i in range(0, a.shape[0], per)
     ]
     values = torch.cat(parts, dim=3)  # (variant, cut, t, sample, ...)
@@ -409,9 +414,37 @@ def _rows(ctx: Mapping[str, Tensor], i: int, n: int) -> dict[str, Tensor]:
     return {name: x[i : i + n] for name, x in ctx.items()}
 
 
+#: Op kinds that are affine maps of their one input: a cut before them equals a cut after them.
+_AFFINE_KINDS = ("conv", "linear", "flatten")
+
+
+def _affine_groups(model: nn.Module, cuts: Sequence[str]) -> dict[str, str]:
+    """Per cut, the last of the cuts it reaches through affine ops only (itself if none).
+
+    Linearising or symmetrising commutes with an affine map A (A(x₀ + t·J·v) = A(x₀) + t·A·J·v,
+    and A's offset cancels in x(t) − x(−t)), so such cuts give the same response.
+    """
+    segmented = as_segmented(model)
+    if not isinstance(segmented, OpGraphModel):
+        return {c: c for c in cuts}
+    order = list(segmented.hook_names)
+    ordered = sorted(cuts, key=order.index)
+    last: dict[str, str] = {}
+    for i, cut in enumerate(ordered):
+        reach = cut
+        for later in ordered[i + 1 :]:
+            ops, needed = segmented.segment_ops(reach, later)
+            if needed or any(op.kind not in _AFFINE_KINDS for op in ops):
+                break
+            reach = later
+        last[cut] = reach
+    return last
+
+
 def _scan_samples(
     chain: Chain,
     plans: list[_Plan],
+    same: Mapping[str, str],
     a: Tensor,
     v: Tensor,
     ctx: Mapping[str, Tensor],
@@ -424,20 +457,24 @@ def _scan_samples(
     with torch.no_grad():
         outs, _ = chain.run(line_batch(a, v, grid), _tiled(ctx, g), False)
     at = {d: x.reshape((g, b) + tuple(x.shape[1:])) for d, x in zip(chain.depths, outs)}
-    base, slopes = _jvp_by_depth(chain, a, v, ctx)
+    if any(p.variant == "linearize" for p in plans):
+        base, slopes = _jvp_by_depth(chain, a, v, ctx)
     readout = plans[0].chain.readouts.get(plans[0].depth)
     exact = at[plans[0].source][pick(t)]
     results = {"exact": readout.fn(exact.flatten(0, 1)) if readout else exact.flatten(0, 1)}
     for plan in plans:
-        x = at[plan.cut]
-        if plan.variant == "linearize":
-            scale = t.reshape((k, 1) + (1,) * (x.ndim - 2))
-            cut_value = base[plan.cut][None] + scale * slopes[plan.cut][None]
-        else:
-            cut_value = x[pick(torch.zeros(1, dtype=t.dtype))] + 0.5 * (x[pick(t)] - x[pick(-t)])
-        with torch.no_grad():
-            out = _forward(plan, cut_value.flatten(0, 1), plan.cut, plan.source, {}, {}, k)
-        results[(plan.variant, plan.cut)] = readout.fn(out) if readout else out
+        cut = same[plan.cut]
+        if (plan.variant, cut) not in results:
+            if plan.variant == "linearize":
+                scale = t.reshape((k, 1) + (1,) * (base[cut].ndim - 1))
+                cut_value = torch.addcmul(base[cut][None], scale, slopes[cut][None])
+            else:
+                x = at[cut]
+                cut_value = (x[pick(t)] - x[pick(-t)]).mul_(0.5).add_(x[pick(t.new_zeros(1))])
+            with torch.no_grad():
+                out = _forward(plan, cut_value.flatten(0, 1), cut, plan.source, {}, {}, k)
+            results[(plan.variant, cut)] = readout.fn(out) if readout else out
+        results[(plan.variant, plan.cut)] = results[(plan.variant, cut)]
     return _stack_scan(results, plans, k, b)
 
 
