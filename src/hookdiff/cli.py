@@ -296,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hookdiff`` with ``argv`` (default: the process's arguments); returns the exit code.
 
     Example:
-        >>> main(["demo", "--out", "/tmp/hookdiff-demo"])  # doctest: +SKIP
-        0
+        >>> main(["eval", "--n-mazes", "0"])  # a mistake: one line on stderr, exit status 2
+        2
     """
     _quiet_third_party_warnings()
     try:

@@ -355,8 +355,10 @@ def rollout(
         the end), and ``level_seed``; attrs record the seed, limits and steering hooks.
 
     Example:
-        >>> ds = rollout(policy, states, steering=[Steering(hook, v, -1.0)])  # doctest: +SKIP
-        >>> float((ds.outcome == "cheese").mean())  # doctest: +SKIP
+        >>> from hookdiff.maze import sample_mazes
+        >>> states = sample_mazes("eval-decision-square", 2, seed=0)
+        >>> list(rollout(ExpertPolicy(states), states, max_steps=100).outcome.values)
+        ['cheese', 'cheese']
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")

@@ -71,6 +71,7 @@ def activations_from_obs(
         ``(N, ...)``: the activation of every observation, detached.
 
     Example:
+        >>> from hookdiff.agent import ImpalaPolicy
         >>> acts = activations_from_obs(ImpalaPolicy(), torch.rand(2, 3, 64, 64), STEERING_HOOK)
         >>> acts.shape
         torch.Size([2, 32, 16, 16])
@@ -105,6 +106,9 @@ def activations_at(
         ``(N, ...)`` activations, one row per state, in order.
 
     Example:
+        >>> from hookdiff.agent import ImpalaPolicy
+        >>> from hookdiff.maze import sample_mazes
+        >>> policy = ImpalaPolicy()
         >>> acts = activations_at(policy, sample_mazes("vanilla-hard", 2, seed=0), STEERING_HOOK)
     """
     items = _as_list(states)
@@ -170,9 +174,11 @@ def cheese_vector(
         MazeEditError: a maze has no cheese or its cheese is on the start cell.
 
     Example:
-        >>> v = cheese_vector(policy, sample_mazes("vanilla-hard", 1, seed=0))  # doctest: +SKIP
-        >>> with hookdiff.steer(policy, STEERING_HOOK, v, -1.0):  # doctest: +SKIP
-        ...     logits = policy(obs)
+        >>> from hookdiff.agent import load_default
+        >>> from hookdiff.maze import sample_mazes
+        >>> v = cheese_vector(load_default(), sample_mazes("eval-decision-square", 2, seed=0))
+        >>> v.shape
+        torch.Size([32, 16, 16])
     """
     pairs = [cheese_pair(s) for s in _as_list(states)]
     return pair_vector(policy, pairs, hook, per_maze=per_maze, batch_size=batch_size)
@@ -204,7 +210,11 @@ def top_right_vector(
         MazeEditError: a maze fills the world, so no corridor can be opened.
 
     Example:
-        >>> v = top_right_vector(policy, sample_mazes("vanilla-hard", 1, seed=0))  # doctest: +SKIP
+        >>> from hookdiff.agent import load_default
+        >>> from hookdiff.maze import sample_mazes
+        >>> mazes = sample_mazes("eval-decision-square", 2, seed=0)
+        >>> top_right_vector(load_default(), mazes, per_maze=True).shape
+        torch.Size([2, 32, 16, 16])
     """
     pairs = [top_right_pair(s) for s in _as_list(states)]
     return pair_vector(policy, pairs, hook, per_maze=per_maze, batch_size=batch_size)

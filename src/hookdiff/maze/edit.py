@@ -38,7 +38,10 @@ def with_cheese(state: MazeState, cell: tuple[int, int]) -> MazeState:
     """Move the cheese to ``cell`` (placing it if the maze has none).
 
     Example:
-        >>> s2 = with_cheese(s, (s.margin + 2, s.margin))  # doctest: +SKIP
+        >>> from hookdiff.maze import sample_mazes
+        >>> s = sample_mazes("eval-decision-square", 1, seed=0)[0]
+        >>> with_cheese(s, (s.margin + 2, s.margin)).cheese
+        (8, 6)
 
     Raises:
         MazeEditError: ``cell`` is off the grid, a wall, or the mouse's cell.

@@ -75,8 +75,10 @@ def direction_field(state: MazeState, target: tuple[int, int]) -> Int[np.ndarray
     walls, on the target and on cells that cannot reach it.
 
     Example:
-        >>> field = direction_field(s, s.cheese)  # doctest: +SKIP
-        >>> field[s.mouse]  # doctest: +SKIP
+        >>> from hookdiff.maze import sample_mazes
+        >>> s = sample_mazes("eval-decision-square", 1, seed=0)[0]
+        >>> int(direction_field(s, s.cheese)[s.mouse])   # 3: right
+        3
     """
     dist = distances(state, target)
     wd = state.world_dim
@@ -151,8 +153,9 @@ def decision_square(state: MazeState) -> tuple[int, int] | None:
     or cut off by edits.
 
     Example:
-        >>> decision_square(s)  # doctest: +SKIP
-        (9, 13)
+        >>> from hookdiff.maze import sample_mazes
+        >>> decision_square(sample_mazes("eval-decision-square", 1, seed=0)[0])
+        (12, 10)
     """
     cheese = state.cheese
     if cheese is None:

@@ -56,7 +56,12 @@ def plot_vector_field(
         The matplotlib ``Figure``.
 
     Example:
-        >>> fig = plot_vector_field(s, cells, probs, path="field.png")  # doctest: +SKIP
+        >>> from hookdiff.maze import open_cells, sample_mazes
+        >>> s = sample_mazes("eval-decision-square", 1, seed=0)[0]
+        >>> cells = open_cells(s)
+        >>> fig = plot_vector_field(s, cells, np.full((len(cells), 5), 0.2))
+        >>> len(fig.axes)
+        1
     """
     p = np.asarray(probs, dtype=float)
     if p.ndim != 2 or p.shape[1] != 5 or p.shape[0] != len(cells):

@@ -597,8 +597,7 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
         :data:`KINDS`; each claim is ``{"claim", "estimate", "ci95", "where", "n", "kind",
         "readout"}``. Claims whose variables are absent are left out (:func:`missing`).
 
-    Example:
-        >>> answer(load_dataset("runs/study"))["cheese"][0]["claim"]  # doctest: +SKIP
+    Usage: ``answer(load_dataset("runs/study"))["cheese"][0]["claim"]`` after ``hookdiff study``.
         'Add/subtract asymmetry of the cheese vector at |t| = 1: E = ...'
     """
     seed = bootstrap_seed(ds) if seed is None else int(seed)

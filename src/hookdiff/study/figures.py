@@ -687,8 +687,8 @@ def draw_figures(ds: xr.Dataset, run_dir: str | os.PathLike[str]) -> list[Path]:
         ds: the study dataset (as written to ``study.nc``).
         run_dir: the run folder.
 
-    Example:
-        >>> draw_figures(load_dataset("runs/study"), "runs/study")  # doctest: +SKIP
+    Usage: ``draw_figures(load_dataset("runs/study"), "runs/study")`` (what ``hookdiff plot``
+    runs).
     """
     out = Path(run_dir) / "figures"
     paths = draw_answer_figures(ds, run_dir)

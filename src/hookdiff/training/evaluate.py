@@ -62,8 +62,8 @@ def entered_top_right(ds: xr.Dataset, states: list[Any], size: int = 5) -> np.nd
 def evaluate(policy: nn.Module, config: EvalConfig | None = None) -> dict[str, Any]:
     """Reach rates in and out of distribution, and P(toward cheese) at the decision square.
 
-    Example:
-        >>> figures = evaluate(load_default(), EvalConfig(n_mazes=50))  # doctest: +SKIP
+    Usage (about a minute): ``evaluate(load_default(), EvalConfig(n_mazes=50))``; the command
+    line's ``hookdiff eval`` calls it.
     """
     config = config or EvalConfig()
     policy.eval()

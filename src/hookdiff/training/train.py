@@ -304,8 +304,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     ``max_seconds``/``threads``/``out_dir``, and DAgger settings while that phase has not begun)
     and continues from the saved step with the same data.
 
-    Example:
-        >>> train(TrainConfig(out_dir="/tmp/tiny", total_samples=512, dagger_samples=256))  # doctest: +SKIP
+    Usage (minutes): ``train(TrainConfig(out_dir="runs/tiny", total_samples=512))``; the command
+    line's ``hookdiff train`` calls it.
     """
     torch.set_num_threads(config.threads)
     out = Path(config.out_dir)
