@@ -55,6 +55,34 @@ def test_expert_stops_where_its_path_first_enters_the_top_right_region(size):
         assert [tuple(c) for c in ds.path.values[i, : k + 1]] == path[: k + 1]
 
 
+def test_one_expert_step_into_the_region_stops_there_on_every_side():
+    """The mouse on every open cell beside the region: one expert step, stopped iff it entered.
+
+    Entries through the region's top row and right column are covered too (their corners
+    ``(hi, lo)`` and ``(lo, hi)``), so an off-by-one at either end of the region shows.
+    """
+    mazes = sample_mazes("train-top-right-5", 8, seed=4)
+    starts, entries = [], set()
+    for m in mazes:
+        region = region_cells(m)
+        lo, hi = min(r for r, _ in region), max(r for r, _ in region)
+        for r in range(lo - 1, hi + 1):
+            for c in range(lo - 1, hi + 1):
+                if (r, c) in region or m.grid[r, c] == WALL or (r, c) == m.cheese:
+                    continue
+                nxt = shortest_path(m, (r, c), m.cheese)[1]
+                starts.append((with_mouse(m, (r, c)), nxt, nxt in region))
+                if nxt in region:
+                    entries.add(("top" if nxt[0] == hi else "") + ("right" if nxt[1] == hi else ""))
+    assert {"top", "right"} <= entries, "the mazes should include entries at the region's far ends"
+    states = [s for s, _, _ in starts]
+    ds = rollout(ExpertPolicy(states), states, max_steps=1)
+    for i, (s, nxt, enters) in enumerate(starts):
+        assert tuple(ds.path.values[i, 1]) == nxt
+        want = "cheese" if nxt == s.cheese else ("top_right" if enters else "timeout")
+        assert str(ds.outcome.values[i]) == want, f"{s.mouse} -> {nxt}"
+
+
 @pytest.fixture(scope="module")
 def agent():
     return load_default()
