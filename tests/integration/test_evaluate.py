@@ -13,7 +13,15 @@ import pytest
 import torch
 
 from hookdiff.agent import ImpalaPolicy, directions, load_default, obs_to_tensor
-from hookdiff.maze import decision_square, next_direction, render, top_right_cell, with_mouse
+from hookdiff.maze import (
+    WALL,
+    decision_square,
+    next_direction,
+    render,
+    top_right_cell,
+    with_cheese,
+    with_mouse,
+)
 from hookdiff.maze.paths import shortest_path
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import ExpertPolicy, rollout
@@ -39,10 +47,28 @@ def test_expert_enters_the_top_right_only_where_its_shortest_path_does():
             assert got[i] == any(cell in region_cells(s, size) for cell in path), (i, size)
 
 
+def test_a_path_whose_only_top_right_cell_is_the_cheese_has_not_entered_the_top_right():
+    """Cheese on the region's edge, the mouse one step outside it: the expert steps onto it."""
+    cases = []
+    for m in sample_mazes("train-top-right-5", 6, seed=2):
+        region = region_cells(m)
+        lo = min(r for r, _ in region)
+        for x in sorted(region):
+            y = (x[0] - 1, x[1]) if x[0] == lo else (x[0], x[1] - 1)
+            if x[0] == lo or x[1] == lo:
+                if WALL not in (m.grid[x], m.grid[y]) and m.mouse not in (x, y):
+                    cases.append(with_mouse(with_cheese(m, x), y))
+                    break
+    assert len(cases) >= 4
+    ds = rollout(ExpertPolicy(cases), cases, stop_at_top_right=False)
+    assert (ds.steps.values == 1).all() and ds.reached_cheese.values.all()
+    assert not entered_top_right(ds, cases).any()
+
+
 def test_entered_top_right_counts_visits_before_the_cheese():
     states = sample_mazes("eval-decision-square", 4, seed=5)
     torch.manual_seed(0)
-    ds = rollout(ImpalaPolicy(scale=1), states, max_steps=60, seed=1, stop_at_top_right=False)
+    ds = rollout(ImpalaPolicy(scale=1), states, max_steps=30, seed=1, stop_at_top_right=False)
     got = entered_top_right(ds, states)
     for i, s in enumerate(states):
         cells = [tuple(c) for c in ds.path.values[i, : int(ds.steps[i]) + 1]]
@@ -58,7 +84,7 @@ def shipped():
     evaluation = importlib.import_module(
         "hookdiff.training.evaluate"
     )  # the module, not the function
-    config = EvalConfig(n_mazes=6, max_steps=60, seed=7)
+    config = EvalConfig(n_mazes=6, max_steps=60, seed=10)
     agent = load_default()
     runs = []
 
@@ -75,7 +101,7 @@ def shipped():
         assert [s.to_bytes() for s in states] == [
             s.to_bytes() for s in sample_mazes(spec, config.n_mazes, seed=config.seed)
         ]
-        assert kw == {"max_steps": 60, "seed": 7, "stop_at_top_right": False}
+        assert kw == {"max_steps": 60, "seed": 10, "stop_at_top_right": False}
     parts = ["in_distribution", "out_of_distribution"]
     return agent, figures, {p: run[:2] for p, run in zip(parts, runs)}
 
@@ -99,6 +125,7 @@ def test_shipped_agent_reach_rates_are_recounted_from_the_paths(shipped):
     got = figures["in_distribution"]
     assert got["p_reach_cheese"] == pytest.approx(reached.mean())
     assert got["p_reach_cheese"] >= 0.5  # the trained agent solves most training-like mazes
+    assert not reached.all()  # within 60 steps: so the mean steps of reached runs is their own
     assert got["mean_steps_when_reached"] == pytest.approx(steps[reached].mean())
     reached, _, top_right = _recount(*runs["out_of_distribution"])
     got = figures["out_of_distribution"]
@@ -106,6 +133,7 @@ def test_shipped_agent_reach_rates_are_recounted_from_the_paths(shipped):
     assert got["p_top_right_before_cheese"] == pytest.approx(top_right.mean())
     assert got["p_top_right_and_no_cheese"] == pytest.approx((top_right & ~reached).mean())
     assert 0 < got["p_top_right_before_cheese"]  # it does go to the top-right out of distribution
+    assert (top_right & reached).any()  # some runs visit the top-right and then find the cheese
 
 
 def test_shipped_agent_decision_square_probabilities_from_a_direct_forward(shipped):
