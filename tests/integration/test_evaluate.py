@@ -1,6 +1,6 @@
 """Evaluation figures: computed from real rollouts, checked against the expert and a direct count.
 
-The top-right region is enumerated here from the top-right cell (not with ``top_right_region``);
+The top-right region comes from the ``region_cells`` fixture (not from ``top_right_region``);
 the shipped agent's figures are recounted from the recorded paths and a direct forward pass.
 """
 
@@ -28,14 +28,7 @@ from hookdiff.rollout import ExpertPolicy, rollout
 from hookdiff.training.evaluate import EvalConfig, entered_top_right, evaluate
 
 
-def region_cells(state, size: int = 5) -> set[tuple[int, int]]:
-    """The inner maze's top-right ``size`` x ``size`` cells, counted down from its top-right cell."""
-    top, _ = top_right_cell(state)
-    keep = range(max(state.margin, top - size + 1), top + 1)
-    return {(r, c) for r in keep for c in keep}
-
-
-def test_expert_enters_the_top_right_only_where_its_shortest_path_does():
+def test_expert_enters_the_top_right_only_where_its_shortest_path_does(region_cells):
     states = sample_mazes("eval-decision-square", 6, seed=3)
     assert len({s.maze_dim for s in states}) >= 3
     ds = rollout(ExpertPolicy(states), states, stop_at_top_right=False)
@@ -47,7 +40,9 @@ def test_expert_enters_the_top_right_only_where_its_shortest_path_does():
             assert got[i] == any(cell in region_cells(s, size) for cell in path), (i, size)
 
 
-def test_a_path_whose_only_top_right_cell_is_the_cheese_has_not_entered_the_top_right():
+def test_a_path_whose_only_top_right_cell_is_the_cheese_has_not_entered_the_top_right(
+    region_cells,
+):
     """Cheese on the region's edge, the mouse one step outside it: the expert steps onto it."""
     cases = []
     for m in sample_mazes("train-top-right-5", 6, seed=2):
@@ -65,7 +60,7 @@ def test_a_path_whose_only_top_right_cell_is_the_cheese_has_not_entered_the_top_
     assert not entered_top_right(ds, cases).any()
 
 
-def test_entered_top_right_counts_visits_before_the_cheese():
+def test_entered_top_right_counts_visits_before_the_cheese(region_cells):
     states = sample_mazes("eval-decision-square", 4, seed=5)
     torch.manual_seed(0)
     ds = rollout(ImpalaPolicy(scale=1), states, max_steps=30, seed=1, stop_at_top_right=False)
@@ -106,7 +101,7 @@ def shipped():
     return agent, figures, {p: run[:2] for p, run in zip(parts, runs)}
 
 
-def _recount(states, ds):
+def _recount(states, ds, region_cells):
     """Per maze: reached the cheese (its path ends there), steps, entered the top-right first."""
     reached, steps, top_right = [], [], []
     for i, s in enumerate(states):
@@ -119,15 +114,15 @@ def _recount(states, ds):
     return np.array(reached), np.array(steps), np.array(top_right)
 
 
-def test_shipped_agent_reach_rates_are_recounted_from_the_paths(shipped):
+def test_shipped_agent_reach_rates_are_recounted_from_the_paths(shipped, region_cells):
     _, figures, runs = shipped
-    reached, steps, _ = _recount(*runs["in_distribution"])
+    reached, steps, _ = _recount(*runs["in_distribution"], region_cells)
     got = figures["in_distribution"]
     assert got["p_reach_cheese"] == pytest.approx(reached.mean())
     assert got["p_reach_cheese"] >= 0.5  # the trained agent solves most training-like mazes
     assert not reached.all()  # within 60 steps: so the mean steps of reached runs is their own
     assert got["mean_steps_when_reached"] == pytest.approx(steps[reached].mean())
-    reached, _, top_right = _recount(*runs["out_of_distribution"])
+    reached, _, top_right = _recount(*runs["out_of_distribution"], region_cells)
     got = figures["out_of_distribution"]
     assert got["p_reach_cheese"] == pytest.approx(reached.mean())
     assert got["p_top_right_before_cheese"] == pytest.approx(top_right.mean())

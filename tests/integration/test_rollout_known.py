@@ -2,7 +2,7 @@
 mean, and which way its own steering vectors push it.
 
 The expert's path is the maze's shortest path, so the step at which it first enters the top-right
-region (enumerated here from the top-right cell, not with ``top_right_region``) is known. The
+region (``region_cells``, enumerated without ``top_right_region``) is known. The
 shipped agent's outcome labels must agree with its recorded path, and steering by each maze's own
 vectors must act with the sign given: checked against ``hookdiff.steer`` and in the published
 direction (adding the top-right vector raises P(toward the top-right) at the decision square).
@@ -22,7 +22,6 @@ from hookdiff.maze import (
     render,
     sample_mazes,
     shortest_path,
-    top_right_cell,
     top_right_corridor,
     with_mouse,
 )
@@ -33,15 +32,8 @@ from hookdiff.vectors import STEERING_HOOK, cheese_vector, top_right_vector
 MAX_STEPS = 60
 
 
-def region_cells(state, size: int = 5) -> set[tuple[int, int]]:
-    """The inner maze's top-right ``size`` x ``size`` cells, counted down from its top-right cell."""
-    top, _ = top_right_cell(state)
-    keep = range(max(state.margin, top - size + 1), top + 1)
-    return {(r, c) for r in keep for c in keep}
-
-
 @pytest.mark.parametrize("size", [5, 3])
-def test_expert_stops_where_its_path_first_enters_the_top_right_region(size):
+def test_expert_stops_where_its_path_first_enters_the_top_right_region(size, region_cells):
     states = sample_mazes("train-top-right-5", 14, seed=11)  # inner mazes of 7 to 25 cells
     assert len({s.maze_dim for s in states}) >= 6
     ds = rollout(ExpertPolicy(states), states, stop_at_top_right=True, top_right_size=size)
@@ -55,7 +47,7 @@ def test_expert_stops_where_its_path_first_enters_the_top_right_region(size):
         assert [tuple(c) for c in ds.path.values[i, : k + 1]] == path[: k + 1]
 
 
-def test_one_expert_step_into_the_region_stops_there_on_every_side():
+def test_one_expert_step_into_the_region_stops_there_on_every_side(region_cells):
     """The mouse on every open cell beside the region: one expert step, stopped iff it entered.
 
     Entries through the region's top row and right column are covered too (their corners
@@ -104,7 +96,7 @@ def vectors(agent, mazes):
     }
 
 
-def test_outcome_labels_agree_with_the_recorded_path(agent, mazes):
+def test_outcome_labels_agree_with_the_recorded_path(agent, mazes, region_cells):
     ds = rollout(agent, mazes, max_steps=MAX_STEPS, seed=0)
     assert {"cheese", "top_right", "timeout"} <= set(ds.outcome.values)  # not all timeouts
     for i, s in enumerate(mazes):
