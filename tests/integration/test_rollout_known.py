@@ -10,11 +10,12 @@ direction (adding the top-right vector raises P(toward the top-right) at the dec
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from hookdiff import steer
-from hookdiff.agent import ACTION_DIRECTIONS, load_default, obs_to_tensor
+from hookdiff.agent import ACTION_DIRECTIONS, ImpalaPolicy, load_default, obs_to_tensor
 from hookdiff.maze import (
     DIRECTIONS,
     WALL,
@@ -73,6 +74,17 @@ def test_one_expert_step_into_the_region_stops_there_on_every_side(region_cells)
         assert tuple(ds.path.values[i, 1]) == nxt
         want = "cheese" if nxt == s.cheese else ("top_right" if enters else "timeout")
         assert str(ds.outcome.values[i]) == want, f"{s.mouse} -> {nxt}"
+
+
+def test_greedy_rollouts_ignore_the_seed_and_sampled_ones_follow_it():
+    """A random-init policy is close to uniform: sampling with two seeds must part ways."""
+    states = sample_mazes("eval-decision-square", 4, seed=0)
+    torch.manual_seed(0)
+    policy = ImpalaPolicy(scale=1).eval()
+    greedy = [rollout(policy, states, max_steps=8, seed=s, greedy=True).path.values for s in (0, 1)]
+    sampled = [rollout(policy, states, max_steps=8, seed=s).path.values for s in (0, 1)]
+    np.testing.assert_array_equal(greedy[0], greedy[1])
+    assert (sampled[0] != sampled[1]).any()
 
 
 @pytest.fixture(scope="module")
