@@ -104,7 +104,17 @@ def test_dataset_has_the_documented_schema(runs):
     # the quick profile walks the first maze only: breakpoint figures there, NaN (unknown) after
     assert json.loads(ds.attrs["config"])["breakpoint_mazes"] == 1
     pieces = ds["n_pieces"].sel(depth="fc_policy_out")
-    assert (pieces.isel(maze=0) >= 1).all()
+    assert (  # pieces = 1 + the breakpoints the density records, and the logits do bend on [-1, 1]
+        (pieces.isel(maze=0) > 1)
+        & (
+            pieces.isel(maze=0) - 1
+            == (ds["breakpoint_density"] * (ds["t_bin_hi"] - ds["t_bin_lo"]))
+            .sum("t_bin")
+            .sel(depth="fc_policy_out")
+            .isel(maze=0)
+            .round()
+        )
+    ).all()
     assert pieces.isel(maze=slice(1, None)).isnull().all()
     summary = json.loads((runs[0][0] / "run.json").read_text())["summary"]
     assert summary["sites"]["steering"]["cheese"]["breakpoint_mazes"] == 1

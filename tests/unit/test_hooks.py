@@ -358,3 +358,36 @@ def test_per_sample_vectors_tile_coefficient_major(hookdiff_tiny_convnet):
         with hookdiff.steer(hookdiff_tiny_convnet, "0", torch.zeros(2, 4, 8, 8)):
             hookdiff_tiny_convnet(x)
     assert_no_hooks(hookdiff_tiny_convnet)
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "coeffs", "expected_rows"),
+    [
+        (9, [-2.0, -0.5, 1.0, 3.0, 0.25], [8, 8, 4, 4]),  # 2 coefficients of 4 rows, + baseline
+        (12, [-1.0, 0.0, 1.0, 2.0], [12, 4]),  # 0 among them: no extra baseline chunk
+        (4, [1.0, 2.0], [4, 4, 4]),
+    ],
+)
+def test_sweep_forwards_at_most_max_rows_and_equals_the_unchunked_sweep(
+    hookdiff_tiny_convnet, max_rows, coeffs, expected_rows
+):
+    """A forward pre-hook on the first layer records every batch ``sweep`` runs."""
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    vec = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(7))
+    rows: list[int] = []
+    handle = hookdiff_tiny_convnet[0].register_forward_pre_hook(
+        lambda m, args: rows.append(len(args[0]))
+    )
+    try:
+        chunked = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs, max_rows=max_rows)
+        n_chunked = len(rows)
+        whole = hookdiff.sweep(hookdiff_tiny_convnet, x, "0", vec, coeffs)
+    finally:
+        handle.remove()
+    assert rows[:n_chunked] == expected_rows
+    assert rows[n_chunked:] == [len(coeffs) * 4] + ([] if 0.0 in coeffs else [4])
+    for name in ["output", "output_baseline"]:
+        torch.testing.assert_close(
+            torch.from_numpy(chunked[name].values), torch.from_numpy(whole[name].values)
+        )
+    assert_no_hooks(hookdiff_tiny_convnet)

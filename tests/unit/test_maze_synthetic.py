@@ -19,11 +19,13 @@ from hookdiff.maze import (
     decision_square,
     direction_field,
     distances,
+    in_top_right,
     next_direction,
     shortest_path,
     top_right_cell,
     top_right_corridor,
     top_right_pair,
+    top_right_region,
     with_cheese,
     with_mouse,
     with_walls,
@@ -267,3 +269,28 @@ def test_codec_errors_name_field_and_offset(fork: MazeState) -> None:
     assert e.value.offset == len(even) - 12
     with pytest.raises(MazeStateError, match="game_name"):
         MazeState.from_bytes(fork.to_bytes().replace(b"maze", b"heis", 1))
+
+
+@pytest.mark.parametrize(
+    ("maze_dim", "world_dim", "size", "expected"),
+    [
+        # margin = (world - maze) // 2; top = margin + maze - 1; low = max(margin, top - size + 1)
+        (3, 5, 5, (1, 3)),  # a maze smaller than the region is all region
+        (5, 7, 5, (1, 5)),
+        (7, 9, 5, (3, 7)),
+        (9, 13, 5, (6, 10)),
+        (11, 11, 5, (6, 10)),  # no margin
+        (13, 25, 5, (14, 18)),
+        (9, 13, 3, (8, 10)),
+        (9, 13, 1, (10, 10)),
+    ],
+)
+def test_top_right_region_on_mazes_of_several_sizes(maze_dim, world_dim, size, expected) -> None:
+    s = MazeState.from_bytes(build_state(["." * maze_dim] * maze_dim, world_dim))
+    assert (s.maze_dim, s.world_dim) == (maze_dim, world_dim)
+    lo, hi = expected
+    assert top_right_region(s, size) == (lo, hi, lo, hi)
+    inside = {
+        (r, c) for r in range(world_dim) for c in range(world_dim) if in_top_right(s, (r, c), size)
+    }
+    assert inside == {(r, c) for r in range(lo, hi + 1) for c in range(lo, hi + 1)}

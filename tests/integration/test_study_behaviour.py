@@ -1,0 +1,95 @@
+"""The study's behaviour numbers on the shipped agent go the published ways.
+
+A small study of the shipped (trained) agent, with rollouts long enough that episodes end at the
+cheese or the top-right region rather than all timing out. Each maze is steered by its own vectors
+(the published batch protocol), so the directions are known: adding the top-right vector raises
+P(toward the top-right) and top-right arrivals; subtracting the cheese vector lowers P(toward the
+cheese) and cheese arrivals. The later-layer effect is recomputed with ``decision_square_probs``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hookdiff.agent import load_default
+from hookdiff.maze import decision_square, level_states
+from hookdiff.rollout import Steering, decision_square_probs
+from hookdiff.study import StudyConfig, study_dataset
+from hookdiff.vectors import STEERING_HOOK
+
+
+@pytest.fixture(scope="module")
+def study():
+    config = StudyConfig(
+        n_mazes=12,
+        ts=(-1.0, 0.0, 1.0),
+        later_candidates=(STEERING_HOOK,),
+        breakpoints=False,
+        rollout_mazes=12,
+        rollout_ts=(-1.0, 0.0, 1.0),
+        rollout_max_steps=60,
+        field_mazes=0,
+    )
+    ds = study_dataset(config, progress=False)
+    assert ds.attrs["agent"] == "shipped agent" and not ds.attrs["untrained"]
+    return ds.sel(site="steering")
+
+
+def _mean(ds, name, vector, t):
+    return float(ds[name].sel(vector=vector, t=t).mean())
+
+
+def test_top_right_vector_pulls_to_the_top_right(study):
+    assert _mean(study, "p_toward_top_right", "top_right", 1.0) > (
+        _mean(study, "p_toward_top_right", "top_right", -1.0) + 0.15
+    )
+    assert _mean(study, "reached_top_right", "top_right", 1.0) > (
+        _mean(study, "reached_top_right", "top_right", -1.0) + 0.15
+    )
+
+
+def test_subtracting_the_cheese_vector_pushes_away_from_the_cheese(study):
+    assert _mean(study, "p_toward_cheese", "cheese", -1.0) < (
+        _mean(study, "p_toward_cheese", "cheese", 0.0) - 0.1
+    )
+    assert _mean(study, "reached_cheese", "cheese", -1.0) < _mean(
+        study, "reached_cheese", "cheese", 1.0
+    )
+
+
+def test_rollout_outcomes_are_exclusive_and_not_all_timeouts(study):
+    r = study[["reached_cheese", "reached_top_right", "timed_out"]]
+    assert np.allclose((r["reached_cheese"] + r["reached_top_right"] + r["timed_out"]).values, 1)
+    base = r.sel(vector="cheese", t=0.0)
+    assert float(base["reached_cheese"].sum()) >= 1 and float(base["reached_top_right"].sum()) >= 1
+    assert float(base["timed_out"].mean()) < 0.5
+    np.testing.assert_array_equal(  # one unsteered rollout serves both vectors
+        study["rollout_steps"].sel(vector="cheese", t=0.0),
+        study["rollout_steps"].sel(vector="top_right", t=0.0),
+    )
+
+
+def test_candidate_effect_recomputed_from_the_saved_vectors(study):
+    """Cheese at t = -1: mean drop of P(toward cheese); top-right at t = +1: mean rise."""
+    policy = load_default()
+    mazes = level_states([int(s) for s in study["level_seed"].values])
+    assert [decision_square(m) for m in mazes] == [
+        tuple(d) for d in study["decision_square"].values
+    ]
+    shape = policy.run_with_cache(torch.zeros(1, 3, 64, 64))[1][STEERING_HOOK].shape[1:]
+    base = decision_square_probs(policy, mazes)
+    effect = study["candidate_effect"].sel(candidate=STEERING_HOOK)
+    for name, t, key, sign in [
+        ("cheese", -1.0, "p_toward_cheese", -1.0),
+        ("top_right", 1.0, "p_toward_top_right", 1.0),
+    ]:
+        v = torch.from_numpy(study["vector_steering"].sel(vector=name).values)
+        v = v.reshape(len(mazes), *shape)
+        steered = decision_square_probs(
+            policy, mazes, steering=[Steering(STEERING_HOOK, v, t, per_env=True)]
+        )
+        want = sign * float((steered[key] - base[key]).mean())
+        assert float(effect.sel(vector=name)) == pytest.approx(want, abs=1e-5)
+        assert want > 0.05  # the published direction, on the trained agent
