@@ -168,6 +168,11 @@ class StudyConfig:
     behaviour_gap: float = option(
         0.05, "|ΔP(+t)| and |ΔP(−t)| differing by more than this counts as +t and −t diverging."
     )
+    localise_ts: tuple[float, ...] = option(
+        (0.5, 1.0, 2.0),
+        "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
+        "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
+    )
     threads: int | None = option(None, "torch threads (none: torch's default).", min=1)
 
     # ------------------------------------------------------------------ derived
@@ -181,6 +186,8 @@ class StudyConfig:
             "rollout": s + 2,
             "policy_init": s + 3,
             "analysis": s,
+            "localise": s + 4,
+            "untrained": s + 5,
         }
 
     def validate(self) -> StudyConfig:
@@ -194,6 +201,9 @@ class StudyConfig:
         checks: list[tuple[bool, str, str]] = [
             (len(self.ts) >= 2, "ts", "at least two coefficients"),
             (len(set(self.ts)) == len(self.ts), "ts", "distinct coefficients"),
+            (len(self.localise_ts) >= 1, "localise_ts", "at least one coefficient"),
+            (min(self.localise_ts, default=1) > 0, "localise_ts", "coefficients t > 0"),
+            (len(set(self.localise_ts)) == len(self.localise_ts), "localise_ts", "distinct t"),
             (set(self.rollout_ts) <= set(self.ts), "rollout_ts", f"a subset of ts={self.ts}"),
             (set(self.field_ts) <= set(self.ts), "field_ts", f"a subset of ts={self.ts}"),
             (0 < self.threshold, "threshold", "a float > 0"),
@@ -300,6 +310,7 @@ _QUICK: dict[str, Any] = dict(
     field_ts=(-1.0, 0.0, 1.0),
     max_rows=256,
     breakpoint_mazes=1,
+    localise_ts=(0.5, 1.0),
 )
 
 

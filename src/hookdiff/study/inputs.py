@@ -41,6 +41,7 @@ __all__ = [
     "StudyVectors",
     "later_candidates",
     "load_policy",
+    "random_init_policy",
     "study_mazes",
     "study_vectors",
 ]
@@ -82,12 +83,22 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     }
 
 
+def random_init_policy(scale: int, seed: int) -> ImpalaPolicy:
+    """A random-init ImpalaPolicy of ``scale`` from torch seed ``seed`` (the global RNG untouched).
+
+    Example:
+        >>> random_init_policy(1, 0).scale
+        1
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ImpalaPolicy(scale=scale).eval()
+
+
 def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     """The seeded random-init fallback, with the loud warning that it is untrained."""
     seed = config.seeds()["policy_init"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        policy = ImpalaPolicy(scale=config.random_init_scale).eval()
+    policy = random_init_policy(config.random_init_scale, seed)
     warnings.warn(_WARNING_UNTRAINED, stacklevel=3)
     return policy, {
         "agent": f"random-init ImpalaPolicy(scale={config.random_init_scale}), torch seed {seed}",

@@ -48,6 +48,12 @@ from hookdiff.study.inputs import (
     study_mazes,
     study_vectors,
 )
+from hookdiff.study.localise import (
+    localise_attrs,
+    localise_controls,
+    localise_kinks,
+    localise_scan,
+)
 from hookdiff.study.measure import (
     EFFECT_T,
     behaviour_at,
@@ -119,7 +125,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
 def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, float]]:
     """The study's Dataset and the wall time of each step (seconds)."""
     config = config.validate()
-    with _Progress(total=7, enabled=progress) as prog, _torch_threads(config.threads):
+    with _Progress(total=10, enabled=progress) as prog, _torch_threads(config.threads):
         ds = _measure(config, prog)
     return ds, prog.timings
 
@@ -149,9 +155,22 @@ def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
         behaviour = per_site(sites, partial(behaviour_at, policy, mazes, vectors, config=config))
     with prog.step("vector fields"):
         fields = vector_fields(policy, mazes, vectors, config)
+    localised = []
+    for name, measure in _LOCALISE.items():
+        with prog.step(name):
+            localised.append(measure(policy, mazes, vectors, config))
     inputs = [vector_record(vectors, sites), maze_record(mazes)]
-    parts = [nonlin, behaviour, candidate_part, *inputs, fields]
-    return merge_parts(parts, study_attrs(config, info, later, EFFECT_T))
+    parts = [nonlin, behaviour, candidate_part, *inputs, fields, *localised]
+    attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
+    return merge_parts(parts, attrs)
+
+
+#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk.
+_LOCALISE = {
+    "localise scan": localise_scan,
+    "localise controls": localise_controls,
+    "localise kinks": localise_kinks,
+}
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
