@@ -198,6 +198,11 @@ def test_kink_sums_equal_the_direct_even_part_recomputed_in_float64(setup):
     assert ds.sizes["kink_maze"] == 1
     total = ds["kink_even"].sum("frozen_layer")
     np.testing.assert_allclose(total.values, ds["kink_even_total"].values, rtol=1e-9, atol=1e-12)
+    by_channel = ds["kink_even_channel"]
+    np.testing.assert_allclose(by_channel.sum("kink_channel"), ds["kink_even"], atol=1e-9)
+    counts = by_channel.count("kink_channel").sel(vector="cheese", t_loc=T, kink_maze=0)
+    assert counts.sel(frozen_layer="embedder.relufc_out") == 256  # fc units
+    assert counts.sel(frozen_layer="embedder.block3.maxpool_out") == 32  # NaN past 32 channels
     # r = w·logits, w = d(log-odds toward the top-right)/d(logits) at t = 0, by autograd on P
     maze, square, name = mazes.states[0], mazes.squares[0], "top_right"
     d = _target(maze, square, name)

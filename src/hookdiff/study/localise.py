@@ -15,7 +15,8 @@ labelled part of the study's Dataset:
   cut (symmetrised at the logits it is the softmax-only test), and with one nonlinear layer frozen
   at its t = 0 pattern (knock-out) or every layer but one (knock-in);
 - :func:`localise_kinks`: E(t) of the log-odds linearised in the logits at t = 0, summed exactly
-  over the kinks of each layer (a float64 line walk) on the first ``breakpoint_mazes`` mazes.
+  over the kinks of each layer and of each channel (a float64 line walk) on the first
+  ``breakpoint_mazes`` mazes.
 
 The log-odds are log P − log(1 − P) from the logits (a log-sum-exp over the target direction's
 actions and over the others): exact where P rounds to 0 or 1 in floating point, and equal to
@@ -44,6 +45,7 @@ from hookdiff.analysis import (
     kink_attribution,
     line_response,
 )
+from hookdiff.hooks import capture
 from hookdiff.maze import (
     DIRECTION_NAMES,
     direction_log_probs,
@@ -303,21 +305,16 @@ def localise_scan(
     each maze steered by its own vector."""
     acts, own = _own_line(policy, mazes, vectors, config.hook)
     targets = target_directions(mazes)
-    cut = xr.concat(
-        [_cut_even(policy, acts, own[v], targets[v], config) for v in VECTORS], dim="vector"
-    )
-    frozen = [_frozen_even(policy, acts, own[v], targets[v], config) for v in VECTORS]
-    return xr.Dataset(
-        {
-            "loc_even_cut": cut.assign_coords(vector=list(VECTORS)),
-            **{
-                name: xr.concat([f[name] for f in frozen], dim="vector").assign_coords(
-                    vector=list(VECTORS)
-                )
-                for name in ("loc_even_knockout", "loc_even_knockin")
-            },
-        }
-    )
+    per_vector = [
+        xr.merge(
+            [
+                _cut_even(policy, acts, own[v], targets[v], config).rename("loc_even_cut"),
+                _frozen_even(policy, acts, own[v], targets[v], config),
+            ]
+        )
+        for v in VECTORS
+    ]
+    return xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
 
 
 def _cut_even(
@@ -336,7 +333,7 @@ def _cut_even(
 
 def _frozen_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
-) -> dict[str, xr.DataArray]:
+) -> xr.Dataset:
     """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
     layers = freezable(policy, config.hook, _LOGITS)
     ts = _line_ts(config.localise_ts)
@@ -368,7 +365,7 @@ def _frozen_even(
         coords["maze"] = np.arange(acts.shape[0])
         even = _even_odd(r, ("frozen_layer", "readout", "t", "maze"), coords)["even"]
         out[name] = even.transpose("frozen_layer", "readout", "t_loc", "maze")
-    return out
+    return xr.Dataset(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,9 +376,10 @@ def _frozen_even(
 def localise_kinks(
     policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
 ) -> xr.Dataset:
-    """``kink_even`` (vector, frozen_layer, t_loc, kink_maze), its sum ``kink_even_total`` and the
-    directly evaluated ``kink_even_direct`` (vector, t_loc, kink_maze), on the first
-    ``breakpoint_mazes`` mazes, in float64."""
+    """``kink_even`` (vector, frozen_layer, t_loc, kink_maze), ``kink_even_channel`` (vector,
+    frozen_layer, kink_channel, t_loc, kink_maze), their sum ``kink_even_total`` and the directly
+    evaluated ``kink_even_direct`` (vector, t_loc, kink_maze), on the first ``breakpoint_mazes``
+    mazes, in float64."""
     k = min(config.breakpoint_mazes, len(mazes.states))
     policy64 = copy.deepcopy(policy).double()
     acts, own = _own_line(policy64, _first(mazes, k), vectors, config.hook)
@@ -400,31 +398,52 @@ def _first(mazes: StudyMazes, k: int) -> StudyMazes:
 def _kink_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.Dataset:
-    """One vector's even part of w·logits by layer, in total, and evaluated directly."""
+    """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
     hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
     w = _log_odds_gradient(policy, acts, hook, target)
     attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=_LOGITS,
                                    max_pieces=config.max_pieces)  # fmt: skip
-    layers = freezable(policy, hook, _LOGITS)
-    by_layer = even_from_kinks(attribution, ts, by="layer").reindex(layer=layers, fill_value=0.0)
-    total = even_from_kinks(attribution, ts)
+    channels = _layer_channels(policy, acts, hook)
+    ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
     logits = line_response(policy, acts, hook, v, line, depth=_LOGITS).values  # (t, maze, 15)
     r = np.einsum("tmo,mo->tm", logits, w.numpy())
-    direct = _even_odd(r, ("t", "maze"), {"t": line})["even"]
-    bad = target < 0
+    direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
+    ds["kink_even_direct"] = direct["even"]
+    return ds.where(xr.DataArray(target >= 0, dims="kink_maze"))
+
+
+def _kink_sums(
+    attribution: xr.Dataset, ts: Sequence[float], channels: Mapping[str, int]
+) -> xr.Dataset:
+    """E(t) from the kinks: ``kink_even`` per layer, ``kink_even_channel`` per layer and channel
+    (NaN past a layer's channels), ``kink_even_total``; over (..., t_loc, kink_maze)."""
+    layers = list(channels)
+    by_layer = even_from_kinks(attribution, ts, by="layer").reindex(layer=layers, fill_value=0.0)
+    n = max(channels.values())
+    per_channel = []
+    for layer in layers:
+        mine = attribution.isel(breakpoint=attribution["layer"].values == layer)
+        e = even_from_kinks(mine, ts, by="channel").reindex(channel=np.arange(n), fill_value=0.0)
+        per_channel.append(e.where(e["channel"] < channels[layer]))
+    by_channel = xr.concat(per_channel, dim="layer").assign_coords(layer=layers)
     ds = xr.Dataset(
         {
-            "kink_even": by_layer.rename(layer="frozen_layer").transpose(
-                "frozen_layer", "t_pos", "sample"
-            ),
-            "kink_even_total": total.transpose("t_pos", "sample"),
+            "kink_even": by_layer.transpose("layer", "t_pos", "sample"),
+            "kink_even_channel": by_channel.transpose("layer", "channel", "t_pos", "sample"),
+            "kink_even_total": even_from_kinks(attribution, ts).transpose("t_pos", "sample"),
         }
-    ).rename(t_pos="t_loc", sample="kink_maze")
-    ds["kink_even_direct"] = direct.rename(maze="kink_maze").assign_coords(
-        kink_maze=ds["kink_maze"].values
     )
-    return ds.where(xr.DataArray(~bad, dims="kink_maze"))
+    names = {"layer": "frozen_layer", "channel": "kink_channel", "t_pos": "t_loc"}
+    return ds.rename(names | {"sample": "kink_maze"})
+
+
+def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int]:
+    """The channels (first axis after the batch) of each freezable layer, in forward order."""
+    layers = freezable(policy, hook, _LOGITS)
+    with torch.no_grad(), capture(policy, layers) as seen:
+        policy.run_segment(acts[:1], hook, _LOGITS)
+    return {layer: int(seen[layer].shape[1]) for layer in layers}
 
 
 def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.ndarray) -> Tensor:
