@@ -70,6 +70,7 @@ __all__ = [
     "ControlLine",
     "base_swap_distance",
     "control_lines",
+    "kink_maze_count",
     "localise_attrs",
     "localise_controls",
     "localise_kinks",
@@ -379,14 +380,39 @@ def localise_kinks(
     """``kink_even`` (vector, frozen_layer, t_loc, kink_maze), ``kink_even_channel`` (vector,
     frozen_layer, kink_channel, t_loc, kink_maze), their sum ``kink_even_total`` and the directly
     evaluated ``kink_even_direct`` (vector, t_loc, kink_maze), on the first ``breakpoint_mazes``
-    mazes, in float64."""
-    k = min(config.breakpoint_mazes, len(mazes.states))
+    mazes, in float64. Without ``config.breakpoints`` nothing is walked (``kink_maze`` is empty)."""
+    k = kink_maze_count(config, len(mazes.states))
     policy64 = copy.deepcopy(policy).double()
-    acts, own = _own_line(policy64, _first(mazes, k), vectors, config.hook)
-    acts = acts.double()
+    acts, own = _own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
+    if k == 0:
+        return _no_kinks(_layer_channels(policy64, acts, config.hook), config.localise_ts)
     targets = target_directions(_first(mazes, k))
     parts = [_kink_even(policy64, acts, own[v][:k].double(), targets[v], config) for v in VECTORS]
     return xr.concat(parts, dim="vector").assign_coords(vector=list(VECTORS))
+
+
+def kink_maze_count(config: StudyConfig, n_mazes: int) -> int:
+    """How many of the ``n_mazes`` studied mazes the kink walk covers (the first ones)."""
+    return min(config.breakpoint_mazes, n_mazes) if config.breakpoints else 0
+
+
+def _no_kinks(channels: Mapping[str, int], ts: Sequence[float]) -> xr.Dataset:
+    """The kink variables over an empty ``kink_maze`` (nothing walked)."""
+    shape = (len(VECTORS), len(channels), len(ts), 0)
+    dims = ("vector", "frozen_layer", "t_loc", "kink_maze")
+    n = max(channels.values())
+    coords = {"vector": list(VECTORS), "frozen_layer": list(channels), "kink_channel": np.arange(n)}
+    coords |= {"t_loc": sorted(float(t) for t in ts), "kink_maze": np.arange(0)}
+    channel_dims = ("vector", "frozen_layer", "kink_channel", "t_loc", "kink_maze")
+    return xr.Dataset(
+        {
+            "kink_even": (dims, np.zeros(shape)),
+            "kink_even_channel": (channel_dims, np.zeros(shape[:2] + (n,) + shape[2:])),
+            "kink_even_total": (dims[:1] + dims[2:], np.zeros(shape[:1] + shape[2:])),
+            "kink_even_direct": (dims[:1] + dims[2:], np.zeros(shape[:1] + shape[2:])),
+        },
+        coords=coords,
+    )
 
 
 def _first(mazes: StudyMazes, k: int) -> StudyMazes:
@@ -462,5 +488,5 @@ def localise_attrs(config: StudyConfig, n_mazes: int) -> dict[str, Any]:
         "localise_ts": json.dumps(sorted(float(t) for t in config.localise_ts)),
         "localise_seed": int(seeds["localise"]),
         "untrained_seed": int(seeds["untrained"]),
-        "kink_mazes": int(min(config.breakpoint_mazes, n_mazes)),
+        "kink_mazes": kink_maze_count(config, n_mazes),
     }
