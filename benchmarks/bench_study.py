@@ -1,12 +1,20 @@
-"""Study benchmark: wall time and peak memory of ``hookdiff study`` (quick and default profiles).
+"""Study benchmark: wall time, CPU time and peak memory of ``hookdiff study`` per profile.
 
 Each profile runs in its own subprocess (the standalone CLI entry point, exactly what a user
-runs), so peak memory is that process's own ``ru_maxrss`` (read with ``resource.getrusage`` of the
-finished child). Targets: the default study ≤ 10 minutes on 2 cores and ≤ 4 GiB; the
-quick profile ≤ 1 minute. The per-step timings come from each run's ``run.json``.
+runs), so peak memory is that process's own ``ru_maxrss`` and its CPU time (user + system, every
+thread) comes from ``resource.getrusage`` of the finished child. Targets: the default study
+≤ 10 minutes on 2 idle cores and ≤ 4 GiB; the quick profile ≤ 1 minute. Per-step wall and CPU
+times come from each run's ``run.json``. On a shared machine wall time says how busy it was; CPU
+time says what the study costs (run with ``--threads 1`` to keep other processes' load from
+inflating it with threads that spin while waiting for a core).
 
-Run: ``.venv/bin/python benchmarks/bench_study.py [--only quick|default] [--out DIR]``. Not a
-test: these machines are shared and noisy, so the numbers are reported, not asserted.
+``--estimate-full`` also runs the default profile with twice its walked and rolled-out mazes and
+extrapolates each step's cost linearly to the ``--full`` profile (every maze walked and rolled out),
+which takes about an hour: the two runs differ only in those counts.
+
+Run: ``.venv/bin/python benchmarks/bench_study.py [--only quick|default|full] [--threads N]
+[--estimate-full] [--out DIR]``. Not a test: these machines are shared and noisy, so the numbers
+are reported, not asserted.
 """
 
 from __future__ import annotations
@@ -21,55 +29,106 @@ import time
 from pathlib import Path
 
 ENTRY = "import sys; from hookdiff.cli import main; sys.exit(main(sys.argv[1:]))"
-PROFILES = {"quick": (["--quick"], 60.0), "default": ([], 600.0)}
+PROFILES = {"quick": (["--quick"], 60.0), "default": ([], 600.0), "full": (["--full"], None)}
 MEMORY_TARGET_GIB = 4.0
 
 
-def run_profile(name: str, out: Path) -> dict[str, object]:
-    """Run one profile in a child process; return wall time, peak RSS and the run's timings."""
+def _children() -> resource.struct_rusage:
+    return resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+def run_profile(name: str, out: Path, extra: list[str]) -> dict[str, object]:
+    """Run one profile in a child process; return wall and CPU time, peak RSS, step timings."""
     args, target_s = PROFILES[name]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = _children()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", ENTRY, "study", *args, "--no-progress", "--out", str(out)],
+        [sys.executable, "-c", ENTRY, "study", *args, *extra, "--no-progress", "--out", str(out)],
         capture_output=True,
         text=True,
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{name} study failed:\n{proc.stderr[-3000:]}")
+    after = _children()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # ru_maxrss of RUSAGE_CHILDREN is the largest child's peak (KiB on Linux)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kib < before:  # pragma: no cover - not on Linux
-        peak_kib = before
+    peak_kib = max(after.ru_maxrss, before.ru_maxrss)
     run = json.loads((out / "run.json").read_text())
+    timings = dict(run["timings_s"])
     return {
         "profile": name,
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         "target_s": target_s,
         "peak_rss_gib": round(peak_kib / 2**20, 2),
-        "steps_s": run["timings_s"],
+        "steps_s": {k: v for k, v in timings.items() if k != "cpu_s"},
+        "steps_cpu_s": timings.get("cpu_s", {}),
+        "config": run["config"],
         "untrained": run["untrained"],
     }
+
+
+def _print(r: dict[str, object]) -> None:
+    target = r["target_s"]
+    ok_t = (
+        ""
+        if target is None
+        else f" (target {target:.0f} s: {'ok' if r['wall_s'] <= target else 'OVER'})"
+    )
+    ok_m = "ok" if r["peak_rss_gib"] <= MEMORY_TARGET_GIB else "OVER"
+    print(
+        f"{r['profile']:8s} wall {r['wall_s']:7.1f} s{ok_t}  CPU {r['cpu_s']:7.1f} s  "
+        f"peak RSS {r['peak_rss_gib']:.2f} GiB (target {MEMORY_TARGET_GIB:g}: {ok_m})"
+        + ("  [untrained agent]" if r["untrained"] else "")
+    )
+    steps, cpu = r["steps_s"], r["steps_cpu_s"]
+    print("  steps (wall / CPU s): " + ", ".join(
+        f"{k} {v:.1f}/{cpu[k]:.1f}" if k in cpu else f"{k} {v:.1f}" for k, v in steps.items()
+    ))  # fmt: skip
+
+
+def estimate_full(base: Path, extra: list[str]) -> None:
+    """Extrapolate the --full profile's cost from the default and a run with twice the walks."""
+    one = run_profile("default", base / "default", extra)
+    _print(one)
+    n = one["config"]
+    walked, rolled = n["breakpoint_mazes"], n["rollout_mazes"]
+    more = ["--breakpoint-mazes", str(2 * walked), "--rollout-mazes", str(2 * rolled)]
+    two = run_profile("default", base / "default_x2", [*extra, *more])
+    print(f"default with {2 * walked} walked and {2 * rolled} rolled-out mazes:")
+    _print(two)
+    # the walks (nonlinearity, localise kinks) grow with the walked mazes, the rollouts
+    # (behaviour) with the rolled-out ones; every other step is the same in both runs
+    scale = {k: (104 - walked) / walked for k in _WALKS} | {"behaviour": (104 - rolled) / rolled}
+    for what in ("steps_s", "steps_cpu_s"):
+        a, b = one[what], two[what]
+        est = {k: a[k] + scale.get(k, 0.0) * (b[k] - a[k]) for k in a if k != "total"}
+        total = sum(est.values())
+        print(
+            f"full estimate ({'wall' if what == 'steps_s' else 'CPU'}): {total:.0f} s = "
+            f"{total / 60:.1f} min; " + ", ".join(f"{k} {v:.0f}" for k, v in est.items())
+        )
+
+
+#: The steps whose cost grows with the number of walked mazes.
+_WALKS = ("nonlinearity", "localise kinks")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(PROFILES), default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the study")
+    parser.add_argument("--estimate-full", action="store_true", help="see the module docstring")
     parser.add_argument("--out", type=Path, default=None, help="keep the run folders here")
     args = parser.parse_args()
     base = args.out or Path(tempfile.mkdtemp(prefix="bench_study_"))
-    names = [args.only] if args.only else ["quick", "default"]
-    for name in names:
-        r = run_profile(name, base / name)
-        ok_t = "ok" if r["wall_s"] <= r["target_s"] else "OVER"
-        ok_m = "ok" if r["peak_rss_gib"] <= MEMORY_TARGET_GIB else "OVER"
-        print(
-            f"{name:8s} wall {r['wall_s']:7.1f} s (target {r['target_s']:.0f} s: {ok_t})  "
-            f"peak RSS {r['peak_rss_gib']:.2f} GiB (target {MEMORY_TARGET_GIB:g}: {ok_m})"
-            + ("  [untrained agent]" if r["untrained"] else "")
-        )
-        print("         steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps_s"].items()))
+    extra = [] if args.threads is None else ["--threads", str(args.threads)]
+    if args.estimate_full:
+        estimate_full(base, extra)
+    else:
+        for name in [args.only] if args.only else ["quick", "default"]:
+            _print(run_profile(name, base / name, extra))
     print(f"run folders: {base}")
     return 0
 

@@ -80,10 +80,16 @@ _COMMANDS["demo"] = _Command(_demo, _demo_configs)
 
 
 def _study_extra(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    profile = p.add_mutually_exclusive_group()
+    profile.add_argument(
         "--quick",
         action="store_true",
         help="tiny profile: few mazes, few t, short rollouts (about half a minute)",
+    )
+    profile.add_argument(
+        "--full",
+        action="store_true",
+        help="publication profile: 104 mazes, every maze walked and rolled out (about an hour)",
     )
     p.add_argument(
         "--config",
@@ -95,14 +101,15 @@ def _study_extra(p: argparse.ArgumentParser) -> None:
 
 
 def study_config(args: argparse.Namespace) -> Any:
-    """The StudyConfig of ``hookdiff study``'s options: defaults < --quick < --config < options.
+    """The StudyConfig of ``hookdiff study``'s options: defaults < --quick / --full < --config <
+    options.
 
     Raises:
         ConfigError: a bad value, an unknown hook point or maze spec, an unreadable --config.
     """
-    from hookdiff.study.config import StudyConfig, quick_config, read_json_object
+    from hookdiff.study.config import StudyConfig, full_config, quick_config, read_json_object
 
-    base = quick_config() if args.quick else StudyConfig()
+    base = quick_config() if args.quick else full_config() if args.full else StudyConfig()
     values = read_json_object(args.config) if args.config is not None else {}
     given = {k: v for k, v in vars(args).items() if k in StudyConfig.__dataclass_fields__}
     return StudyConfig.from_dict({**values, **given}, base)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -33,8 +34,25 @@ VARIABLES = {
     "candidate_effect", "candidate_score", "site_hook", "vector_norm", "vector_steering",
     "vector_later", "decision_square", "level_seed", "field_cells", "field_probs",
     "field_state", "field_state_len",
+    # localisation: controls, cut / freeze scan, kinks, base swap
+    "loc_base", "loc_even", "loc_odd", "loc_even_cut", "loc_even_knockout", "loc_even_knockin",
+    "kink_even", "kink_even_channel", "kink_even_total", "kink_even_direct", "base_swap_distance",
 }  # fmt: skip
-ATTRS = {"config", "seeds", "versions", "checkpoint_sha256", "agent", "untrained", "later_hook"}
+LOCALISATION_DIMS = {
+    "loc_base": ("control", "vector", "readout", "maze"),
+    "loc_even": ("control", "vector", "readout", "t_loc", "maze"),
+    "loc_odd": ("control", "vector", "readout", "t_loc", "maze"),
+    "loc_even_cut": ("vector", "variant", "cut", "readout", "t_loc", "maze"),
+    "loc_even_knockout": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+    "loc_even_knockin": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+    "kink_even": ("vector", "frozen_layer", "t_loc", "kink_maze"),
+    "kink_even_channel": ("vector", "frozen_layer", "kink_channel", "t_loc", "kink_maze"),
+    "kink_even_total": ("vector", "t_loc", "kink_maze"),
+    "kink_even_direct": ("vector", "t_loc", "kink_maze"),
+    "base_swap_distance": ("vector", "sign", "maze"),
+}
+ATTRS = {"config", "seeds", "versions", "checkpoint_sha256", "agent", "untrained", "later_hook",
+         "localise_ts", "localise_seed", "untrained_seed", "kink_mazes"}  # fmt: skip
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -121,6 +139,33 @@ def test_dataset_has_the_documented_schema(runs):
     if ds.attrs["untrained"]:
         assert "UNTRAINED" in (runs[0][0] / "report.md").read_text()
         assert "UNTRAINED" in runs[0][1].stderr
+
+
+def test_localisation_variables_are_complete(runs):
+    ds = _load(runs[0][0])
+    for name, dims in LOCALISATION_DIMS.items():
+        assert ds[name].dims == dims, name
+        finite = np.isfinite(ds[name].values)
+        assert finite.all() or name == "kink_even_channel", name  # NaN: past a layer's channels
+    assert list(ds["control"].values) == [
+        "vector",
+        "random",
+        "other_maze",
+        "base_swap",
+        "untrained",
+    ]
+    assert list(ds["readout"].values) == ["p", "logodds"]
+    assert list(ds["variant"].values) == ["linearize", "symmetrize"]
+    assert ds["cut"].values[-1] == "fc_policy_out" and ds.sizes["frozen_layer"] == 9
+    assert ds.sizes["kink_maze"] == ds.attrs["kink_mazes"] == 1
+    assert list(ds["t_loc"].values) == json.loads(ds.attrs["localise_ts"])
+    np.testing.assert_allclose(
+        ds["kink_even"].sum("frozen_layer"), ds["kink_even_direct"], rtol=1e-6, atol=1e-9
+    )
+    # r(0) of the real vector is the unsteered P toward the target at the decision square
+    base = ds["loc_base"].sel(control="vector", readout="p")
+    p0 = ds["p_toward_cheese"].sel(site="steering", vector="cheese", t=0.0)
+    np.testing.assert_allclose(base.sel(vector="cheese"), p0, atol=1e-5)
 
 
 def test_rerun_with_the_same_seed_is_identical(runs):

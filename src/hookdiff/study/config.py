@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hookdiff import _config
 from hookdiff._config import option
@@ -27,6 +27,7 @@ __all__ = [
     "PlotConfig",
     "StudyConfig",
     "default_config",
+    "full_config",
     "quick_config",
 ]
 
@@ -34,6 +35,9 @@ __all__ = [
 PUBLISHED_TS: tuple[float, ...] = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 _STEERING_HOOK = "embedder.block2.res1.resadd_out"
+
+#: Procgen level seeds lie in [0, _MAX_LEVEL).
+_MAX_LEVEL = 2**31 - 1
 
 #: Values of :attr:`StudyConfig.vectors_from`.
 VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
@@ -98,7 +102,18 @@ class StudyConfig:
         "eval-decision-square", "Maze spec of the study's mazes (they must have a decision square)."
     )
     n_mazes: int = option(
-        32, "Mazes the nonlinearity and the decision-square probabilities are measured on.", min=1
+        104,
+        "Mazes the nonlinearity and the decision-square probabilities are measured on (the "
+        "published batch runs used 104).",
+        min=1,
+    )
+    levels: str | None = option(
+        None,
+        "Study these procgen levels instead of maze_spec's: hard-mode level seeds, comma-separated "
+        "('40500,40501') or '@FILE' with one seed per line. Levels without a decision square (or, "
+        "with vectors_from='same_maze', without the cheese off the start and room for the "
+        "top-right corridor) are reported and skipped; all others are studied (n_mazes does not "
+        "apply).",
     )
     ts: tuple[float, ...] = option(
         (
@@ -168,6 +183,11 @@ class StudyConfig:
     behaviour_gap: float = option(
         0.05, "|ΔP(+t)| and |ΔP(−t)| differing by more than this counts as +t and −t diverging."
     )
+    localise_ts: tuple[float, ...] = option(
+        (0.5, 1.0, 2.0),
+        "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
+        "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
+    )
     threads: int | None = option(None, "torch threads (none: torch's default).", min=1)
 
     # ------------------------------------------------------------------ derived
@@ -181,6 +201,8 @@ class StudyConfig:
             "rollout": s + 2,
             "policy_init": s + 3,
             "analysis": s,
+            "localise": s + 4,
+            "untrained": s + 5,
         }
 
     def validate(self) -> StudyConfig:
@@ -194,6 +216,9 @@ class StudyConfig:
         checks: list[tuple[bool, str, str]] = [
             (len(self.ts) >= 2, "ts", "at least two coefficients"),
             (len(set(self.ts)) == len(self.ts), "ts", "distinct coefficients"),
+            (len(self.localise_ts) >= 1, "localise_ts", "at least one coefficient"),
+            (min(self.localise_ts, default=1) > 0, "localise_ts", "coefficients t > 0"),
+            (len(set(self.localise_ts)) == len(self.localise_ts), "localise_ts", "distinct t"),
             (set(self.rollout_ts) <= set(self.ts), "rollout_ts", f"a subset of ts={self.ts}"),
             (set(self.field_ts) <= set(self.ts), "field_ts", f"a subset of ts={self.ts}"),
             (0 < self.threshold, "threshold", "a float > 0"),
@@ -204,7 +229,34 @@ class StudyConfig:
             if not ok:
                 self._fail(name, f"expected {expected}")
         self._check_names()
+        if self.levels is not None:
+            self.level_seeds()
         return self
+
+    def level_seeds(self) -> tuple[int, ...] | None:
+        """The level seeds of :attr:`levels` (read from its file for ``@FILE``), or None.
+
+        Raises:
+            ConfigError: the file cannot be read, an entry is not an integer in procgen's range
+                [0, 2**31 - 1), or no seed is given.
+        """
+        if self.levels is None:
+            return None
+        text = self.levels.strip()
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text()
+            except OSError as e:
+                self._fail("levels", f"cannot read the level file: {e.strerror}")
+        items = [x.strip() for x in text.replace("\n", ",").split(",") if x.strip()]
+        seeds = []
+        for item in items:
+            if not (item.isascii() and item.isdigit()) or int(item) >= _MAX_LEVEL:
+                self._fail("levels", f"{item!r} is not a level seed (an integer in [0, 2**31 - 1))")
+            seeds.append(int(item))
+        if not seeds:
+            self._fail("levels", "expected at least one level seed")
+        return tuple(seeds)
 
     def _check_names(self) -> None:
         """Every hook is a hook point of the agent; the maze specs exist, the study's has decision
@@ -227,7 +279,7 @@ class StudyConfig:
             expected = "a spec with require_decision_square (e.g. 'eval-decision-square')"
             self._fail("maze_spec", f"expected {expected}: the study steers at decision squares")
 
-    def _fail(self, name: str, problem: str) -> None:
+    def _fail(self, name: str, problem: str) -> NoReturn:
         f = next(f for f in dataclasses.fields(self) if f.name == name)
         value = getattr(self, name)
         raise ConfigError(f"StudyConfig.{name} = {value!r} ({_config.flag(f)}): {problem}")
@@ -300,7 +352,12 @@ _QUICK: dict[str, Any] = dict(
     field_ts=(-1.0, 0.0, 1.0),
     max_rows=256,
     breakpoint_mazes=1,
+    localise_ts=(0.5, 1.0),
 )
+
+
+#: What ``--full`` changes: publication scale, every studied maze walked and rolled out.
+_FULL: dict[str, Any] = dict(n_mazes=104, breakpoint_mazes=104, rollout_mazes=104)
 
 
 def default_config() -> StudyConfig:
@@ -321,6 +378,17 @@ def quick_config(base: StudyConfig | None = None) -> StudyConfig:
         4
     """
     return dataclasses.replace(base or StudyConfig(), **_QUICK).validate()
+
+
+def full_config(base: StudyConfig | None = None) -> StudyConfig:
+    """The ``--full`` profile over ``base``: 104 mazes, each walked and rolled out (publication
+    scale; with more mazes, raise ``breakpoint_mazes`` and ``rollout_mazes`` to match).
+
+    Example:
+        >>> full_config().breakpoint_mazes
+        104
+    """
+    return dataclasses.replace(base or StudyConfig(), **_FULL).validate()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,14 @@ from hookdiff.agent import (
     obs_to_tensor,
 )
 from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
-from hookdiff.maze import decision_square, render, sample_mazes, start_cell, with_mouse
+from hookdiff.maze import (
+    decision_square,
+    level_states,
+    render,
+    sample_mazes,
+    start_cell,
+    with_mouse,
+)
 from hookdiff.maze.edit import top_right_corridor
 from hookdiff.maze.state import MazeState
 from hookdiff.study.config import StudyConfig
@@ -41,6 +48,8 @@ __all__ = [
     "StudyVectors",
     "later_candidates",
     "load_policy",
+    "named_levels",
+    "random_init_policy",
     "study_mazes",
     "study_vectors",
 ]
@@ -82,12 +91,22 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     }
 
 
+def random_init_policy(scale: int, seed: int) -> ImpalaPolicy:
+    """A random-init ImpalaPolicy of ``scale`` from torch seed ``seed`` (the global RNG untouched).
+
+    Example:
+        >>> random_init_policy(1, 0).scale
+        1
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ImpalaPolicy(scale=scale).eval()
+
+
 def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     """The seeded random-init fallback, with the loud warning that it is untrained."""
     seed = config.seeds()["policy_init"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        policy = ImpalaPolicy(scale=config.random_init_scale).eval()
+    policy = random_init_policy(config.random_init_scale, seed)
     warnings.warn(_WARNING_UNTRAINED, stacklevel=3)
     return policy, {
         "agent": f"random-init ImpalaPolicy(scale={config.random_init_scale}), torch seed {seed}",
@@ -127,15 +146,24 @@ class StudyMazes:
     obs: Mapping[str, Tensor]
     """Per position (:data:`~hookdiff.study.dataset.POSITIONS`): the observations ``(N, 3, 64, 64)``
     with the mouse on the decision square or at the start."""
+    skipped: tuple[tuple[int, str], ...] = ()
+    """Levels named by ``config.levels`` that were not studied: ``(level seed, why)``."""
 
 
 def study_mazes(config: StudyConfig) -> StudyMazes:
-    """The first ``n_mazes`` of ``maze_spec`` (seeded), their decision squares and observations.
+    """The studied mazes, their decision squares and observations.
+
+    The first ``n_mazes`` of ``maze_spec`` (seeded), or every usable level of ``config.levels``
+    (the others are recorded in ``skipped``).
 
     Raises:
-        ConfigError: a maze of ``maze_spec`` has no decision square.
+        ConfigError: a maze of ``maze_spec`` has no decision square; no named level is usable.
     """
-    mazes = _sample_study_mazes(config)
+    skipped: tuple[tuple[int, str], ...] = ()
+    if config.levels is None:
+        mazes = _sample_study_mazes(config)
+    else:
+        mazes, skipped = named_levels(config)
     squares = [decision_square(m) for m in mazes]
     if any(s is None for s in squares):
         raise ConfigError(
@@ -147,7 +175,45 @@ def study_mazes(config: StudyConfig) -> StudyMazes:
         p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]))
         for p in POSITIONS
     }
-    return StudyMazes(mazes, squares, obs)
+    return StudyMazes(mazes, squares, obs, skipped)
+
+
+def named_levels(config: StudyConfig) -> tuple[list[MazeState], tuple[tuple[int, str], ...]]:
+    """The usable levels of ``config.levels`` (hard mode, in the given order, repeats dropped)
+    and the skipped ones with the reason; a warning lists the skipped levels.
+
+    Raises:
+        ConfigError: none of the levels is usable.
+    """
+    seeds = list(dict.fromkeys(config.level_seeds() or ()))
+    kept, skipped = [], []
+    for state in level_states(seeds, distribution_mode="hard"):
+        why = _unusable(state, config.vectors_from == "same_maze")
+        if why:
+            skipped.append((state.level_seed, why))
+        else:
+            kept.append(state)
+    if skipped:
+        listed = ", ".join(f"{k} ({why})" for k, why in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        warnings.warn(
+            f"skipped {len(skipped)} of {len(seeds)} levels: {listed}{more}", stacklevel=2
+        )
+    if not kept:
+        raise ConfigError(
+            f"StudyConfig.levels = {config.levels!r} (--levels): none of the {len(seeds)} levels "
+            f"has a decision square and both vector pairs; name other levels"
+        )
+    return kept, tuple(skipped)
+
+
+def _unusable(state: MazeState, needs_pairs: bool) -> str:
+    """Why a level cannot be studied ('' when it can)."""
+    if decision_square(state) is None:
+        return "no decision square"
+    if needs_pairs and not _makes_pairs(state):
+        return "no room for the vector pairs"
+    return ""
 
 
 def _sample_study_mazes(config: StudyConfig) -> list[MazeState]:

@@ -49,6 +49,12 @@ from hookdiff.study.inputs import (
     study_mazes,
     study_vectors,
 )
+from hookdiff.study.localise import (
+    localise_attrs,
+    localise_controls,
+    localise_kinks,
+    localise_scan,
+)
 from hookdiff.study.measure import (
     EFFECT_T,
     behaviour_at,
@@ -61,20 +67,26 @@ __all__ = ["run_study", "study_dataset"]
 
 
 class _Progress:
-    """One tqdm bar over the study's steps, plus wall time per step (for run.json)."""
+    """One tqdm bar over the study's steps, plus wall and CPU time per step (for run.json).
+
+    CPU time is the process's (every thread's) user + system time: on a shared machine it says
+    what a step costs when wall time says how busy the machine was.
+    """
 
     def __init__(self, total: int, enabled: bool):
         self.enabled = enabled
         self.bar = tqdm(total=total, desc="hookdiff study", unit="step", disable=not enabled)
         self.timings: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Time the step ``name`` and advance the bar when it ends."""
         self.bar.set_postfix_str(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
         self.timings[name] = round(time.perf_counter() - t0, 3)
+        self.cpu[name] = round(time.process_time() - c0, 3)
         self.bar.update(1)
 
     def inner(self, total: int, desc: str) -> tqdm:
@@ -117,12 +129,13 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
     return _compute(config, progress)[0]
 
 
-def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, float]]:
-    """The study's Dataset and the wall time of each step (seconds)."""
+def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, Any]]:
+    """The study's Dataset and the wall time of each step (seconds), with the CPU seconds of
+    each step under ``"cpu_s"``."""
     config = config.validate()
-    with _Progress(total=7, enabled=progress) as prog, _torch_threads(config.threads):
+    with _Progress(total=10, enabled=progress) as prog, _torch_threads(config.threads):
         ds = _measure(config, prog)
-    return ds, prog.timings
+    return ds, {**prog.timings, "cpu_s": prog.cpu}
 
 
 def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
@@ -150,9 +163,23 @@ def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
         behaviour = per_site(sites, partial(behaviour_at, policy, mazes, vectors, config=config))
     with prog.step("vector fields"):
         fields = vector_fields(policy, mazes, vectors, config)
+    localised = []
+    for name, measure in _LOCALISE.items():
+        with prog.step(name):
+            localised.append(measure(policy, mazes, vectors, config))
     inputs = [vector_record(vectors, sites), maze_record(mazes)]
-    parts = [nonlin, behaviour, candidate_part, *inputs, fields]
-    return merge_parts(parts, study_attrs(config, info, later, EFFECT_T))
+    parts = [nonlin, behaviour, candidate_part, *inputs, fields, *localised]
+    attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
+    attrs["skipped_levels"] = json.dumps([list(s) for s in mazes.skipped])
+    return merge_parts(parts, attrs)
+
+
+#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk.
+_LOCALISE = {
+    "localise scan": localise_scan,
+    "localise controls": localise_controls,
+    "localise kinks": localise_kinks,
+}
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
@@ -175,7 +202,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ds, timings = _compute(config, progress)
     write_dataset(ds, out / DATASET_NAME)
     t_figs = time.perf_counter()
@@ -184,6 +211,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     summary = summarize(ds)
     write_report(ds, out, figures, summary)
     timings["total"] = round(time.perf_counter() - t0, 3)
+    timings["cpu_s"]["total"] = round(time.process_time() - c0, 3)
     files = [DATASET_NAME, "report.md", "report.html", *[f"figures/{f.name}" for f in figures]]
     write_json(_run_record(ds, timings, files, summary), out / "run.json")
     return out
@@ -194,11 +222,13 @@ _RUN_ATTRS = ("agent", "checkpoint", "checkpoint_sha256", "warning", "steering_h
 
 
 def _run_record(
-    ds: xr.Dataset, timings: dict[str, float], files: list[str], summary: dict[str, Any]
+    ds: xr.Dataset, timings: dict[str, Any], files: list[str], summary: dict[str, Any]
 ) -> dict[str, Any]:
     """run.json's content: what ran (from the Dataset's attrs), how long, which files, headlines."""
     run = {key: ds.attrs[key] for key in _RUN_ATTRS}
-    run |= {key: json.loads(ds.attrs[key]) for key in ("config", "seeds", "versions")}
+    run |= {
+        key: json.loads(ds.attrs[key]) for key in ("config", "seeds", "versions", "skipped_levels")
+    }
     run |= {"untrained": bool(ds.attrs["untrained"]), "timings_s": timings}
     run |= {"files": files, "summary": summary, "answer": answer(ds)}
     return json.loads(json.dumps(run, sort_keys=True, default=_json_default))

@@ -1,0 +1,492 @@
+"""Where the add/subtract asymmetry is created: the localisation scan, its controls, its kinks.
+
+The target readout r at a maze's decision square is P(step toward the vector's target) (cheese
+vector: toward the cheese; top-right vector: toward the top-right cell) or its log-odds, both
+read from the logits along a + t·v (a: the activation at the steering hook, mouse on the decision
+square; v: the maze's vector). Its even part E(t) = r(t) + r(−t) − 2·r(0) is the add/subtract
+asymmetry, its odd part O(t) = r(t) − r(−t) the steering effect. Each function returns its
+labelled part of the study's Dataset:
+
+- :func:`localise_controls`: r(0), E(t), O(t) on the exact network for the real vectors and four
+  controls (a random direction matched in norm and spatial support, another maze's vector, the
+  vector added at the paired base, a random-init agent with its own vectors), and the distance of
+  a ± v from the paired real activation;
+- :func:`localise_scan`: E(t) with the network cut and linearised or symmetrised at every valid
+  cut (symmetrised at the logits it is the softmax-only test), and with one nonlinear layer frozen
+  at its t = 0 pattern (knock-out) or every layer but one (knock-in);
+- :func:`localise_kinks`: E(t) of the log-odds linearised in the logits at t = 0, summed exactly
+  over the kinks of each layer and of each channel (a float64 line walk) on the first
+  ``breakpoint_mazes`` mazes.
+
+The log-odds are log P − log(1 − P) from the logits (a log-sum-exp over the target direction's
+actions and over the others): exact where P rounds to 0 or 1 in floating point, and equal to
+:func:`hookdiff.stats.log_odds` of P wherever P lies in [1e-6, 1 − 1e-6]. The scan runs in the
+policy's float32; the kink walk in float64, where rounding cannot hide or invent breakpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor, nn
+
+from hookdiff.analysis import (
+    cut_scan,
+    even_from_kinks,
+    even_odd,
+    freezable,
+    kink_attribution,
+    line_response,
+)
+from hookdiff.hooks import capture
+from hookdiff.maze import (
+    DIRECTION_NAMES,
+    direction_log_probs,
+    next_direction,
+    top_right_cell,
+    top_right_corridor,
+    with_mouse,
+    with_walls,
+    without_cheese,
+)
+from hookdiff.maze.state import MazeState
+from hookdiff.study.config import StudyConfig
+from hookdiff.study.dataset import VECTORS
+from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
+from hookdiff.vectors import activations_at, activations_from_obs
+
+__all__ = [
+    "CONTROLS",
+    "READOUTS",
+    "SCAN_VARIANTS",
+    "SIGNS",
+    "ControlLine",
+    "base_swap_distance",
+    "control_lines",
+    "kink_maze_count",
+    "localise_attrs",
+    "localise_controls",
+    "localise_kinks",
+    "localise_scan",
+    "matched_random",
+    "paired_states",
+    "readouts",
+    "target_directions",
+    "target_log_odds",
+]
+
+#: The target readouts: P(step toward the target) and its log-odds.
+READOUTS = ("p", "logodds")
+#: The real vectors and the controls they are compared with (the ``control`` coordinate).
+CONTROLS = ("vector", "random", "other_maze", "base_swap", "untrained")
+#: The interventions of the cut scan (the ``variant`` coordinate).
+SCAN_VARIANTS = ("linearize", "symmetrize")
+#: The sign of the vector in :func:`base_swap_distance` (the ``sign`` coordinate).
+SIGNS = ("+t", "-t")
+#: Where the readouts are read from: the policy logits.
+_LOGITS = "fc_policy_out"
+
+
+# --------------------------------------------------------------------------------------------
+# Readouts
+# --------------------------------------------------------------------------------------------
+
+
+def target_directions(mazes: StudyMazes) -> dict[str, np.ndarray]:
+    """Per vector, each maze's target direction (0..3) at its decision square; −1 where none."""
+    pairs = list(zip(mazes.states, mazes.squares))
+    return {
+        "cheese": np.array([next_direction(s, d, s.cheese) for s, d in pairs], dtype=np.int64),
+        "top_right": np.array(
+            [next_direction(s, d, top_right_cell(s)) for s, d in pairs], dtype=np.int64
+        ),
+    }
+
+
+def target_log_odds(logits: Tensor, target: Tensor) -> Tensor:
+    """log P(target direction) − log P(any other direction) from logits ``(..., maze, 15)``.
+
+    ``target`` holds one direction index per maze (negative values are read as 0).
+
+    Example:
+        >>> target_log_odds(torch.zeros(1, 15), torch.tensor([0])).item()  # 3 of 15 actions
+        -1.3862943649291992
+    """
+    lp = direction_log_probs(logits)
+    hot = torch.nn.functional.one_hot(target.clamp(min=0), len(DIRECTION_NAMES)).bool()
+    inside = lp.masked_fill(~hot, -torch.inf).logsumexp(-1)
+    return inside - lp.masked_fill(hot, -torch.inf).logsumexp(-1)
+
+
+def readouts(logits: np.ndarray | Tensor, target: np.ndarray) -> np.ndarray:
+    """``(readout, ..., maze)``: P(target) and its log-odds from logits ``(..., maze, 15)``.
+
+    Computed in float64; P = sigmoid(log-odds). NaN at mazes whose ``target`` is negative.
+    """
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    log_odds = target_log_odds(x, torch.as_tensor(target))
+    out = torch.stack([torch.sigmoid(log_odds), log_odds]).numpy()
+    out[..., np.asarray(target) < 0] = np.nan
+    return out
+
+
+def _line_ts(ts_pos: Sequence[float]) -> list[float]:
+    """−t (descending |t|), 0, +t for the positive ``ts_pos``."""
+    t = sorted(float(x) for x in ts_pos)
+    return [-x for x in reversed(t)] + [0.0] + t
+
+
+def _even_odd(r: np.ndarray, dims: Sequence[str], coords: Mapping[str, Any]) -> xr.Dataset:
+    """``even`` and ``odd`` of ``r`` (with a ``t`` axis among ``dims``) over ``t_loc``."""
+    parts = even_odd(xr.DataArray(r, dims=tuple(dims), coords=dict(coords)))
+    return parts.rename(t_pos="t_loc")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs of the controls
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlLine:
+    """One control of one vector: the agent and the lines a + t·v it is read along."""
+
+    policy: nn.Module
+    """The agent (the study's, or the random-init one)."""
+    acts: Tensor
+    """``(N, ...)``: each maze's activation at the steering hook (the line's base)."""
+    vectors: Tensor
+    """``(N, ...)``: the vector added to maze i's activation."""
+
+
+def _own_line(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, hook: str
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The decision-square activations at ``hook`` and each maze's applied vectors."""
+    dtype = next(policy.parameters()).dtype
+    acts = activations_from_obs(policy, mazes.obs["decision_square"].to(dtype), hook)
+    vecs = vectors.applied(hook)
+    if not vectors.per_maze:
+        vecs = {k: v.expand(acts.shape[0], *v.shape) for k, v in vecs.items()}
+    return acts, vecs
+
+
+def paired_states(mazes: StudyMazes) -> dict[str, list[MazeState]]:
+    """Per vector, each maze's paired real state, mouse on the maze's decision square.
+
+    Cheese vector (made as with − without cheese): the maze without its cheese. Top-right vector
+    (with − without the corridor): the maze with the top-right corridor open.
+    """
+    placed = [with_mouse(s, d) for s, d in zip(mazes.states, mazes.squares)]
+    return {
+        "cheese": [without_cheese(s) for s in placed],
+        "top_right": [with_walls(s, top_right_corridor(s), wall=False) for s in placed],
+    }
+
+
+def matched_random(vectors: Tensor, generator: torch.Generator) -> Tensor:
+    """Random vectors matched to ``vectors (N, C, ...)`` in norm and spatial support.
+
+    At every maze and position the channel vector ``v[i, :, h, w]`` is replaced by a random
+    direction (isotropic Gaussian, normalised) of the same norm, so positions where v is 0 stay 0.
+    """
+    g = torch.randn(vectors.shape, generator=generator, dtype=vectors.dtype)
+    return g / g.norm(dim=1, keepdim=True) * vectors.norm(dim=1, keepdim=True)
+
+
+def control_lines(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
+) -> dict[str, dict[str, ControlLine]]:
+    """``{vector: {control: line}}`` for every control of :data:`CONTROLS` (seeded)."""
+    hook = config.hook
+    acts, own = _own_line(policy, mazes, vectors, hook)
+    paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes).items()}
+    seeds = config.seeds()
+    generator = torch.Generator().manual_seed(seeds["localise"])
+    untrained = random_init_policy(policy.scale, seeds["untrained"])
+    u_vectors = study_vectors(untrained, config, mazes.states, [hook])
+    u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
+    return {
+        name: {
+            "vector": ControlLine(policy, acts, own[name]),
+            "random": ControlLine(policy, acts, matched_random(own[name], generator)),
+            "other_maze": ControlLine(policy, acts, own[name].roll(-1, dims=0)),
+            "base_swap": ControlLine(policy, paired[name], own[name]),
+            "untrained": ControlLine(untrained, u_acts, u_own[name]),
+        }
+        for name in VECTORS
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Controls and the base swap
+# --------------------------------------------------------------------------------------------
+
+
+def localise_controls(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
+) -> xr.Dataset:
+    """``loc_base``, ``loc_even``, ``loc_odd`` over (control, vector, readout, [t_loc,] maze) and
+    ``base_swap_distance`` over (vector, sign, maze)."""
+    lines = control_lines(policy, mazes, vectors, config)
+    targets = target_directions(mazes)
+    ts = _line_ts(config.localise_ts)
+    r = np.stack(
+        [
+            np.stack([_exact_readouts(lines[v][c], config, ts, targets[v]) for v in VECTORS])
+            for c in CONTROLS
+        ]
+    )  # (control, vector, readout, t, maze)
+    dims = ("control", "vector", "readout", "t", "maze")
+    coords = {"control": list(CONTROLS), "vector": list(VECTORS), "readout": list(READOUTS)}
+    coords |= {"t": ts, "maze": np.arange(r.shape[-1])}
+    parts = _even_odd(r, dims, coords)
+    base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
+    own = {v: lines[v]["vector"] for v in VECTORS}
+    swapped = {v: lines[v]["base_swap"].acts for v in VECTORS}
+    return xr.Dataset(
+        {
+            "loc_base": base,
+            "loc_even": parts["even"].transpose("control", "vector", "readout", "t_loc", "maze"),
+            "loc_odd": parts["odd"].transpose("control", "vector", "readout", "t_loc", "maze"),
+            "base_swap_distance": base_swap_distance(own, swapped),
+        }
+    )
+
+
+def _exact_readouts(
+    line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
+) -> np.ndarray:
+    """``(readout, t, maze)`` along the exact network."""
+    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=_LOGITS,
+                           max_rows=config.max_rows)  # fmt: skip
+    return readouts(logits.values, target)
+
+
+def base_swap_distance(
+    lines: Mapping[str, ControlLine], paired: Mapping[str, Tensor]
+) -> xr.DataArray:
+    """‖(a + s·v) − a_paired‖ / ‖a_paired − a‖ over (vector, sign, maze), s = +1, −1.
+
+    a: each maze's activation at the decision square, v its vector, a_paired the activation of
+    its paired real state (:func:`paired_states`) at the same square. Small for the sign that
+    moves a toward a real state (interpolation), about 2 for the one that extrapolates.
+    """
+    out = np.zeros((len(VECTORS), len(SIGNS), len(paired[VECTORS[0]])))
+    for i, name in enumerate(VECTORS):
+        a = lines[name].acts.double().flatten(1)
+        v, p = lines[name].vectors.double().flatten(1), paired[name].double().flatten(1)
+        gap = (p - a).norm(dim=1)
+        for j, s in enumerate((1.0, -1.0)):
+            out[i, j] = ((a + s * v - p).norm(dim=1) / gap).numpy()
+    return xr.DataArray(
+        out,
+        dims=("vector", "sign", "maze"),
+        coords={"vector": list(VECTORS), "sign": list(SIGNS), "maze": np.arange(out.shape[-1])},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The scan: cuts and frozen layers
+# --------------------------------------------------------------------------------------------
+
+
+def localise_scan(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
+) -> xr.Dataset:
+    """``loc_even_cut`` over (vector, variant, cut, readout, t_loc, maze) and
+    ``loc_even_knockout`` / ``loc_even_knockin`` over (vector, frozen_layer, readout, t_loc, maze),
+    each maze steered by its own vector."""
+    acts, own = _own_line(policy, mazes, vectors, config.hook)
+    targets = target_directions(mazes)
+    per_vector = [
+        xr.merge(
+            [
+                _cut_even(policy, acts, own[v], targets[v], config).rename("loc_even_cut"),
+                _frozen_even(policy, acts, own[v], targets[v], config),
+            ]
+        )
+        for v in VECTORS
+    ]
+    return xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+
+
+def _cut_even(
+    policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
+) -> xr.DataArray:
+    """E(t) at every valid cut and variant: (variant, cut, readout, t_loc, maze)."""
+    ts = _line_ts(config.localise_ts)
+    scan = cut_scan(policy, acts, config.hook, v, ts, depth=_LOGITS, max_rows=config.max_rows)
+    scan = scan.sel(variant=list(SCAN_VARIANTS))
+    r = readouts(scan.values, target)  # (readout, variant, cut, t, maze)
+    coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
+    coords |= {"cut": scan["cut"].values.tolist(), "t": ts, "maze": np.arange(acts.shape[0])}
+    even = _even_odd(r, ("readout", "variant", "cut", "t", "maze"), coords)["even"]
+    return even.transpose("variant", "cut", "readout", "t_loc", "maze")
+
+
+def _frozen_even(
+    policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
+) -> xr.Dataset:
+    """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
+    layers = freezable(policy, config.hook, _LOGITS)
+    ts = _line_ts(config.localise_ts)
+    kinds = {
+        "loc_even_knockout": [[layer] for layer in layers],
+        "loc_even_knockin": [[o for o in layers if o != layer] for layer in layers],
+    }
+    out = {}
+    for name, freezes in kinds.items():
+        r = np.stack(
+            [
+                readouts(
+                    line_response(
+                        policy,
+                        acts,
+                        config.hook,
+                        v,
+                        ts,
+                        depth=_LOGITS,
+                        freeze=f,
+                        max_rows=config.max_rows,
+                    ).values,  # fmt: skip
+                    target,
+                )
+                for f in freezes
+            ]
+        )  # (frozen_layer, readout, t, maze)
+        coords = {"frozen_layer": layers, "readout": list(READOUTS), "t": ts}
+        coords["maze"] = np.arange(acts.shape[0])
+        even = _even_odd(r, ("frozen_layer", "readout", "t", "maze"), coords)["even"]
+        out[name] = even.transpose("frozen_layer", "readout", "t_loc", "maze")
+    return xr.Dataset(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact attribution over kinks
+# --------------------------------------------------------------------------------------------
+
+
+def localise_kinks(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
+) -> xr.Dataset:
+    """``kink_even`` (vector, frozen_layer, t_loc, kink_maze), ``kink_even_channel`` (vector,
+    frozen_layer, kink_channel, t_loc, kink_maze), their sum ``kink_even_total`` and the directly
+    evaluated ``kink_even_direct`` (vector, t_loc, kink_maze), on the first ``breakpoint_mazes``
+    mazes, in float64. Without ``config.breakpoints`` nothing is walked (``kink_maze`` is empty)."""
+    k = kink_maze_count(config, len(mazes.states))
+    policy64 = copy.deepcopy(policy).double()
+    acts, own = _own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
+    if k == 0:
+        return _no_kinks(_layer_channels(policy64, acts, config.hook), config.localise_ts)
+    targets = target_directions(_first(mazes, k))
+    parts = [_kink_even(policy64, acts, own[v][:k].double(), targets[v], config) for v in VECTORS]
+    return xr.concat(parts, dim="vector").assign_coords(vector=list(VECTORS))
+
+
+def kink_maze_count(config: StudyConfig, n_mazes: int) -> int:
+    """How many of the ``n_mazes`` studied mazes the kink walk covers (the first ones)."""
+    return min(config.breakpoint_mazes, n_mazes) if config.breakpoints else 0
+
+
+def _no_kinks(channels: Mapping[str, int], ts: Sequence[float]) -> xr.Dataset:
+    """The kink variables over an empty ``kink_maze`` (nothing walked)."""
+    shape = (len(VECTORS), len(channels), len(ts), 0)
+    dims = ("vector", "frozen_layer", "t_loc", "kink_maze")
+    n = max(channels.values())
+    coords = {"vector": list(VECTORS), "frozen_layer": list(channels), "kink_channel": np.arange(n)}
+    coords |= {"t_loc": sorted(float(t) for t in ts), "kink_maze": np.arange(0)}
+    channel_dims = ("vector", "frozen_layer", "kink_channel", "t_loc", "kink_maze")
+    return xr.Dataset(
+        {
+            "kink_even": (dims, np.zeros(shape)),
+            "kink_even_channel": (channel_dims, np.zeros(shape[:2] + (n,) + shape[2:])),
+            "kink_even_total": (dims[:1] + dims[2:], np.zeros(shape[:1] + shape[2:])),
+            "kink_even_direct": (dims[:1] + dims[2:], np.zeros(shape[:1] + shape[2:])),
+        },
+        coords=coords,
+    )
+
+
+def _first(mazes: StudyMazes, k: int) -> StudyMazes:
+    """The first ``k`` studied mazes."""
+    obs = {p: x[:k] for p, x in mazes.obs.items()}
+    return StudyMazes(mazes.states[:k], mazes.squares[:k], obs)
+
+
+def _kink_even(
+    policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
+) -> xr.Dataset:
+    """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
+    hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
+    w = _log_odds_gradient(policy, acts, hook, target)
+    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=_LOGITS,
+                                   max_pieces=config.max_pieces)  # fmt: skip
+    channels = _layer_channels(policy, acts, hook)
+    ds = _kink_sums(attribution, ts, channels)
+    line = _line_ts(ts)
+    logits = line_response(policy, acts, hook, v, line, depth=_LOGITS).values  # (t, maze, 15)
+    r = np.einsum("tmo,mo->tm", logits, w.numpy())
+    direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
+    ds["kink_even_direct"] = direct["even"]
+    return ds.where(xr.DataArray(target >= 0, dims="kink_maze"))
+
+
+def _kink_sums(
+    attribution: xr.Dataset, ts: Sequence[float], channels: Mapping[str, int]
+) -> xr.Dataset:
+    """E(t) from the kinks: ``kink_even`` per layer, ``kink_even_channel`` per layer and channel
+    (NaN past a layer's channels), ``kink_even_total``; over (..., t_loc, kink_maze)."""
+    layers = list(channels)
+    by_layer = even_from_kinks(attribution, ts, by="layer").reindex(layer=layers, fill_value=0.0)
+    n = max(channels.values())
+    per_channel = []
+    for layer in layers:
+        mine = attribution.isel(breakpoint=attribution["layer"].values == layer)
+        e = even_from_kinks(mine, ts, by="channel").reindex(channel=np.arange(n), fill_value=0.0)
+        per_channel.append(e.where(e["channel"] < channels[layer]))
+    by_channel = xr.concat(per_channel, dim="layer").assign_coords(layer=layers)
+    ds = xr.Dataset(
+        {
+            "kink_even": by_layer.transpose("layer", "t_pos", "sample"),
+            "kink_even_channel": by_channel.transpose("layer", "channel", "t_pos", "sample"),
+            "kink_even_total": even_from_kinks(attribution, ts).transpose("t_pos", "sample"),
+        }
+    )
+    names = {"layer": "frozen_layer", "channel": "kink_channel", "t_pos": "t_loc"}
+    return ds.rename(names | {"sample": "kink_maze"})
+
+
+def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int]:
+    """The channels (first axis after the batch) of each freezable layer, in forward order."""
+    layers = freezable(policy, hook, _LOGITS)
+    with torch.no_grad(), capture(policy, layers) as seen:
+        policy.run_segment(acts[:1], hook, _LOGITS)
+    return {layer: int(seen[layer].shape[1]) for layer in layers}
+
+
+def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.ndarray) -> Tensor:
+    """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
+    tgt = torch.as_tensor(target)
+    with torch.enable_grad():
+        logits = policy.run_segment(acts, hook, _LOGITS).detach().requires_grad_(True)
+        (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)
+    return w.detach() * (tgt >= 0)[:, None].to(w.dtype)
+
+
+def localise_attrs(config: StudyConfig, n_mazes: int) -> dict[str, Any]:
+    """The attrs of the localisation: its t, seeds and how many mazes the kink walk covered."""
+    seeds = config.seeds()
+    return {
+        "localise_ts": json.dumps(sorted(float(t) for t in config.localise_ts)),
+        "localise_seed": int(seeds["localise"]),
+        "untrained_seed": int(seeds["untrained"]),
+        "kink_mazes": kink_maze_count(config, n_mazes),
+    }
