@@ -597,13 +597,14 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
         :data:`KINDS`; each claim is ``{"claim", "estimate", "ci95", "where", "n", "kind",
         "readout"}``. Claims whose variables are absent are left out (:func:`missing`).
 
-    Usage: ``answer(load_dataset("runs/study"))["cheese"][0]["claim"]`` after ``hookdiff study``.
-        'Add/subtract asymmetry of the cheese vector at |t| = 1: E = ...'
+    Usage: ``answer(load_dataset("runs/study"))["cheese"][0]["claim"]`` after ``hookdiff study``
+    gives e.g. ``'Add/subtract asymmetry of the cheese vector at |t| = 1: E = ...'``.
     """
     seed = bootstrap_seed(ds) if seed is None else int(seed)
     absent = {kind for kind, needs in NEEDS.items() if any(v not in ds for v in needs)}
-    out = {}
-    for vector in [str(v) for v in ds["vector"].values]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    vectors = ds["vector"].values if "vector" in ds.coords else []  # a dataset with no vectors
+    for vector in [str(v) for v in vectors]:
         if vector not in _TARGET:
             raise UnknownNameError(unknown_name_message("study vector", vector, list(_TARGET)))
         out[vector] = [

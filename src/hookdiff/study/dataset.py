@@ -153,8 +153,7 @@ def write_dataset(ds: xr.Dataset, path: Path) -> None:
 def load_dataset(run_dir: str | os.PathLike[str]) -> xr.Dataset:
     """The study dataset of a run folder, loaded into memory (the file is closed).
 
-    Example:
-        >>> ds = load_dataset("runs/study")  # doctest: +SKIP
+    Usage: ``load_dataset("runs/study")`` after ``hookdiff study --out runs/study``.
     """
     path = Path(run_dir) / DATASET_NAME
     if not path.is_file():

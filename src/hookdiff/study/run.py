@@ -123,8 +123,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
         The Dataset over (site, vector, position, t, depth, maze, ...) with the config, seeds,
         versions and checkpoint hash as attrs.
 
-    Example:
-        >>> ds = study_dataset(quick_config(), progress=False)  # doctest: +SKIP
+    Usage (about a minute): ``study_dataset(quick_config(), progress=False)``.
     """
     return _compute(config, progress)[0]
 
@@ -193,8 +192,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
         config: the study's configuration (``config.out_dir`` is the run folder).
         progress: show tqdm progress bars.
 
-    Example:
-        >>> run_dir = run_study(quick_config())  # doctest: +SKIP
+    Usage: ``run_study(quick_config())``, what ``hookdiff study --quick`` runs.
     """
     from hookdiff.study.figures import draw_figures
     from hookdiff.study.report import summarize, write_report
