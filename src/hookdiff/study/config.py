@@ -148,9 +148,10 @@ class StudyConfig:
     )
     breakpoint_mazes: int = option(
         8,
-        "Mazes (the first of the study's) whose lines are walked for the exact breakpoints. On a "
-        "trained agent a line has thousands of pieces and the walk dominates the run time; the "
-        "rest of the analysis covers all n_mazes.",
+        "Mazes (the first of the study's) whose lines are walked for the exact breakpoints and "
+        "the kink attribution of the asymmetry (--full: 104, every maze). On a trained agent a "
+        "line has thousands of pieces and the walks dominate the run time (about 36 s of one "
+        "core per maze); the rest of the analysis covers all n_mazes.",
         min=1,
     )
     max_pieces: int = option(
@@ -160,9 +161,9 @@ class StudyConfig:
         min=1,
     )
     rollout_mazes: int = option(
-        12,
+        32,
         "Mazes (the first of the study's, at most n_mazes) rolled out at every rollout "
-        "coefficient and vector.",
+        "coefficient and vector (--full: 104).",
         min=0,
     )
     rollout_ts: tuple[float, ...] = option(
