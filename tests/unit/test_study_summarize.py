@@ -145,7 +145,7 @@ def study_dataset(gap: float = 0.05) -> xr.Dataset:
             "site_hook": ("site", np.array(["hook.steer", "hook.later"])),
         },
         attrs={
-            "config": json.dumps({"behaviour_gap": gap}),
+            "config": json.dumps({}),
             "threshold": 0.1,
             "agent": "hand-made",
             "untrained": 0,

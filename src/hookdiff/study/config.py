@@ -181,9 +181,6 @@ class StudyConfig:
     field_ts: tuple[float, ...] = option(
         (-1.0, 0.0, 1.0), "Coefficients of the vector-field figures."
     )
-    behaviour_gap: float = option(
-        0.05, "|ΔP(+t)| and |ΔP(−t)| differing by more than this counts as +t and −t diverging."
-    )
     localise_ts: tuple[float, ...] = option(
         (0.5, 1.0, 2.0),
         "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
