@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 __all__ = ["make_tiny_convnet", "make_tiny_transformer"]
 
 
-def make_tiny_transformer(seed: int = 0, *, act_fn: str = "gelu") -> HookedTransformer:
+def make_tiny_transformer(
+    seed: int = 0, *, act_fn: str = "gelu", dtype: torch.dtype = torch.float32
+) -> HookedTransformer:
     """A tiny randomly initialised HookedTransformer (2 layers, d_model 16, vocab 23), offline.
+
+    ``dtype=torch.float64`` builds it in float64 throughout (its config's dtype too), for checks
+    that need exact arithmetic.
 
     Example:
         >>> make_tiny_transformer(seed=1).cfg.n_layers
@@ -40,6 +45,7 @@ def make_tiny_transformer(seed: int = 0, *, act_fn: str = "gelu") -> HookedTrans
         normalization_type="LN",
         seed=seed,
         device="cpu",
+        dtype=dtype,
     )
     with warnings.catch_warnings():  # TL 3.x announces HookedTransformer's removal in 4.0
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 from torch import nn
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from hookdiff.analysis import (
     cut_scan,
@@ -23,6 +21,7 @@ from hookdiff.analysis import (
     valid_cuts,
 )
 from hookdiff.errors import InterventionError
+from hookdiff.tiny import make_tiny_transformer
 
 TS = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
 
@@ -111,13 +110,7 @@ def test_freezing_every_layer_up_to_the_cut_equals_linearizing_there() -> None:
 
 
 def _float64_transformer() -> HookedTransformer:
-    cfg = HookedTransformerConfig(
-        n_layers=2, d_model=16, n_ctx=8, d_head=4, n_heads=4, d_mlp=32, d_vocab=23,
-        act_fn="gelu", normalization_type="LN", seed=0, device="cpu", dtype=torch.float64,
-    )  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return HookedTransformer(cfg).eval()
+    return make_tiny_transformer(seed=0, dtype=torch.float64)
 
 
 def test_transformer_frozen_state_makes_the_stream_affine() -> None:
