@@ -34,7 +34,12 @@ class Interval:
     n: int
 
     def excludes(self, value: float = 0.0) -> bool:
-        """Whether ``value`` lies outside the interval (the estimate is distinguishable from it)."""
+        """Whether ``value`` lies outside the interval (the estimate is distinguishable from it).
+
+        False where there is no interval (fewer than two units): nothing is distinguishable then.
+        """
+        if not (np.isfinite(self.lo) and np.isfinite(self.hi)):
+            return False
         return not (self.lo <= value <= self.hi)
 
     def as_list(self) -> list[float]:
@@ -46,7 +51,8 @@ def bootstrap_mean(
 ) -> Interval:
     """Mean of ``values`` over its first axis (mazes) with a percentile-bootstrap interval.
 
-    NaNs (mazes where the quantity is undefined) are dropped first; ``n`` counts the rest.
+    NaNs (mazes where the quantity is undefined) are dropped first; ``n`` counts the rest. With
+    fewer than two mazes there is no interval (``lo`` and ``hi`` are NaN), not a zero-width one.
 
     Example:
         >>> iv = bootstrap_mean(np.arange(10.0), seed=0)
@@ -57,6 +63,8 @@ def bootstrap_mean(
     x = x[np.isfinite(x)]
     if x.size == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0)
+    if x.size < 2:
+        return Interval(float(x.mean()), float("nan"), float("nan"), int(x.size))
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     tail = 100 * (1 - level) / 2

@@ -54,3 +54,9 @@ def test_nan_mazes_are_dropped_and_counted() -> None:
 def test_log_odds_is_finite_at_floors_and_ceilings() -> None:
     np.testing.assert_allclose(log_odds(np.array([0.5, 0.0, 1.0]))[0], 0.0)
     assert np.isfinite(log_odds(np.array([0.0, 1.0]))).all()
+
+
+def test_one_maze_gives_no_interval_and_is_never_distinguishable() -> None:
+    iv = bootstrap_mean(np.array([3.0]), seed=0)
+    assert iv.estimate == 3.0 and iv.n == 1 and np.isnan(iv.lo) and np.isnan(iv.hi)
+    assert not iv.excludes(0.0)

@@ -174,9 +174,12 @@ def layer_scan(
 def interval_text(iv: Interval, digits: int = 3, signed: bool = True) -> str:
     """``"+0.123 [+0.080, +0.160]"``: the estimate and its 95 % interval."""
 
-    size = max(abs(iv.estimate), abs(iv.lo), abs(iv.hi))
+    bounds = [b for b in (iv.lo, iv.hi) if np.isfinite(b)]
+    size = max([abs(iv.estimate), *map(abs, bounds)])
     tiny = 0 < size < 0.5 * 10.0**-digits  # would print as 0.000 [0.000, 0.000]: show its size
     f = f"{'+' if signed else ''}.{'1e' if tiny else f'{digits}f'}"
+    if len(bounds) < 2:
+        return f"{iv.estimate:{f}} (no interval from n = {iv.n})"
     return f"{iv.estimate:{f}} [{iv.lo:{f}}, {iv.hi:{f}}]"
 
 
@@ -208,6 +211,8 @@ def verdict(iv: Interval) -> str:
     """Where the interval lies against 0, in words."""
     if iv.n == 0:
         return "not measured"
+    if iv.n < 2:
+        return "one maze only, so not tested against 0"
     if not iv.excludes(0.0):
         return "not distinguishable from 0"
     return "above 0" if iv.lo > 0 else "below 0"
