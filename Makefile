@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with Python 3.11: `make run` (the main job) and `make test`.
-# Each creates .venv when needed: CPU torch first, then hookdiff with the maze extra, every version
+# Each creates .venv when needed: CPU torch first, then hookdiff with the maze and ray extras, every version
 # pinned by constraints.txt (the library itself only declares ranges).
 # `make test-engine` checks the library without the maze extra, as a user with numpy 2 has it.
 PYTHON ?= python3.11
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q "$(TORCH)"
-	$(VENV)/bin/python -m pip install -q -c constraints.txt -e ".[maze,dev]"
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e ".[maze,ray,dev]"
 	touch $(STAMP)
 
 # No maze extra, numpy 2, the newest releases our ranges allow (only torch pinned, to its CPU build).

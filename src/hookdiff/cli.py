@@ -121,8 +121,8 @@ def _study(args: argparse.Namespace) -> int:
     from hookdiff.study import DATASET_NAME, run_study
 
     config = study_config(args)
-    if config.checkpoint is not None:
-        load_checkpoint(config.checkpoint)  # a bad file fails now, before the progress bars
+    for path in config.checkpoints():
+        load_checkpoint(path)  # a bad file fails now, before the progress bars
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         out = run_study(config, progress=not args.no_progress)

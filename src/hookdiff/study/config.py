@@ -22,6 +22,7 @@ from hookdiff._config import option
 from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 
 __all__ = [
+    "BACKENDS",
     "PUBLISHED_TS",
     "VECTOR_SOURCES",
     "PlotConfig",
@@ -41,6 +42,8 @@ _MAX_LEVEL = 2**31 - 1
 
 #: Values of :attr:`StudyConfig.vectors_from`.
 VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
+#: Values of :attr:`StudyConfig.backend`.
+BACKENDS: tuple[str, ...] = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class StudyConfig:
     checkpoint: str | None = option(
         None,
         "Policy checkpoint (original {'model_state_dict': ...} format); none: the shipped agent, "
-        "or, when none is shipped, a seeded random-init policy (the report warns loudly).",
+        "or, when none is shipped, a seeded random-init policy (the report warns loudly). "
+        "Several agents side by side: comma-separated paths, or a folder (its *.pt files); the "
+        "dataset then gains an 'agent' dimension and the report compares them.",
     )
     random_init_scale: int = option(
         1,
@@ -186,7 +191,32 @@ class StudyConfig:
         "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
         "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
     )
-    threads: int | None = option(None, "torch threads (none: torch's default).", min=1)
+    threads: int | None = option(
+        None, "torch threads (none: torch's default; 1 per task on the Ray backend).", min=1
+    )
+    maze_block: int = option(
+        16,
+        "Mazes per block: the per-maze steps run block by block, as one task each on the Ray "
+        "backend (the same blocks on every backend, so the results are identical).",
+        min=1,
+    )
+    backend: str = option(
+        "local",
+        "Where the per-maze blocks run: 'local' (this process) or 'ray' (tasks on a Ray cluster; "
+        "pip install 'hookdiff[ray]').",
+        choices=BACKENDS,
+    )
+    ray_address: str | None = option(
+        None,
+        "Ray cluster to join ('auto': the one `ray start --head` runs on this machine, or "
+        "'ray://HOST:10001'); none: start a Ray instance on this machine for the run.",
+    )
+    ray_workers: int | None = option(
+        None,
+        "Ray tasks running at once (none: as many as the cluster's CPUs allow); also the CPUs a "
+        "Ray instance started for the run gets.",
+        min=1,
+    )
 
     # ------------------------------------------------------------------ derived
 
@@ -202,6 +232,26 @@ class StudyConfig:
             "localise": s + 4,
             "untrained": s + 5,
         }
+
+    def checkpoints(self) -> tuple[str, ...]:
+        """The checkpoint paths of :attr:`checkpoint` (a folder: its ``*.pt`` files, sorted);
+        empty when none is given (the shipped agent).
+
+        Raises:
+            ConfigError: a folder holds no ``*.pt`` file.
+        """
+        if self.checkpoint is None:
+            return ()
+        paths: list[str] = []
+        for item in (x.strip() for x in self.checkpoint.split(",") if x.strip()):
+            if Path(item).is_dir():
+                found = sorted(str(p) for p in Path(item).glob("*.pt"))
+                if not found:
+                    self._fail("checkpoint", f"the folder {item} holds no *.pt checkpoint")
+                paths.extend(found)
+            else:
+                paths.append(item)
+        return tuple(dict.fromkeys(paths))
 
     def validate(self) -> StudyConfig:
         """Check values, hook names and maze specs; return ``self``.

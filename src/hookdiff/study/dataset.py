@@ -24,15 +24,21 @@ if TYPE_CHECKING:
     from hookdiff.study.inputs import StudyMazes, StudyVectors
 
 __all__ = [
+    "AGENT_ATTRS",
     "DATASET_NAME",
+    "MAZE_DIMS",
     "POSITIONS",
     "SITES",
     "VECTORS",
+    "agent_view",
+    "concat_agents",
+    "concat_blocks",
     "concat_labelled",
     "load_dataset",
     "maze_record",
     "merge_parts",
     "per_site",
+    "shift_mazes",
     "study_attrs",
     "vector_record",
     "write_dataset",
@@ -71,6 +77,93 @@ def concat_labelled(parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str]
         coords="minimal",
         compat="override",
     )
+
+
+#: Dims that index studied mazes (all of them, or the first K): a block of mazes covers a slice.
+MAZE_DIMS = ("maze", "kink_maze", "field_maze")
+#: Attrs that describe one agent: over ``agent`` they become variables ``agent_{attr}``.
+AGENT_ATTRS = ("agent", "checkpoint", "checkpoint_sha256", "untrained", "warning", "later_hook")
+
+
+def shift_mazes(part: xr.Dataset, start: int) -> xr.Dataset:
+    """``part`` of mazes ``start:...`` with its maze coordinates counted from ``start``."""
+    shifted = {d: part[d].values + start for d in MAZE_DIMS if d in part.indexes}
+    return part.assign_coords(shifted)
+
+
+def concat_blocks(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Partial Datasets of consecutive maze blocks joined along every maze dim (:data:`MAZE_DIMS`).
+
+    A variable with a maze dim is concatenated along it (NaN in a block that lacks it, e.g. the
+    breakpoint figures of a block whose mazes are not walked); one without is the same in every
+    block and taken from the first.
+    """
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    names = list(dict.fromkeys(v for p in parts for v in p.data_vars))
+    out = {}
+    for name in names:
+        have = [p for p in parts if name in p.data_vars]
+        dims = [d for d in MAZE_DIMS if d in have[0][name].dims]
+        if not dims:
+            out[name] = have[0][name]
+            continue
+        arrays = [p[name] if name in p.data_vars else _nan_like(have[0][name], p, dims[0])
+                  for p in parts]  # fmt: skip
+        out[name] = xr.concat(arrays, dim=dims[0], join="outer", combine_attrs="drop_conflicts")
+    return xr.Dataset(out)
+
+
+def _nan_like(template: xr.DataArray, part: xr.Dataset, dim: str) -> xr.DataArray:
+    """``template`` filled with NaN and sized to ``part``'s mazes along ``dim``."""
+    empty = template.isel({dim: slice(0, 0)})
+    size = part.sizes.get(dim, 0)
+    pad = empty.astype(float).pad({dim: (0, size)}, constant_values=np.nan)
+    if dim in part.indexes:
+        pad = pad.assign_coords({dim: part[dim].values})
+    return pad
+
+
+def concat_agents(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> xr.Dataset:
+    """The studies of several agents stacked over a new ``agent`` dim (coordinate: ``names``).
+
+    Per-agent attrs (:data:`AGENT_ATTRS`) become variables ``agent_{attr}`` over ``agent``, and
+    the attrs hold them as JSON lists; the other attrs are the first study's. Unlabelled dims
+    that differ in size (a later layer's feature count) are padded with NaN.
+    """
+    sizes: dict[str, int] = {}
+    for ds in datasets:
+        for d, n in ds.sizes.items():
+            if d not in ds.indexes:
+                sizes[d] = max(sizes.get(d, 0), n)
+    padded = []
+    for ds in datasets:
+        pad = {d: (0, sizes[d] - n) for d, n in ds.sizes.items() if d in sizes and n < sizes[d]}
+        per_agent = {f"agent_{k}": ds.attrs[k] for k in AGENT_ATTRS}
+        padded.append((ds.pad(pad, constant_values=np.nan) if pad else ds).assign(per_agent))
+    out = concat_labelled(padded, "agent", names)
+    out.attrs = dict(datasets[0].attrs)
+    for k in AGENT_ATTRS:
+        out.attrs[k] = json.dumps([_plain(ds.attrs[k]) for ds in datasets])
+    return out
+
+
+def _plain(x: Any) -> Any:
+    """A numpy scalar as a Python one (for JSON)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def agent_view(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """One agent's study out of a many-agent Dataset, shaped as a one-agent study."""
+    one = ds.sel(agent=name, drop=True)
+    attrs = dict(ds.attrs)
+    for k in AGENT_ATTRS:
+        value = one[f"agent_{k}"].values.item()
+        attrs[k] = value
+    one = one.drop_vars([f"agent_{k}" for k in AGENT_ATTRS])
+    one.attrs = attrs
+    return one
 
 
 def per_site(site_hooks: Mapping[str, str], measure: Callable[[str], xr.Dataset]) -> xr.Dataset:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -148,6 +149,26 @@ class StudyMazes:
     with the mouse on the decision square or at the start."""
     skipped: tuple[tuple[int, str], ...] = ()
     """Levels named by ``config.levels`` that were not studied: ``(level seed, why)``."""
+    first: int = 0
+    """Index of the first of these mazes in the study (0 unless this is a later block of it)."""
+
+    def block(self, start: int, stop: int) -> StudyMazes:
+        """Mazes ``start:stop`` of these, as a block of the study (``first`` set to ``start``)."""
+        obs = {p: x[start:stop] for p, x in self.obs.items()}
+        sl = slice(start, stop)
+        return StudyMazes(self.states[sl], self.squares[sl], obs, self.skipped, self.first + start)
+
+    def seed(self, base: int) -> int:
+        """The seed of a random draw over these mazes: ``base`` for the whole study or its first
+        block, else derived from (``base``, ``first``), so each block draws its own stream.
+
+        Example:
+            >>> StudyMazes([], [], {}).seed(7)
+            7
+        """
+        if self.first == 0:
+            return int(base)
+        return int(np.random.SeedSequence([int(base), self.first]).generate_state(1)[0])
 
 
 def study_mazes(config: StudyConfig) -> StudyMazes:
@@ -262,6 +283,27 @@ class StudyVectors:
     """``{hook: {vector: V}}``: every pair's own vector, stacked ``(len(mazes), ...)``."""
     per_maze: bool
     """Studied maze i is steered by its own vector (``same_maze``); else by the pairs' mean."""
+    following: Mapping[str, Mapping[str, Tensor]] | None = None
+    """``{hook: {vector: V (1, ...)}}``: the vector of the maze after the last one (cyclic over
+    the whole study), set on a block of per-maze vectors (:meth:`block`); None: the whole study."""
+
+    def block(self, start: int, stop: int) -> StudyVectors:
+        """The vectors of studied mazes ``start:stop`` (all of them when not per maze)."""
+        if not self.per_maze:
+            return self
+        n = len(self.mazes)
+        pairs = {h: {k: v[start:stop] for k, v in p.items()} for h, p in self.pairs.items()}
+        nxt = stop % n
+        following = {h: {k: v[nxt : nxt + 1] for k, v in p.items()} for h, p in self.pairs.items()}
+        return StudyVectors(self.mazes[start:stop], pairs, True, following)
+
+    def others(self, hook: str) -> dict[str, Tensor]:
+        """Per maze, the next studied maze's vector at ``hook`` (cyclic over the whole study):
+        the "another maze's vector" control. Per-maze vectors only."""
+        own = self.applied(hook)
+        if self.following is None:
+            return {k: v.roll(-1, dims=0) for k, v in own.items()}
+        return {k: torch.cat([v[1:], self.following[hook][k]]) for k, v in own.items()}
 
     def applied(self, hook: str) -> dict[str, Tensor]:
         """``{vector: V}`` that steers at ``hook``: per maze ``(N, ...)``, or the pairs' mean."""

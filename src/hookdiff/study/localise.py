@@ -207,9 +207,10 @@ def control_lines(
     """``{vector: {control: line}}`` for every control of :data:`CONTROLS` (seeded)."""
     hook = config.hook
     acts, own = _own_line(policy, mazes, vectors, hook)
+    other = vectors.others(hook) if vectors.per_maze else own
     paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes).items()}
     seeds = config.seeds()
-    generator = torch.Generator().manual_seed(seeds["localise"])
+    generator = torch.Generator().manual_seed(mazes.seed(seeds["localise"]))
     untrained = random_init_policy(policy.scale, seeds["untrained"])
     u_vectors = study_vectors(untrained, config, mazes.states, [hook])
     u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
@@ -217,7 +218,7 @@ def control_lines(
         name: {
             "vector": ControlLine(policy, acts, own[name]),
             "random": ControlLine(policy, acts, matched_random(own[name], generator)),
-            "other_maze": ControlLine(policy, acts, own[name].roll(-1, dims=0)),
+            "other_maze": ControlLine(policy, acts, other[name]),
             "base_swap": ControlLine(policy, paired[name], own[name]),
             "untrained": ControlLine(untrained, u_acts, u_own[name]),
         }

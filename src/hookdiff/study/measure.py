@@ -224,7 +224,10 @@ def behaviour_at(
     vecs, states = vectors.applied(hook), mazes.states
     coords = {"vector": list(VECTORS), "t": np.asarray(config.ts, dtype=np.float64)}
     ds = _decision_square_probs(policy, states, hook, vecs, config.ts)
-    roll = _rollouts(policy, states[: config.rollout_mazes], hook, vecs, config, vectors.per_maze)
+    seed = mazes.seed(config.seeds()["rollout"])
+    roll = _rollouts(
+        policy, states[: config.rollout_mazes], hook, vecs, config, vectors.per_maze, seed
+    )
     ds = ds.merge(roll.reindex(maze=np.arange(len(states))), join="outer")
     return ds.assign_coords(coords)
 
@@ -264,10 +267,12 @@ def _rollouts(
     vecs: Mapping[str, Tensor],
     config: StudyConfig,
     per_maze: bool,
+    seed: int,
 ) -> xr.Dataset:
     """Steered rollouts of every (vector, t ≠ 0) and one t = 0 baseline, in ONE rollout call.
 
-    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used).
+    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used);
+    ``seed`` seeds the action sampling.
     Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze) on the full ``ts``
     grid, NaN where not rolled out; the t = 0 baseline is shared by both vectors.
     """
@@ -278,7 +283,6 @@ def _rollouts(
     groups = _rollout_groups(config.rollout_ts) if r else []
     if groups:
         steering = _rollout_steering(hook, vecs, groups, r, per_maze)
-        seed = config.seeds()["rollout"]
         ds = rollout(
             policy,
             list(mazes) * len(groups),

@@ -17,9 +17,11 @@ rerun starts the computation over and replaces the outputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,23 +29,31 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from torch import nn
 from tqdm.auto import tqdm
 
 from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.study.answer import answer
+from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
+from hookdiff.study.compare import comparison_rows, write_comparison
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import (
+    AGENT_ATTRS,
     DATASET_NAME,
-    POSITIONS,
-    VECTORS,
+    agent_view,
+    concat_agents,
+    concat_blocks,
     maze_record,
     merge_parts,
     per_site,
+    shift_mazes,
     study_attrs,
     vector_record,
     write_dataset,
 )
 from hookdiff.study.inputs import (
+    StudyMazes,
+    StudyVectors,
     later_candidates,
     load_policy,
     study_mazes,
@@ -67,7 +77,8 @@ __all__ = ["run_study", "study_dataset"]
 
 
 class _Progress:
-    """One tqdm bar over the study's steps, plus wall and CPU time per step (for run.json).
+    """One tqdm bar over the study's driver steps and finished block tasks, plus wall and CPU
+    time per step (for run.json).
 
     CPU time is the process's (every thread's) user + system time: on a shared machine it says
     what a step costs when wall time says how busy the machine was.
@@ -75,7 +86,7 @@ class _Progress:
 
     def __init__(self, total: int, enabled: bool):
         self.enabled = enabled
-        self.bar = tqdm(total=total, desc="hookdiff study", unit="step", disable=not enabled)
+        self.bar = tqdm(total=total, desc="hookdiff study", unit="task", disable=not enabled)
         self.timings: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
 
@@ -85,9 +96,22 @@ class _Progress:
         self.bar.set_postfix_str(name)
         t0, c0 = time.perf_counter(), time.process_time()
         yield
-        self.timings[name] = round(time.perf_counter() - t0, 3)
-        self.cpu[name] = round(time.process_time() - c0, 3)
+        self.record(name, time.perf_counter() - t0, time.process_time() - c0)
         self.bar.update(1)
+
+    def add(self, n: int) -> None:
+        """Count ``n`` more steps or tasks in the bar's total."""
+        self.bar.total = (self.bar.total or 0) + n
+        self.bar.refresh()
+
+    def advance(self) -> None:
+        """One task finished."""
+        self.bar.update(1)
+
+    def record(self, name: str, wall: float, cpu: float) -> None:
+        """Add ``wall`` and ``cpu`` seconds to the timings of step ``name``."""
+        self.timings[name] = round(self.timings.get(name, 0.0) + wall, 3)
+        self.cpu[name] = round(self.cpu.get(name, 0.0) + cpu, 3)
 
     def inner(self, total: int, desc: str) -> tqdm:
         """A transient bar inside a step."""
@@ -121,7 +145,7 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
 
     Returns:
         The Dataset over (site, vector, position, t, depth, maze, ...) with the config, seeds,
-        versions and checkpoint hash as attrs.
+        versions and checkpoint hash as attrs; with several checkpoints, over ``agent`` too.
 
     Usage (about a minute): ``study_dataset(quick_config(), progress=False)``.
     """
@@ -130,20 +154,69 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
 
 def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, Any]]:
     """The study's Dataset and the wall time of each step (seconds), with the CPU seconds of
-    each step under ``"cpu_s"``."""
+    each step under ``"cpu_s"``. A per-maze step's times are the sums over its blocks."""
     config = config.validate()
-    with _Progress(total=10, enabled=progress) as prog, _torch_threads(config.threads):
-        ds = _measure(config, prog)
+    with (
+        _Progress(total=0, enabled=progress) as prog,
+        _torch_threads(config.threads),
+        executor(config) as ex,
+    ):
+        ds = _measure(config, prog, ex)
     return ds, {**prog.timings, "cpu_s": prog.cpu}
 
 
-def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
-    """Every step of the study in order, each timed by ``prog``; the joined Dataset."""
+@dataclass(frozen=True)
+class _Agent:
+    """What the per-maze steps of one agent need (shipped to Ray workers once)."""
+
+    policy: nn.Module
+    vectors: StudyVectors
+    """The vectors at the two sites."""
+    config: StudyConfig
+    """The study's config with this agent's checkpoint."""
+    sites: dict[str, str]
+    """``{site: hook}``."""
+
+
+def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
+    """Every step of the study, each timed by ``prog``: the mazes; per agent the policy, vectors
+    and later layer; then the per-maze steps over maze blocks on ``ex``; the joined Dataset."""
+    paths: list[str | None] = list(config.checkpoints()) or [None]
+    prog.add(1 + 3 * len(paths))
+    with prog.step("mazes"):
+        mazes = study_mazes(config)
+    prepared = [_prepare(config, path, mazes, prog) for path in paths]
+    blocks = maze_blocks(len(mazes.states), config.maze_block)
+    shared_mazes = ex.share(mazes)
+    tasks = [
+        (step, shared_mazes, ex.share(agent), start, stop)
+        for agent, _ in prepared
+        for step in _PER_MAZE
+        for start, stop in blocks
+    ]
+    prog.add(len(tasks))
+    results = iter(ex.map(run_block, tasks, prog.advance))
+    studies = []
+    for agent, driver_parts in prepared:
+        per_step = {}
+        for step in _PER_MAZE:
+            done = [next(results) for _ in blocks]
+            prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
+            per_step[step] = concat_blocks([r[0] for r in done])
+        studies.append(_join(agent, mazes, per_step, driver_parts))
+    if len(studies) == 1:
+        return studies[0]
+    return concat_agents(studies, _agent_names(paths))
+
+
+def _prepare(
+    config: StudyConfig, path: str | None, mazes: StudyMazes, prog: _Progress
+) -> tuple[_Agent, tuple[dict[str, Any], str, xr.Dataset]]:
+    """One agent's driver steps: its policy, vectors, later layer (compared over every maze)."""
+    config = config if path is None else dataclasses.replace(config, checkpoint=path)
     with prog.step("policy"):
         policy, info = load_policy(config)
         candidates = later_candidates(policy, config)
-    with prog.step("mazes"):
-        mazes = study_mazes(config)
     with prog.step("vectors"):
         vectors = study_vectors(policy, config, mazes.states, [config.hook, *candidates])
     with prog.step("later layer"), prog.inner(len(candidates), "candidate layers") as bar:
@@ -152,25 +225,76 @@ def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
             policy, mazes, vectors, candidates, tolerance, bar.update
         )
     sites = {"steering": config.hook, "later": later}
-    analyses = len(set(sites.values())) * len(VECTORS) * len(POSITIONS)
-    with prog.step("nonlinearity"), prog.inner(analyses, "nonlinearity") as bar:
-        nonlin = per_site(
-            sites,
-            partial(nonlinearity_at, policy, mazes, vectors, config=config, advance=bar.update),
-        )
-    with prog.step("behaviour"):
-        behaviour = per_site(sites, partial(behaviour_at, policy, mazes, vectors, config=config))
-    with prog.step("vector fields"):
-        fields = vector_fields(policy, mazes, vectors, config)
-    localised = []
-    for name, measure in _LOCALISE.items():
-        with prog.step(name):
-            localised.append(measure(policy, mazes, vectors, config))
-    inputs = [vector_record(vectors, sites), maze_record(mazes)]
-    parts = [nonlin, behaviour, candidate_part, *inputs, fields, *localised]
+    at_sites = StudyVectors(
+        vectors.mazes, {h: vectors.pairs[h] for h in set(sites.values())}, vectors.per_maze
+    )
+    return _Agent(policy, at_sites, config, sites), (info, later, candidate_part)
+
+
+def _join(
+    agent: _Agent,
+    mazes: StudyMazes,
+    per_step: dict[str, xr.Dataset],
+    driver_parts: tuple[dict[str, Any], str, xr.Dataset],
+) -> xr.Dataset:
+    """One agent's study: the per-maze steps' parts, the candidates and the input records."""
+    info, later, candidate_part = driver_parts
+    config = agent.config
+    inputs = [vector_record(agent.vectors, agent.sites), maze_record(mazes)]
+    parts = [*per_step.values(), candidate_part, *inputs]
     attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
     attrs["skipped_levels"] = json.dumps([list(s) for s in mazes.skipped])
     return merge_parts(parts, attrs)
+
+
+def _agent_names(paths: list[str | None]) -> list[str]:
+    """A short distinct name per checkpoint: its file name without ``.pt``."""
+    names: list[str] = []
+    for path in paths:
+        stem = Path(path).stem if path else "shipped"
+        name, k = stem, 2
+        while name in names:
+            name, k = f"{stem}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def run_block(
+    step: str, mazes: StudyMazes, agent: _Agent, start: int, stop: int
+) -> tuple[xr.Dataset, float, float]:
+    """The per-maze ``step`` on mazes ``start:stop``: its part (maze coordinates counted from
+    ``start``), its wall and its CPU seconds. One task of the map over maze blocks."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    config = block_config(agent.config, start, stop)
+    block = mazes.block(start, stop)
+    part = _PER_MAZE[step](agent.policy, block, agent.vectors.block(start, stop), config, agent)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return shift_mazes(part, start), wall, cpu
+
+
+def _nonlinearity(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, agent: _Agent
+) -> xr.Dataset:
+    """The nonlinearity at both sites."""
+    return per_site(agent.sites, partial(nonlinearity_at, policy, mazes, vectors, config=config))
+
+
+def _behaviour(
+    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, agent: _Agent
+) -> xr.Dataset:
+    """The behaviour at both sites."""
+    return per_site(agent.sites, partial(behaviour_at, policy, mazes, vectors, config=config))
+
+
+def _site_free(measure: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
+    """``measure(policy, mazes, vectors, config)`` as a per-maze step."""
+
+    def step(
+        policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, _: _Agent
+    ) -> xr.Dataset:
+        return measure(policy, mazes, vectors, config)
+
+    return step
 
 
 #: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk.
@@ -180,13 +304,23 @@ _LOCALISE = {
     "localise kinks": localise_kinks,
 }
 
+#: The per-maze steps, in order: each runs on blocks of mazes and its blocks join along ``maze``.
+_PER_MAZE: dict[str, Callable[..., xr.Dataset]] = {
+    "nonlinearity": _nonlinearity,
+    "behaviour": _behaviour,
+    "vector fields": _site_free(vector_fields),
+    **{name: _site_free(measure) for name, measure in _LOCALISE.items()},
+}
+
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     """Run the study and write its run folder; returns the folder.
 
     Writes ``study.nc`` (the joined dataset), ``run.json`` (config, seeds, versions, checkpoint
-    hash, timings, headline numbers), ``figures/*.png`` and ``report.md`` / ``report.html``. Each
-    file is written atomically; stale temporary files of an interrupted run are removed first.
+    hash, timings, headline numbers), ``figures/*.png`` and ``report.md`` / ``report.html``; with
+    several agents, each agent's figures and report under ``agents/<name>/`` and a comparison of
+    the agents as ``report.md`` / ``report.html``. Each file is written atomically; stale
+    temporary files of an interrupted run are removed first.
 
     Args:
         config: the study's configuration (``config.out_dir`` is the run folder).
@@ -194,9 +328,6 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
 
     Usage: ``run_study(quick_config())``, what ``hookdiff study --quick`` runs.
     """
-    from hookdiff.study.figures import draw_figures
-    from hookdiff.study.report import summarize, write_report
-
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -204,32 +335,67 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     ds, timings = _compute(config, progress)
     write_dataset(ds, out / DATASET_NAME)
     t_figs, c_figs = time.perf_counter(), time.process_time()
-    figures = draw_figures(ds, out)
+    files, summary, claims = _report_agents(ds, out) if "agent" in ds.dims else _report(ds, out)
     timings["figures"] = round(time.perf_counter() - t_figs, 3)
     timings["cpu_s"]["figures"] = round(time.process_time() - c_figs, 3)
-    summary = summarize(ds)
-    write_report(ds, out, figures, summary)
     timings["total"] = round(time.perf_counter() - t0, 3)
     timings["cpu_s"]["total"] = round(time.process_time() - c0, 3)
-    files = [DATASET_NAME, "report.md", "report.html", *[f"figures/{f.name}" for f in figures]]
-    write_json(_run_record(ds, timings, files, summary), out / "run.json")
+    record = _run_record(ds, timings, [DATASET_NAME, *files], summary, claims)
+    write_json(record, out / "run.json")
     return out
 
 
-#: Dataset attrs copied into run.json as they are.
+def _report(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """One agent's figures and report in ``out``: the files written, the summary, the answer."""
+    from hookdiff.study.figures import draw_figures
+    from hookdiff.study.report import summarize, write_report
+
+    figures = draw_figures(ds, out)
+    summary = summarize(ds)
+    write_report(ds, out, figures, summary)
+    return (
+        ["report.md", "report.html", *[f"figures/{f.name}" for f in figures]],
+        summary,
+        answer(ds),
+    )
+
+
+def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """Each agent's report under ``out/agents/<name>/`` and the comparison in ``out``; the files,
+    and the summaries and answers per agent."""
+    files, summaries, answers, later = ["report.md", "report.html"], {}, {}, {}
+    for name in [str(a) for a in ds["agent"].values]:
+        one = agent_view(ds, name)
+        written, summaries[name], answers[name] = _report(one, out / "agents" / name)
+        files += [f"agents/{name}/{f}" for f in written]
+        later[name] = str(one.attrs["later_hook"])
+    write_comparison(comparison_rows(answers, later), out)
+    return files, summaries, answers
+
+
+#: Dataset attrs copied into run.json as they are (JSON lists over agents in a many-agent run).
 _RUN_ATTRS = ("agent", "checkpoint", "checkpoint_sha256", "warning", "steering_hook", "later_hook")
 
 
 def _run_record(
-    ds: xr.Dataset, timings: dict[str, Any], files: list[str], summary: dict[str, Any]
+    ds: xr.Dataset,
+    timings: dict[str, Any],
+    files: list[str],
+    summary: dict[str, Any],
+    claims: dict[str, Any],
 ) -> dict[str, Any]:
     """run.json's content: what ran (from the Dataset's attrs), how long, which files, headlines."""
-    run = {key: ds.attrs[key] for key in _RUN_ATTRS}
+    many = "agent" in ds.dims
+    listed = set(AGENT_ATTRS) if many else set()
+    run = {k: json.loads(ds.attrs[k]) if k in listed else ds.attrs[k] for k in _RUN_ATTRS}
     run |= {
         key: json.loads(ds.attrs[key]) for key in ("config", "seeds", "versions", "skipped_levels")
     }
-    run |= {"untrained": bool(ds.attrs["untrained"]), "timings_s": timings}
-    run |= {"files": files, "summary": summary, "answer": answer(ds)}
+    untrained = json.loads(ds.attrs["untrained"]) if many else [ds.attrs["untrained"]]
+    run |= {"untrained": any(bool(u) for u in untrained), "timings_s": timings}
+    if many:
+        run["agents"] = [str(a) for a in ds["agent"].values]
+    run |= {"files": files, "summary": summary, "answer": claims}
     return json.loads(json.dumps(run, sort_keys=True, default=_json_default))
 
 

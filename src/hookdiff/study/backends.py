@@ -1,0 +1,194 @@
+"""Where the study's per-maze work runs: one map over maze blocks, in this process or on Ray.
+
+The per-maze steps of the study run block by block (:func:`maze_blocks`): each block is the
+same step on mazes ``start:stop`` (:func:`block_config` narrows the config's "first K mazes"
+limits to the block) and returns a partial Dataset; the driver joins the blocks along ``maze``.
+An executor runs the list of block tasks: :class:`LocalExecutor` one after another in this
+process, :class:`RayExecutor` as Ray tasks (the policy, mazes and vectors put into the object
+store once, a task retried by Ray when its worker dies). Both run the same blocks with the same
+seeds, so both give identical results.
+
+Test-only: with the environment variable ``HOOKDIFF_TEST_KILL_ONCE`` set to a file path, the
+first Ray task that finds no file there creates it and kills its own worker process (to test
+that Ray retries the task); nothing reads it otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from hookdiff.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from hookdiff.study.config import StudyConfig
+
+__all__ = [
+    "Executor",
+    "LocalExecutor",
+    "RayExecutor",
+    "block_config",
+    "executor",
+    "import_ray",
+    "maze_blocks",
+]
+
+#: Times Ray reruns a task whose worker died.
+MAX_RETRIES = 3
+#: The test-only switch (see the module docstring).
+_KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
+
+
+def maze_blocks(n: int, size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive blocks of at most ``size`` of ``n`` mazes.
+
+    Example:
+        >>> maze_blocks(5, 2)
+        [(0, 2), (2, 4), (4, 5)]
+    """
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def block_config(config: StudyConfig, start: int, stop: int) -> StudyConfig:
+    """``config`` for mazes ``start:stop``: the limits that cover the study's first K mazes
+    (walked, rolled out, drawn as fields) narrowed to this block's share of them."""
+
+    def share(k: int) -> int:
+        return max(0, min(k, stop) - start)
+
+    walked = share(config.breakpoint_mazes)
+    return dataclasses.replace(
+        config,
+        n_mazes=stop - start,
+        breakpoint_mazes=max(walked, 1),
+        breakpoints=config.breakpoints and walked > 0,
+        rollout_mazes=share(config.rollout_mazes),
+        field_mazes=share(config.field_mazes),
+    )
+
+
+class Executor(Protocol):
+    """Runs a list of tasks ``fn(*args)``; returns their results in the order given."""
+
+    def share(self, value: Any) -> Any:
+        """``value`` as tasks should receive it (put into Ray's object store once)."""
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+    ) -> list[Any]:
+        """``[fn(*args) for args in tasks]``; ``advance()`` after each finished task."""
+
+
+class LocalExecutor:
+    """Runs every task in this process, one after another."""
+
+    def share(self, value: Any) -> Any:
+        """``value`` itself."""
+        return value
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+    ) -> list[Any]:
+        """``[fn(*args) for args in tasks]`` in order."""
+        out = []
+        for args in tasks:
+            out.append(fn(*args))
+            advance()
+        return out
+
+
+def import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        MissingExtraError: Ray is not installed (the message names the extra).
+    """
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingExtraError(
+            "the Ray backend needs Ray, which is not installed: pip install 'hookdiff[ray]'"
+        ) from e
+    return ray
+
+
+def _ray_task(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """One task on a Ray worker: torch limited to ``threads``, then ``fn(*args)``."""
+    marker = os.environ.get(_KILL_ONCE)
+    if marker and not Path(marker).exists():
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
+class RayExecutor:
+    """Runs tasks on Ray: at most ``workers`` at once, each on ``threads`` CPUs, retried when
+    the worker dies; results fetched as they finish (:func:`ray.wait`)."""
+
+    def __init__(self, workers: int | None = None, threads: int = 1):
+        self.ray = import_ray()
+        self.workers = workers
+        self.threads = threads
+        remote = self.ray.remote(_ray_task)
+        self.remote = remote.options(num_cpus=threads, max_retries=MAX_RETRIES)
+
+    def share(self, value: Any) -> Any:
+        """``value`` put into the object store (tasks receive the object, fetched once a node)."""
+        return self.ray.put(value)
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+    ) -> list[Any]:
+        """The tasks' results in order; unfinished tasks are cancelled when the driver stops."""
+        limit = self.workers or len(tasks)
+        todo = list(enumerate(tasks))[::-1]
+        pending: dict[Any, int] = {}
+        out: list[Any] = [None] * len(tasks)
+        try:
+            while todo or pending:
+                while todo and len(pending) < limit:
+                    i, args = todo.pop()
+                    pending[self.remote.remote(self.threads, fn, *args)] = i
+                done, _ = self.ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    out[pending.pop(ref)] = self.ray.get(ref)
+                    advance()
+        finally:
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+        return out
+
+
+@contextlib.contextmanager
+def executor(config: StudyConfig) -> Iterator[Executor]:
+    """The executor of ``config.backend``; a Ray instance it starts is shut down at the end.
+
+    Ray: joins ``config.ray_address`` (or the instance already initialised in this process), else
+    starts one on this machine with ``config.ray_workers`` CPUs.
+    """
+    if config.backend == "local":
+        yield LocalExecutor()
+        return
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        cpus = config.ray_workers if config.ray_address is None else None
+        ray.init(
+            address=config.ray_address,
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    try:
+        yield RayExecutor(config.ray_workers, config.threads or 1)
+    finally:
+        if started:
+            ray.shutdown()

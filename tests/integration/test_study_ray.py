@@ -1,0 +1,96 @@
+"""The study on Ray (a local Ray instance, 2 CPUs) gives the local backend's dataset exactly.
+
+One tiny study of the shipped agent runs block by block (one maze per block, so every per-maze
+step, the first-K limits and the "other maze" control cross a block boundary) in this process;
+the same study on Ray, and again with one Ray worker killed mid-task, must give identical values.
+Ray is an optional extra: without it these tests skip, and asking for the backend raises
+:class:`~hookdiff.errors.MissingExtraError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import pytest
+import xarray as xr
+
+from hookdiff.errors import MissingExtraError
+from hookdiff.study import quick_config, study_dataset
+
+HOOK = "embedder.block2.res1.resadd_out"
+KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
+
+
+def tiny_config(**changes):
+    """Two mazes in two blocks; every first-K limit covers a part of the mazes or all of them."""
+    return dataclasses.replace(
+        quick_config(),
+        n_mazes=2,
+        maze_block=1,
+        ts=(-1.0, 0.0, 1.0),
+        later_candidates=(HOOK, "embedder.block3.res2.resadd_out"),
+        breakpoint_mazes=1,
+        rollout_mazes=2,
+        rollout_ts=(-1.0, 0.0, 1.0),
+        rollout_max_steps=6,
+        field_mazes=2,
+        field_ts=(0.0, 1.0),
+        localise_ts=(1.0,),
+        **changes,
+    )
+
+
+@pytest.fixture(scope="module")
+def local_study():
+    return study_dataset(tiny_config(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory):
+    """A local Ray instance (2 CPUs), shut down after the module; its workers see the test-only
+    kill switch, disarmed (its marker file exists) until a test removes the marker."""
+    ray = pytest.importorskip(
+        "ray", reason="the Ray backend needs Ray: pip install 'hookdiff[ray]'"
+    )
+    marker = tmp_path_factory.mktemp("fault") / "killed"
+    marker.touch()
+    before = os.environ.get(KILL_ONCE)
+    os.environ[KILL_ONCE] = str(marker)  # workers inherit the driver's environment at init
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield marker
+    ray.shutdown()
+    if before is None:
+        os.environ.pop(KILL_ONCE)
+    else:
+        os.environ[KILL_ONCE] = before
+
+
+def test_blocks_cover_every_maze(local_study):
+    ds = local_study
+    assert ds.sizes["maze"] == 2 and list(ds["maze"].values) == [0, 1]
+    assert ds.sizes["field_maze"] == 2 and ds.sizes["kink_maze"] == 1
+    walked = ds["n_pieces"].sel(site="steering", position="decision_square")
+    assert walked.sel(maze=0).notnull().all() and walked.sel(maze=1).isnull().all()
+    assert ds["reached_cheese"].sel(t=0.0).notnull().all()
+
+
+def test_ray_gives_the_local_dataset(ray_instance, local_study):
+    ds = study_dataset(tiny_config(backend="ray", ray_workers=2), progress=False)
+    xr.testing.assert_equal(ds, local_study)
+
+
+def test_a_killed_worker_is_retried_and_changes_nothing(ray_instance, local_study):
+    ray_instance.unlink()  # arm the switch: the next task kills its own worker once
+    ds = study_dataset(tiny_config(backend="ray", ray_workers=2), progress=False)
+    assert ray_instance.exists(), "no task was killed, so the retry was not exercised"
+    xr.testing.assert_equal(ds, local_study)
+
+
+def test_without_ray_the_backend_names_the_extra(monkeypatch):
+    from hookdiff.study.backends import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if not installed
+    with pytest.raises(MissingExtraError, match=r"pip install 'hookdiff\[ray\]'"):
+        import_ray()
