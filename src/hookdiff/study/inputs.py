@@ -151,12 +151,15 @@ class StudyMazes:
     """Levels named by ``config.levels`` that were not studied: ``(level seed, why)``."""
     first: int = 0
     """Index of the first of these mazes in the study (0 unless this is a later block of it)."""
+    total: int | None = None
+    """Mazes in the whole study (None: these are all of them)."""
 
     def block(self, start: int, stop: int) -> StudyMazes:
         """Mazes ``start:stop`` of these, as a block of the study (``first`` set to ``start``)."""
         obs = {p: x[start:stop] for p, x in self.obs.items()}
-        sl = slice(start, stop)
-        return StudyMazes(self.states[sl], self.squares[sl], obs, self.skipped, self.first + start)
+        sl, total = slice(start, stop), self.total or len(self.states)
+        first = self.first + start
+        return StudyMazes(self.states[sl], self.squares[sl], obs, self.skipped, first, total)
 
     def seed(self, base: int) -> int:
         """The seed of a random draw over these mazes: ``base`` for the whole study or its first

@@ -191,13 +191,19 @@ def paired_states(mazes: StudyMazes) -> dict[str, list[MazeState]]:
     }
 
 
-def matched_random(vectors: Tensor, generator: torch.Generator) -> Tensor:
+def matched_random(
+    vectors: Tensor, generator: torch.Generator, rows: tuple[int, int] | None = None
+) -> Tensor:
     """Random vectors matched to ``vectors (N, C, ...)`` in norm and spatial support.
 
     At every maze and position the channel vector ``v[i, :, h, w]`` is replaced by a random
     direction (isotropic Gaussian, normalised) of the same norm, so positions where v is 0 stay 0.
+    ``rows = (first, total)``: these are rows ``first:first + N`` of one draw over ``total`` rows
+    (a block of the study gets its mazes' share of the whole study's draw).
     """
-    g = torch.randn(vectors.shape, generator=generator, dtype=vectors.dtype)
+    first, total = rows or (0, vectors.shape[0])
+    g = torch.randn((total, *vectors.shape[1:]), generator=generator, dtype=vectors.dtype)
+    g = g[first : first + vectors.shape[0]]
     return g / g.norm(dim=1, keepdim=True) * vectors.norm(dim=1, keepdim=True)
 
 
@@ -210,14 +216,15 @@ def control_lines(
     other = vectors.others(hook) if vectors.per_maze else own
     paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes).items()}
     seeds = config.seeds()
-    generator = torch.Generator().manual_seed(mazes.seed(seeds["localise"]))
+    generator = torch.Generator().manual_seed(seeds["localise"])
+    rows = (mazes.first, mazes.total or len(mazes.states))
     untrained = random_init_policy(policy.scale, seeds["untrained"])
     u_vectors = study_vectors(untrained, config, mazes.states, [hook])
     u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
     return {
         name: {
             "vector": ControlLine(policy, acts, own[name]),
-            "random": ControlLine(policy, acts, matched_random(own[name], generator)),
+            "random": ControlLine(policy, acts, matched_random(own[name], generator, rows)),
             "other_maze": ControlLine(policy, acts, other[name]),
             "base_swap": ControlLine(policy, paired[name], own[name]),
             "untrained": ControlLine(untrained, u_acts, u_own[name]),

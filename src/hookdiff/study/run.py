@@ -187,12 +187,13 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
         mazes = study_mazes(config)
     prepared = [_prepare(config, path, mazes, prog) for path in paths]
     blocks = maze_blocks(len(mazes.states), config.maze_block)
+    step_blocks = {s: [(0, len(mazes.states))] if s in _ONE_TASK else blocks for s in _PER_MAZE}
     shared_mazes = ex.share(mazes)
     tasks = [
-        (step, shared_mazes, ex.share(agent), start, stop)
-        for agent, _ in prepared
+        (step, shared_mazes, shared_agent, start, stop)
+        for shared_agent in [ex.share(agent) for agent, _ in prepared]
         for step in _PER_MAZE
-        for start, stop in blocks
+        for start, stop in step_blocks[step]
     ]
     prog.add(len(tasks))
     results = iter(ex.map(run_block, tasks, prog.advance))
@@ -200,7 +201,7 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
     for agent, driver_parts in prepared:
         per_step = {}
         for step in _PER_MAZE:
-            done = [next(results) for _ in blocks]
+            done = [next(results) for _ in step_blocks[step]]
             prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
             per_step[step] = concat_blocks([r[0] for r in done])
         studies.append(_join(agent, mazes, per_step, driver_parts))
@@ -303,6 +304,10 @@ _LOCALISE = {
     "localise controls": localise_controls,
     "localise kinks": localise_kinks,
 }
+
+#: Per-maze steps that run as one task over every maze: the vector fields cover a few example
+#: mazes, padded to the largest maze's cells (a block would pad to its own largest).
+_ONE_TASK = ("vector fields",)
 
 #: The per-maze steps, in order: each runs on blocks of mazes and its blocks join along ``maze``.
 _PER_MAZE: dict[str, Callable[..., xr.Dataset]] = {
