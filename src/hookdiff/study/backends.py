@@ -6,7 +6,8 @@ limits to the block) and returns a partial Dataset; the driver joins the blocks 
 An executor runs the list of block tasks: :class:`LocalExecutor` one after another in this
 process, :class:`RayExecutor` as Ray tasks (the policy, mazes and vectors put into the object
 store once, a task retried by Ray when its worker dies). Both run the same blocks with the same
-seeds, so both give identical results.
+seeds, so both give identical results — with the same torch thread count (``config.threads``;
+Ray tasks default to 1), since torch's float rounding depends on it.
 
 Test-only: with the environment variable ``HOOKDIFF_TEST_KILL_ONCE`` set to a file path, the
 first Ray task that finds no file there creates it and kills its own worker process (to test

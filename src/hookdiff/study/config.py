@@ -192,14 +192,18 @@ class StudyConfig:
         "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
     )
     threads: int | None = option(
-        None, "torch threads (none: torch's default; 1 per task on the Ray backend).", min=1
+        None,
+        "torch threads (none: torch's default; 1 per task on the Ray backend). torch's float "
+        "results depend on it: give the same value to compare backends bit for bit.",
+        min=1,
     )
     maze_block: int = option(
         32,
         "Mazes per block: the per-maze steps run block by block, one task each on the Ray "
-        "backend (the same blocks on every backend, so the results are identical). The rollouts "
-        "of each block draw their own seeded stream; everything else is the same for any block "
-        "size. On a cluster, smaller blocks spread the work wider.",
+        "backend (the same blocks on every backend, so the results are identical). Other block "
+        "sizes change the rollouts past the first block (each block draws its own seeded "
+        "stream) and the rest by float rounding only. On a cluster, smaller blocks spread the "
+        "work wider.",
         min=1,
     )
     backend: str = option(

@@ -27,9 +27,11 @@ __all__ = [
     "AGENT_ATTRS",
     "DATASET_NAME",
     "MAZE_DIMS",
+    "MAZE_VARS",
     "POSITIONS",
     "SITES",
     "VECTORS",
+    "agent_var",
     "agent_view",
     "concat_agents",
     "concat_blocks",
@@ -81,8 +83,20 @@ def concat_labelled(parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str]
 
 #: Dims that index studied mazes (all of them, or the first K): a block of mazes covers a slice.
 MAZE_DIMS = ("maze", "kink_maze", "field_maze")
-#: Attrs that describe one agent: over ``agent`` they become variables ``agent_{attr}``.
+#: Attrs that describe one agent: over ``agent`` they become variables (:func:`agent_var`).
 AGENT_ATTRS = ("agent", "checkpoint", "checkpoint_sha256", "untrained", "warning", "later_hook")
+#: Variables of the mazes alone (:func:`maze_record`): one copy, shared by every agent.
+MAZE_VARS = ("decision_square", "level_seed", "maze_dim")
+
+
+def agent_var(attr: str) -> str:
+    """The variable over ``agent`` that holds the per-agent attr ``attr``.
+
+    Example:
+        >>> agent_var("agent"), agent_var("later_hook")
+        ('agent_description', 'agent_later_hook')
+    """
+    return "agent_description" if attr == "agent" else f"agent_{attr}"
 
 
 def shift_mazes(part: xr.Dataset, start: int) -> xr.Dataset:
@@ -128,9 +142,10 @@ def _nan_like(template: xr.DataArray, part: xr.Dataset, dim: str) -> xr.DataArra
 def concat_agents(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> xr.Dataset:
     """The studies of several agents stacked over a new ``agent`` dim (coordinate: ``names``).
 
-    Per-agent attrs (:data:`AGENT_ATTRS`) become variables ``agent_{attr}`` over ``agent``, and
-    the attrs hold them as JSON lists; the other attrs are the first study's. Unlabelled dims
-    that differ in size (a later layer's feature count) are padded with NaN.
+    The mazes' own variables (:data:`MAZE_VARS`) stay without ``agent``. Per-agent attrs
+    (:data:`AGENT_ATTRS`) become variables over ``agent`` (:func:`agent_var`), and the attrs hold
+    them as JSON lists; the other attrs are the first study's. Unlabelled dims that differ in
+    size (a later layer's feature count) are padded with NaN.
     """
     sizes: dict[str, int] = {}
     for ds in datasets:
@@ -140,9 +155,11 @@ def concat_agents(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> xr.Da
     padded = []
     for ds in datasets:
         pad = {d: (0, sizes[d] - n) for d, n in ds.sizes.items() if d in sizes and n < sizes[d]}
-        per_agent = {f"agent_{k}": ds.attrs[k] for k in AGENT_ATTRS}
+        per_agent = {agent_var(k): ds.attrs[k] for k in AGENT_ATTRS}
+        ds = ds.drop_vars([v for v in MAZE_VARS if v in ds])
         padded.append((ds.pad(pad, constant_values=np.nan) if pad else ds).assign(per_agent))
-    out = concat_labelled(padded, "agent", names)
+    shared = datasets[0][[v for v in MAZE_VARS if v in datasets[0]]]
+    out = xr.merge([concat_labelled(padded, "agent", names), shared], join="outer")
     out.attrs = dict(datasets[0].attrs)
     for k in AGENT_ATTRS:
         out.attrs[k] = json.dumps([_plain(ds.attrs[k]) for ds in datasets])
@@ -159,9 +176,8 @@ def agent_view(ds: xr.Dataset, name: str) -> xr.Dataset:
     one = ds.sel(agent=name, drop=True)
     attrs = dict(ds.attrs)
     for k in AGENT_ATTRS:
-        value = one[f"agent_{k}"].values.item()
-        attrs[k] = value
-    one = one.drop_vars([f"agent_{k}" for k in AGENT_ATTRS])
+        attrs[k] = one[agent_var(k)].values.item()
+    one = one.drop_vars([agent_var(k) for k in AGENT_ATTRS])
     one.attrs = attrs
     return one
 

@@ -2,16 +2,21 @@
 
 :func:`run_study` turns a :class:`~hookdiff.study.config.StudyConfig` into one run folder:
 
-1. the policy, the studied mazes and the vectors (:mod:`hookdiff.study.inputs`);
-2. the later layer, picked from the candidates' steering effects; then at the steering layer and
-   at the later layer ("sites"): the nonlinearity of diff(t) per depth and the behaviour; and the
-   vector fields of example mazes (:mod:`hookdiff.study.measure`);
-3. one joined ``xarray.Dataset`` (:mod:`hookdiff.study.dataset`), written as netCDF, plus
-   ``run.json`` (with the wall time of every step), the figures and the report.
+1. the studied mazes; per agent (one, or each of several checkpoints) the policy, the vectors
+   (:mod:`hookdiff.study.inputs`) and the later layer, picked from the candidates' steering
+   effects over every maze — these run on the driver;
+2. the per-maze steps (:data:`_PER_MAZE`) at the steering layer and at the later layer
+   ("sites"): the nonlinearity of diff(t) per depth, the behaviour, the vector fields of example
+   mazes (:mod:`hookdiff.study.measure`) and the localisation (:mod:`hookdiff.study.localise`),
+   each as tasks over blocks of mazes run by the backend's executor
+   (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``;
+3. one joined ``xarray.Dataset`` (:mod:`hookdiff.study.dataset`; over ``agent`` too with several
+   agents), written as netCDF, plus ``run.json`` (with the time of every step), the figures and
+   the report (with several agents: one per agent and a comparison).
 
-Everything is seeded (the same config gives an identical dataset); every file is written to a
-temporary name and moved into place, so an interrupted run leaves no half-written file, and a
-rerun starts the computation over and replaces the outputs.
+Everything is seeded (the same config gives an identical dataset on every backend); every file is
+written to a temporary name and moved into place, so an interrupted run leaves no half-written
+file, and a rerun starts the computation over and replaces the outputs.
 """
 
 from __future__ import annotations
