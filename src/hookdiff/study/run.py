@@ -209,7 +209,7 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
             done = [next(results) for _ in step_blocks[step]]
             prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
             per_step[step] = concat_blocks([r[0] for r in done])
-        studies.append(_join(agent, mazes, per_step, driver_parts))
+        studies.append(_join(config, agent, mazes, per_step, driver_parts))
     if len(studies) == 1:
         return studies[0]
     return concat_agents(studies, _agent_names(paths))
@@ -238,14 +238,15 @@ def _prepare(
 
 
 def _join(
+    config: StudyConfig,
     agent: _Agent,
     mazes: StudyMazes,
     per_step: dict[str, xr.Dataset],
     driver_parts: tuple[dict[str, Any], str, xr.Dataset],
 ) -> xr.Dataset:
-    """One agent's study: the per-maze steps' parts, the candidates and the input records."""
+    """One agent's study: the per-maze steps' parts, the candidates and the input records, with
+    the study's ``config`` (every checkpoint) in its attrs."""
     info, later, candidate_part = driver_parts
-    config = agent.config
     inputs = [vector_record(agent.vectors, agent.sites), maze_record(mazes)]
     parts = [*per_step.values(), candidate_part, *inputs]
     attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
