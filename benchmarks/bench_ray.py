@@ -1,14 +1,15 @@
 """Ray backend benchmark: the same study on the local backend and on Ray with 1 and 2 workers.
 
-One process, one run: a local Ray instance (2 CPUs) is started first and not timed (a cluster
-runs before a study starts), then the same study (``--quick`` with more mazes, in blocks of
+One process, one run: a local Ray instance (2 CPUs) is started and its two workers warmed up
+by a tiny study first, not timed (a cluster and its workers run before a study starts), then
+the same study (``--quick`` with more mazes, in blocks of
 ``--block``) runs three times, each on one torch thread per task: the local backend, Ray with
 1 worker, Ray with 2 workers. Prints the wall times, the overhead ratio at 1 worker
 (Ray 1 / local; target ≤ 1.15) and the speed-up at 2 (local / Ray 2; target ≥ 1.6), and checks
 that the three datasets are identical. The driver's own steps (mazes, vectors, later layer) run
 serially on every backend and bound the speed-up.
 
-Run: ``.venv/bin/python benchmarks/bench_ray.py [--mazes 8] [--block 2]``. Not a test: these
+Run: ``.venv/bin/python benchmarks/bench_ray.py [--mazes 16] [--block 4]``. Not a test: these
 machines are shared and noisy, so the numbers are reported, not asserted.
 """
 
@@ -26,14 +27,16 @@ from hookdiff.study.backends import import_ray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mazes", type=int, default=8, help="studied mazes (default 8)")
-    parser.add_argument("--block", type=int, default=2, help="mazes per block (default 2)")
+    parser.add_argument("--mazes", type=int, default=16, help="studied mazes (default 16)")
+    parser.add_argument("--block", type=int, default=4, help="mazes per block (default 4)")
     args = parser.parse_args()
     config = dataclasses.replace(
         quick_config(), n_mazes=args.mazes, maze_block=args.block, threads=1
     )
     ray = import_ray()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    warm = dataclasses.replace(config, backend="ray", ray_workers=2, n_mazes=2, maze_block=1)
+    study_dataset(warm, progress=False)  # both workers import hookdiff, torch, procgen once
     runs = {
         "local": config,
         "ray, 1 worker": dataclasses.replace(config, backend="ray", ray_workers=1),

@@ -2,7 +2,8 @@
 
 One tiny study of the shipped agent runs block by block (one maze per block, so every per-maze
 step, the first-K limits and the "other maze" control cross a block boundary) in this process;
-the same study on Ray, and again with one Ray worker killed mid-task, must give identical values.
+the same study on Ray, and again with one Ray worker killed mid-task, must give identical values;
+with two agents on Ray, the shipped agent's part must be its one-agent study.
 Ray is an optional extra: without it these tests skip, and asking for the backend raises
 :class:`~hookdiff.errors.MissingExtraError`.
 """
@@ -11,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 
+import numpy as np
 import pytest
+import torch
 import xarray as xr
 
+from hookdiff.agent import ImpalaPolicy, default_checkpoint_path, save_checkpoint
 from hookdiff.errors import MissingExtraError
 from hookdiff.study import quick_config, study_dataset
+from hookdiff.study.dataset import agent_view
 
 HOOK = "embedder.block2.res1.resadd_out"
 KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
@@ -87,6 +93,20 @@ def test_a_killed_worker_is_retried_and_changes_nothing(ray_instance, local_stud
     ds = study_dataset(tiny_config(backend="ray", ray_workers=2), progress=False)
     assert ray_instance.exists(), "no task was killed, so the retry was not exercised"
     xr.testing.assert_equal(ds, local_study)
+
+
+def test_agents_fan_out_and_each_is_its_own_study(ray_instance, local_study, tmp_path):
+    shutil.copy(default_checkpoint_path(), tmp_path / "alpha.pt")
+    torch.manual_seed(7)
+    save_checkpoint(ImpalaPolicy(scale=1).eval(), tmp_path / "beta.pt")
+    config = tiny_config(backend="ray", ray_workers=2, checkpoint=str(tmp_path))
+    ds = study_dataset(config, progress=False)
+    assert list(ds["agent"].values) == ["alpha", "beta"]
+    alpha = agent_view(ds, "alpha")
+    same = [v for v in local_study.data_vars if not any(d.endswith("_feature") for d in ds[v].dims)]
+    xr.testing.assert_equal(alpha[same], local_study[same])  # the shipped agent, as alone
+    beta = ds["p_toward_cheese"].sel(agent="beta")
+    assert not np.allclose(beta, ds["p_toward_cheese"].sel(agent="alpha"))
 
 
 def test_without_ray_the_backend_names_the_extra(monkeypatch):
