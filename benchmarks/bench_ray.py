@@ -7,7 +7,8 @@ the same study (``--quick`` with more mazes, in blocks of
 1 worker, Ray with 2 workers. Prints the wall times, the overhead ratio at 1 worker
 (Ray 1 / local; target ≤ 1.15) and the speed-up at 2 (local / Ray 2; target ≥ 1.6), and checks
 that the three datasets are identical. The driver's own steps (mazes, vectors, later layer) run
-serially on every backend and bound the speed-up.
+serially on every backend and bound the speed-up, and so does a machine busy with other work
+(the load average is printed: a speed-up needs two idle cores).
 
 Run: ``.venv/bin/python benchmarks/bench_ray.py [--mazes 16] [--block 4]``. Not a test: these
 machines are shared and noisy, so the numbers are reported, not asserted.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import xarray as xr
@@ -56,6 +58,7 @@ def main() -> None:
     overhead = seconds["ray, 1 worker"] / seconds["local"]
     speedup = seconds["local"] / seconds["ray, 2 workers"]
     print(f"identical datasets: yes ({args.mazes} mazes, blocks of {args.block})")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"overhead at 1 worker: {overhead:.2f}x (target <= 1.15x)")
     print(f"speed-up at 2 workers: {speedup:.2f}x (target >= 1.6x)")
 

@@ -194,19 +194,21 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
     blocks = maze_blocks(len(mazes.states), config.maze_block)
     step_blocks = {s: [(0, len(mazes.states))] if s in _ONE_TASK else blocks for s in _PER_MAZE}
     shared_mazes = ex.share(mazes)
-    tasks = [
-        (step, shared_mazes, shared_agent, start, stop)
-        for shared_agent in [ex.share(agent) for agent, _ in prepared]
-        for step in _PER_MAZE
-        for start, stop in step_blocks[step]
-    ]
+    shared = [ex.share(agent) for agent, _ in prepared]
+    # Block-major order: the first blocks (where the costly walks are) start first.
+    keys = sorted(
+        ((a, step, block) for a in range(len(prepared)) for step in _PER_MAZE
+         for block in step_blocks[step]),
+        key=lambda k: (k[0], k[2][0]),
+    )  # fmt: skip
+    tasks = [(step, shared_mazes, shared[a], *block) for a, step, block in keys]
     prog.add(len(tasks))
-    results = iter(ex.map(run_block, tasks, prog.advance))
+    results = dict(zip(keys, ex.map(run_block, tasks, prog.advance)))
     studies = []
-    for agent, driver_parts in prepared:
+    for a, (agent, driver_parts) in enumerate(prepared):
         per_step = {}
         for step in _PER_MAZE:
-            done = [next(results) for _ in step_blocks[step]]
+            done = [results[a, step, block] for block in step_blocks[step]]
             prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
             per_step[step] = concat_blocks([r[0] for r in done])
         studies.append(_join(config, agent, mazes, per_step, driver_parts))
