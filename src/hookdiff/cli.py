@@ -147,13 +147,11 @@ def _plot(args: argparse.Namespace) -> int:
     """Redraw a study's figures and report from its saved dataset (RUN_DIR/study.nc)."""
     from hookdiff.study import load_dataset
     from hookdiff.study.config import PlotConfig
-    from hookdiff.study.figures import draw_figures
-    from hookdiff.study.report import summarize, write_report
+    from hookdiff.study.run import write_reports
 
     run_dir = Path(_config.from_args(PlotConfig, args).run_dir)
-    ds = load_dataset(run_dir)
-    figures = draw_figures(ds, run_dir)
-    write_report(ds, run_dir, figures, summarize(ds))
+    files = write_reports(load_dataset(run_dir), run_dir)[0]
+    figures = [f for f in files if f.endswith(".png")]
     print(f"redrew {len(figures)} figures and the report in {run_dir}")
     return 0
 

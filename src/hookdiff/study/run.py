@@ -78,7 +78,7 @@ from hookdiff.study.measure import (
     vector_fields,
 )
 
-__all__ = ["run_study", "study_dataset"]
+__all__ = ["run_study", "study_dataset", "write_reports"]
 
 
 class _Progress:
@@ -348,7 +348,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     ds, timings = _compute(config, progress)
     write_dataset(ds, out / DATASET_NAME)
     t_figs, c_figs = time.perf_counter(), time.process_time()
-    files, summary, claims = _report_agents(ds, out) if "agent" in ds.dims else _report(ds, out)
+    files, summary, claims = write_reports(ds, out)
     timings["figures"] = round(time.perf_counter() - t_figs, 3)
     timings["cpu_s"]["figures"] = round(time.process_time() - c_figs, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
@@ -356,6 +356,13 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     record = _run_record(ds, timings, [DATASET_NAME, *files], summary, claims)
     write_json(record, out / "run.json")
     return out
+
+
+def write_reports(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """The figures and report of a study Dataset in the run folder ``out`` (with several agents:
+    each agent's under ``agents/<name>/`` and their comparison); returns the files written
+    (relative to ``out``), the summary and the answer (per agent with several)."""
+    return _report_agents(ds, out) if "agent" in ds.dims else _report(ds, out)
 
 
 def _report(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
