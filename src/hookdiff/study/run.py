@@ -402,9 +402,10 @@ def _run_record(
     timings: dict[str, Any],
     files: list[str],
     summary: dict[str, Any],
-    claims: dict[str, Any],
+    claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """run.json's content: what ran (from the Dataset's attrs), how long, which files, headlines."""
+    """run.json's content: what ran (from the Dataset's attrs), how long, which files, headlines
+    (``claims``: the answer, per agent with several; default: :func:`answer` of ``ds``)."""
     many = "agent" in ds.dims
     listed = set(AGENT_ATTRS) if many else set()
     run = {k: json.loads(ds.attrs[k]) if k in listed else ds.attrs[k] for k in _RUN_ATTRS}
@@ -415,7 +416,7 @@ def _run_record(
     run |= {"untrained": any(bool(u) for u in untrained), "timings_s": timings}
     if many:
         run["agents"] = [str(a) for a in ds["agent"].values]
-    run |= {"files": files, "summary": summary, "answer": claims}
+    run |= {"files": files, "summary": summary, "answer": answer(ds) if claims is None else claims}
     return json.loads(json.dumps(run, sort_keys=True, default=_json_default))
 
 
