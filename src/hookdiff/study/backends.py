@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from hookdiff.study.config import StudyConfig
 
 __all__ = [
+    "FIRST_MAZES",
     "Executor",
     "LocalExecutor",
     "RayExecutor",
@@ -57,21 +58,26 @@ def maze_blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
+#: Config fields that cover the study's first K mazes: a block gets its share of them.
+FIRST_MAZES = ("breakpoint_mazes", "rollout_mazes", "field_mazes")
+
+
 def block_config(config: StudyConfig, start: int, stop: int) -> StudyConfig:
-    """``config`` for mazes ``start:stop``: the limits that cover the study's first K mazes
-    (walked, rolled out, drawn as fields) narrowed to this block's share of them."""
+    """``config`` for mazes ``start:stop``: each limit of :data:`FIRST_MAZES` (the first K mazes
+    walked, rolled out, drawn as fields) narrowed to this block's share of those mazes; a block
+    with none of the walked mazes walks nothing.
 
-    def share(k: int) -> int:
-        return max(0, min(k, stop) - start)
-
-    walked = share(config.breakpoint_mazes)
+    Example:
+        >>> from hookdiff.study import quick_config  # 1 maze walked, 2 rolled out, 1 field
+        >>> c = block_config(quick_config(), 1, 3)
+        >>> c.n_mazes, c.breakpoints, c.rollout_mazes, c.field_mazes
+        (2, False, 1, 0)
+    """
+    share = {f: max(0, min(getattr(config, f), stop) - start) for f in FIRST_MAZES}
+    walked = share["breakpoint_mazes"]
+    share["breakpoint_mazes"] = max(walked, 1)  # the field's minimum; the walk is off below
     return dataclasses.replace(
-        config,
-        n_mazes=stop - start,
-        breakpoint_mazes=max(walked, 1),
-        breakpoints=config.breakpoints and walked > 0,
-        rollout_mazes=share(config.rollout_mazes),
-        field_mazes=share(config.field_mazes),
+        config, n_mazes=stop - start, breakpoints=config.breakpoints and walked > 0, **share
     )
 
 
