@@ -181,3 +181,32 @@ def test_numbers_too_small_for_three_decimals_show_their_size():
 
     assert interval_text(Interval(-2e-5, -3e-5, -1e-5, 4)) == "-2.0e-05 [-3.0e-05, -1.0e-05]"
     assert interval_text(Interval(0.25, 0.0, 0.5, 4)) == "+0.250 [+0.000, +0.500]"
+
+
+def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
+    # cheese, symmetrised: E = −0.25, −0.2, −0.1, 0, 0 (+ symmetric noise) along CUTS; set E at
+    # CUTS[1] to the noise alone, so the scan dips to 0 there and comes back at CUTS[2]
+    ds = synthetic_study()
+    cut = ds["loc_even_cut"].copy()
+    sel = dict(vector="cheese", variant="symmetrize")
+    at = cut.loc[dict(**sel, cut=CUTS[1])]
+    cut.loc[dict(**sel, cut=CUTS[1])] = at - at.mean("maze")  # mean exactly 0, same noise
+    ds["loc_even_cut"] = cut
+    for c in _one(answer(ds), "cheese", "created"):
+        if "Symmetrised" in c["claim"]:
+            assert c["where"] == CUTS[3], c["claim"]  # not CUTS[1], the first zero
+            assert f"Not monotone: at `{CUTS[1]}`" in c["claim"]
+            assert f"created between `{CUTS[2]}`" in c["claim"]
+        else:
+            assert c["where"] == CUTS[2] and "Not monotone" not in c["claim"]
+
+
+def test_created_cut_on_built_scans():
+    from hookdiff.stats import Interval
+    from hookdiff.study.answer import created_cut
+
+    zero, some, none = Interval(0.0, -1, 1, 9), Interval(2.0, 1, 3, 9), Interval(0, 0, 0, 0)
+    assert created_cut([("a", some), ("b", zero), ("c", some), ("d", zero)]) == (3, ["b"])
+    assert created_cut([("a", zero), ("b", zero)]) == (0, [])
+    assert created_cut([("a", zero), ("b", some)]) == (None, [])
+    assert created_cut([("a", some), ("b", zero), ("c", none)]) == (1, [])  # unmeasured: skipped

@@ -38,6 +38,7 @@ __all__ = [
     "layer_scan",
     "loc_values",
     "missing",
+    "created_cut",
     "cut_intervals",
     "published_t",
     "scaled",
@@ -319,18 +320,44 @@ def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return out
 
 
+def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]]:
+    """Where a cut scan says the asymmetry is created, and the cuts that break monotonicity.
+
+    The creation cut is the first measured cut from which on every measured cut's E is
+    indistinguishable from 0: the asymmetry is made before it, and nothing after it adds any. A
+    cut before it whose E is also indistinguishable from 0 is named as non-monotone (E comes back
+    after it), not taken as the answer. ``None`` when the last measured cut's E is still
+    distinguishable from 0 (part of the asymmetry is made after the last cut).
+
+    Example:
+        >>> z, e = Interval(0.0, -1.0, 1.0, 9), Interval(2.0, 1.0, 3.0, 9)
+        >>> created_cut([("a", e), ("b", z), ("c", e), ("d", z), ("e", z)])
+        (3, ['b'])
+    """
+    measured = [i for i, (_, iv) in enumerate(scan) if iv.n]
+    first = None
+    for i in reversed(measured):
+        if scan[i][1].excludes(0.0):
+            break
+        first = i
+    if first is None:
+        return None, []
+    dips = [scan[i][0] for i in measured if i < first and not scan[i][1].excludes(0.0)]
+    return first, dips
+
+
 def _created_text(
     scan: list[tuple[str, Interval]], variant: str, vector: str, readout: str, t: float
 ) -> tuple[str, str | None, Interval]:
     """The sentence of one cut scan, the cut it names (None: none) and that cut's interval."""
     verb = {"symmetrize": "Symmetrised", "linearize": "Linearised"}[variant]
     what = f"the even part E({t:g}) of {_readout_text(vector, readout)}"
-    first = next((i for i, (_, iv) in enumerate(scan) if iv.n and not iv.excludes(0.0)), None)
+    first, dips = created_cut(scan)
     if first is None:
         cut, iv = scan[-1]
         text = (
-            f"{verb} at every cut up to `{cut}`, {what} stays distinguishable from 0 (at `{cut}`: "
-            f"{interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
+            f"{verb} at the last cut `{cut}`, {what} stays distinguishable from 0 "
+            f"({interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
             f"cut, by what follows `{cut}`."
         )
         return text, None, iv
@@ -342,9 +369,15 @@ def _created_text(
         f"{interval_text(scan[first - 1][1])}) and `{cut}`"
     )
     text = (
-        f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), not distinguishable "
-        f"from 0, the first such cut from the steering layer: the asymmetry is created {before}."
+        f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), and it stays not "
+        f"distinguishable from 0 at every later cut: the asymmetry is created {before}."
     )
+    if dips:
+        text += (
+            f" Not monotone: at {', '.join(f'`{d}`' for d in dips)} it is also not "
+            f"distinguishable from 0, yet distinguishable again at a later cut, so "
+            f"{'that cut does' if len(dips) == 1 else 'those cuts do'} not mark where it is made."
+        )
     return text, cut, iv
 
 
