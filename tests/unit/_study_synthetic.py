@@ -70,6 +70,36 @@ def reach() -> dict[str, np.ndarray]:
     return out
 
 
+#: Rollouts with the network cut: the first CUT_ROLL_MAZES mazes at t = ±1, symmetrised. Per
+#: vector and chosen cut, how many reach the vector's own target at (+t, −t).
+CUT_ROLL_MAZES = 20
+CUT_ROLL = {
+    "cheese": {CUTS[2]: (15, 5), CUTS[3]: (12, 12), CUTS[4]: (14, 4)},
+    "top_right": {CUTS[0]: (16, 3), CUTS[4]: (9, 8)},
+}
+
+
+def cut_rollouts() -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """loc_roll_* over (vector, variant, cut, sign, maze) and loc_roll_cut_chosen (vector, cut)."""
+    shape = (2, 2, len(CUTS), 2, N)
+    reach = {k: np.full(shape, np.nan) for k in ("cheese", "top_right")}
+    chosen = np.zeros((2, len(CUTS)), dtype=np.int8)
+    for vi, vector in enumerate(("cheese", "top_right")):
+        for cut, counts in CUT_ROLL[vector].items():
+            ci = CUTS.index(cut)
+            chosen[vi, ci] = 1
+            for k in reach:
+                reach[k][vi, 1, ci, :, :CUT_ROLL_MAZES] = 0.0
+            for si, count in enumerate(counts):
+                reach[vector][vi, 1, ci, si, :count] = 1.0
+    dims = ("vector", "variant", "cut", "sign", "maze")
+    return {
+        "loc_roll_reached_cheese": (dims, reach["cheese"]),
+        "loc_roll_reached_top_right": (dims, reach["top_right"]),
+        "loc_roll_cut_chosen": (("vector", "cut"), chosen),
+    }
+
+
 def _by_readout(per_maze: np.ndarray) -> np.ndarray:
     """(…, maze) values in p → (readout, t_loc, …, maze), log-odds 4× and E ∝ t_loc²."""
     s = np.array([READOUT_SCALE[r] for r in ("p", "logodds")])
@@ -138,7 +168,7 @@ def synthetic_study(
         "level_seed": ("maze", np.arange(N) + 40500),
     }
     if localised:
-        data |= localisation(rng)
+        data |= localisation(rng) | cut_rollouts()
         coords |= {
             "t_loc": T_LOC,
             "cut": CUTS,
@@ -154,5 +184,6 @@ def synthetic_study(
         "later_hook": later_hook,
         "effect_t": json.dumps({"cheese": -1.0, "top_right": 1.0}),
         "seeds": json.dumps({"analysis": 0}),
+        "loc_roll_t": 1.0,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -210,3 +210,22 @@ def test_created_cut_on_built_scans():
     assert created_cut([("a", zero), ("b", zero)]) == (0, [])
     assert created_cut([("a", zero), ("b", some)]) == (None, [])
     assert created_cut([("a", some), ("b", zero), ("c", none)]) == (1, [])  # unmeasured: skipped
+
+
+def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_network(claims):
+    from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES
+
+    for vector, published in (("cheese", 1), ("top_right", 0)):  # cheese: −t, top-right: +t
+        found = _one(claims, vector, "cut_rollouts")
+        assert [c["where"] for c in found] == list(CUT_ROLL[vector])  # forward order
+        for c in found:
+            want = wilson(CUT_ROLL[vector][c["where"]][published], CUT_ROLL_MAZES)
+            assert c["estimate"] == pytest.approx(want.estimate)
+            assert c["ci95"] == pytest.approx([want.lo, want.hi]) and c["n"] == CUT_ROLL_MAZES
+            assert "symmetrised" in c["claim"]
+    # the exact network on the same 20 mazes: t = −1 reaches cheese on 10, t = +1 on all 20
+    (c, *_) = _one(claims, "cheese", "cut_rollouts")
+    exact = c["claim"].split("the exact network on the same mazes: ")[1]
+    lo, hi = wilson(10, CUT_ROLL_MAZES).lo, wilson(10, CUT_ROLL_MAZES).hi
+    assert exact.startswith(f"cheese +t 1.00 [{wilson(20, 20).lo:.2f}, 1.00], −t 0.50 [{lo:.2f}, ")
+    assert f"{hi:.2f}]; top-right +t 0.00" in exact

@@ -51,7 +51,7 @@ def test_answer_figures_are_drawn_from_the_dataset(tmp_path, localised):
     ds = synthetic_study(localised=localised)
     paths = draw_answer_figures(ds, tmp_path)
     assert [p.name for p in paths] == answer_figure_names(ds)
-    expected = 7 if localised else 2  # without loc_*: the asymmetry and the controls/rollouts
+    expected = 8 if localised else 2  # without loc_*: the asymmetry and the controls/rollouts
     assert len(paths) == expected
     for p in paths:
         assert p.stat().st_size > 5000, p

@@ -6,7 +6,8 @@
 "not distinguishable from 0"). The claims, in order (:data:`KINDS`): the add/subtract asymmetry
 of behaviour, where it is created (the cut scan), whether the softmax alone makes it, which
 layers carry it (knock-out, knock-in, exact kinks), whether the base swap flips it, how the
-controls and the rollouts compare, and the later layer. Means over mazes use the bootstrap over
+controls and the rollouts compare, what the rollouts with the network cut at the cuts that
+matter do, and the later layer. Means over mazes use the bootstrap over
 mazes, comparisons are paired on the same maze, rates use Wilson intervals
 (:mod:`hookdiff.stats`). A claim whose dataset variables are absent is skipped;
 :func:`missing` says which, once.
@@ -40,7 +41,10 @@ __all__ = [
     "missing",
     "created_cut",
     "cut_intervals",
+    "cut_rollout_rates",
+    "exact_rollout_rates",
     "published_t",
+    "rate",
     "scaled",
     "t_loc_one",
     "target_readout",
@@ -67,6 +71,7 @@ KINDS = (
     "distance",
     "controls",
     "rollouts",
+    "cut_rollouts",
     "later",
 )
 #: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
@@ -80,12 +85,18 @@ NEEDS = {
     "distance": ("base_swap_distance",),
     "controls": ("loc_even",),
     "rollouts": ("reached_cheese", "reached_top_right"),
+    "cut_rollouts": (
+        "loc_roll_reached_cheese",
+        "loc_roll_reached_top_right",
+        "loc_roll_cut_chosen",
+    ),
 }
 #: The cut whose symmetrised scan point is the softmax-only test.
 LOGITS = "fc_policy_out"
 
 _TARGET = {"cheese": "p_toward_cheese", "top_right": "p_toward_top_right"}
 _REACH = {"cheese": "reached_cheese", "top_right": "reached_top_right"}
+_LOC_REACH = {"cheese": "loc_roll_reached_cheese", "top_right": "loc_roll_reached_top_right"}
 _NAME = {"cheese": "cheese", "top_right": "the top-right cell"}
 _LABEL = {"cheese": "cheese", "top_right": "top-right"}
 _SWAPPED_BASE = {"cheese": "the maze without cheese", "top_right": "the maze with the corridor"}
@@ -600,6 +611,81 @@ def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return [_claim("rollouts", text + ".", rates[t_pub], None, None)]
 
 
+def rate(x: np.ndarray) -> Interval:
+    """The rate of 1s among the finite entries of ``x`` (rolled-out mazes), with Wilson's interval."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return wilson(int(x.sum()), int(x.size))
+
+
+def cut_rollout_rates(ds: xr.Dataset, vector: str) -> list[tuple[str, str, dict]]:
+    """``(variant, cut, {(target, sign): rate})`` for each cut the vector's rollouts were cut at.
+
+    ``target`` is ``"cheese"`` or ``"top_right"`` (what was reached), ``sign`` ``"+t"`` / ``"-t"``;
+    each rate is a Wilson interval over the rolled-out mazes. With ``sign``, the exact network's
+    rates on the same mazes at the same ±t come under ``cut = "exact"`` when the dataset has them.
+    """
+    chosen = ds["loc_roll_cut_chosen"].sel(vector=vector)
+    out = []
+    for variant in [str(v) for v in ds["variant"].values]:
+        for cut in [str(c) for c in ds["cut"].values if chosen.sel(cut=c) == 1]:
+            rates = {
+                (target, sign): rate(ds[_LOC_REACH[target]].sel(
+                    vector=vector, variant=variant, cut=cut, sign=sign).values)
+                for target in _REACH for sign in ("+t", "-t")
+            }  # fmt: skip
+            if any(r.n for r in rates.values()):
+                out.append((variant, cut, rates))
+    return out
+
+
+def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], Interval] | None:
+    """The exact network's reach rates at ±t (t of the cut rollouts) on the cut rollouts' mazes."""
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    if not {t, -t} <= set(ds["t"].values.tolist()):
+        return None
+    rolled = np.isfinite(ds["loc_roll_reached_cheese"].sel(vector=vector)).any(
+        [d for d in ds["loc_roll_reached_cheese"].dims if d not in ("vector", "maze")]
+    )
+    return {
+        (target, sign): rate(ds[_REACH[target]].sel(site="steering", vector=vector,
+                                                     t=s * t).values[rolled.values])
+        for target in _REACH for sign, s in (("+t", 1.0), ("-t", -1.0))
+    }  # fmt: skip
+
+
+def _rates_text(rates: dict[tuple[str, str], Interval]) -> str:
+    """``"cheese +t 0.50 [0.09, 0.91], −t …; top-right +t …"`` (Wilson 95 %)."""
+    return "; ".join(
+        _LABEL[target] + " " + ", ".join(
+            f"{sign.replace('-', '−')} {interval_text(rates[target, sign], 2, False)}"
+            for sign in ("+t", "-t")
+        )
+        for target in _REACH
+    )  # fmt: skip
+
+
+def _cut_rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """Reach rates at ±t with the network cut at each chosen cut, beside the exact network's."""
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    published = "+t" if published_t(ds)[vector] > 0 else "-t"
+    exact = exact_rollout_rates(ds, vector)
+    out = []
+    for variant, cut, rates in cut_rollout_rates(ds, vector):
+        iv = rates[vector, published]
+        verb = {"symmetrize": "symmetrised", "linearize": "linearised"}[variant]
+        text = (
+            f"Rollouts of the {_LABEL[vector]} vector at t = ±{t:g} with the network {verb} at "
+            f"`{cut}` (n = {iv.n} mazes): it reaches {_NAME[vector]} at the published sign "
+            f"{published.replace('-', '−')} in {interval_text(iv, 2, False)} (Wilson 95 %); "
+            f"reach rates {_rates_text(rates)}"
+        )
+        if exact is not None:
+            text += f"; the exact network on the same mazes: {_rates_text(exact)}"
+        out.append(_claim("cut_rollouts", text + ".", iv, cut, None))
+    return out
+
+
 def _later(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     """The behavioural asymmetry steered at the later layer (none when it is the steering one)."""
     if ds.attrs.get("later_hook") in (None, ds.attrs.get("steering_hook")):
@@ -619,6 +705,7 @@ _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
     "distance": _distance,
     "controls": _controls,
     "rollouts": _rollouts,
+    "cut_rollouts": _cut_rollouts,
     "later": _later,
 }
 

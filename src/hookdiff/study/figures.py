@@ -6,7 +6,7 @@ Figures are ``matplotlib.figure.Figure`` objects rendered by Agg (no pyplot glob
 saved atomically. First the answer's figures, one per claim of :mod:`hookdiff.study.answer`
 (each number with its 95 % interval): the add/subtract asymmetry, the cut scan, the softmax-only
 test, knock-out / knock-in per layer, the exact kink attribution, the base swap, the controls
-and rollouts; then the vector fields of the example mazes as changes (steered − unsteered),
+and rollouts, the rollouts with the network cut; then the vector fields of the example mazes as changes (steered − unsteered),
 cropped to the inner maze. Then the supporting figures per site (the steering layer, and the
 later layer when it is another one): ‖diff‖ and ‖L‖ vs t per depth, the residual heat map,
 asymmetry vs |t|, pattern flips and breakpoints, behaviour vs t; and the later-layer selection.
@@ -36,7 +36,9 @@ from hookdiff.study.answer import (
     READOUTS,
     bootstrap_seed,
     cut_intervals,
+    cut_rollout_rates,
     even_of_target,
+    exact_rollout_rates,
     loc_values,
     t_loc_one,
     target_readout,
@@ -653,6 +655,38 @@ def _rollout_rates(ds: xr.Dataset, ax: Any) -> None:
     ax.legend(fontsize=7)
 
 
+def _fig_cut_rollouts(ds: xr.Dataset) -> Figure:
+    """Reach rates at ±t with the network cut at the chosen cuts, beside the exact network's."""
+    vectors = [str(v) for v in ds["vector"].values]
+    targets = (("cheese", "reach cheese"), ("top_right", "reach top-right"))
+    fig = Figure(figsize=(12, 4.2 * len(vectors)), layout="constrained")
+    axes = np.array(fig.subplots(len(vectors), len(targets), squeeze=False))
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    for i, vec in enumerate(vectors):
+        rows = cut_rollout_rates(ds, vec)
+        exact = exact_rollout_rates(ds, vec)
+        labels = (["exact"] if exact is not None else []) + [
+            f"{variant[:3]}@{_short(cut)}" for variant, cut, _ in rows
+        ]
+        per = ([exact] if exact is not None else []) + [r for _, _, r in rows]
+        x = np.arange(len(labels))
+        for j, (target, name) in enumerate(targets):
+            ax = axes[i, j]
+            for k, sign in enumerate(("+t", "-t")):
+                ivs = [r[target, sign] for r in per]
+                _errorbars(ax, x + (k - 0.5) * 0.25, ivs, color=f"C{k}", fmt="s",
+                           label=f"t = {'+' if sign == '+t' else '−'}{t:g}")  # fmt: skip
+            ax.set_xticks(x, labels, rotation=25, ha="right", fontsize=7)
+            ax.set_ylim(-0.02, 1.02)
+            n = max([iv.n for r in per for iv in r.values()], default=0)
+            ax.set_title(f"{vec} vector: {name} (Wilson 95 %, n = {n} mazes)", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Rollouts with the network cut where the scan locates the asymmetry"
+                 + _flag(ds))  # fmt: skip
+    return fig
+
+
 #: The answer's figures: file stem, drawing function, the variables it needs.
 ANSWER_FIGURES: tuple[tuple[str, Callable[[xr.Dataset], Figure], tuple[str, ...]], ...] = (
     ("answer_asymmetry", _fig_asymmetry, ()),
@@ -662,6 +696,11 @@ ANSWER_FIGURES: tuple[tuple[str, Callable[[xr.Dataset], Figure], tuple[str, ...]
     ("answer_kinks", _fig_kinks, ("kink_even", "kink_even_total")),
     ("answer_base_swap", _fig_base_swap, ("base_swap_distance",)),
     ("answer_controls", _fig_controls, ()),
+    (
+        "answer_cut_rollouts",
+        _fig_cut_rollouts,
+        ("loc_roll_reached_cheese", "loc_roll_reached_top_right", "loc_roll_cut_chosen"),
+    ),
 )
 
 

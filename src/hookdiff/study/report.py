@@ -38,6 +38,7 @@ _GROUPS = (
     ("Does it follow the base?", ("base_swap", "distance")),
     ("Against controls.", ("controls",)),
     ("In rollouts.", ("rollouts",)),
+    ("In rollouts with the network cut.", ("cut_rollouts",)),
     ("At the later layer.", ("later",)),
 )
 
@@ -50,6 +51,7 @@ _CAPTIONS = {
     "answer_kinks": "Exact attribution: the even part per layer from the kinks of the line.",
     "answer_base_swap": "Base swap: E on the paired base, and the distances of a ± v.",
     "answer_controls": "Controls side by side, and rollout reach rates (Wilson 95 %).",
+    "answer_cut_rollouts": "Rollouts with the network cut at the cuts that matter (Wilson 95 %).",
     "vector_fields": "Vector fields: the unsteered mean step, then the change steering makes.",
 }
 
