@@ -43,6 +43,9 @@ def test_every_claim_has_an_interval_around_its_estimate_and_a_sample_size(claim
         kinds = [c["kind"] for c in claims[vector]]
         assert kinds == sorted(kinds, key=KINDS.index)
         for c in claims[vector]:
+            if c["kind"] == "matched" and c["estimate"] is None:  # no later layer steers
+                assert c["n"] == 0 and c["where"] is None and c["ci95"] == [None, None]
+                continue
             lo, hi = c["ci95"]
             assert lo <= c["estimate"] <= hi, c
             assert c["n"] > 0 and isinstance(c["claim"], str) and c["claim"].endswith(".")
@@ -229,3 +232,19 @@ def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_ne
     lo, hi = wilson(10, CUT_ROLL_MAZES).lo, wilson(10, CUT_ROLL_MAZES).hi
     assert exact.startswith(f"cheese +t 1.00 [{wilson(20, 20).lo:.2f}, 1.00], −t 0.50 [{lo:.2f}, ")
     assert f"{hi:.2f}]; top-right +t 0.00" in exact
+
+
+def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(ds, claims):
+    from _study_synthetic import LATER_CUTS, MATCHED_LAYERS
+
+    (c,) = _one(claims, "cheese", "matched")
+    assert c["where"] == MATCHED_LAYERS[2] and "decision-square pairs, |t| = 2.5" in c["claim"]
+    e = ds["matched_effect"].sel(matched_layer=MATCHED_LAYERS[2], pair_position="decision_square",
+                                 vector="cheese")  # fmt: skip
+    assert c["estimate"] == pytest.approx(float(e.mean())) and c["ci95"][0] > 0
+    assert f"`{MATCHED_LAYERS[1]}`: start pairs t = −4 (does not steer)" in c["claim"]
+    (c,) = _one(claims, "cheese", "later_created")
+    assert c["where"] == LATER_CUTS[1] and f"At the later layer `{MATCHED_LAYERS[2]}`" in c["claim"]
+    (c,) = _one(claims, "top_right", "matched")
+    assert c["where"] is None and c["claim"].endswith("No later layer still steers.")
+    assert not [c for c in claims["top_right"] if c["kind"] == "later_created"]

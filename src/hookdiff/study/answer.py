@@ -7,7 +7,9 @@
 of behaviour, where it is created (the cut scan), whether the softmax alone makes it, which
 layers carry it (knock-out, knock-in, exact kinks), whether the base swap flips it, how the
 controls and the rollouts compare, what the rollouts with the network cut at the cuts that
-matter do, and the later layer. Means over mazes use the bootstrap over
+matter do, and the later layers: the asymmetry steered at the later site, each layer's
+coefficient matched to a common effect size, and the cut scan at the latest layer that still
+steers. Means over mazes use the bootstrap over
 mazes, comparisons are paired on the same maze, rates use Wilson intervals
 (:mod:`hookdiff.stats`). A claim whose dataset variables are absent is skipped;
 :func:`missing` says which, once.
@@ -36,6 +38,8 @@ __all__ = [
     "bootstrap_seed",
     "even_of_target",
     "interval_text",
+    "later_steers",
+    "no_later_layer_steers",
     "layer_scan",
     "loc_values",
     "missing",
@@ -73,6 +77,8 @@ KINDS = (
     "rollouts",
     "cut_rollouts",
     "later",
+    "matched",
+    "later_created",
 )
 #: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
 NEEDS = {
@@ -90,6 +96,8 @@ NEEDS = {
         "loc_roll_reached_top_right",
         "loc_roll_cut_chosen",
     ),
+    "matched": ("matched_t", "matched_effect", "still_steers", "matched_goal"),
+    "later_created": ("later_even_cut", "later_even", "later_scan_layer", "later_scan_t"),
 }
 #: The cut whose symmetrised scan point is the softmax-only test.
 LOGITS = "fc_policy_out"
@@ -693,6 +701,87 @@ def _later(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return _asymmetry(ds, vector, seed, site="later")
 
 
+def later_steers(ds: xr.Dataset, vector: str) -> tuple[str, str, float] | None:
+    """``(layer, pair position, matched t)`` of the latest layer that still steers ``vector``
+    (the later scan's), or None when no later layer does."""
+    if "later_scan_layer" not in ds:
+        return None
+    layer = str(ds["later_scan_layer"].sel(vector=vector).values)
+    if not layer:
+        return None
+    pos = str(ds["later_scan_position"].sel(vector=vector).values)
+    return layer, pos, float(ds["later_scan_t"].sel(vector=vector))
+
+
+def no_later_layer_steers(ds: xr.Dataset) -> bool:
+    """Whether no later layer still steers any vector (the report says so once)."""
+    vectors = [str(v) for v in ds["vector"].values]
+    return "later_scan_layer" in ds and all(later_steers(ds, v) is None for v in vectors)
+
+
+def _matched(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The matched coefficient of every later layer and the latest layer that still steers."""
+    goal = float(ds["matched_goal"].sel(vector=vector))
+    steering = ds.attrs.get("steering_hook")
+    parts = []
+    for layer in [str(x) for x in ds["matched_layer"].values if x != steering]:
+        ts = [
+            f"{pos.replace('_', '-')} pairs t = " + _t_or_none(
+                float(ds["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=vector)))
+            + ("" if int(ds["still_steers"].sel(matched_layer=layer, pair_position=pos,
+                                                vector=vector)) else " (does not steer)")
+            for pos in [str(p) for p in ds["pair_position"].values]
+        ]  # fmt: skip
+        parts.append(f"`{layer}`: {', '.join(ts)}")
+    t_max = json.loads(ds.attrs.get("config", "{}")).get("later_max_t", math.nan)
+    lead = (
+        f"Later layers, each coefficient matched to the steering layer's mean |effect| on "
+        f"P(toward {_NAME[vector]}) at t = {_t_text(published_t(ds)[vector])} "
+        f"({goal:.3f}): {'; '.join(parts) or 'no later candidate'}. A layer still steers when "
+        f"the match is reached within |t| ≤ {t_max:g} and the effect toward the published "
+        f"direction has its 95 % interval above 0."
+    )
+    found = later_steers(ds, vector)
+    if found is None:
+        iv = Interval(math.nan, math.nan, math.nan, 0)
+        return [_claim("matched", lead + " No later layer still steers.", iv, None, "p")]
+    layer, pos, t = found
+    e = ds["matched_effect"].sel(matched_layer=layer, pair_position=pos, vector=vector).values
+    iv = bootstrap_mean(e, seed=seed)
+    text = (
+        f"{lead} The latest that still steers is `{layer}` ({pos.replace('_', '-')} pairs, "
+        f"|t| = {t:.3g}): effect toward the published direction {interval_text(iv)} "
+        f"(n = {iv.n})."
+    )
+    return [_claim("matched", text, iv, layer, "p")]
+
+
+def _t_or_none(t: float) -> str:
+    """``"+1.23"`` or ``"not reached"``."""
+    return f"{t:+.3g}".replace("-", "−") if np.isfinite(t) else "not reached"
+
+
+def _later_created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The cut scan at the latest layer that still steers, read like the steering layer's."""
+    found = later_steers(ds, vector)
+    if found is None:
+        return []
+    layer, _, t = found
+    exact = bootstrap_mean(ds["later_even"].sel(vector=vector, readout=PRIMARY).values, seed=seed)
+    at = f"At the later layer `{layer}` (t = ±{t:.3g}): the exact E = {interval_text(exact)}, "
+    if not exact.excludes(0.0):
+        text = at + f"{verdict(exact)}, so there is no asymmetry to locate there."
+        return [_claim("later_created", text, exact, layer, PRIMARY)]
+    e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=PRIMARY)
+    scan = [
+        (str(c), bootstrap_mean(e.sel(later_cut=c).values, seed=seed))
+        for c in ds["later_cut"].values
+        if np.isfinite(e.sel(later_cut=c).values).any()
+    ]
+    text, where, iv = _created_text(scan, "symmetrize", vector, PRIMARY, t)
+    return [_claim("later_created", at + text[0].lower() + text[1:], iv, where, PRIMARY)]
+
+
 _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
     "asymmetry": _asymmetry,
     "published": _published,
@@ -707,6 +796,8 @@ _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
     "rollouts": _rollouts,
     "cut_rollouts": _cut_rollouts,
     "later": _later,
+    "matched": _matched,
+    "later_created": _later_created,
 }
 
 

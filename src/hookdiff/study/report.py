@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import atomic_write
-from hookdiff.study.answer import answer, missing
+from hookdiff.study.answer import answer, missing, no_later_layer_steers
 from hookdiff.study.figures import OUTPUT_DEPTH, figure_sites
 
 __all__ = ["summarize", "write_report"]
@@ -40,6 +40,7 @@ _GROUPS = (
     ("In rollouts.", ("rollouts",)),
     ("In rollouts with the network cut.", ("cut_rollouts",)),
     ("At the later layer.", ("later",)),
+    ("At later layers, matched to a common effect.", ("matched", "later_created")),
 )
 
 #: One caption per answer figure (file stem), in claim order.
@@ -52,6 +53,7 @@ _CAPTIONS = {
     "answer_base_swap": "Base swap: E on the paired base, and the distances of a ± v.",
     "answer_controls": "Controls side by side, and rollout reach rates (Wilson 95 %).",
     "answer_cut_rollouts": "Rollouts with the network cut at the cuts that matter (Wilson 95 %).",
+    "answer_later": "Later layers: matched coefficients, and the cut scan at the latest that steers.",
     "vector_fields": "Vector fields: the unsteered mean step, then the change steering makes.",
 }
 
@@ -213,11 +215,20 @@ def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
         "compared; Wilson for rollout rates) and its n.",
     ))  # fmt: skip
     if ds.attrs.get("later_hook") == ds.attrs.get("steering_hook"):
-        b.append(("p", "No later candidate steers as well as the steering layer: the later layer "
-                       "is the steering layer, so nothing is repeated for it."))  # fmt: skip
+        b.append(("p", "At the fixed published t, no later candidate steers as well as the "
+                       "steering layer: the later layer is the steering layer, so nothing is "
+                       "repeated for it (the later layers at a matched coefficient follow)."))  # fmt: skip
+    none_steers = no_later_layer_steers(ds)
+    if none_steers:
+        b.append(("p", "**At later layers, matched to a common effect.** No later layer still "
+                       "steers either vector once its coefficient is matched to the steering "
+                       "layer's effect (the matched coefficients per layer are in run.json and "
+                       "the figure `answer_later`), so no later scan is shown."))  # fmt: skip
     for vector, vclaims in claims.items():
         b.append(("h3", f"{vector.replace('_', '-')} vector"))
         for lead, kinds in _GROUPS:
+            if none_steers:
+                kinds = tuple(k for k in kinds if k != "matched")
             texts = [c["claim"] for c in vclaims if c["kind"] in kinds]
             if texts:
                 b.append(("p", f"**{lead}** " + " ".join(texts)))
