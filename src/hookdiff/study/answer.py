@@ -778,7 +778,7 @@ def _later_created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         for c in ds["later_cut"].values
         if np.isfinite(e.sel(later_cut=c).values).any()
     ]
-    text, where, iv = _created_text(scan, "symmetrize", vector, PRIMARY, t)
+    text, where, iv = _created_text(scan, "symmetrize", vector, PRIMARY, float(f"{t:.3g}"))
     return [_claim("later_created", at + text[0].lower() + text[1:], iv, where, PRIMARY)]
 
 
