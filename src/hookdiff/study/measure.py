@@ -4,6 +4,9 @@
   (cheese t = −1: drop of P(toward cheese); top-right t = +1: rise of P(toward top-right)) at the
   decision squares, and the latest candidate within ``later_tolerance`` of the best
   (:func:`pick_later`);
+- :func:`matched_later`: each candidate's coefficient matched to the steering layer's effect
+  (vectors from pairs at the start and on the decision square), whether it still steers, and the
+  localisation's cut scan at the latest layer that does;
 - :func:`nonlinearity_at`: the nonlinearity of diff(t) per downstream depth
   (:func:`hookdiff.analysis.nonlinearity`) at the decision-square and start observations;
 - :func:`behaviour_at`: the decision-square probabilities at every t, and steered rollouts (every
