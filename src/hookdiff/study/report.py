@@ -300,7 +300,10 @@ def _reading() -> Blocks:
         ("h2", "Reading the data"),
         ("p", "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
               "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
-              "readout, t_loc, maze), the nonlinearity of diff(t), the later-layer candidates, "
+              "readout, t_loc, maze), the rollouts with the network cut (loc_roll_* over vector, "
+              "variant, cut, sign, maze), the later layers at a matched coefficient (matched_* "
+              "over matched_layer, pair_position, vector; later_* over later_cut), the "
+              "nonlinearity of diff(t), the later-layer candidates, "
               "the vectors and the vector fields; attrs hold the config, seeds, package versions "
               "and checkpoint hash. `run.json[\"answer\"]` holds the claims above. `hookdiff plot "
               "RUN_DIR` redraws the figures and this report from the dataset."),
