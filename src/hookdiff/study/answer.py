@@ -648,18 +648,20 @@ def cut_rollout_rates(ds: xr.Dataset, vector: str) -> list[tuple[str, str, dict]
 
 
 def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], Interval] | None:
-    """The exact network's reach rates at ±t (t of the cut rollouts) on the cut rollouts' mazes."""
+    """The exact network's reach rates at ±t (t of the cut rollouts) on the cut rollouts' mazes
+    (None where the study's own rollouts did not cover ±t there)."""
     t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
     if not {t, -t} <= set(ds["t"].values.tolist()):
         return None
     rolled = np.isfinite(ds["loc_roll_reached_cheese"].sel(vector=vector)).any(
         [d for d in ds["loc_roll_reached_cheese"].dims if d not in ("vector", "maze")]
     )
-    return {
+    rates = {
         (target, sign): rate(ds[_REACH[target]].sel(site="steering", vector=vector,
                                                      t=s * t).values[rolled.values])
         for target in _REACH for sign, s in (("+t", 1.0), ("-t", -1.0))
     }  # fmt: skip
+    return rates if all(r.n for r in rates.values()) else None
 
 
 def _rates_text(rates: dict[tuple[str, str], Interval]) -> str:
