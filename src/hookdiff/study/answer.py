@@ -755,6 +755,11 @@ def _matched(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         f"|t| = {t:.3g}): effect toward the published direction {interval_text(iv)} "
         f"(n = {iv.n})."
     )
+    if pos == "decision_square":
+        text += (
+            " A maze's own decision-square pair makes the published sign at |t| = 1 its paired "
+            "real state's activation at any layer, so a match near |t| = 1 is by construction."
+        )
     return [_claim("matched", text, iv, layer, "p")]
 
 
