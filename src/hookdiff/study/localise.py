@@ -571,16 +571,14 @@ def localise_rollouts(
     n = len(mazes.states)
     r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
     t = roll_t(config)
-    variants, all_cuts = (
-        list(config.localise_rollout_variants),
-        valid_cuts(policy, config.hook, _LOGITS),
-    )
+    variants = list(config.localise_rollout_variants)
+    all_cuts = valid_cuts(policy, config.hook, _LOGITS)
     shape = (len(VECTORS), len(variants), len(all_cuts), len(SIGNS), n)
     out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
     own = vectors.applied(config.hook)
     for i in range(r):
         seed = maze_seed(config.seeds()["rollout"], mazes.states[i].level_seed)
-        for vi_, variant in enumerate(variants):
+        for wi, variant in enumerate(variants):
             for ci, cut in enumerate(all_cuts):
                 chosen = [k for k, v in enumerate(VECTORS) if cut in cuts.get(v, ())]
                 if not chosen:
@@ -589,7 +587,7 @@ def localise_rollouts(
                 roll = cut_rollout(policy, mazes.states[i], config.hook, vecs, t, cut, variant,
                                    max_steps=config.rollout_max_steps, seed=seed)  # fmt: skip
                 for name, values in roll.items():
-                    out[name][chosen, vi_, ci, :, i] = values
+                    out[name][chosen, wi, ci, :, i] = values
     return _roll_dataset(out, variants, all_cuts, n)
 
 
