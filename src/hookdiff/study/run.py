@@ -52,6 +52,7 @@ from hookdiff.study.inputs import (
 from hookdiff.study.localise import (
     localise_attrs,
     localise_controls,
+    localise_cut_rollouts,
     localise_kinks,
     localise_scan,
 )
@@ -59,6 +60,7 @@ from hookdiff.study.measure import (
     EFFECT_T,
     behaviour_at,
     later_layer,
+    matched_later,
     nonlinearity_at,
     vector_fields,
 )
@@ -132,7 +134,7 @@ def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str,
     """The study's Dataset and the wall time of each step (seconds), with the CPU seconds of
     each step under ``"cpu_s"``."""
     config = config.validate()
-    with _Progress(total=10, enabled=progress) as prog, _torch_threads(config.threads):
+    with _Progress(total=12, enabled=progress) as prog, _torch_threads(config.threads):
         ds = _measure(config, prog)
     return ds, {**prog.timings, "cpu_s": prog.cpu}
 
@@ -166,6 +168,10 @@ def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
     for name, measure in _LOCALISE.items():
         with prog.step(name):
             localised.append(measure(policy, mazes, vectors, config))
+    scan = xr.merge(localised, compat="override", join="outer", combine_attrs="drop")
+    for name, measure in _FROM_SCAN.items():
+        with prog.step(name):
+            localised.append(measure(policy, mazes, vectors, config, scan))
     inputs = [vector_record(vectors, sites), maze_record(mazes)]
     parts = [nonlin, behaviour, candidate_part, *inputs, fields, *localised]
     attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
@@ -173,12 +179,17 @@ def _measure(config: StudyConfig, prog: _Progress) -> xr.Dataset:
     return merge_parts(parts, attrs)
 
 
-#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk.
+#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk, the
+#: later layers matched to a common effect size with the scan at the latest that still steers.
 _LOCALISE = {
     "localise scan": localise_scan,
     "localise controls": localise_controls,
     "localise kinks": localise_kinks,
+    "later matched": matched_later,
 }
+
+#: Steps that read the localisation computed so far (``scan``), then measure per maze.
+_FROM_SCAN = {"localise rollouts": localise_cut_rollouts}
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
