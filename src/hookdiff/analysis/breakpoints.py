@@ -20,7 +20,7 @@ raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from hookdiff.analysis._attrs import describe
 from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, maxpool_pattern, prepare
-from hookdiff.contract import Op, apply_op
+from hookdiff.contract import PATTERN_KINDS, Op, apply_op
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError, TrainingModeError
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_line"]
@@ -42,20 +42,43 @@ __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_l
 #: batches are much faster (fewer, bigger ops); memory peaks at roughly ten such tensors.
 DEFAULT_MAX_ELEMENTS = 2**25
 
-_Affine = tuple[Tensor, Tensor | None]  # (value at piece start, direction or None = constant)
+#: Pieces per block of the value prefix: every this many pieces of a sample, the value at the
+#: piece start is carried through every op exactly (an anchor); in between it is summed from the
+#: slopes, so rounding adds up over at most this many pieces.
+ANCHOR_EVERY = 32
+
+#: Input numbers per convolution call on the CPU: float64 convolutions unfold their whole batch
+#: at once, so small batches that stay in cache run several times faster than one large call.
+_CONV_ELEMENTS = 2**16
+
+_Line = tuple[Tensor, Tensor | None]  # (values at the anchor rows, direction per row or None)
 
 
 @dataclass
 class _Pieces:
-    """A batch of line pieces: sample index, start and end t, and the live activations."""
+    """A batch of line pieces, sorted by (sample, t), with the live activations along them.
+
+    Every live activation is ``(p, d)``: its direction ``d`` on every piece (``None``: constant
+    along the line) and its value ``p`` at the start of the *anchor* pieces only (``anchor``:
+    sorted rows, among them each sample's first); a piece's own start value follows by
+    continuity, p(row) = p(anchor) + Σ (t1 − t0)·d over the pieces in between (:func:`_values`).
+    """
 
     sample: Tensor
     t0: Tensor
     t1: Tensor
-    env: dict[str, _Affine]
+    anchor: Tensor
+    env: dict[str, _Line]
+    full: dict[str, Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.sample.shape[0])
+
+    def values(self, name: str) -> Tensor:
+        """The value of activation ``name`` at the start of every piece (computed once)."""
+        if name not in self.full:
+            self.full[name] = _values(self, *self.env[name])
+        return self.full[name]
 
 
 @dataclass(frozen=True)
@@ -155,63 +178,9 @@ def walk_line(
         raise ValueError(f"need t_min < t_max for the line walk; got [{t_min}, {t_max}]")
     steps = chain.steps
     layers = tuple(s.name for s in steps if s.kind in ("relu", "maxpool"))
-    layer_id = {n: i for i, n in enumerate(layers)}
-    last_use: dict[str, int] = {}
-    for k, s in enumerate(steps):
-        for n in s.inputs:
-            last_use[n] = k
     budget = max_pieces or max(64, DEFAULT_MAX_ELEMENTS // max(a[0].numel(), 1))
-    tol = 16 * torch.finfo(a.dtype).eps * max(1.0, abs(t_min), abs(t_max))
-    b = a.shape[0]
     with torch.no_grad():
-        env: dict[str, _Affine] = {chain.hook: (a + t_min * v, v.expand_as(a).contiguous())}
-        for name, t in context.items():
-            env[name] = (t, None)
-        start = _Pieces(
-            sample=torch.arange(b),
-            t0=torch.full((b,), float(t_min), dtype=a.dtype),
-            t1=torch.full((b,), float(t_max), dtype=a.dtype),
-            env=env,
-        )
-        records: list[tuple[Tensor, Tensor, int]] = []
-        finals: list[tuple[Tensor, Tensor, Tensor]] = []
-        # depth-first; a layer that splits a batch into more than ``budget`` pieces pushes lazy
-        # chunks (index arrays into the parent batch) that are gathered only when popped, so
-        # memory stays at about one batch per piecewise layer however many pieces there are
-        stack: list[tuple[int, _Pieces | _LazyChunk]] = [
-            (0, c) for c in reversed(_chunks(start, budget))
-        ]
-        while stack:
-            k, item = stack.pop()
-            if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-                pieces = item.gather()
-                _apply_layer(pieces, steps[k])
-                _drop_dead(pieces, steps[k], k, last_use)
-                k += 1
-            else:
-                pieces = item
-            while k < len(steps):
-                s = steps[k]
-                if s.kind in ("relu", "maxpool"):
-                    split = _split_index(pieces, s, tol, records, layer_id[s.name])
-                    if split is not None and len(split[0]) > budget:
-                        lazy = [
-                            _LazyChunk(pieces, *(x[i : i + budget] for x in split))
-                            for i in range(0, len(split[0]), budget)
-                        ]
-                        stack.extend((k, c) for c in reversed(lazy))
-                        break
-                    if split is not None:
-                        pieces = _LazyChunk(pieces, *split).gather()
-                    _apply_layer(pieces, s)
-                else:
-                    pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
-                _drop_dead(pieces, s, k, last_use)
-                k += 1
-            else:  # this batch reached the deepest op: keep its slope on every piece
-                p_out, d_out = pieces.env[steps[-1].name]
-                d_out = torch.zeros_like(p_out) if d_out is None else d_out
-                finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
+        records, finals = _walk(chain, a, v, context, (t_min, t_max), budget)
     kink, jump = _kinks(finals, torch.finfo(a.dtype).eps)
     sample, t, layer, unit = _records(records)
     order = np.lexsort((t, sample))
@@ -225,7 +194,86 @@ def walk_line(
         kink,
         steps[-1].name,
         unit[order],
-        jump.double().numpy() if slope_jumps else None,
+        jump.double().cpu().numpy() if slope_jumps else None,
+    )
+
+
+def _walk(
+    chain: Chain,
+    a: Tensor,
+    v: Tensor,
+    context: Mapping[str, Tensor],
+    t_range: tuple[float, float],
+    budget: int,
+) -> tuple[list, list]:
+    """The walk itself, depth-first over batches of at most ``budget`` pieces.
+
+    A layer that splits a batch into more than ``budget`` pieces pushes lazy chunks (index arrays
+    into the parent batch) that are gathered only when popped, so memory stays at about one batch
+    per piecewise layer however many pieces there are. Returns the breakpoint records and, per
+    batch that reached the deepest op, (sample, t0, slope there).
+    """
+    steps = chain.steps
+    layer_id = {n: i for i, n in enumerate(s.name for s in steps if s.kind in PATTERN_KINDS)}
+    last_use = {n: k for k, s in enumerate(steps) for n in s.inputs}
+    tol = 16 * torch.finfo(a.dtype).eps * max(1.0, *(abs(t) for t in t_range))
+    records: list[tuple[Tensor, Tensor, int, Tensor]] = []
+    finals: list[tuple[Tensor, Tensor, Tensor]] = []
+    stack: list[tuple[int, _Pieces | _LazyChunk]] = [
+        (0, c) for c in reversed(_chunks(_start(chain, a, v, context, t_range), budget))
+    ]
+    while stack:
+        k, item = stack.pop()
+        if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
+            pieces, x = item.gather(steps[k].inputs[0])
+            _apply_layer(pieces, steps[k], x)
+            _drop_dead(pieces, steps[k], k, last_use)
+            k += 1
+        else:
+            pieces = item
+        while k < len(steps):
+            s = steps[k]
+            if s.kind in PATTERN_KINDS:
+                split = _split_index(pieces, s, tol, records, layer_id[s.name])
+                if split is not None and len(split[0]) > budget:
+                    lazy = [
+                        _LazyChunk(pieces, *(x[i : i + budget] for x in split))
+                        for i in range(0, len(split[0]), budget)
+                    ]
+                    stack.extend((k, c) for c in reversed(lazy))
+                    break
+                if split is None:
+                    x = pieces.values(s.inputs[0])
+                else:
+                    pieces, x = _LazyChunk(pieces, *split).gather(s.inputs[0])
+                _apply_layer(pieces, s, x)
+            else:
+                pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
+            _drop_dead(pieces, s, k, last_use)
+            k += 1
+        else:  # this batch reached the deepest op: keep its slope on every piece
+            p_out, d_out = pieces.env[steps[-1].name]
+            d_out = torch.zeros((len(pieces),) + p_out.shape[1:], dtype=p_out.dtype,
+                                device=p_out.device) if d_out is None else d_out  # fmt: skip
+            finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
+    return records, finals
+
+
+def _start(
+    chain: Chain, a: Tensor, v: Tensor, context: Mapping[str, Tensor], t_range: tuple[float, float]
+) -> _Pieces:
+    """One piece per sample covering the whole interval; every piece is an anchor."""
+    b, t_min = a.shape[0], t_range[0]
+    env: dict[str, _Line] = {chain.hook: (a + t_min * v, v.expand_as(a).contiguous())}
+    for name, t in context.items():
+        env[name] = (t, None)
+    rows = torch.arange(b, device=a.device)
+    return _Pieces(
+        sample=rows,
+        t0=torch.full((b,), float(t_min), dtype=a.dtype, device=a.device),
+        t1=torch.full((b,), float(t_range[1]), dtype=a.dtype, device=a.device),
+        anchor=rows,
+        env=env,
     )
 
 
@@ -233,10 +281,10 @@ def _records(records: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     """The breakpoints the walk recorded: sample, t, layer index and unit, unsorted."""
     if not records:
         return np.zeros(0, int), np.zeros(0), np.zeros(0, int), np.zeros(0, int)
-    sample = torch.cat([r[0] for r in records]).numpy()
-    t = torch.cat([r[1] for r in records]).double().numpy()
+    sample = torch.cat([r[0] for r in records]).cpu().numpy()
+    t = torch.cat([r[1] for r in records]).double().cpu().numpy()
     layer = np.concatenate([np.full(len(r[0]), r[2]) for r in records])
-    unit = torch.cat([r[3] for r in records]).numpy()
+    unit = torch.cat([r[3] for r in records]).cpu().numpy()
     return sample, t, layer, unit
 
 
@@ -250,17 +298,18 @@ def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> tuple[np.
     sample = torch.cat([f[0] for f in finals])
     t0 = torch.cat([f[1] for f in finals]).double()
     d = torch.cat([f[2] for f in finals])
-    order = np.lexsort((t0.numpy(), sample.numpy()))
-    order_t = torch.as_tensor(order)
+    order = np.lexsort((t0.cpu().numpy(), sample.cpu().numpy()))
+    order_t = torch.as_tensor(order, device=d.device)
     sample, d = sample[order_t], d[order_t]
     same = sample[1:] == sample[:-1]
     jump = d[1:] - d[:-1]
     size = torch.maximum(d[1:].norm(dim=1), d[:-1].norm(dim=1))
     kink = jump.norm(dim=1) > (eps**0.5) * size
-    return kink[same].numpy(), jump[same]
+    return kink[same].cpu().numpy(), jump[same]
 
 
 def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
+    """The starting batch (one anchored piece per sample) cut into batches of ``size``."""
     n = len(pieces)
     if n <= size:
         return [pieces]
@@ -268,12 +317,50 @@ def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
     for i in range(0, n, size):
         sl = slice(i, i + size)
         env = {k: (p[sl], None if d is None else d[sl]) for k, (p, d) in pieces.env.items()}
-        out.append(_Pieces(pieces.sample[sl], pieces.t0[sl], pieces.t1[sl], env))
+        rows = pieces.anchor[: len(pieces.sample[sl])]
+        out.append(_Pieces(pieces.sample[sl], pieces.t0[sl], pieces.t1[sl], rows, env))
     return out
 
 
-def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
-    """(p, d) through an affine op: (op(p), op_without_bias(d))."""
+def _blocks(pieces: _Pieces) -> tuple[Tensor, Tensor]:
+    """Per piece: the index of its anchor among ``pieces.anchor`` and its distance from it."""
+    rows = torch.arange(len(pieces), device=pieces.anchor.device)
+    block = torch.searchsorted(pieces.anchor, rows, right=True) - 1
+    return block, rows - pieces.anchor[block]
+
+
+def _anchors(sample: Tensor) -> Tensor:
+    """Anchor rows of a batch sorted by sample: each sample's first piece and every
+    :data:`ANCHOR_EVERY`-th after it."""
+    rows = torch.arange(len(sample), device=sample.device)
+    first = torch.ones_like(sample, dtype=torch.bool)
+    first[1:] = sample[1:] != sample[:-1]
+    start = torch.cummax(torch.where(first, rows, 0), 0).values
+    return rows[(rows - start) % ANCHOR_EVERY == 0]
+
+
+def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
+    """Every piece's start value from its anchor's: p + Σ (t1 − t0)·d over the pieces between.
+
+    The segment is continuous along the line, so a piece starts where the one before it ends;
+    one cumulative sum per block of at most :data:`ANCHOR_EVERY` pieces, no op re-run.
+    """
+    block, pos = _blocks(pieces)
+    if d is None:
+        return p[block]
+    if len(pieces.anchor) == len(pieces):
+        return p
+    n, width = len(pieces), int(pos.max()) + 1
+    flat = d.reshape(n, -1)
+    pad = flat.new_zeros((len(pieces.anchor), width, flat.shape[1]))
+    pad[:, 0] = p.reshape(len(pieces.anchor), -1)
+    inner = pos + 1 < width  # the last piece of a full block feeds no later start
+    pad[block[inner], pos[inner] + 1] = flat[inner] * (pieces.t1 - pieces.t0)[inner, None]
+    return pad.cumsum_(1)[block, pos].reshape(d.shape)
+
+
+def _affine(step: Op, args: Sequence[_Line]) -> _Line:
+    """(p, d) through an affine op: (op(p) at the anchors, op_without_bias(d) on every piece)."""
     kind, m = step.kind, step.module
     if kind == "add":
         (p1, d1), (p2, d2) = args
@@ -289,21 +376,21 @@ def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
             else 1 / torch.sqrt(m.running_var + m.eps)
         )
         return m(p), None if d is None else d * scale.reshape((1, -1) + (1,) * (d.ndim - 2))
-    if kind in ("conv", "linear"):
-        if d is None:
-            return m(p), None
-        # p and d in one call without the bias (one larger matmul), then the bias on p only
-        n = p.shape[0]
-        both = torch.cat([p, d])
-        if kind == "conv":
-            out = m._conv_forward(both, m.weight, None)
-            bias = None if m.bias is None else m.bias.reshape(1, -1, 1, 1)
-        else:
-            out = F.linear(both, m.weight)
-            bias = m.bias
-        p_out, d_out = out[:n], out[n:]
-        return (p_out if bias is None else p_out + bias), d_out
+    if kind == "conv":
+        return m(p), None if d is None else _conv_rows(m, d)
+    if kind == "linear":
+        return m(p), None if d is None else F.linear(d, m.weight)
     raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
+
+
+def _conv_rows(m: nn.Module, d: Tensor) -> Tensor:
+    """The convolution without its bias, in row blocks of :data:`_CONV_ELEMENTS` on the CPU."""
+    rows = len(d) if d.device.type != "cpu" else max(1, _CONV_ELEMENTS // max(d[0].numel(), 1))
+    if rows >= len(d):
+        return m._conv_forward(d, m.weight, None)
+    return torch.cat(
+        [m._conv_forward(d[i : i + rows], m.weight, None) for i in range(0, len(d), rows)]
+    )
 
 
 def _drop_dead(pieces: _Pieces, step: Op, k: int, last_use: dict[str, int]) -> None:
@@ -311,6 +398,7 @@ def _drop_dead(pieces: _Pieces, step: Op, k: int, last_use: dict[str, int]) -> N
     for n in step.inputs:
         if last_use.get(n) == k:
             pieces.env.pop(n, None)
+            pieces.full.pop(n, None)
 
 
 def _split_index(
@@ -321,9 +409,10 @@ def _split_index(
     Returns ``None`` when nothing moves or nothing changes, else ``(owner, offset, t0, t1)`` per
     sub-piece (see :func:`_split`); the breakpoints are appended to ``records``.
     """
-    p, d = pieces.env[step.inputs[0]]
+    _, d = pieces.env[step.inputs[0]]
     if d is None:  # the input does not move along the line: nothing to split
         return None
+    p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
         parent, s, unit = _relu_crossings(p, d, length, tol)
@@ -332,19 +421,21 @@ def _split_index(
     return _split(pieces, parent, s, unit, tol, records, layer)
 
 
-def _apply_layer(pieces: _Pieces, step: Op) -> None:
-    """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint."""
+def _apply_layer(pieces: _Pieces, step: Op, x: Tensor) -> None:
+    """Apply a relu / maxpool per piece (``x``: its input at every piece's start), with the
+    pattern read at each piece's midpoint."""
     p, d = pieces.env[step.inputs[0]]
     if d is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
         return
-    half = _bcast((pieces.t1 - pieces.t0) / 2, p)
+    mid = torch.addcmul(x, _bcast((pieces.t1 - pieces.t0) / 2, x), d)  # the state inside
+    anchor = pieces.anchor
     if step.kind == "relu":
-        on = (p + half * d) > 0  # the state inside the piece, read at its midpoint
-        pieces.env[step.name] = (p * on, d * on)
+        on = mid > 0
+        pieces.env[step.name] = (x[anchor] * on[anchor], d * on)
     else:
-        idx = _pool_index(p + half * d, step.module)
-        pieces.env[step.name] = (maxpool_gather(p, idx), maxpool_gather(d, idx))
+        idx = _pool_index(mid, step.module)
+        pieces.env[step.name] = (maxpool_gather(x[anchor], idx[anchor]), maxpool_gather(d, idx))
 
 
 def _relu_crossings(
@@ -389,12 +480,12 @@ def _maxpool_crossings(
     out_h, out_w = first.shape[2:]
     window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
     if pc.numel() == 0:
-        return pc, torch.zeros(0, dtype=p.dtype), pc
+        return pc, p.new_zeros(0), pc
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
     ph, pw = _pair(m.padding)
-    dh = torch.arange(kh).repeat_interleave(kw)
-    dw = torch.arange(kw).repeat(kh)
+    dh = torch.arange(kh, device=p.device).repeat_interleave(kw)
+    dw = torch.arange(kw, device=p.device).repeat(kh)
     rows = hc[:, None] * sh - ph + dh[None]
     cols = wc[:, None] * sw - pw + dw[None]
     valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
@@ -404,8 +495,8 @@ def _maxpool_crossings(
     wd = torch.where(valid, d.reshape(n, c, h * w)[sel], 0.0)
     j = ((flat == first[pc, cc, hc, wc][:, None]) & valid).to(torch.uint8).argmax(-1, keepdim=True)
     lim = length[pc] - tol
-    s_cur = torch.full(pc.shape, tol, dtype=p.dtype)
-    done = torch.zeros(pc.shape, dtype=torch.bool)
+    s_cur = torch.full(pc.shape, tol, dtype=p.dtype, device=p.device)
+    done = torch.zeros(pc.shape, dtype=torch.bool, device=p.device)
     offsets = []
     pieces = []
     units = []
@@ -428,8 +519,8 @@ def _maxpool_crossings(
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
     if not pieces:
-        none = torch.zeros(0, dtype=torch.long)
-        return none, torch.zeros(0, dtype=p.dtype), none
+        none = pc.new_zeros(0)
+        return none, p.new_zeros(0), none
     return torch.cat(pieces), torch.cat(offsets), torch.cat(units)
 
 
@@ -450,16 +541,18 @@ def _split(
     parent, s, unit = parent[order], s[order], unit[order]
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
-    parent, s, unit = parent[~dup], s[~dup], unit[~dup]
+    group = torch.cumsum(~dup, 0) - 1  # units tied at one t: report the lowest, whatever rounding
+    unit = unit.new_full((int(group[-1]) + 1,), unit.max()).scatter_reduce(0, group, unit, "amin")
+    parent, s = parent[~dup], s[~dup]
     records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
 
     counts = torch.bincount(parent, minlength=n)
     sizes = counts + 1
-    owner = torch.repeat_interleave(torch.arange(n), sizes)
+    owner = torch.repeat_interleave(torch.arange(n, device=parent.device), sizes)
     first = torch.cumsum(sizes, 0) - sizes
-    is_first = torch.zeros(len(owner), dtype=torch.bool)
+    is_first = torch.zeros(len(owner), dtype=torch.bool, device=owner.device)
     is_first[first] = True
-    offs = torch.zeros(len(owner), dtype=s.dtype)
+    offs = torch.zeros(len(owner), dtype=s.dtype, device=s.device)
     offs[~is_first] = s  # parent-major, ascending within a parent: the sorted order above
     ends = torch.empty_like(offs)
     ends[:-1] = offs[1:]
@@ -481,16 +574,27 @@ class _LazyChunk:
     t0: Tensor
     t1: Tensor
 
-    def gather(self) -> _Pieces:
-        """The sub-pieces with their activations at their own start."""
-        env = {}
-        for name, (p, d) in self.parent.env.items():
+    def gather(self, name: str) -> tuple[_Pieces, Tensor]:
+        """The sub-pieces (new anchors, their values there), and the value of activation
+        ``name`` (the input of the layer that split them) at every sub-piece's start."""
+        par = self.parent
+        sample = par.sample[self.owner]
+        anchor = _anchors(sample)
+        own_a, offs_a = self.owner[anchor], self.offs[anchor]
+        block, _ = _blocks(par)
+        env: dict[str, _Line] = {}
+        for key, (p, d) in par.env.items():
             if d is None:
-                env[name] = (p[self.owner], None)
-            else:
-                dd = d[self.owner]
-                env[name] = (torch.addcmul(p[self.owner], _bcast(self.offs, dd), dd), dd)
-        return _Pieces(self.parent.sample[self.owner], self.t0, self.t1, env)
+                env[key] = (p[block[own_a]], None)
+                continue
+            da = d[own_a]
+            env[key] = (
+                torch.addcmul(par.values(key)[own_a], _bcast(offs_a, da), da),
+                d[self.owner],
+            )
+        d = env[name][1]  # the layer split them, so its input moves along the line
+        x = torch.addcmul(par.values(name)[self.owner], _bcast(self.offs, d), d)
+        return _Pieces(sample, self.t0, self.t1, anchor, env), x
 
 
 # --------------------------------------------------------------------------------------------
