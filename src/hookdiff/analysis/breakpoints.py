@@ -343,20 +343,44 @@ def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
     """Every piece's start value from its anchor's: p + Σ (t1 − t0)·d over the pieces between.
 
     The segment is continuous along the line, so a piece starts where the one before it ends;
-    one cumulative sum per block of at most :data:`ANCHOR_EVERY` pieces, no op re-run.
+    one cumulative sum per block of pieces, no op re-run.
     """
     block, pos = _blocks(pieces)
     if d is None:
         return p[block]
-    if len(pieces.anchor) == len(pieces):
+    n, blocks = len(pieces), len(pieces.anchor)
+    if blocks == n:
         return p
-    n, width = len(pieces), int(pos.max()) + 1
-    flat = d.reshape(n, -1)
-    pad = flat.new_zeros((len(pieces.anchor), width, flat.shape[1]))
-    pad[:, 0] = p.reshape(len(pieces.anchor), -1)
-    inner = pos + 1 < width  # the last piece of a full block feeds no later start
-    pad[block[inner], pos[inner] + 1] = flat[inner] * (pieces.t1 - pieces.t0)[inner, None]
-    return pad.cumsum_(1)[block, pos].reshape(d.shape)
+    width = int(pos.max()) + 1
+    inc = d.reshape(n, -1) * (pieces.t1 - pieces.t0)[:, None]
+    size = inc.shape[1]
+    rows = torch.arange(n, device=pos.device)
+    if blocks != -(-n // width) or not bool((pos == rows % width).all()):  # uneven blocks
+        pad = inc.new_zeros((blocks, width + 1, size))
+        pad[block, pos + 1] = inc
+        pad[:, 0] = p.reshape(blocks, -1)
+        return pad.cumsum_(1)[block, pos].reshape(d.shape)
+    # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
+    inc = torch.cat([inc, inc.new_zeros((blocks * width - n, size))]).view(blocks, width, size)
+    out = torch.empty_like(inc)
+    out[:, 0] = p.reshape(blocks, -1)
+    torch.add(inc[:, :-1].cumsum(1), out[:, :1], out=out[:, 1:])
+    return out.view(blocks * width, size)[:n].reshape(d.shape)
+
+
+def _values_at(pieces: _Pieces, p: Tensor, d: Tensor, rows: Tensor) -> Tensor:
+    """:func:`_values` at a few ``rows`` only (the pieces between them and their anchors)."""
+    block, pos = _blocks(pieces)
+    out = p[block[rows]].reshape(len(rows), -1).clone()
+    far = torch.nonzero(pos[rows] > 0).flatten()
+    if len(far):
+        steps = torch.arange(int(pos[rows].max()), device=rows.device)
+        idx = pieces.anchor[block[rows[far]]][:, None] + steps[None]
+        keep = steps[None] < pos[rows[far]][:, None]
+        idx = torch.where(keep, idx, 0)
+        length = (pieces.t1 - pieces.t0)[idx] * keep
+        out[far] += (d.reshape(len(pieces), -1)[idx] * length[..., None]).sum(1)
+    return out.reshape((len(rows),) + d.shape[1:])
 
 
 def _affine(step: Op, args: Sequence[_Line]) -> _Line:
@@ -579,7 +603,8 @@ class _LazyChunk:
         ``name`` (the input of the layer that split them) at every sub-piece's start."""
         par = self.parent
         sample = par.sample[self.owner]
-        anchor = _anchors(sample)
+        alone = all(d is None or key == name for key, (_, d) in par.env.items())
+        anchor = _anchors(sample) if alone else self._inherited(sample)
         own_a, offs_a = self.owner[anchor], self.offs[anchor]
         block, _ = _blocks(par)
         env: dict[str, _Line] = {}
@@ -587,14 +612,23 @@ class _LazyChunk:
             if d is None:
                 env[key] = (p[block[own_a]], None)
                 continue
+            at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
             da = d[own_a]
-            env[key] = (
-                torch.addcmul(par.values(key)[own_a], _bcast(offs_a, da), da),
-                d[self.owner],
-            )
+            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
         d = env[name][1]  # the layer split them, so its input moves along the line
         x = torch.addcmul(par.values(name)[self.owner], _bcast(self.offs, d), d)
         return _Pieces(sample, self.t0, self.t1, anchor, env), x
+
+    def _inherited(self, sample: Tensor) -> Tensor:
+        """Anchors that cost nothing: the first sub-piece of each anchor piece of the parent (and
+        each sample's first sub-piece). Used when activations other than the split layer's
+        input are live, whose values elsewhere would have to be summed."""
+        was = torch.zeros(len(self.parent), dtype=torch.bool, device=sample.device)
+        was[self.parent.anchor] = True
+        keep = was[self.owner] & (self.offs == 0)
+        keep[0] = True
+        keep[1:] |= sample[1:] != sample[:-1]
+        return torch.nonzero(keep).flatten()
 
 
 # --------------------------------------------------------------------------------------------
