@@ -225,8 +225,8 @@ def _walk(
     while stack:
         k, item = stack.pop()
         if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-            pieces, x = item.gather(steps[k].inputs[0])
-            _apply_layer(pieces, steps[k], x)
+            pieces, mid = item.gather(steps[k].inputs[0])
+            _apply_layer(pieces, steps[k], mid)
             _drop_dead(pieces, steps[k], k, last_use)
             k += 1
         else:
@@ -243,10 +243,10 @@ def _walk(
                     stack.extend((k, c) for c in reversed(lazy))
                     break
                 if split is None:
-                    x = pieces.values(s.inputs[0])
+                    mid = _midpoints(pieces, s.inputs[0])
                 else:
-                    pieces, x = _LazyChunk(pieces, *split).gather(s.inputs[0])
-                _apply_layer(pieces, s, x)
+                    pieces, mid = _LazyChunk(pieces, *split).gather(s.inputs[0])
+                _apply_layer(pieces, s, mid)
             else:
                 pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
             _drop_dead(pieces, s, k, last_use)
@@ -445,21 +445,28 @@ def _split_index(
     return _split(pieces, parent, s, unit, tol, records, layer)
 
 
-def _apply_layer(pieces: _Pieces, step: Op, x: Tensor) -> None:
-    """Apply a relu / maxpool per piece (``x``: its input at every piece's start), with the
-    pattern read at each piece's midpoint."""
-    p, d = pieces.env[step.inputs[0]]
+def _midpoints(pieces: _Pieces, name: str) -> Tensor | None:
+    """Activation ``name`` at the middle of every piece (``None`` if it does not move)."""
+    d = pieces.env[name][1]
     if d is None:
+        return None
+    return torch.addcmul(pieces.values(name), _bcast((pieces.t1 - pieces.t0) / 2, d), d)
+
+
+def _apply_layer(pieces: _Pieces, step: Op, mid: Tensor | None) -> None:
+    """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint ``mid``
+    (its input there; ``None``: the input does not move)."""
+    p, d = pieces.env[step.inputs[0]]
+    if d is None or mid is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
         return
-    mid = torch.addcmul(x, _bcast((pieces.t1 - pieces.t0) / 2, x), d)  # the state inside
     anchor = pieces.anchor
     if step.kind == "relu":
         on = mid > 0
-        pieces.env[step.name] = (x[anchor] * on[anchor], d * on)
+        pieces.env[step.name] = (p * on[anchor], d * on)
     else:
         idx = _pool_index(mid, step.module)
-        pieces.env[step.name] = (maxpool_gather(x[anchor], idx[anchor]), maxpool_gather(d, idx))
+        pieces.env[step.name] = (maxpool_gather(p, idx[anchor]), maxpool_gather(d, idx))
 
 
 def _relu_crossings(
@@ -600,7 +607,7 @@ class _LazyChunk:
 
     def gather(self, name: str) -> tuple[_Pieces, Tensor]:
         """The sub-pieces (new anchors, their values there), and the value of activation
-        ``name`` (the input of the layer that split them) at every sub-piece's start."""
+        ``name`` (the input of the layer that split them) at every sub-piece's middle."""
         par = self.parent
         sample = par.sample[self.owner]
         alone = all(d is None or key == name for key, (_, d) in par.env.items())
@@ -616,8 +623,10 @@ class _LazyChunk:
             da = d[own_a]
             env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
         d = env[name][1]  # the layer split them, so its input moves along the line
-        x = torch.addcmul(par.values(name)[self.owner], _bcast(self.offs, d), d)
-        return _Pieces(sample, self.t0, self.t1, anchor, env), x
+        mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
+        return _Pieces(sample, self.t0, self.t1, anchor, env), torch.addcmul(
+            par.values(name)[self.owner], mid, d
+        )
 
     def _inherited(self, sample: Tensor) -> Tensor:
         """Anchors that cost nothing: the first sub-piece of each anchor piece of the parent (and
