@@ -361,11 +361,11 @@ def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
         pad[:, 0] = p.reshape(blocks, -1)
         return pad.cumsum_(1)[block, pos].reshape(d.shape)
     # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
-    inc = torch.cat([inc, inc.new_zeros((blocks * width - n, size))]).view(blocks, width, size)
-    out = torch.empty_like(inc)
-    out[:, 0] = p.reshape(blocks, -1)
-    torch.add(inc[:, :-1].cumsum(1), out[:, :1], out=out[:, 1:])
-    return out.view(blocks * width, size)[:n].reshape(d.shape)
+    # (the same sums, in the same order, as above: a piece's value never depends on the batch)
+    out = inc.new_empty((blocks, width, size))  # rows past n: never read
+    out.view(blocks * width, size)[1:n] = inc[:-1]  # row k holds the step into it...
+    out[:, 0] = p.reshape(blocks, -1)  # ...but a block starts at its anchor's value
+    return out.cumsum_(1).view(blocks * width, size)[:n].reshape(d.shape)
 
 
 def _values_at(pieces: _Pieces, p: Tensor, d: Tensor, rows: Tensor) -> Tensor:
