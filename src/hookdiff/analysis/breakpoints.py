@@ -352,18 +352,18 @@ def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
     if blocks == n:
         return p
     width = int(pos.max()) + 1
-    inc = d.reshape(n, -1) * (pieces.t1 - pieces.t0)[:, None]
-    size = inc.shape[1]
+    flat, length = d.reshape(n, -1), (pieces.t1 - pieces.t0)[:, None]
+    size = flat.shape[1]
     rows = torch.arange(n, device=pos.device)
     if blocks != -(-n // width) or not bool((pos == rows % width).all()):  # uneven blocks
-        pad = inc.new_zeros((blocks, width + 1, size))
-        pad[block, pos + 1] = inc
+        pad = flat.new_zeros((blocks, width + 1, size))
+        pad[block, pos + 1] = flat * length
         pad[:, 0] = p.reshape(blocks, -1)
         return pad.cumsum_(1)[block, pos].reshape(d.shape)
     # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
     # (the same sums, in the same order, as above: a piece's value never depends on the batch)
-    out = inc.new_empty((blocks, width, size))  # rows past n: never read
-    out.view(blocks * width, size)[1:n] = inc[:-1]  # row k holds the step into it...
+    out = flat.new_empty((blocks, width, size))  # rows past n: never read
+    torch.mul(flat[:-1], length[:-1], out=out.view(blocks * width, size)[1:n])  # steps in...
     out[:, 0] = p.reshape(blocks, -1)  # ...but a block starts at its anchor's value
     return out.cumsum_(1).view(blocks * width, size)[:n].reshape(d.shape)
 
@@ -439,7 +439,7 @@ def _split_index(
     p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
-        parent, s, unit = _relu_crossings(p, d, length, tol)
+        parent, s, unit = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
         parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol)
     return _split(pieces, parent, s, unit, tol, records, layer)
@@ -470,13 +470,24 @@ def _apply_layer(pieces: _Pieces, step: Op, mid: Tensor | None) -> None:
 
 
 def _relu_crossings(
-    p: Tensor, d: Tensor, length: Tensor, tol: float
+    p: Tensor, d: Tensor, length: Tensor, tol: float, sample: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece."""
+    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece.
+
+    A piece ends where the next piece of its sample starts (``sample``: each piece's), so the
+    sign at its end is the next row's sign; only a sample's last piece computes its end.
+    """
     n = p.shape[0]
     pf, df = p.reshape(n, -1), d.reshape(n, -1)
-    end = torch.addcmul(pf, df, length.reshape(n, 1))  # the input at the piece's end
-    parent, unit = ((pf > 0) != (end > 0)).nonzero(as_tuple=True)  # a sign change inside
+    above = pf > 0
+    change = torch.empty_like(above)
+    torch.ne(above[:-1], above[1:], out=change[:-1])
+    last = torch.ones_like(sample, dtype=torch.bool)
+    last[:-1] = sample[1:] != sample[:-1]
+    last = torch.nonzero(last).flatten()
+    end = torch.addcmul(pf[last], df[last], length[last, None])  # the input at the piece's end
+    change[last] = above[last] != (end > 0)
+    parent, unit = change.nonzero(as_tuple=True)  # a sign change inside
     s = -pf[parent, unit] / df[parent, unit]
     inside = (s > tol) & (s < length[parent] - tol)
     return parent[inside], s[inside], unit[inside]
