@@ -408,12 +408,37 @@ def _affine(step: Op, args: Sequence[_Line]) -> _Line:
 
 
 def _conv_rows(m: nn.Module, d: Tensor) -> Tensor:
-    """The convolution without its bias, in row blocks of :data:`_CONV_ELEMENTS` on the CPU."""
-    rows = len(d) if d.device.type != "cpu" else max(1, _CONV_ELEMENTS // max(d[0].numel(), 1))
-    if rows >= len(d):
+    """The convolution without its bias; on the CPU in row blocks of :data:`_CONV_ELEMENTS`,
+    written straight into one output (the kernel a plain float conv runs there anyway)."""
+    rows = max(1, _CONV_ELEMENTS // max(d[0].numel(), 1))
+    if d.device.type != "cpu" or rows >= len(d):
         return m._conv_forward(d, m.weight, None)
-    return torch.cat(
-        [m._conv_forward(d[i : i + rows], m.weight, None) for i in range(0, len(d), rows)]
+    if not _plain_conv(m):
+        parts = [m._conv_forward(d[i : i + rows], m.weight, None) for i in range(0, len(d), rows)]
+        return torch.cat(parts)
+    out = d.new_empty((len(d), m.out_channels) + _conv_size(m, d.shape[2:]))
+    size, stride, pad = list(m.kernel_size), list(m.stride), list(m.padding)
+    for i in range(0, len(d), rows):
+        torch._C._nn.thnn_conv2d(d[i : i + rows], m.weight, size, None, stride, pad,
+                                 out=out[i : i + rows])  # fmt: skip
+    return out
+
+
+def _plain_conv(m: nn.Module) -> bool:
+    """A 2-d convolution the CPU kernel with an output argument runs as is."""
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.groups == 1
+        and tuple(m.dilation) == (1, 1)
+        and not isinstance(m.padding, str)
+        and hasattr(torch._C._nn, "thnn_conv2d")
+    )
+
+
+def _conv_size(m: nn.Module, shape: Sequence[int]) -> tuple[int, int]:
+    """Output height and width of the convolution ``m`` on an input plane of ``shape``."""
+    return tuple(
+        (n + 2 * p - k) // s + 1 for n, p, k, s in zip(shape, m.padding, m.kernel_size, m.stride)
     )
 
 
