@@ -3,15 +3,21 @@
 Restricted to the line x(t) = a + t·v, t in [t_min, t_max], a chain of affine ops, relus and
 maxpools is piecewise affine in t. Following Sotoudeh & Thakur's line restriction (SyReNN, 2019),
 this module propagates the line op by op as a set of *pieces*: on each piece [t0, t1] every live
-activation is p + (t − t0)·d, stored as (p, d) = (value at the piece start, direction). Affine ops
+activation is p + (t − t0)·d (p: its value at the piece start, d: its direction). Affine ops
 (conv, linear, add, flatten) map (p, d) to (op(p), op_without_bias(d)). At a relu every unit whose
 input crosses 0 inside a piece (t* = t0 − p/d) splits that piece; at a maxpool every point where
 a window's argmax is overtaken (the upper envelope of the window's affine candidates) splits it.
 All crossings of one layer are found at once with tensor ops over all pieces (pieces stacked on
-the batch dim); then the walk moves to the next layer. Pieces multiply with depth (thousands in
-[−3, 3] on a trained agent), so the walk runs depth-first over chunks of at most ``max_pieces``
-pieces, which bounds memory. The result is exact up to floating point: every t where the
-activation pattern (relu signs, maxpool argmaxes) of the segment changes.
+the batch dim, in order along the line); then the walk moves to the next layer. Pieces multiply
+with depth (thousands in [−3, 3] on a trained agent), so the walk runs depth-first over chunks of
+at most ``max_pieces`` pieces, which bounds memory. The result is exact up to floating point:
+every t where the activation pattern (relu signs, maxpool argmaxes) of the segment changes.
+
+Only the directions d go through the ops on every piece. The segment is continuous along the line,
+so a piece starts where the one before it ends: p is carried through the ops only on *anchor*
+pieces (each sample's first, then every :data:`ANCHOR_EVERY`-th) and summed from the directions in
+between (p_next = p + (t1 − t0)·d) where a relu / maxpool needs it, which halves the convolution
+work; on the CPU the float64 convolutions run in cache-sized row blocks.
 
 Models with an op that is not piecewise linear (a HookedTransformer's attention, layer norm, GELU)
 raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysis still works.
