@@ -76,6 +76,8 @@ class _Pieces:
     anchor: Tensor
     env: dict[str, _Line]
     full: dict[str, Tensor] = field(default_factory=dict)
+    state: Tensor | None = None  # the last relu split's unit states inside each piece
+    flips: tuple | None = None  # and where its crossings flip them in the sub-pieces
 
     def __len__(self) -> int:
         return int(self.sample.shape[0])
@@ -231,8 +233,8 @@ def _walk(
     while stack:
         k, item = stack.pop()
         if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-            pieces, mid = item.gather(steps[k].inputs[0])
-            _apply_layer(pieces, steps[k], mid)
+            pieces, inside = item.gather(steps[k].inputs[0], steps[k].kind)
+            _apply_layer(pieces, steps[k], inside)
             _drop_dead(pieces, steps[k], k, last_use)
             k += 1
         else:
@@ -243,16 +245,16 @@ def _walk(
                 split = _split_index(pieces, s, tol, records, layer_id[s.name])
                 if split is not None and len(split[0]) > budget:
                     lazy = [
-                        _LazyChunk(pieces, *(x[i : i + budget] for x in split))
+                        _LazyChunk(pieces, *(x[i : i + budget] for x in split), row0=i)
                         for i in range(0, len(split[0]), budget)
                     ]
                     stack.extend((k, c) for c in reversed(lazy))
                     break
                 if split is None:
-                    mid = _midpoints(pieces, s.inputs[0])
+                    inside = pieces.state if s.kind == "relu" else _midpoints(pieces, s.inputs[0])
                 else:
-                    pieces, mid = _LazyChunk(pieces, *split).gather(s.inputs[0])
-                _apply_layer(pieces, s, mid)
+                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0], s.kind)
+                _apply_layer(pieces, s, inside)
             else:
                 pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
             _drop_dead(pieces, s, k, last_use)
@@ -470,7 +472,7 @@ def _split_index(
     p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
-        parent, s, unit = _relu_crossings(p, d, length, tol, pieces.sample)
+        parent, s, unit, pieces.state = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
         parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol)
     return _split(pieces, parent, s, unit, tol, records, layer)
@@ -484,26 +486,27 @@ def _midpoints(pieces: _Pieces, name: str) -> Tensor | None:
     return torch.addcmul(pieces.values(name), _bcast((pieces.t1 - pieces.t0) / 2, d), d)
 
 
-def _apply_layer(pieces: _Pieces, step: Op, mid: Tensor | None) -> None:
-    """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint ``mid``
-    (its input there; ``None``: the input does not move)."""
+def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None) -> None:
+    """Apply a relu / maxpool per piece, with the pattern inside each piece: ``inside`` is a
+    relu's unit states, or a maxpool's input at each piece's midpoint (``None``: the input does
+    not move)."""
     p, d = pieces.env[step.inputs[0]]
-    if d is None or mid is None:
+    if d is None or inside is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
         return
     anchor = pieces.anchor
     if step.kind == "relu":
-        on = mid > 0
-        pieces.env[step.name] = (p * on[anchor], d * on)
+        pieces.env[step.name] = (p * inside[anchor], d * inside)
     else:
-        idx = _pool_index(mid, step.module)
+        idx = _pool_index(inside, step.module)
         pieces.env[step.name] = (maxpool_gather(p, idx[anchor]), maxpool_gather(d, idx))
 
 
 def _relu_crossings(
     p: Tensor, d: Tensor, length: Tensor, tol: float, sample: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece.
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece,
+    and the state of every unit inside each piece before its crossing (if any).
 
     A piece ends where the next piece of its sample starts (``sample``: each piece's), so the
     sign at its end is the next row's sign; only a sample's last piece computes its end.
@@ -521,7 +524,9 @@ def _relu_crossings(
     parent, unit = change.nonzero(as_tuple=True)  # a sign change inside
     s = -pf[parent, unit] / df[parent, unit]
     inside = (s > tol) & (s < length[parent] - tol)
-    return parent[inside], s[inside], unit[inside]
+    at_start = s <= tol  # crossed as the piece begins: inside, the state after the crossing
+    above[parent[at_start], unit[at_start]] = ~above[parent[at_start], unit[at_start]]
+    return parent[inside], s[inside], unit[inside], above.reshape(p.shape)
 
 
 def _pool_index(x: Tensor, m: nn.Module) -> Tensor:
@@ -615,6 +620,7 @@ def _split(
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
     group = torch.cumsum(~dup, 0) - 1  # units tied at one t: report the lowest, whatever rounding
+    raw = (parent, unit, group)
     unit = unit.new_full((int(group[-1]) + 1,), unit.max()).scatter_reduce(0, group, unit, "amin")
     parent, s = parent[~dup], s[~dup]
     records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
@@ -633,7 +639,20 @@ def _split(
     t0 = pieces.t0[owner] + offs
     t1 = pieces.t0[owner] + ends
     t1[last] = pieces.t1  # the last sub-piece ends where its parent did
+    pieces.flips = _flips(raw, parent, counts, first)
     return owner, offs, t0, t1
+
+
+def _flips(
+    raw: tuple[Tensor, Tensor, Tensor], cuts: Tensor, counts: Tensor, first: Tensor
+) -> tuple:
+    """Per crossing (``raw``: its piece, unit and cut, sorted as in :func:`_split`): the rows of
+    sub-pieces [start, end) in which its unit is past the crossing (from the cut to the end of
+    its piece's sub-pieces), and the unit."""
+    parent, unit, group = raw
+    rank = torch.arange(len(cuts), device=cuts.device) - (torch.cumsum(counts, 0) - counts)[cuts]
+    cut_row = first[cuts] + rank + 1  # the sub-piece that starts at each cut
+    return cut_row[group], first[parent] + counts[parent] + 1, unit
 
 
 @dataclass
@@ -646,10 +665,11 @@ class _LazyChunk:
     offs: Tensor
     t0: Tensor
     t1: Tensor
+    row0: int = 0  # the first of these sub-pieces among all of the split's
 
-    def gather(self, name: str) -> tuple[_Pieces, Tensor]:
-        """The sub-pieces (new anchors, their values there), and the value of activation
-        ``name`` (the input of the layer that split them) at every sub-piece's middle."""
+    def gather(self, name: str, kind: str) -> tuple[_Pieces, Tensor]:
+        """The sub-pieces (new anchors, their values there), and the pattern inside each of the
+        layer that split them (reading ``name``, of ``kind``): see :func:`_apply_layer`."""
         par = self.parent
         sample = par.sample[self.owner]
         alone = all(d is None or key == name for key, (_, d) in par.env.items())
@@ -664,11 +684,30 @@ class _LazyChunk:
             at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
             da = d[own_a]
             env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
+        pieces = _Pieces(sample, self.t0, self.t1, anchor, env)
+        if kind == "relu":
+            return pieces, self._states()
         d = env[name][1]  # the layer split them, so its input moves along the line
         mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
-        return _Pieces(sample, self.t0, self.t1, anchor, env), torch.addcmul(
-            par.values(name)[self.owner], mid, d
+        return pieces, torch.addcmul(par.values(name)[self.owner], mid, d)
+
+    def _states(self) -> Tensor:
+        """A relu's unit states inside each sub-piece: its piece's, with each crossing's unit
+        flipped in the sub-pieces past it (no value computed)."""
+        state = self.parent.state
+        start, end, unit = self.parent.flips
+        n = len(self.owner)
+        lo, hi = (start - self.row0).clamp(0, n), (end - self.row0).clamp(0, n)
+        width = (hi - lo).clamp(min=0)
+        which = torch.repeat_interleave(torch.arange(len(lo), device=lo.device), width)
+        rows = (
+            lo[which]
+            + torch.arange(len(which), device=lo.device)
+            - (torch.cumsum(width, 0) - width)[which]
         )
+        out = state[self.owner].reshape(n, -1)
+        out[rows, unit[which]] = ~out[rows, unit[which]]  # one crossing per unit and piece
+        return out.reshape((n,) + state.shape[1:])
 
     def _inherited(self, sample: Tensor) -> Tensor:
         """Anchors that cost nothing: the first sub-piece of each anchor piece of the parent (and
