@@ -474,7 +474,7 @@ def _split_index(
     if step.kind == "relu":
         parent, s, unit, pieces.state = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
-        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol)
+        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
     return _split(pieces, parent, s, unit, tol, records, layer)
 
 
@@ -539,21 +539,25 @@ def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def _maxpool_crossings(
-    p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float
+    p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float, sample: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(piece index, offset s, unit) of every point where a window's argmax is overtaken in its piece.
 
     The argmax of a window moves along the upper envelope of its affine candidates, whose slope
     only increases, so it never returns: a window whose argmax is the same at both ends of a
-    piece has no change inside. Only the other windows (found with two ``max_pool2d`` calls) are
-    walked, all at once: from the current argmax j at offset s_cur, the next change is the
+    piece has no change inside (its end is where the next piece of its ``sample`` starts). Only
+    the other windows are walked, all at once: from the current argmax j at offset s_cur, the next change is the
     earliest crossing (p_j − p_i) / (d_i − d_j) > s_cur of a steeper candidate i; the steepest
     candidate crossing there takes over. At most k·k rounds (the envelope has ≤ k·k pieces).
     """
     n, c, h, w = p.shape
-    lengths = _bcast(length, p)
     first = _pool_index(p + tol * d, m)
-    last = _pool_index(p + (lengths - tol) * d, m)
+    last = torch.empty_like(first)
+    last[:-1] = first[1:]
+    end = torch.ones_like(sample, dtype=torch.bool)
+    end[:-1] = sample[1:] != sample[:-1]
+    end = torch.nonzero(end).flatten()
+    last[end] = _pool_index(p[end] + _bcast(length[end] - tol, d) * d[end], m)
     pc, cc, hc, wc = (first != last).nonzero(as_tuple=True)
     out_h, out_w = first.shape[2:]
     window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
