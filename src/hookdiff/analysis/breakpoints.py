@@ -53,8 +53,9 @@ DEFAULT_MAX_ELEMENTS = 2**25
 #: slopes, so rounding adds up over at most this many pieces.
 ANCHOR_EVERY = 32
 
-#: Input numbers per convolution call on the CPU: float64 convolutions unfold their whole batch
-#: at once, so small batches that stay in cache run several times faster than one large call.
+#: Input numbers per convolution call and thread on the CPU: float64 convolutions unfold their
+#: whole batch at once, so small batches that stay in cache run several times faster than one
+#: large call.
 _CONV_ELEMENTS = 2**16
 
 _Line = tuple[Tensor, Tensor | None]  # (values at the anchor rows, direction per row or None)
@@ -416,9 +417,10 @@ def _affine(step: Op, args: Sequence[_Line]) -> _Line:
 
 
 def _conv_rows(m: nn.Module, d: Tensor) -> Tensor:
-    """The convolution without its bias; on the CPU in row blocks of :data:`_CONV_ELEMENTS`,
-    written straight into one output (the kernel a plain float conv runs there anyway)."""
-    rows = max(1, _CONV_ELEMENTS // max(d[0].numel(), 1))
+    """The convolution without its bias; on the CPU in row blocks of :data:`_CONV_ELEMENTS` per
+    thread (each thread convolves its own rows), written straight into one output (the kernel a
+    plain float conv runs there anyway)."""
+    rows = max(1, _CONV_ELEMENTS * torch.get_num_threads() // max(d[0].numel(), 1))
     if d.device.type != "cpu" or rows >= len(d):
         return m._conv_forward(d, m.weight, None)
     if not _plain_conv(m):
