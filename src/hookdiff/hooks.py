@@ -561,7 +561,7 @@ def sweep(
 
     The B inputs are tiled coefficient-major into K·B rows (:func:`tile_coeffs`) and run
     together (in chunks of whole coefficients of at most ``max_rows`` rows, the caller's memory
-    budget). The t = 0 baseline is always returned: from the sweep when 0 is among the
+    budget; a chunk is never less than one coefficient, so B > ``max_rows`` forwards B rows). The t = 0 baseline is always returned: from the sweep when 0 is among the
     coefficients, else from one extra chunk. A model in training mode with BatchNorm or dropout
     warns :class:`~hookdiff.errors.TrainingModeWarning` (rows of one batch would leak into each
     other): call ``model.eval()`` first.
@@ -575,7 +575,8 @@ def sweep(
         capture: hook names to capture, and/or ``"output"`` (or ``"logits"``) for the model's
             output.
         mask: optional position mask, as in :func:`steer`.
-        max_rows: at most this many rows per forward (None: all K·B rows at once).
+        max_rows: at most this many rows per forward, but at least one coefficient's B rows
+            (None: all K·B rows at once).
         forward: how to call the model, e.g. ``lambda m, x: m(x, return_type="logits")``.
 
     Returns:

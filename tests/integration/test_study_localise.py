@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from hookdiff import steer
 from hookdiff.agent import directions, load_default, obs_to_tensor
@@ -222,3 +223,34 @@ def test_kink_sums_equal_the_direct_even_part_recomputed_in_float64(setup):
     assert float(ds["kink_even_direct"].sel(vector=name, t_loc=T, kink_maze=0)) == pytest.approx(
         _even(r), rel=1e-9, abs=1e-12
     )
+
+
+def test_cut_rollout_of_one_maze_recomputed_with_the_rollout_and_steering_objects(setup):
+    from hookdiff.rollout import Steering, rollout
+    from hookdiff.study.localise import localise_cut_rollouts
+
+    policy, config, mazes, vectors, parts = setup
+    config = dataclasses.replace(config, localise_rollout_mazes=2, rollout_max_steps=15)
+    scan = xr.merge([parts["localise_scan"], parts["localise_controls"]])
+    ds = localise_cut_rollouts(policy, mazes, vectors, config, scan)
+    assert ds["loc_roll_cut_chosen"].sel(cut="fc_policy_out").all()  # the logits: always
+    assert ds["loc_roll_reached_cheese"].isel(maze=slice(2, None)).isnull().all()
+    i, cut = 1, "fc_policy_out"
+    own = vectors.applied(HOOK)
+    # envs: cheese +t, cheese −t, top-right +t, top-right −t; the maze's own seed
+    v = torch.stack([own["cheese"][i]] * 2 + [own["top_right"][i]] * 2)
+    level = mazes.states[i].level_seed
+    seed = int(np.random.SeedSequence([config.seeds()["rollout"], level]).generate_state(1)[0])
+    steering = Steering(HOOK, v, [T, -T, T, -T], per_env=True, cut=cut, variant="symmetrize")
+    roll = rollout(policy, [mazes.states[i]] * 4, steering=[steering], max_steps=15, seed=seed)
+    got = ds.sel(variant="symmetrize", cut=cut, maze=i)
+    for k, (name, sign) in enumerate(
+        [(n, s) for n in ("cheese", "top_right") for s in ("+t", "-t")]
+    ):
+        at = dict(vector=name, sign=sign)
+        assert float(got["loc_roll_steps"].sel(**at)) == roll["steps"].values[k]
+        assert float(got["loc_roll_reached_cheese"].sel(**at)) == roll["reached_cheese"].values[k]
+        assert (
+            float(got["loc_roll_reached_top_right"].sel(**at))
+            == roll["reached_top_right"].values[k]
+        )

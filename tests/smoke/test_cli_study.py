@@ -37,6 +37,8 @@ VARIABLES = {
     # localisation: controls, cut / freeze scan, kinks, base swap
     "loc_base", "loc_even", "loc_odd", "loc_even_cut", "loc_even_knockout", "loc_even_knockin",
     "kink_even", "kink_even_channel", "kink_even_total", "kink_even_direct", "base_swap_distance",
+    # rollouts with the network cut at the cuts that matter
+    "loc_roll_reached_cheese", "loc_roll_reached_top_right", "loc_roll_steps", "loc_roll_cut_chosen",
 }  # fmt: skip
 LOCALISATION_DIMS = {
     "loc_base": ("control", "vector", "readout", "maze"),
@@ -97,7 +99,7 @@ def test_quick_run_writes_dataset_figures_and_report(runs):
     run = json.loads((out / "run.json").read_text())
     for vector in ("cheese", "top_right"):
         claims = run["answer"][vector]
-        assert {c["kind"] for c in claims} >= {"asymmetry", "published", "rollouts"}
+        assert {c["kind"] for c in claims} >= {"asymmetry", "published", "rollouts", "cut_rollouts"}
         for c in claims:
             assert {"claim", "estimate", "ci95", "where", "n"} <= set(c)
             assert c["claim"] in md
@@ -166,6 +168,20 @@ def test_localisation_variables_are_complete(runs):
     base = ds["loc_base"].sel(control="vector", readout="p")
     p0 = ds["p_toward_cheese"].sel(site="steering", vector="cheese", t=0.0)
     np.testing.assert_allclose(base.sel(vector="cheese"), p0, atol=1e-5)
+
+
+def test_cut_rollouts_cover_the_chosen_cuts_of_the_rollout_mazes(runs):
+    ds = _load(runs[0][0])
+    roll = ds["loc_roll_reached_cheese"]
+    assert roll.dims == ("vector", "variant", "cut", "sign", "maze")
+    assert ds["loc_roll_cut_chosen"].sel(cut="fc_policy_out").all()  # the softmax-only cut
+    n = ds.attrs["loc_roll_mazes"]
+    chosen = ds["loc_roll_cut_chosen"] == 1
+    done = roll.sel(variant="symmetrize").isel(maze=slice(0, n))
+    assert done.where(chosen).notnull().sum() == chosen.sum() * 2 * n  # every chosen cut, ±t
+    assert done.where(~chosen).isnull().all() and roll.isel(maze=slice(n, None)).isnull().all()
+    assert roll.attrs["long_name"] and roll.attrs["description"]
+    assert "answer_cut_rollouts.png" in figure_names(ds)
 
 
 def test_rerun_with_the_same_seed_is_identical(runs):

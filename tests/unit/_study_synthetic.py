@@ -70,6 +70,71 @@ def reach() -> dict[str, np.ndarray]:
     return out
 
 
+#: Rollouts with the network cut: the first CUT_ROLL_MAZES mazes at t = ±1, symmetrised. Per
+#: vector and chosen cut, how many reach the vector's own target at (+t, −t).
+CUT_ROLL_MAZES = 20
+CUT_ROLL = {
+    "cheese": {CUTS[2]: (15, 5), CUTS[3]: (12, 12), CUTS[4]: (14, 4)},
+    "top_right": {CUTS[0]: (16, 3), CUTS[4]: (9, 8)},
+}
+
+
+def cut_rollouts() -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """loc_roll_* over (vector, variant, cut, sign, maze) and loc_roll_cut_chosen (vector, cut)."""
+    shape = (2, 2, len(CUTS), 2, N)
+    reach = {k: np.full(shape, np.nan) for k in ("cheese", "top_right")}
+    chosen = np.zeros((2, len(CUTS)), dtype=np.int8)
+    for vi, vector in enumerate(("cheese", "top_right")):
+        for cut, counts in CUT_ROLL[vector].items():
+            ci = CUTS.index(cut)
+            chosen[vi, ci] = 1
+            for k in reach:
+                reach[k][vi, 1, ci, :, :CUT_ROLL_MAZES] = 0.0
+            for si, count in enumerate(counts):
+                reach[vector][vi, 1, ci, si, :count] = 1.0
+    dims = ("vector", "variant", "cut", "sign", "maze")
+    return {
+        "loc_roll_reached_cheese": (dims, reach["cheese"]),
+        "loc_roll_reached_top_right": (dims, reach["top_right"]),
+        "loc_roll_cut_chosen": (("vector", "cut"), chosen),
+    }
+
+
+#: Later layers matched to a common effect (steering layer first). Cheese: still steers at the
+#: last with decision-square pairs (t = −2.5), the later scan's symmetrised E reaches 0 at
+#: LATER_CUTS[1]; top-right: no later layer steers.
+MATCHED_LAYERS = ["embedder.block2.res1.resadd_out", "embedder.block3.res1.resadd_out",
+                  "embedder.block3.res2.resadd_out"]  # fmt: skip
+LATER_CUTS = ["embedder.relu3_out", "embedder.fc_out", "fc_policy_out"]
+
+
+def matched(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """matched_* / still_steers / later_* with the known answers above."""
+    t = np.full((3, 2, 2), np.nan)
+    t[0, 0] = [-1.0, 1.0]
+    t[2, 1, 0] = -2.5
+    t[1, :, 0] = [-4.0, -3.0]
+    still = np.isfinite(t).astype(np.int8)
+    still[1, :, 0] = 0  # reached, but the effect's interval holds 0
+    effect = np.where(np.isfinite(t)[..., None], 0.2 + noise(rng, 0.05), np.nan)
+    even_cut = np.full((2, 2, 3, 2, N), np.nan)
+    for k, e in enumerate([-0.2, 0.0, 0.0]):
+        even_cut[0, :, k] = e + noise(rng)
+    even = np.full((2, 2, N), np.nan)
+    even[0] = -0.3 + noise(rng)
+    return {
+        "matched_t": (("matched_layer", "pair_position", "vector"), t),
+        "matched_effect": (("matched_layer", "pair_position", "vector", "maze"), effect),
+        "still_steers": (("matched_layer", "pair_position", "vector"), still),
+        "matched_goal": (("vector",), np.array([0.25, 0.1])),
+        "later_even": (("vector", "readout", "maze"), even),
+        "later_even_cut": (("vector", "variant", "later_cut", "readout", "maze"), even_cut),
+        "later_scan_layer": (("vector",), np.array([MATCHED_LAYERS[2], ""])),
+        "later_scan_position": (("vector",), np.array(["decision_square", ""])),
+        "later_scan_t": (("vector",), np.array([2.5, np.nan])),
+    }
+
+
 def _by_readout(per_maze: np.ndarray) -> np.ndarray:
     """(…, maze) values in p → (readout, t_loc, …, maze), log-odds 4× and E ∝ t_loc²."""
     s = np.array([READOUT_SCALE[r] for r in ("p", "logodds")])
@@ -138,7 +203,7 @@ def synthetic_study(
         "level_seed": ("maze", np.arange(N) + 40500),
     }
     if localised:
-        data |= localisation(rng)
+        data |= localisation(rng) | cut_rollouts() | matched(rng)
         coords |= {
             "t_loc": T_LOC,
             "cut": CUTS,
@@ -148,11 +213,16 @@ def synthetic_study(
             "control": CONTROLS,
             "kink_maze": np.arange(4),
             "sign": ["+t", "-t"],
+            "matched_layer": MATCHED_LAYERS,
+            "pair_position": ["start", "decision_square"],
+            "later_cut": LATER_CUTS,
         }
     attrs = {
         "steering_hook": "embedder.block2.res1.resadd_out",
         "later_hook": later_hook,
         "effect_t": json.dumps({"cheese": -1.0, "top_right": 1.0}),
         "seeds": json.dumps({"analysis": 0}),
+        "loc_roll_t": 1.0,
+        "config": json.dumps({"later_max_t": 8.0}),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

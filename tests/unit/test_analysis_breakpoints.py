@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from hookdiff.analysis import breakpoints_at, line_breakpoints, pattern_flips
+from hookdiff.analysis._chain import build_chain
+from hookdiff.analysis.breakpoints import ANCHOR_EVERY, walk_line
 from hookdiff.errors import NotPiecewiseLinearError
 
 
@@ -103,3 +109,107 @@ def test_not_piecewise_linear_raises(hookdiff_tiny_transformer) -> None:
     net = nn.Sequential(nn.Identity(), nn.Linear(2, 2), nn.Tanh())
     with pytest.raises(NotPiecewiseLinearError, match="Tanh"):
         line_breakpoints(net, torch.ones(1, 2), "0", torch.ones(2), (-1.0, 1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# The walk against its reference copy and against an independent grid + bisection
+# --------------------------------------------------------------------------------------------
+
+
+def _reference_walk():
+    """``walk_line`` as it was before its speed-up (``benchmarks/_walk_reference.py``)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "_walk_reference.py"
+    spec = importlib.util.spec_from_file_location("_walk_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.walk_line
+
+
+def assert_same_walk(new, old) -> None:
+    """Same breakpoints (count, t within 1e-9, layer, kink, slope jump); the same unit except
+    where several units change state at one t (then either may be reported)."""
+    assert len(new.t) == len(old.t)
+    np.testing.assert_allclose(new.t, old.t, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(new.sample, old.sample)
+    np.testing.assert_array_equal(new.layer, old.layer)
+    np.testing.assert_array_equal(new.kink, old.kink)
+    gap = np.diff(new.t)
+    alone = np.ones(len(new.t), dtype=bool)
+    alone[1:] &= gap > 1e-9
+    alone[:-1] &= gap > 1e-9
+    np.testing.assert_array_equal(new.unit[alone], old.unit[alone])
+    if new.jump is not None:
+        np.testing.assert_allclose(new.jump, old.jump, rtol=1e-9, atol=1e-9)
+
+
+def _patterns(chain, a, v, ts: torch.Tensor) -> torch.Tensor:
+    """Every relu state and maxpool argmax of the segment at each t (one row per t)."""
+    with torch.no_grad():
+        _, pats = chain.run(a + ts.reshape(-1, 1, 1, 1) * v, {}, True)
+    return torch.cat([p.reshape(len(ts), -1).long() for p in pats.values()], dim=1)
+
+
+def _grid_changes(chain, a, v, lo: float, hi: float, points: int) -> np.ndarray:
+    """Pattern changes of a dense grid, each located by bisection to 1e-12 (one per cell)."""
+    grid = torch.linspace(lo, hi, points, dtype=torch.float64)
+    sig = _patterns(chain, a, v, grid)
+    cells = torch.nonzero((sig[1:] != sig[:-1]).any(dim=1)).flatten()
+    left, right, start = grid[cells], grid[cells + 1], sig[cells]
+    while len(cells) and (right - left).max() > 1e-12:
+        mid = (left + right) / 2
+        moved = (_patterns(chain, a, v, mid) != start).any(dim=1)
+        right, left = torch.where(moved, mid, right), torch.where(moved, left, mid)
+    return ((left + right) / 2).numpy()
+
+
+@pytest.mark.parametrize("budget", [None, 3])
+def test_walk_equals_the_reference_walk_on_the_tiny_convnet(hookdiff_tiny_convnet, budget) -> None:
+    net = hookdiff_tiny_convnet.double()
+    gen = torch.Generator().manual_seed(5)
+    a = net[0](torch.rand(3, 3, 8, 8, generator=gen, dtype=torch.float64)).detach()
+    v = torch.randn(3, 4, 8, 8, generator=gen, dtype=torch.float64)
+    chain = build_chain(net, "0", None)
+    new = walk_line(chain, a, v, {}, -2.0, 2.0, max_pieces=budget, slope_jumps=True)
+    old = _reference_walk()(chain, a, v, {}, -2.0, 2.0, max_pieces=budget, slope_jumps=True)
+    assert len(new.t) > 3 * ANCHOR_EVERY  # pieces beyond the first anchor block of each line
+    assert_same_walk(new, old)
+
+
+def test_walk_finds_what_a_grid_with_bisection_finds(hookdiff_tiny_convnet) -> None:
+    net = hookdiff_tiny_convnet.double()
+    gen = torch.Generator().manual_seed(6)
+    a = net[0](torch.rand(1, 3, 8, 8, generator=gen, dtype=torch.float64)).detach()
+    v = torch.randn(4, 8, 8, generator=gen, dtype=torch.float64)
+    chain = build_chain(net, "0", None)
+    walk = walk_line(chain, a, v, {}, -2.0, 2.0)
+    found = _grid_changes(chain, a, v, -2.0, 2.0, 4001)
+    assert len(found) > 0.8 * len(walk.t)  # the grid separates most breakpoints
+    near = np.abs(walk.t[None, :] - found[:, None]).min(axis=1)
+    assert near.max() <= 1e-9
+    # and every breakpoint of the walk is a pattern change
+    delta = torch.tensor([-1e-9, 1e-9], dtype=torch.float64)
+    for t in walk.t:
+        sig = _patterns(chain, a, v, t + delta)
+        assert (sig[0] != sig[1]).any(), t
+
+
+def test_start_values_summed_over_many_pieces_by_hand() -> None:
+    # layer 1: 100 units t - c_i, c_i = -2.5 + 0.05 i, so 101 pieces (4 anchor blocks); layer 2:
+    # z = sum_i relu(t - c_i) - 40, which is 0.025 (j + 1)(j + 2) - 40 at t = c_{j+1}: from -1 at
+    # c_39 to +1 at c_40, where z = 40 t - sum_{i<40} c_i - 40, so t = (40 + sum_{i<40} c_i) / 40
+    c = -2.5 + 0.05 * torch.arange(100, dtype=torch.float64)
+    first = nn.Linear(2, 100).double()
+    second = nn.Linear(100, 1).double()
+    with torch.no_grad():
+        first.weight.copy_(torch.stack([torch.zeros(100), torch.ones(100)], 1))
+        first.bias.copy_(-c)
+        second.weight.fill_(1.0)
+        second.bias.fill_(-40.0)
+    net = nn.Sequential(nn.Identity(), first, nn.ReLU(), second, nn.ReLU())
+    ds = line_breakpoints(net, A, "0", V, (-3.0, 3.0))
+    want = (40 + c[:40].sum().item()) / 40
+    assert c[39] <= want <= c[40]
+    np.testing.assert_allclose(breakpoints_at(ds, 0, "2"), c.numpy(), atol=1e-12)
+    late = breakpoints_at(ds, 0, "4")
+    np.testing.assert_allclose(late[~np.isin(late, breakpoints_at(ds, 0, "2"))], [want], atol=1e-12)

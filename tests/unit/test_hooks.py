@@ -366,6 +366,7 @@ def test_per_sample_vectors_tile_coefficient_major(hookdiff_tiny_convnet):
         (9, [-2.0, -0.5, 1.0, 3.0, 0.25], [8, 8, 4, 4]),  # 2 coefficients of 4 rows, + baseline
         (12, [-1.0, 0.0, 1.0, 2.0], [12, 4]),  # 0 among them: no extra baseline chunk
         (4, [1.0, 2.0], [4, 4, 4]),
+        (3, [1.0, 2.0], [4, 4, 4]),  # B = 4 > max_rows: one coefficient per forward, never split
     ],
 )
 def test_sweep_forwards_at_most_max_rows_and_equals_the_unchunked_sweep(

@@ -43,6 +43,9 @@ def test_every_claim_has_an_interval_around_its_estimate_and_a_sample_size(claim
         kinds = [c["kind"] for c in claims[vector]]
         assert kinds == sorted(kinds, key=KINDS.index)
         for c in claims[vector]:
+            if c["kind"] == "matched" and c["estimate"] is None:  # no later layer steers
+                assert c["n"] == 0 and c["where"] is None and c["ci95"] == [None, None]
+                continue
             lo, hi = c["ci95"]
             assert lo <= c["estimate"] <= hi, c
             assert c["n"] > 0 and isinstance(c["claim"], str) and c["claim"].endswith(".")
@@ -181,3 +184,67 @@ def test_numbers_too_small_for_three_decimals_show_their_size():
 
     assert interval_text(Interval(-2e-5, -3e-5, -1e-5, 4)) == "-2.0e-05 [-3.0e-05, -1.0e-05]"
     assert interval_text(Interval(0.25, 0.0, 0.5, 4)) == "+0.250 [+0.000, +0.500]"
+
+
+def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
+    # cheese, symmetrised: E = −0.25, −0.2, −0.1, 0, 0 (+ symmetric noise) along CUTS; set E at
+    # CUTS[1] to the noise alone, so the scan dips to 0 there and comes back at CUTS[2]
+    ds = synthetic_study()
+    cut = ds["loc_even_cut"].copy()
+    sel = dict(vector="cheese", variant="symmetrize")
+    at = cut.loc[dict(**sel, cut=CUTS[1])]
+    cut.loc[dict(**sel, cut=CUTS[1])] = at - at.mean("maze")  # mean exactly 0, same noise
+    ds["loc_even_cut"] = cut
+    for c in _one(answer(ds), "cheese", "created"):
+        if "Symmetrised" in c["claim"]:
+            assert c["where"] == CUTS[3], c["claim"]  # not CUTS[1], the first zero
+            assert f"Not monotone: at `{CUTS[1]}`" in c["claim"]
+            assert f"created between `{CUTS[2]}`" in c["claim"]
+        else:
+            assert c["where"] == CUTS[2] and "Not monotone" not in c["claim"]
+
+
+def test_created_cut_on_built_scans():
+    from hookdiff.stats import Interval
+    from hookdiff.study.answer import created_cut
+
+    zero, some, none = Interval(0.0, -1, 1, 9), Interval(2.0, 1, 3, 9), Interval(0, 0, 0, 0)
+    assert created_cut([("a", some), ("b", zero), ("c", some), ("d", zero)]) == (3, ["b"])
+    assert created_cut([("a", zero), ("b", zero)]) == (0, [])
+    assert created_cut([("a", zero), ("b", some)]) == (None, [])
+    assert created_cut([("a", some), ("b", zero), ("c", none)]) == (1, [])  # unmeasured: skipped
+
+
+def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_network(claims):
+    from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES
+
+    for vector, published in (("cheese", 1), ("top_right", 0)):  # cheese: −t, top-right: +t
+        found = _one(claims, vector, "cut_rollouts")
+        assert [c["where"] for c in found] == list(CUT_ROLL[vector])  # forward order
+        for c in found:
+            want = wilson(CUT_ROLL[vector][c["where"]][published], CUT_ROLL_MAZES)
+            assert c["estimate"] == pytest.approx(want.estimate)
+            assert c["ci95"] == pytest.approx([want.lo, want.hi]) and c["n"] == CUT_ROLL_MAZES
+            assert "symmetrised" in c["claim"]
+    # the exact network on the same 20 mazes: t = −1 reaches cheese on 10, t = +1 on all 20
+    (c, *_) = _one(claims, "cheese", "cut_rollouts")
+    exact = c["claim"].split("the exact network on the same mazes: ")[1]
+    lo, hi = wilson(10, CUT_ROLL_MAZES).lo, wilson(10, CUT_ROLL_MAZES).hi
+    assert exact.startswith(f"cheese +t 1.00 [{wilson(20, 20).lo:.2f}, 1.00], −t 0.50 [{lo:.2f}, ")
+    assert f"{hi:.2f}]; top-right +t 0.00" in exact
+
+
+def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(ds, claims):
+    from _study_synthetic import LATER_CUTS, MATCHED_LAYERS
+
+    (c,) = _one(claims, "cheese", "matched")
+    assert c["where"] == MATCHED_LAYERS[2] and "decision-square pairs, |t| = 2.5" in c["claim"]
+    e = ds["matched_effect"].sel(matched_layer=MATCHED_LAYERS[2], pair_position="decision_square",
+                                 vector="cheese")  # fmt: skip
+    assert c["estimate"] == pytest.approx(float(e.mean())) and c["ci95"][0] > 0
+    assert f"`{MATCHED_LAYERS[1]}`: start pairs t = −4 (does not steer)" in c["claim"]
+    (c,) = _one(claims, "cheese", "later_created")
+    assert c["where"] == LATER_CUTS[1] and f"At the later layer `{MATCHED_LAYERS[2]}`" in c["claim"]
+    (c,) = _one(claims, "top_right", "matched")
+    assert c["where"] is None and c["claim"].endswith("No later layer still steers.")
+    assert not [c for c in claims["top_right"] if c["kind"] == "later_created"]

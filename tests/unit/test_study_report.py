@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _study_synthetic import synthetic_study
 
@@ -51,7 +52,19 @@ def test_answer_figures_are_drawn_from_the_dataset(tmp_path, localised):
     ds = synthetic_study(localised=localised)
     paths = draw_answer_figures(ds, tmp_path)
     assert [p.name for p in paths] == answer_figure_names(ds)
-    expected = 7 if localised else 2  # without loc_*: the asymmetry and the controls/rollouts
+    expected = 9 if localised else 2  # without loc_*: the asymmetry and the controls/rollouts
     assert len(paths) == expected
     for p in paths:
         assert p.stat().st_size > 5000, p
+
+
+def test_no_later_layer_steering_is_said_once():
+    from hookdiff.study.answer import no_later_layer_steers
+
+    ds = synthetic_study()
+    assert not no_later_layer_steers(ds)
+    ds["later_scan_layer"] = ("vector", np.array(["", ""]))
+    assert no_later_layer_steers(ds)
+    md = _answer_md(ds)
+    assert md.count("No later layer still steers") == 1
+    assert "No later layer still steers either vector" in md

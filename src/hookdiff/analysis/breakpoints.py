@@ -3,15 +3,21 @@
 Restricted to the line x(t) = a + t·v, t in [t_min, t_max], a chain of affine ops, relus and
 maxpools is piecewise affine in t. Following Sotoudeh & Thakur's line restriction (SyReNN, 2019),
 this module propagates the line op by op as a set of *pieces*: on each piece [t0, t1] every live
-activation is p + (t − t0)·d, stored as (p, d) = (value at the piece start, direction). Affine ops
+activation is p + (t − t0)·d (p: its value at the piece start, d: its direction). Affine ops
 (conv, linear, add, flatten) map (p, d) to (op(p), op_without_bias(d)). At a relu every unit whose
 input crosses 0 inside a piece (t* = t0 − p/d) splits that piece; at a maxpool every point where
 a window's argmax is overtaken (the upper envelope of the window's affine candidates) splits it.
 All crossings of one layer are found at once with tensor ops over all pieces (pieces stacked on
-the batch dim); then the walk moves to the next layer. Pieces multiply with depth (thousands in
-[−3, 3] on a trained agent), so the walk runs depth-first over chunks of at most ``max_pieces``
-pieces, which bounds memory. The result is exact up to floating point: every t where the
-activation pattern (relu signs, maxpool argmaxes) of the segment changes.
+the batch dim, in order along the line); then the walk moves to the next layer. Pieces multiply
+with depth (thousands in [−3, 3] on a trained agent), so the walk runs depth-first over chunks of
+at most ``max_pieces`` pieces, which bounds memory. The result is exact up to floating point:
+every t where the activation pattern (relu signs, maxpool argmaxes) of the segment changes.
+
+Only the directions d go through the ops on every piece. The segment is continuous along the line,
+so a piece starts where the one before it ends: p is carried through the ops only on *anchor*
+pieces (each sample's first, then every :data:`ANCHOR_EVERY`-th) and summed from the directions in
+between (p_next = p + (t1 − t0)·d) where a relu / maxpool needs it, which halves the convolution
+work; on the CPU the float64 convolutions run in cache-sized row blocks.
 
 Models with an op that is not piecewise linear (a HookedTransformer's attention, layer norm, GELU)
 raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysis still works.
@@ -20,7 +26,7 @@ raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,7 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from hookdiff.analysis._attrs import describe
 from hookdiff.analysis._chain import Chain, build_chain, maxpool_gather, maxpool_pattern, prepare
-from hookdiff.contract import Op, apply_op
+from hookdiff.contract import PATTERN_KINDS, Op, apply_op
 from hookdiff.errors import NotPiecewiseLinearError, ShapeMismatchError, TrainingModeError
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_line"]
@@ -42,20 +48,46 @@ __all__ = ["DEFAULT_MAX_ELEMENTS", "breakpoints_at", "line_breakpoints", "walk_l
 #: batches are much faster (fewer, bigger ops); memory peaks at roughly ten such tensors.
 DEFAULT_MAX_ELEMENTS = 2**25
 
-_Affine = tuple[Tensor, Tensor | None]  # (value at piece start, direction or None = constant)
+#: Pieces per block of the value prefix: every this many pieces of a sample, the value at the
+#: piece start is carried through every op exactly (an anchor); in between it is summed from the
+#: slopes, so rounding adds up over at most this many pieces.
+ANCHOR_EVERY = 32
+
+#: Input numbers per convolution call and thread on the CPU: float64 convolutions unfold their
+#: whole batch at once, so small batches that stay in cache run several times faster than one
+#: large call.
+_CONV_ELEMENTS = 2**16
+
+_Line = tuple[Tensor, Tensor | None]  # (values at the anchor rows, direction per row or None)
 
 
 @dataclass
 class _Pieces:
-    """A batch of line pieces: sample index, start and end t, and the live activations."""
+    """A batch of line pieces, sorted by (sample, t), with the live activations along them.
+
+    Every live activation is ``(p, d)``: its direction ``d`` on every piece (``None``: constant
+    along the line) and its value ``p`` at the start of the *anchor* pieces only (``anchor``:
+    sorted rows, among them each sample's first); a piece's own start value follows by
+    continuity, p(row) = p(anchor) + Σ (t1 − t0)·d over the pieces in between (:func:`_values`).
+    """
 
     sample: Tensor
     t0: Tensor
     t1: Tensor
-    env: dict[str, _Affine]
+    anchor: Tensor
+    env: dict[str, _Line]
+    full: dict[str, Tensor] = field(default_factory=dict)
+    state: Tensor | None = None  # the last relu split's unit states inside each piece
+    flips: tuple | None = None  # and where its crossings flip them in the sub-pieces
 
     def __len__(self) -> int:
         return int(self.sample.shape[0])
+
+    def values(self, name: str) -> Tensor:
+        """The value of activation ``name`` at the start of every piece (computed once)."""
+        if name not in self.full:
+            self.full[name] = _values(self, *self.env[name])
+        return self.full[name]
 
 
 @dataclass(frozen=True)
@@ -155,63 +187,9 @@ def walk_line(
         raise ValueError(f"need t_min < t_max for the line walk; got [{t_min}, {t_max}]")
     steps = chain.steps
     layers = tuple(s.name for s in steps if s.kind in ("relu", "maxpool"))
-    layer_id = {n: i for i, n in enumerate(layers)}
-    last_use: dict[str, int] = {}
-    for k, s in enumerate(steps):
-        for n in s.inputs:
-            last_use[n] = k
     budget = max_pieces or max(64, DEFAULT_MAX_ELEMENTS // max(a[0].numel(), 1))
-    tol = 16 * torch.finfo(a.dtype).eps * max(1.0, abs(t_min), abs(t_max))
-    b = a.shape[0]
     with torch.no_grad():
-        env: dict[str, _Affine] = {chain.hook: (a + t_min * v, v.expand_as(a).contiguous())}
-        for name, t in context.items():
-            env[name] = (t, None)
-        start = _Pieces(
-            sample=torch.arange(b),
-            t0=torch.full((b,), float(t_min), dtype=a.dtype),
-            t1=torch.full((b,), float(t_max), dtype=a.dtype),
-            env=env,
-        )
-        records: list[tuple[Tensor, Tensor, int]] = []
-        finals: list[tuple[Tensor, Tensor, Tensor]] = []
-        # depth-first; a layer that splits a batch into more than ``budget`` pieces pushes lazy
-        # chunks (index arrays into the parent batch) that are gathered only when popped, so
-        # memory stays at about one batch per piecewise layer however many pieces there are
-        stack: list[tuple[int, _Pieces | _LazyChunk]] = [
-            (0, c) for c in reversed(_chunks(start, budget))
-        ]
-        while stack:
-            k, item = stack.pop()
-            if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-                pieces = item.gather()
-                _apply_layer(pieces, steps[k])
-                _drop_dead(pieces, steps[k], k, last_use)
-                k += 1
-            else:
-                pieces = item
-            while k < len(steps):
-                s = steps[k]
-                if s.kind in ("relu", "maxpool"):
-                    split = _split_index(pieces, s, tol, records, layer_id[s.name])
-                    if split is not None and len(split[0]) > budget:
-                        lazy = [
-                            _LazyChunk(pieces, *(x[i : i + budget] for x in split))
-                            for i in range(0, len(split[0]), budget)
-                        ]
-                        stack.extend((k, c) for c in reversed(lazy))
-                        break
-                    if split is not None:
-                        pieces = _LazyChunk(pieces, *split).gather()
-                    _apply_layer(pieces, s)
-                else:
-                    pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
-                _drop_dead(pieces, s, k, last_use)
-                k += 1
-            else:  # this batch reached the deepest op: keep its slope on every piece
-                p_out, d_out = pieces.env[steps[-1].name]
-                d_out = torch.zeros_like(p_out) if d_out is None else d_out
-                finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
+        records, finals = _walk(chain, a, v, context, (t_min, t_max), budget)
     kink, jump = _kinks(finals, torch.finfo(a.dtype).eps)
     sample, t, layer, unit = _records(records)
     order = np.lexsort((t, sample))
@@ -225,7 +203,86 @@ def walk_line(
         kink,
         steps[-1].name,
         unit[order],
-        jump.double().numpy() if slope_jumps else None,
+        jump.double().cpu().numpy() if slope_jumps else None,
+    )
+
+
+def _walk(
+    chain: Chain,
+    a: Tensor,
+    v: Tensor,
+    context: Mapping[str, Tensor],
+    t_range: tuple[float, float],
+    budget: int,
+) -> tuple[list, list]:
+    """The walk itself, depth-first over batches of at most ``budget`` pieces.
+
+    A layer that splits a batch into more than ``budget`` pieces pushes lazy chunks (index arrays
+    into the parent batch) that are gathered only when popped, so memory stays at about one batch
+    per piecewise layer however many pieces there are. Returns the breakpoint records and, per
+    batch that reached the deepest op, (sample, t0, slope there).
+    """
+    steps = chain.steps
+    layer_id = {n: i for i, n in enumerate(s.name for s in steps if s.kind in PATTERN_KINDS)}
+    last_use = {n: k for k, s in enumerate(steps) for n in s.inputs}
+    tol = 16 * torch.finfo(a.dtype).eps * max(1.0, *(abs(t) for t in t_range))
+    records: list[tuple[Tensor, Tensor, int, Tensor]] = []
+    finals: list[tuple[Tensor, Tensor, Tensor]] = []
+    stack: list[tuple[int, _Pieces | _LazyChunk]] = [
+        (0, c) for c in reversed(_chunks(_start(chain, a, v, context, t_range), budget))
+    ]
+    while stack:
+        k, item = stack.pop()
+        if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
+            pieces, inside = item.gather(steps[k].inputs[0], steps[k].kind)
+            _apply_layer(pieces, steps[k], inside)
+            _drop_dead(pieces, steps[k], k, last_use)
+            k += 1
+        else:
+            pieces = item
+        while k < len(steps):
+            s = steps[k]
+            if s.kind in PATTERN_KINDS:
+                split = _split_index(pieces, s, tol, records, layer_id[s.name])
+                if split is not None and len(split[0]) > budget:
+                    lazy = [
+                        _LazyChunk(pieces, *(x[i : i + budget] for x in split), row0=i)
+                        for i in range(0, len(split[0]), budget)
+                    ]
+                    stack.extend((k, c) for c in reversed(lazy))
+                    break
+                if split is None:
+                    inside = pieces.state if s.kind == "relu" else _midpoints(pieces, s.inputs[0])
+                else:
+                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0], s.kind)
+                _apply_layer(pieces, s, inside)
+            else:
+                pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
+            _drop_dead(pieces, s, k, last_use)
+            k += 1
+        else:  # this batch reached the deepest op: keep its slope on every piece
+            p_out, d_out = pieces.env[steps[-1].name]
+            d_out = torch.zeros((len(pieces),) + p_out.shape[1:], dtype=p_out.dtype,
+                                device=p_out.device) if d_out is None else d_out  # fmt: skip
+            finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
+    return records, finals
+
+
+def _start(
+    chain: Chain, a: Tensor, v: Tensor, context: Mapping[str, Tensor], t_range: tuple[float, float]
+) -> _Pieces:
+    """One piece per sample covering the whole interval; every piece is an anchor."""
+    b, t_min = a.shape[0], t_range[0]
+    env: dict[str, _Line] = {chain.hook: (a + t_min * v, v.expand_as(a).contiguous())}
+    for name, t in context.items():
+        env[name] = (t, None)
+    rows = torch.arange(b, device=a.device)
+    return _Pieces(
+        sample=rows,
+        t0=torch.full((b,), float(t_min), dtype=a.dtype, device=a.device),
+        t1=torch.full((b,), float(t_range[1]), dtype=a.dtype, device=a.device),
+        anchor=rows,
+        env=env,
     )
 
 
@@ -233,10 +290,10 @@ def _records(records: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     """The breakpoints the walk recorded: sample, t, layer index and unit, unsorted."""
     if not records:
         return np.zeros(0, int), np.zeros(0), np.zeros(0, int), np.zeros(0, int)
-    sample = torch.cat([r[0] for r in records]).numpy()
-    t = torch.cat([r[1] for r in records]).double().numpy()
+    sample = torch.cat([r[0] for r in records]).cpu().numpy()
+    t = torch.cat([r[1] for r in records]).double().cpu().numpy()
     layer = np.concatenate([np.full(len(r[0]), r[2]) for r in records])
-    unit = torch.cat([r[3] for r in records]).numpy()
+    unit = torch.cat([r[3] for r in records]).cpu().numpy()
     return sample, t, layer, unit
 
 
@@ -250,17 +307,18 @@ def _kinks(finals: list[tuple[Tensor, Tensor, Tensor]], eps: float) -> tuple[np.
     sample = torch.cat([f[0] for f in finals])
     t0 = torch.cat([f[1] for f in finals]).double()
     d = torch.cat([f[2] for f in finals])
-    order = np.lexsort((t0.numpy(), sample.numpy()))
-    order_t = torch.as_tensor(order)
+    order = np.lexsort((t0.cpu().numpy(), sample.cpu().numpy()))
+    order_t = torch.as_tensor(order, device=d.device)
     sample, d = sample[order_t], d[order_t]
     same = sample[1:] == sample[:-1]
     jump = d[1:] - d[:-1]
     size = torch.maximum(d[1:].norm(dim=1), d[:-1].norm(dim=1))
     kink = jump.norm(dim=1) > (eps**0.5) * size
-    return kink[same].numpy(), jump[same]
+    return kink[same].cpu().numpy(), jump[same]
 
 
 def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
+    """The starting batch (one anchored piece per sample) cut into batches of ``size``."""
     n = len(pieces)
     if n <= size:
         return [pieces]
@@ -268,12 +326,74 @@ def _chunks(pieces: _Pieces, size: int) -> list[_Pieces]:
     for i in range(0, n, size):
         sl = slice(i, i + size)
         env = {k: (p[sl], None if d is None else d[sl]) for k, (p, d) in pieces.env.items()}
-        out.append(_Pieces(pieces.sample[sl], pieces.t0[sl], pieces.t1[sl], env))
+        rows = pieces.anchor[: len(pieces.sample[sl])]
+        out.append(_Pieces(pieces.sample[sl], pieces.t0[sl], pieces.t1[sl], rows, env))
     return out
 
 
-def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
-    """(p, d) through an affine op: (op(p), op_without_bias(d))."""
+def _blocks(pieces: _Pieces) -> tuple[Tensor, Tensor]:
+    """Per piece: the index of its anchor among ``pieces.anchor`` and its distance from it."""
+    rows = torch.arange(len(pieces), device=pieces.anchor.device)
+    block = torch.searchsorted(pieces.anchor, rows, right=True) - 1
+    return block, rows - pieces.anchor[block]
+
+
+def _anchors(sample: Tensor) -> Tensor:
+    """Anchor rows of a batch sorted by sample: each sample's first piece and every
+    :data:`ANCHOR_EVERY`-th after it."""
+    rows = torch.arange(len(sample), device=sample.device)
+    first = torch.ones_like(sample, dtype=torch.bool)
+    first[1:] = sample[1:] != sample[:-1]
+    start = torch.cummax(torch.where(first, rows, 0), 0).values
+    return rows[(rows - start) % ANCHOR_EVERY == 0]
+
+
+def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
+    """Every piece's start value from its anchor's: p + Σ (t1 − t0)·d over the pieces between.
+
+    The segment is continuous along the line, so a piece starts where the one before it ends;
+    one cumulative sum per block of pieces, no op re-run.
+    """
+    block, pos = _blocks(pieces)
+    if d is None:
+        return p[block]
+    n, blocks = len(pieces), len(pieces.anchor)
+    if blocks == n:
+        return p
+    width = int(pos.max()) + 1
+    flat, length = d.reshape(n, -1), (pieces.t1 - pieces.t0)[:, None]
+    size = flat.shape[1]
+    rows = torch.arange(n, device=pos.device)
+    if blocks != -(-n // width) or not bool((pos == rows % width).all()):  # uneven blocks
+        pad = flat.new_zeros((blocks, width + 1, size))
+        pad[block, pos + 1] = flat * length
+        pad[:, 0] = p.reshape(blocks, -1)
+        return pad.cumsum_(1)[block, pos].reshape(d.shape)
+    # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
+    # (the same sums, in the same order, as above: a piece's value never depends on the batch)
+    out = flat.new_empty((blocks, width, size))  # rows past n: never read
+    torch.mul(flat[:-1], length[:-1], out=out.view(blocks * width, size)[1:n])  # steps in...
+    out[:, 0] = p.reshape(blocks, -1)  # ...but a block starts at its anchor's value
+    return out.cumsum_(1).view(blocks * width, size)[:n].reshape(d.shape)
+
+
+def _values_at(pieces: _Pieces, p: Tensor, d: Tensor, rows: Tensor) -> Tensor:
+    """:func:`_values` at a few ``rows`` only (the pieces between them and their anchors)."""
+    block, pos = _blocks(pieces)
+    out = p[block[rows]].reshape(len(rows), -1).clone()
+    far = torch.nonzero(pos[rows] > 0).flatten()
+    if len(far):
+        steps = torch.arange(int(pos[rows].max()), device=rows.device)
+        idx = pieces.anchor[block[rows[far]]][:, None] + steps[None]
+        keep = steps[None] < pos[rows[far]][:, None]
+        idx = torch.where(keep, idx, 0)
+        length = (pieces.t1 - pieces.t0)[idx] * keep
+        out[far] += (d.reshape(len(pieces), -1)[idx] * length[..., None]).sum(1)
+    return out.reshape((len(rows),) + d.shape[1:])
+
+
+def _affine(step: Op, args: Sequence[_Line]) -> _Line:
+    """(p, d) through an affine op: (op(p) at the anchors, op_without_bias(d) on every piece)."""
     kind, m = step.kind, step.module
     if kind == "add":
         (p1, d1), (p2, d2) = args
@@ -289,21 +409,47 @@ def _affine(step: Op, args: Sequence[_Affine]) -> _Affine:
             else 1 / torch.sqrt(m.running_var + m.eps)
         )
         return m(p), None if d is None else d * scale.reshape((1, -1) + (1,) * (d.ndim - 2))
-    if kind in ("conv", "linear"):
-        if d is None:
-            return m(p), None
-        # p and d in one call without the bias (one larger matmul), then the bias on p only
-        n = p.shape[0]
-        both = torch.cat([p, d])
-        if kind == "conv":
-            out = m._conv_forward(both, m.weight, None)
-            bias = None if m.bias is None else m.bias.reshape(1, -1, 1, 1)
-        else:
-            out = F.linear(both, m.weight)
-            bias = m.bias
-        p_out, d_out = out[:n], out[n:]
-        return (p_out if bias is None else p_out + bias), d_out
+    if kind == "conv":
+        return m(p), None if d is None else _conv_rows(m, d)
+    if kind == "linear":
+        return m(p), None if d is None else F.linear(d, m.weight)
     raise NotPiecewiseLinearError(f"op {step.name!r} of kind {kind!r} is not affine")
+
+
+def _conv_rows(m: nn.Module, d: Tensor) -> Tensor:
+    """The convolution without its bias; on the CPU in row blocks of :data:`_CONV_ELEMENTS` per
+    thread (each thread convolves its own rows), written straight into one output (the kernel a
+    plain float conv runs there anyway)."""
+    rows = max(1, _CONV_ELEMENTS * torch.get_num_threads() // max(d[0].numel(), 1))
+    if d.device.type != "cpu" or rows >= len(d):
+        return m._conv_forward(d, m.weight, None)
+    if not _plain_conv(m):
+        parts = [m._conv_forward(d[i : i + rows], m.weight, None) for i in range(0, len(d), rows)]
+        return torch.cat(parts)
+    out = d.new_empty((len(d), m.out_channels) + _conv_size(m, d.shape[2:]))
+    size, stride, pad = list(m.kernel_size), list(m.stride), list(m.padding)
+    for i in range(0, len(d), rows):
+        torch._C._nn.thnn_conv2d(d[i : i + rows], m.weight, size, None, stride, pad,
+                                 out=out[i : i + rows])  # fmt: skip
+    return out
+
+
+def _plain_conv(m: nn.Module) -> bool:
+    """A 2-d convolution the CPU kernel with an output argument runs as is."""
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.groups == 1
+        and tuple(m.dilation) == (1, 1)
+        and not isinstance(m.padding, str)
+        and hasattr(torch._C._nn, "thnn_conv2d")
+    )
+
+
+def _conv_size(m: nn.Module, shape: Sequence[int]) -> tuple[int, int]:
+    """Output height and width of the convolution ``m`` on an input plane of ``shape``."""
+    return tuple(
+        (n + 2 * p - k) // s + 1 for n, p, k, s in zip(shape, m.padding, m.kernel_size, m.stride)
+    )
 
 
 def _drop_dead(pieces: _Pieces, step: Op, k: int, last_use: dict[str, int]) -> None:
@@ -311,6 +457,7 @@ def _drop_dead(pieces: _Pieces, step: Op, k: int, last_use: dict[str, int]) -> N
     for n in step.inputs:
         if last_use.get(n) == k:
             pieces.env.pop(n, None)
+            pieces.full.pop(n, None)
 
 
 def _split_index(
@@ -321,43 +468,67 @@ def _split_index(
     Returns ``None`` when nothing moves or nothing changes, else ``(owner, offset, t0, t1)`` per
     sub-piece (see :func:`_split`); the breakpoints are appended to ``records``.
     """
-    p, d = pieces.env[step.inputs[0]]
+    _, d = pieces.env[step.inputs[0]]
     if d is None:  # the input does not move along the line: nothing to split
         return None
+    p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
     if step.kind == "relu":
-        parent, s, unit = _relu_crossings(p, d, length, tol)
+        parent, s, unit, pieces.state = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
-        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol)
+        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
     return _split(pieces, parent, s, unit, tol, records, layer)
 
 
-def _apply_layer(pieces: _Pieces, step: Op) -> None:
-    """Apply a relu / maxpool per piece, with the pattern read at each piece's midpoint."""
-    p, d = pieces.env[step.inputs[0]]
+def _midpoints(pieces: _Pieces, name: str) -> Tensor | None:
+    """Activation ``name`` at the middle of every piece (``None`` if it does not move)."""
+    d = pieces.env[name][1]
     if d is None:
+        return None
+    return torch.addcmul(pieces.values(name), _bcast((pieces.t1 - pieces.t0) / 2, d), d)
+
+
+def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None) -> None:
+    """Apply a relu / maxpool per piece, with the pattern inside each piece: ``inside`` is a
+    relu's unit states, or a maxpool's input at each piece's midpoint (``None``: the input does
+    not move)."""
+    p, d = pieces.env[step.inputs[0]]
+    if d is None or inside is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
         return
-    half = _bcast((pieces.t1 - pieces.t0) / 2, p)
+    anchor = pieces.anchor
     if step.kind == "relu":
-        on = (p + half * d) > 0  # the state inside the piece, read at its midpoint
-        pieces.env[step.name] = (p * on, d * on)
+        pieces.env[step.name] = (p * inside[anchor], d * inside)
     else:
-        idx = _pool_index(p + half * d, step.module)
-        pieces.env[step.name] = (maxpool_gather(p, idx), maxpool_gather(d, idx))
+        idx = _pool_index(inside, step.module)
+        pieces.env[step.name] = (maxpool_gather(p, idx[anchor]), maxpool_gather(d, idx))
 
 
 def _relu_crossings(
-    p: Tensor, d: Tensor, length: Tensor, tol: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece."""
+    p: Tensor, d: Tensor, length: Tensor, tol: float, sample: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit) of every unit whose input p + s·d crosses 0 in its piece,
+    and the state of every unit inside each piece before its crossing (if any).
+
+    A piece ends where the next piece of its sample starts (``sample``: each piece's), so the
+    sign at its end is the next row's sign; only a sample's last piece computes its end.
+    """
     n = p.shape[0]
     pf, df = p.reshape(n, -1), d.reshape(n, -1)
-    end = torch.addcmul(pf, df, length.reshape(n, 1))  # the input at the piece's end
-    parent, unit = ((pf > 0) != (end > 0)).nonzero(as_tuple=True)  # a sign change inside
+    above = pf > 0
+    change = torch.empty_like(above)
+    torch.ne(above[:-1], above[1:], out=change[:-1])
+    last = torch.ones_like(sample, dtype=torch.bool)
+    last[:-1] = sample[1:] != sample[:-1]
+    last = torch.nonzero(last).flatten()
+    end = torch.addcmul(pf[last], df[last], length[last, None])  # the input at the piece's end
+    change[last] = above[last] != (end > 0)
+    parent, unit = change.nonzero(as_tuple=True)  # a sign change inside
     s = -pf[parent, unit] / df[parent, unit]
     inside = (s > tol) & (s < length[parent] - tol)
-    return parent[inside], s[inside], unit[inside]
+    at_start = s <= tol  # crossed as the piece begins: inside, the state after the crossing
+    above[parent[at_start], unit[at_start]] = ~above[parent[at_start], unit[at_start]]
+    return parent[inside], s[inside], unit[inside], above.reshape(p.shape)
 
 
 def _pool_index(x: Tensor, m: nn.Module) -> Tensor:
@@ -370,31 +541,35 @@ def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def _maxpool_crossings(
-    p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float
+    p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float, sample: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(piece index, offset s, unit) of every point where a window's argmax is overtaken in its piece.
 
     The argmax of a window moves along the upper envelope of its affine candidates, whose slope
     only increases, so it never returns: a window whose argmax is the same at both ends of a
-    piece has no change inside. Only the other windows (found with two ``max_pool2d`` calls) are
-    walked, all at once: from the current argmax j at offset s_cur, the next change is the
+    piece has no change inside (its end is where the next piece of its ``sample`` starts). Only
+    the other windows are walked, all at once: from the current argmax j at offset s_cur, the next change is the
     earliest crossing (p_j − p_i) / (d_i − d_j) > s_cur of a steeper candidate i; the steepest
     candidate crossing there takes over. At most k·k rounds (the envelope has ≤ k·k pieces).
     """
     n, c, h, w = p.shape
-    lengths = _bcast(length, p)
     first = _pool_index(p + tol * d, m)
-    last = _pool_index(p + (lengths - tol) * d, m)
+    last = torch.empty_like(first)
+    last[:-1] = first[1:]
+    end = torch.ones_like(sample, dtype=torch.bool)
+    end[:-1] = sample[1:] != sample[:-1]
+    end = torch.nonzero(end).flatten()
+    last[end] = _pool_index(p[end] + _bcast(length[end] - tol, d) * d[end], m)
     pc, cc, hc, wc = (first != last).nonzero(as_tuple=True)
     out_h, out_w = first.shape[2:]
     window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
     if pc.numel() == 0:
-        return pc, torch.zeros(0, dtype=p.dtype), pc
+        return pc, p.new_zeros(0), pc
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
     ph, pw = _pair(m.padding)
-    dh = torch.arange(kh).repeat_interleave(kw)
-    dw = torch.arange(kw).repeat(kh)
+    dh = torch.arange(kh, device=p.device).repeat_interleave(kw)
+    dw = torch.arange(kw, device=p.device).repeat(kh)
     rows = hc[:, None] * sh - ph + dh[None]
     cols = wc[:, None] * sw - pw + dw[None]
     valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
@@ -404,8 +579,8 @@ def _maxpool_crossings(
     wd = torch.where(valid, d.reshape(n, c, h * w)[sel], 0.0)
     j = ((flat == first[pc, cc, hc, wc][:, None]) & valid).to(torch.uint8).argmax(-1, keepdim=True)
     lim = length[pc] - tol
-    s_cur = torch.full(pc.shape, tol, dtype=p.dtype)
-    done = torch.zeros(pc.shape, dtype=torch.bool)
+    s_cur = torch.full(pc.shape, tol, dtype=p.dtype, device=p.device)
+    done = torch.zeros(pc.shape, dtype=torch.bool, device=p.device)
     offsets = []
     pieces = []
     units = []
@@ -428,8 +603,8 @@ def _maxpool_crossings(
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
     if not pieces:
-        none = torch.zeros(0, dtype=torch.long)
-        return none, torch.zeros(0, dtype=p.dtype), none
+        none = pc.new_zeros(0)
+        return none, p.new_zeros(0), none
     return torch.cat(pieces), torch.cat(offsets), torch.cat(units)
 
 
@@ -450,16 +625,19 @@ def _split(
     parent, s, unit = parent[order], s[order], unit[order]
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
-    parent, s, unit = parent[~dup], s[~dup], unit[~dup]
+    group = torch.cumsum(~dup, 0) - 1  # units tied at one t: report the lowest, whatever rounding
+    raw = (parent, unit, group)
+    unit = unit.new_full((int(group[-1]) + 1,), unit.max()).scatter_reduce(0, group, unit, "amin")
+    parent, s = parent[~dup], s[~dup]
     records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
 
     counts = torch.bincount(parent, minlength=n)
     sizes = counts + 1
-    owner = torch.repeat_interleave(torch.arange(n), sizes)
+    owner = torch.repeat_interleave(torch.arange(n, device=parent.device), sizes)
     first = torch.cumsum(sizes, 0) - sizes
-    is_first = torch.zeros(len(owner), dtype=torch.bool)
+    is_first = torch.zeros(len(owner), dtype=torch.bool, device=owner.device)
     is_first[first] = True
-    offs = torch.zeros(len(owner), dtype=s.dtype)
+    offs = torch.zeros(len(owner), dtype=s.dtype, device=s.device)
     offs[~is_first] = s  # parent-major, ascending within a parent: the sorted order above
     ends = torch.empty_like(offs)
     ends[:-1] = offs[1:]
@@ -467,7 +645,20 @@ def _split(
     t0 = pieces.t0[owner] + offs
     t1 = pieces.t0[owner] + ends
     t1[last] = pieces.t1  # the last sub-piece ends where its parent did
+    pieces.flips = _flips(raw, parent, counts, first)
     return owner, offs, t0, t1
+
+
+def _flips(
+    raw: tuple[Tensor, Tensor, Tensor], cuts: Tensor, counts: Tensor, first: Tensor
+) -> tuple:
+    """Per crossing (``raw``: its piece, unit and cut, sorted as in :func:`_split`): the rows of
+    sub-pieces [start, end) in which its unit is past the crossing (from the cut to the end of
+    its piece's sub-pieces), and the unit."""
+    parent, unit, group = raw
+    rank = torch.arange(len(cuts), device=cuts.device) - (torch.cumsum(counts, 0) - counts)[cuts]
+    cut_row = first[cuts] + rank + 1  # the sub-piece that starts at each cut
+    return cut_row[group], first[parent] + counts[parent] + 1, unit
 
 
 @dataclass
@@ -480,17 +671,60 @@ class _LazyChunk:
     offs: Tensor
     t0: Tensor
     t1: Tensor
+    row0: int = 0  # the first of these sub-pieces among all of the split's
 
-    def gather(self) -> _Pieces:
-        """The sub-pieces with their activations at their own start."""
-        env = {}
-        for name, (p, d) in self.parent.env.items():
+    def gather(self, name: str, kind: str) -> tuple[_Pieces, Tensor]:
+        """The sub-pieces (new anchors, their values there), and the pattern inside each of the
+        layer that split them (reading ``name``, of ``kind``): see :func:`_apply_layer`."""
+        par = self.parent
+        sample = par.sample[self.owner]
+        alone = all(d is None or key == name for key, (_, d) in par.env.items())
+        anchor = _anchors(sample) if alone else self._inherited(sample)
+        own_a, offs_a = self.owner[anchor], self.offs[anchor]
+        block, _ = _blocks(par)
+        env: dict[str, _Line] = {}
+        for key, (p, d) in par.env.items():
             if d is None:
-                env[name] = (p[self.owner], None)
-            else:
-                dd = d[self.owner]
-                env[name] = (torch.addcmul(p[self.owner], _bcast(self.offs, dd), dd), dd)
-        return _Pieces(self.parent.sample[self.owner], self.t0, self.t1, env)
+                env[key] = (p[block[own_a]], None)
+                continue
+            at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
+            da = d[own_a]
+            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
+        pieces = _Pieces(sample, self.t0, self.t1, anchor, env)
+        if kind == "relu":
+            return pieces, self._states()
+        d = env[name][1]  # the layer split them, so its input moves along the line
+        mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
+        return pieces, torch.addcmul(par.values(name)[self.owner], mid, d)
+
+    def _states(self) -> Tensor:
+        """A relu's unit states inside each sub-piece: its piece's, with each crossing's unit
+        flipped in the sub-pieces past it (no value computed)."""
+        state = self.parent.state
+        start, end, unit = self.parent.flips
+        n = len(self.owner)
+        lo, hi = (start - self.row0).clamp(0, n), (end - self.row0).clamp(0, n)
+        width = (hi - lo).clamp(min=0)
+        which = torch.repeat_interleave(torch.arange(len(lo), device=lo.device), width)
+        rows = (
+            lo[which]
+            + torch.arange(len(which), device=lo.device)
+            - (torch.cumsum(width, 0) - width)[which]
+        )
+        out = state[self.owner].reshape(n, -1)
+        out[rows, unit[which]] = ~out[rows, unit[which]]  # one crossing per unit and piece
+        return out.reshape((n,) + state.shape[1:])
+
+    def _inherited(self, sample: Tensor) -> Tensor:
+        """Anchors that cost nothing: the first sub-piece of each anchor piece of the parent (and
+        each sample's first sub-piece). Used when activations other than the split layer's
+        input are live, whose values elsewhere would have to be summed."""
+        was = torch.zeros(len(self.parent), dtype=torch.bool, device=sample.device)
+        was[self.parent.anchor] = True
+        keep = was[self.owner] & (self.offs == 0)
+        keep[0] = True
+        keep[1:] |= sample[1:] != sample[:-1]
+        return torch.nonzero(keep).flatten()
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@
 "not distinguishable from 0"). The claims, in order (:data:`KINDS`): the add/subtract asymmetry
 of behaviour, where it is created (the cut scan), whether the softmax alone makes it, which
 layers carry it (knock-out, knock-in, exact kinks), whether the base swap flips it, how the
-controls and the rollouts compare, and the later layer. Means over mazes use the bootstrap over
+controls and the rollouts compare, what the rollouts with the network cut at the cuts that
+matter do, and the later layers: the asymmetry steered at the later site, each layer's
+coefficient matched to a common effect size, and the cut scan at the latest layer that still
+steers. Means over mazes use the bootstrap over
 mazes, comparisons are paired on the same maze, rates use Wilson intervals
 (:mod:`hookdiff.stats`). A claim whose dataset variables are absent is skipped;
 :func:`missing` says which, once.
@@ -35,11 +38,17 @@ __all__ = [
     "bootstrap_seed",
     "even_of_target",
     "interval_text",
+    "later_steers",
+    "no_later_layer_steers",
     "layer_scan",
     "loc_values",
     "missing",
+    "created_cut",
     "cut_intervals",
+    "cut_rollout_rates",
+    "exact_rollout_rates",
     "published_t",
+    "rate",
     "scaled",
     "t_loc_one",
     "target_readout",
@@ -66,7 +75,10 @@ KINDS = (
     "distance",
     "controls",
     "rollouts",
+    "cut_rollouts",
     "later",
+    "matched",
+    "later_created",
 )
 #: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
 NEEDS = {
@@ -79,12 +91,20 @@ NEEDS = {
     "distance": ("base_swap_distance",),
     "controls": ("loc_even",),
     "rollouts": ("reached_cheese", "reached_top_right"),
+    "cut_rollouts": (
+        "loc_roll_reached_cheese",
+        "loc_roll_reached_top_right",
+        "loc_roll_cut_chosen",
+    ),
+    "matched": ("matched_t", "matched_effect", "still_steers", "matched_goal"),
+    "later_created": ("later_even_cut", "later_even", "later_scan_layer", "later_scan_t"),
 }
 #: The cut whose symmetrised scan point is the softmax-only test.
 LOGITS = "fc_policy_out"
 
 _TARGET = {"cheese": "p_toward_cheese", "top_right": "p_toward_top_right"}
 _REACH = {"cheese": "reached_cheese", "top_right": "reached_top_right"}
+_LOC_REACH = {"cheese": "loc_roll_reached_cheese", "top_right": "loc_roll_reached_top_right"}
 _NAME = {"cheese": "cheese", "top_right": "the top-right cell"}
 _LABEL = {"cheese": "cheese", "top_right": "top-right"}
 _SWAPPED_BASE = {"cheese": "the maze without cheese", "top_right": "the maze with the corridor"}
@@ -319,18 +339,44 @@ def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return out
 
 
+def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]]:
+    """Where a cut scan says the asymmetry is created, and the cuts that break monotonicity.
+
+    The creation cut is the first measured cut from which on every measured cut's E is
+    indistinguishable from 0: the asymmetry is made before it, and nothing after it adds any. A
+    cut before it whose E is also indistinguishable from 0 is named as non-monotone (E comes back
+    after it), not taken as the answer. ``None`` when the last measured cut's E is still
+    distinguishable from 0 (part of the asymmetry is made after the last cut).
+
+    Example:
+        >>> z, e = Interval(0.0, -1.0, 1.0, 9), Interval(2.0, 1.0, 3.0, 9)
+        >>> created_cut([("a", e), ("b", z), ("c", e), ("d", z), ("e", z)])
+        (3, ['b'])
+    """
+    measured = [i for i, (_, iv) in enumerate(scan) if iv.n]
+    first = None
+    for i in reversed(measured):
+        if scan[i][1].excludes(0.0):
+            break
+        first = i
+    if first is None:
+        return None, []
+    dips = [scan[i][0] for i in measured if i < first and not scan[i][1].excludes(0.0)]
+    return first, dips
+
+
 def _created_text(
     scan: list[tuple[str, Interval]], variant: str, vector: str, readout: str, t: float
 ) -> tuple[str, str | None, Interval]:
     """The sentence of one cut scan, the cut it names (None: none) and that cut's interval."""
     verb = {"symmetrize": "Symmetrised", "linearize": "Linearised"}[variant]
     what = f"the even part E({t:g}) of {_readout_text(vector, readout)}"
-    first = next((i for i, (_, iv) in enumerate(scan) if iv.n and not iv.excludes(0.0)), None)
+    first, dips = created_cut(scan)
     if first is None:
         cut, iv = scan[-1]
         text = (
-            f"{verb} at every cut up to `{cut}`, {what} stays distinguishable from 0 (at `{cut}`: "
-            f"{interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
+            f"{verb} at the last cut `{cut}`, {what} stays distinguishable from 0 "
+            f"({interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
             f"cut, by what follows `{cut}`."
         )
         return text, None, iv
@@ -342,9 +388,15 @@ def _created_text(
         f"{interval_text(scan[first - 1][1])}) and `{cut}`"
     )
     text = (
-        f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), not distinguishable "
-        f"from 0, the first such cut from the steering layer: the asymmetry is created {before}."
+        f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), and it stays not "
+        f"distinguishable from 0 at every later cut: the asymmetry is created {before}."
     )
+    if dips:
+        text += (
+            f" Not monotone: at {', '.join(f'`{d}`' for d in dips)} it is also not "
+            f"distinguishable from 0, yet distinguishable again at a later cut, so "
+            f"{'that cut does' if len(dips) == 1 else 'those cuts do'} not mark where it is made."
+        )
     return text, cut, iv
 
 
@@ -567,11 +619,174 @@ def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return [_claim("rollouts", text + ".", rates[t_pub], None, None)]
 
 
+def rate(x: np.ndarray) -> Interval:
+    """The rate of 1s among the finite entries of ``x`` (rolled-out mazes), with Wilson's interval."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return wilson(int(x.sum()), int(x.size))
+
+
+def cut_rollout_rates(ds: xr.Dataset, vector: str) -> list[tuple[str, str, dict]]:
+    """``(variant, cut, {(target, sign): rate})`` for each cut the vector's rollouts were cut at.
+
+    ``target`` is ``"cheese"`` or ``"top_right"`` (what was reached), ``sign`` ``"+t"`` / ``"-t"``;
+    each rate is a Wilson interval over the rolled-out mazes. With ``sign``, the exact network's
+    rates on the same mazes at the same ±t come under ``cut = "exact"`` when the dataset has them.
+    """
+    chosen = ds["loc_roll_cut_chosen"].sel(vector=vector)
+    out = []
+    for variant in [str(v) for v in ds["variant"].values]:
+        for cut in [str(c) for c in ds["cut"].values if chosen.sel(cut=c) == 1]:
+            rates = {
+                (target, sign): rate(ds[_LOC_REACH[target]].sel(
+                    vector=vector, variant=variant, cut=cut, sign=sign).values)
+                for target in _REACH for sign in ("+t", "-t")
+            }  # fmt: skip
+            if any(r.n for r in rates.values()):
+                out.append((variant, cut, rates))
+    return out
+
+
+def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], Interval] | None:
+    """The exact network's reach rates at ±t (t of the cut rollouts) on the cut rollouts' mazes
+    (None where the study's own rollouts did not cover ±t there)."""
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    if not {t, -t} <= set(ds["t"].values.tolist()):
+        return None
+    rolled = np.isfinite(ds["loc_roll_reached_cheese"].sel(vector=vector)).any(
+        [d for d in ds["loc_roll_reached_cheese"].dims if d not in ("vector", "maze")]
+    )
+    rates = {
+        (target, sign): rate(ds[_REACH[target]].sel(site="steering", vector=vector,
+                                                     t=s * t).values[rolled.values])
+        for target in _REACH for sign, s in (("+t", 1.0), ("-t", -1.0))
+    }  # fmt: skip
+    return rates if all(r.n for r in rates.values()) else None
+
+
+def _rates_text(rates: dict[tuple[str, str], Interval]) -> str:
+    """``"cheese +t 0.50 [0.09, 0.91], −t …; top-right +t …"`` (Wilson 95 %)."""
+    return "; ".join(
+        _LABEL[target] + " " + ", ".join(
+            f"{sign.replace('-', '−')} {interval_text(rates[target, sign], 2, False)}"
+            for sign in ("+t", "-t")
+        )
+        for target in _REACH
+    )  # fmt: skip
+
+
+def _cut_rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """Reach rates at ±t with the network cut at each chosen cut, beside the exact network's."""
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    published = "+t" if published_t(ds)[vector] > 0 else "-t"
+    exact = exact_rollout_rates(ds, vector)
+    out = []
+    for variant, cut, rates in cut_rollout_rates(ds, vector):
+        iv = rates[vector, published]
+        verb = {"symmetrize": "symmetrised", "linearize": "linearised"}[variant]
+        text = (
+            f"Rollouts of the {_LABEL[vector]} vector at t = ±{t:g} with the network {verb} at "
+            f"`{cut}` (n = {iv.n} mazes): it reaches {_NAME[vector]} at the published sign "
+            f"{published.replace('-', '−')} in {interval_text(iv, 2, False)} (Wilson 95 %); "
+            f"reach rates {_rates_text(rates)}"
+        )
+        if exact is not None:
+            text += f"; the exact network on the same mazes: {_rates_text(exact)}"
+        out.append(_claim("cut_rollouts", text + ".", iv, cut, None))
+    return out
+
+
 def _later(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     """The behavioural asymmetry steered at the later layer (none when it is the steering one)."""
     if ds.attrs.get("later_hook") in (None, ds.attrs.get("steering_hook")):
         return []
     return _asymmetry(ds, vector, seed, site="later")
+
+
+def later_steers(ds: xr.Dataset, vector: str) -> tuple[str, str, float] | None:
+    """``(layer, pair position, matched t)`` of the latest layer that still steers ``vector``
+    (the later scan's), or None when no later layer does."""
+    if "later_scan_layer" not in ds:
+        return None
+    layer = str(ds["later_scan_layer"].sel(vector=vector).values)
+    if not layer:
+        return None
+    pos = str(ds["later_scan_position"].sel(vector=vector).values)
+    return layer, pos, float(ds["later_scan_t"].sel(vector=vector))
+
+
+def no_later_layer_steers(ds: xr.Dataset) -> bool:
+    """Whether no later layer still steers any vector (the report says so once)."""
+    vectors = [str(v) for v in ds["vector"].values]
+    return "later_scan_layer" in ds and all(later_steers(ds, v) is None for v in vectors)
+
+
+def _matched(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The matched coefficient of every later layer and the latest layer that still steers."""
+    goal = float(ds["matched_goal"].sel(vector=vector))
+    steering = ds.attrs.get("steering_hook")
+    parts = []
+    for layer in [str(x) for x in ds["matched_layer"].values if x != steering]:
+        ts = [
+            f"{pos.replace('_', '-')} pairs t = " + _t_or_none(
+                float(ds["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=vector)))
+            + ("" if int(ds["still_steers"].sel(matched_layer=layer, pair_position=pos,
+                                                vector=vector)) else " (does not steer)")
+            for pos in [str(p) for p in ds["pair_position"].values]
+        ]  # fmt: skip
+        parts.append(f"`{layer}`: {', '.join(ts)}")
+    t_max = json.loads(ds.attrs.get("config", "{}")).get("later_max_t", math.nan)
+    lead = (
+        f"Later layers, each coefficient matched to the steering layer's mean |effect| on "
+        f"P(toward {_NAME[vector]}) at t = {_t_text(published_t(ds)[vector])} "
+        f"({goal:.3f}): {'; '.join(parts) or 'no later candidate'}. A layer still steers when "
+        f"the match is reached within |t| ≤ {t_max:g} and the effect toward the published "
+        f"direction has its 95 % interval above 0."
+    )
+    found = later_steers(ds, vector)
+    if found is None:
+        iv = Interval(math.nan, math.nan, math.nan, 0)
+        return [_claim("matched", lead + " No later layer still steers.", iv, None, "p")]
+    layer, pos, t = found
+    e = ds["matched_effect"].sel(matched_layer=layer, pair_position=pos, vector=vector).values
+    iv = bootstrap_mean(e, seed=seed)
+    text = (
+        f"{lead} The latest that still steers is `{layer}` ({pos.replace('_', '-')} pairs, "
+        f"|t| = {t:.3g}): effect toward the published direction {interval_text(iv)} "
+        f"(n = {iv.n})."
+    )
+    if pos == "decision_square":
+        text += (
+            " A maze's own decision-square pair makes the published sign at |t| = 1 its paired "
+            "real state's activation at any layer, so a match near |t| = 1 is by construction."
+        )
+    return [_claim("matched", text, iv, layer, "p")]
+
+
+def _t_or_none(t: float) -> str:
+    """``"+1.23"`` or ``"not reached"``."""
+    return f"{t:+.3g}".replace("-", "−") if np.isfinite(t) else "not reached"
+
+
+def _later_created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """The cut scan at the latest layer that still steers, read like the steering layer's."""
+    found = later_steers(ds, vector)
+    if found is None:
+        return []
+    layer, _, t = found
+    exact = bootstrap_mean(ds["later_even"].sel(vector=vector, readout=PRIMARY).values, seed=seed)
+    at = f"At the later layer `{layer}` (t = ±{t:.3g}): the exact E = {interval_text(exact)}, "
+    if not exact.excludes(0.0):
+        text = at + f"{verdict(exact)}, so there is no asymmetry to locate there."
+        return [_claim("later_created", text, exact, layer, PRIMARY)]
+    e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=PRIMARY)
+    scan = [
+        (str(c), bootstrap_mean(e.sel(later_cut=c).values, seed=seed))
+        for c in ds["later_cut"].values
+        if np.isfinite(e.sel(later_cut=c).values).any()
+    ]
+    text, where, iv = _created_text(scan, "symmetrize", vector, PRIMARY, float(f"{t:.3g}"))
+    return [_claim("later_created", at + text[0].lower() + text[1:], iv, where, PRIMARY)]
 
 
 _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
@@ -586,7 +801,10 @@ _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
     "distance": _distance,
     "controls": _controls,
     "rollouts": _rollouts,
+    "cut_rollouts": _cut_rollouts,
     "later": _later,
+    "matched": _matched,
+    "later_created": _later_created,
 }
 
 

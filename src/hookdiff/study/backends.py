@@ -59,19 +59,19 @@ def maze_blocks(n: int, size: int) -> list[tuple[int, int]]:
 
 
 #: Config fields that cover the study's first K mazes: a block gets its share of them.
-FIRST_MAZES = ("breakpoint_mazes", "rollout_mazes", "field_mazes")
+FIRST_MAZES = ("breakpoint_mazes", "rollout_mazes", "field_mazes", "localise_rollout_mazes")
 
 
 def block_config(config: StudyConfig, start: int, stop: int) -> StudyConfig:
     """``config`` for mazes ``start:stop``: each limit of :data:`FIRST_MAZES` (the first K mazes
-    walked, rolled out, drawn as fields) narrowed to this block's share of those mazes; a block
-    with none of the walked mazes walks nothing.
+    walked, rolled out, rolled out at the cuts, drawn as fields) narrowed to this block's share
+    of those mazes; a block with none of the walked mazes walks nothing.
 
     Example:
         >>> from hookdiff.study import quick_config  # 1 maze walked, 2 rolled out, 1 field
         >>> c = block_config(quick_config(), 1, 3)
-        >>> c.n_mazes, c.breakpoints, c.rollout_mazes, c.field_mazes
-        (2, False, 1, 0)
+        >>> c.n_mazes, c.breakpoints, c.rollout_mazes, c.field_mazes, c.localise_rollout_mazes
+        (2, False, 1, 0, 1)
     """
     share = {f: max(0, min(getattr(config, f), stop) - start) for f in FIRST_MAZES}
     walked = share["breakpoint_mazes"]

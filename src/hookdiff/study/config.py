@@ -191,6 +191,27 @@ class StudyConfig:
         "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
         "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
     )
+    localise_rollout_mazes: int = option(
+        16,
+        "Mazes (the first of the rollout mazes) rolled out at ±t (t: the localise_ts closest to 1) "
+        "with the network cut at the cuts that matter: where the scan says the asymmetry is "
+        "created, the cut before it, and the logits (--full: 104).",
+        min=0,
+    )
+    localise_rollout_variants: tuple[str, ...] = option(
+        ("symmetrize",),
+        "Interventions of those rollouts at each chosen cut: 'symmetrize' and/or 'linearize'.",
+    )
+    later_max_t: float = option(
+        8.0,
+        "Largest |t| searched for each later candidate's matched coefficient (the t whose mean "
+        "|effect| equals the steering layer's at the published t); beyond it the layer no longer "
+        "steers.",
+        min=0.0,
+    )
+    later_match_steps: int = option(
+        10, "Bisection steps of the matched coefficient (precision later_max_t / 2**steps).", min=1
+    )
     threads: int | None = option(
         None,
         "torch threads (none: torch's default; 1 per task on the Ray backend). torch's float "
@@ -278,6 +299,11 @@ class StudyConfig:
             (0 < self.threshold, "threshold", "a float > 0"),
             (0 <= self.later_tolerance < 1, "later_tolerance", "a fraction in [0, 1)"),
             (len(self.later_candidates) >= 1, "later_candidates", "at least one hook name"),
+            (
+                set(self.localise_rollout_variants) <= {"linearize", "symmetrize"},
+                "localise_rollout_variants",
+                "interventions among 'linearize', 'symmetrize'",
+            ),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -407,11 +433,15 @@ _QUICK: dict[str, Any] = dict(
     max_rows=256,
     breakpoint_mazes=1,
     localise_ts=(0.5, 1.0),
+    localise_rollout_mazes=2,
+    later_match_steps=8,
 )
 
 
 #: What ``--full`` changes: publication scale, every studied maze walked and rolled out.
-_FULL: dict[str, Any] = dict(n_mazes=104, breakpoint_mazes=104, rollout_mazes=104)
+_FULL: dict[str, Any] = dict(
+    n_mazes=104, breakpoint_mazes=104, rollout_mazes=104, localise_rollout_mazes=104
+)
 
 
 def default_config() -> StudyConfig:

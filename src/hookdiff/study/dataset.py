@@ -221,8 +221,9 @@ def vector_record(vectors: StudyVectors, site_hooks: Mapping[str, str]) -> xr.Da
 
 
 def merge_parts(parts: Sequence[xr.Dataset], attrs: Mapping[str, Any]) -> xr.Dataset:
-    """The one Dataset: every part joined on shared coordinates (outer), with ``attrs``."""
-    ds = xr.merge(list(parts), compat="override", join="outer", combine_attrs="drop")
+    """The one Dataset: every part joined on shared coordinates (outer), with ``attrs``; the
+    variables keep their own attrs (``long_name``, ``description``)."""
+    ds = xr.merge(list(parts), compat="override", join="outer", combine_attrs="drop_conflicts")
     ds.attrs = dict(attrs)
     return ds
 

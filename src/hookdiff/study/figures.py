@@ -6,7 +6,7 @@ Figures are ``matplotlib.figure.Figure`` objects rendered by Agg (no pyplot glob
 saved atomically. First the answer's figures, one per claim of :mod:`hookdiff.study.answer`
 (each number with its 95 % interval): the add/subtract asymmetry, the cut scan, the softmax-only
 test, knock-out / knock-in per layer, the exact kink attribution, the base swap, the controls
-and rollouts; then the vector fields of the example mazes as changes (steered − unsteered),
+and rollouts, the rollouts with the network cut, the later layers at a matched effect; then the vector fields of the example mazes as changes (steered − unsteered),
 cropped to the inner maze. Then the supporting figures per site (the steering layer, and the
 later layer when it is another one): ‖diff‖ and ‖L‖ vs t per depth, the residual heat map,
 asymmetry vs |t|, pattern flips and breakpoints, behaviour vs t; and the later-layer selection.
@@ -15,6 +15,7 @@ asymmetry vs |t|, pattern flips and breakpoints, behaviour vs t; and the later-l
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,7 +37,10 @@ from hookdiff.study.answer import (
     READOUTS,
     bootstrap_seed,
     cut_intervals,
+    cut_rollout_rates,
     even_of_target,
+    exact_rollout_rates,
+    later_steers,
     loc_values,
     t_loc_one,
     target_readout,
@@ -653,6 +657,86 @@ def _rollout_rates(ds: xr.Dataset, ax: Any) -> None:
     ax.legend(fontsize=7)
 
 
+def _fig_cut_rollouts(ds: xr.Dataset) -> Figure:
+    """Reach rates at ±t with the network cut at the chosen cuts, beside the exact network's."""
+    vectors = [str(v) for v in ds["vector"].values]
+    targets = (("cheese", "reach cheese"), ("top_right", "reach top-right"))
+    fig = Figure(figsize=(12, 4.2 * len(vectors)), layout="constrained")
+    axes = np.array(fig.subplots(len(vectors), len(targets), squeeze=False))
+    t = float(ds.attrs.get("loc_roll_t", t_loc_one(ds)))
+    for i, vec in enumerate(vectors):
+        rows = cut_rollout_rates(ds, vec)
+        exact = exact_rollout_rates(ds, vec)
+        labels = (["exact"] if exact is not None else []) + [
+            f"{variant[:3]}@{_short(cut)}" for variant, cut, _ in rows
+        ]
+        per = ([exact] if exact is not None else []) + [r for _, _, r in rows]
+        x = np.arange(len(labels))
+        for j, (target, name) in enumerate(targets):
+            ax = axes[i, j]
+            for k, sign in enumerate(("+t", "-t")):
+                ivs = [r[target, sign] for r in per]
+                _errorbars(ax, x + (k - 0.5) * 0.25, ivs, color=f"C{k}", fmt="s",
+                           label=f"t = {'+' if sign == '+t' else '−'}{t:g}")  # fmt: skip
+            ax.set_xticks(x, labels, rotation=25, ha="right", fontsize=7)
+            ax.set_ylim(-0.02, 1.02)
+            n = max([iv.n for r in per for iv in r.values()], default=0)
+            ax.set_title(f"{vec} vector: {name} (Wilson 95 %, n = {n} mazes)", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Rollouts with the network cut where the scan locates the asymmetry"
+                 + _flag(ds))  # fmt: skip
+    return fig
+
+
+def _fig_later(ds: xr.Dataset) -> Figure:
+    """Matched |t| per later layer and pair position, and the cut scan at the latest that steers."""
+    seed = bootstrap_seed(ds)
+    vectors = [str(v) for v in ds["vector"].values]
+    layers = [str(x) for x in ds["matched_layer"].values]
+    fig = Figure(figsize=(13, 4.5), layout="constrained")
+    ax_t, ax_s = fig.subplots(1, 2)
+    x = np.arange(len(layers))
+    for k, (vec, pos) in enumerate([(v, str(p)) for v in vectors
+                                    for p in ds["pair_position"].values]):  # fmt: skip
+        sel = dict(vector=vec, pair_position=pos)
+        t = np.abs(ds["matched_t"].sel(**sel).values)
+        ok = ds["still_steers"].sel(**sel).values == 1
+        c, off = f"C{k}", (k - 1.5) * 0.12
+        ax_t.plot(x + off, t, "o", mfc="none", color=c, label=f"{vec}, {pos} pairs")
+        ax_t.plot((x + off)[ok], t[ok], "o", color=c)
+    t_max = json.loads(ds.attrs.get("config", "{}")).get("later_max_t")
+    if t_max:
+        ax_t.axhline(t_max, color="grey", ls="--", lw=0.8, label=f"|t| searched up to {t_max:g}")
+    ax_t.set_xticks(x, [_short(h) for h in layers], rotation=25, ha="right", fontsize=7)
+    ax_t.set_ylabel("|matched t| (filled: still steers)")
+    ax_t.set_title("coefficient matched to the steering layer's effect at the published t",
+                   fontsize=9)  # fmt: skip
+    ax_t.legend(fontsize=7)
+    ax_t.grid(alpha=0.3)
+    cuts = [str(c) for c in ds["later_cut"].values]
+    for k, vec in enumerate(vectors):
+        found = later_steers(ds, vec)
+        if found is None or not cuts:
+            continue
+        e = ds["later_even_cut"].sel(vector=vec, variant="symmetrize", readout=PRIMARY)
+        xs = [i for i, c in enumerate(cuts) if np.isfinite(e.sel(later_cut=c).values).any()]
+        ivs = [bootstrap_mean(e.sel(later_cut=cuts[i]).values, seed=seed) for i in xs]
+        _band(ax_s, np.array(xs, dtype=float), ivs, f"C{k}",
+              f"{vec}: at {_short(found[0])}, |t| = {found[2]:.3g}")  # fmt: skip
+    ax_s.set_xticks(np.arange(len(cuts)), [_short(c) for c in cuts], rotation=25, ha="right",
+                    fontsize=7)  # fmt: skip
+    ax_s.set_title("E of the target log-odds, symmetrised at each cut (latest steering layer)",
+                   fontsize=9)  # fmt: skip
+    if ax_s.lines:
+        ax_s.legend(fontsize=7)
+    else:
+        ax_s.text(0.5, 0.5, "no later layer still steers", ha="center", transform=ax_s.transAxes)
+    _zero(ax_s)
+    fig.suptitle("Later layers at a common effect size" + _flag(ds))
+    return fig
+
+
 #: The answer's figures: file stem, drawing function, the variables it needs.
 ANSWER_FIGURES: tuple[tuple[str, Callable[[xr.Dataset], Figure], tuple[str, ...]], ...] = (
     ("answer_asymmetry", _fig_asymmetry, ()),
@@ -662,6 +746,16 @@ ANSWER_FIGURES: tuple[tuple[str, Callable[[xr.Dataset], Figure], tuple[str, ...]
     ("answer_kinks", _fig_kinks, ("kink_even", "kink_even_total")),
     ("answer_base_swap", _fig_base_swap, ("base_swap_distance",)),
     ("answer_controls", _fig_controls, ()),
+    (
+        "answer_cut_rollouts",
+        _fig_cut_rollouts,
+        ("loc_roll_reached_cheese", "loc_roll_reached_top_right", "loc_roll_cut_chosen"),
+    ),
+    (
+        "answer_later",
+        _fig_later,
+        ("matched_t", "still_steers", "later_even_cut", "later_scan_layer"),
+    ),
 )
 
 

@@ -30,6 +30,7 @@ from hookdiff.agent import (
     obs_to_tensor,
 )
 from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
+from hookdiff.hooks import capture
 from hookdiff.maze import (
     decision_square,
     level_states,
@@ -37,6 +38,8 @@ from hookdiff.maze import (
     sample_mazes,
     start_cell,
     with_mouse,
+    with_walls,
+    without_cheese,
 )
 from hookdiff.maze.edit import top_right_corridor
 from hookdiff.maze.state import MazeState
@@ -47,6 +50,7 @@ from hookdiff.vectors import cheese_vector, top_right_vector
 __all__ = [
     "StudyMazes",
     "StudyVectors",
+    "decision_square_vectors",
     "later_candidates",
     "load_policy",
     "named_levels",
@@ -346,4 +350,36 @@ def _vector_mazes(config: StudyConfig) -> list[MazeState]:
         batch += 1
         if batch > 50:
             raise ConfigError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
+    return out
+
+
+def decision_square_vectors(
+    policy: nn.Module, mazes: StudyMazes, hooks: Sequence[str], batch_size: int = 128
+) -> dict[str, dict[str, Tensor]]:
+    """``{hook: {vector: V (N, ...)}}``: each studied maze's own vectors from pairs taken with the
+    mouse on its decision square, where the vectors are applied (the published pairs put it at
+    the start).
+
+    Cheese: the maze − the maze without its cheese; top-right: the maze with the top-right
+    corridor open − the maze. Every hook is read from the same forwards (one capture).
+    """
+    placed = [with_mouse(s, d) for s, d in zip(mazes.states, mazes.squares)]
+    pairs = {
+        "cheese": (placed, [without_cheese(s) for s in placed]),
+        "top_right": ([with_walls(s, top_right_corridor(s), wall=False) for s in placed], placed),
+    }
+    hooks = list(dict.fromkeys(hooks))
+    states = [s for first, second in pairs.values() for s in (*first, *second)]
+    obs = obs_to_tensor(render(states)).to(next(policy.parameters()).dtype)
+    acts: dict[str, list[Tensor]] = {h: [] for h in hooks}
+    for lo in range(0, len(obs), batch_size):
+        with torch.no_grad(), capture(policy, hooks) as seen:
+            policy(obs[lo : lo + batch_size])
+        for h in hooks:
+            acts[h].append(seen[h])
+    n = len(placed)
+    out = {}
+    for h in hooks:
+        a = torch.cat(acts[h]).reshape(len(pairs), 2, n, *acts[h][0].shape[1:])
+        out[h] = {name: a[k, 0] - a[k, 1] for k, name in enumerate(pairs)}
     return out

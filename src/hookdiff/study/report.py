@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import atomic_write
-from hookdiff.study.answer import answer, missing
+from hookdiff.study.answer import answer, missing, no_later_layer_steers
 from hookdiff.study.figures import OUTPUT_DEPTH, figure_sites
 
 __all__ = ["summarize", "write_report"]
@@ -38,7 +38,9 @@ _GROUPS = (
     ("Does it follow the base?", ("base_swap", "distance")),
     ("Against controls.", ("controls",)),
     ("In rollouts.", ("rollouts",)),
+    ("In rollouts with the network cut.", ("cut_rollouts",)),
     ("At the later layer.", ("later",)),
+    ("At later layers, matched to a common effect.", ("matched", "later_created")),
 )
 
 #: One caption per answer figure (file stem), in claim order.
@@ -50,6 +52,8 @@ _CAPTIONS = {
     "answer_kinks": "Exact attribution: the even part per layer from the kinks of the line.",
     "answer_base_swap": "Base swap: E on the paired base, and the distances of a ± v.",
     "answer_controls": "Controls side by side, and rollout reach rates (Wilson 95 %).",
+    "answer_cut_rollouts": "Rollouts with the network cut at the cuts that matter (Wilson 95 %).",
+    "answer_later": "Later layers: matched coefficients, and the cut scan at the latest that steers.",
     "vector_fields": "Vector fields: the unsteered mean step, then the change steering makes.",
 }
 
@@ -211,11 +215,20 @@ def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
         "compared; Wilson for rollout rates) and its n.",
     ))  # fmt: skip
     if ds.attrs.get("later_hook") == ds.attrs.get("steering_hook"):
-        b.append(("p", "No later candidate steers as well as the steering layer: the later layer "
-                       "is the steering layer, so nothing is repeated for it."))  # fmt: skip
+        b.append(("p", "At the fixed published t, no later candidate steers as well as the "
+                       "steering layer: the later layer is the steering layer, so nothing is "
+                       "repeated for it (the later layers at a matched coefficient follow)."))  # fmt: skip
+    none_steers = no_later_layer_steers(ds)
+    if none_steers:
+        b.append(("p", "**At later layers, matched to a common effect.** No later layer still "
+                       "steers either vector once its coefficient is matched to the steering "
+                       "layer's effect (the matched coefficients per layer are in run.json and "
+                       "the figure `answer_later`), so no later scan is shown."))  # fmt: skip
     for vector, vclaims in claims.items():
         b.append(("h3", f"{vector.replace('_', '-')} vector"))
         for lead, kinds in _GROUPS:
+            if none_steers:
+                kinds = tuple(k for k in kinds if k != "matched")
             texts = [c["claim"] for c in vclaims if c["kind"] in kinds]
             if texts:
                 b.append(("p", f"**{lead}** " + " ".join(texts)))
@@ -287,7 +300,10 @@ def _reading() -> Blocks:
         ("h2", "Reading the data"),
         ("p", "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
               "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
-              "readout, t_loc, maze), the nonlinearity of diff(t), the later-layer candidates, "
+              "readout, t_loc, maze), the rollouts with the network cut (loc_roll_* over vector, "
+              "variant, cut, sign, maze), the later layers at a matched coefficient (matched_* "
+              "over matched_layer, pair_position, vector; later_* over later_cut), the "
+              "nonlinearity of diff(t), the later-layer candidates, "
               "the vectors and the vector fields; attrs hold the config, seeds, package versions "
               "and checkpoint hash. `run.json[\"answer\"]` holds the claims above. `hookdiff plot "
               "RUN_DIR` redraws the figures and this report from the dataset."),

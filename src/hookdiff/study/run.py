@@ -9,7 +9,9 @@
    ("sites"): the nonlinearity of diff(t) per depth, the behaviour, the vector fields of example
    mazes (:mod:`hookdiff.study.measure`) and the localisation (:mod:`hookdiff.study.localise`),
    each as tasks over blocks of mazes run by the backend's executor
-   (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``;
+   (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``, in two maps:
+   the rollouts at the cuts that matter need the cuts that the joined localisation scan of every
+   maze picks, so the scan runs first;
 3. one joined ``xarray.Dataset`` (:mod:`hookdiff.study.dataset`; over ``agent`` too with several
    agents), written as netCDF, plus ``run.json`` (with the time of every step), the figures and
    the report (with several agents: one per agent and a comparison).
@@ -68,12 +70,15 @@ from hookdiff.study.localise import (
     localise_attrs,
     localise_controls,
     localise_kinks,
+    localise_rollouts,
     localise_scan,
+    rollout_cuts,
 )
 from hookdiff.study.measure import (
     EFFECT_T,
     behaviour_at,
     later_layer,
+    matched_later,
     nonlinearity_at,
     vector_fields,
 )
@@ -176,7 +181,7 @@ class _Agent:
 
     policy: nn.Module
     vectors: StudyVectors
-    """The vectors at the two sites."""
+    """The vectors at the steering layer and at every later candidate."""
     config: StudyConfig
     """The study's config with this agent's checkpoint."""
     sites: dict[str, str]
@@ -185,36 +190,62 @@ class _Agent:
 
 def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
     """Every step of the study, each timed by ``prog``: the mazes; per agent the policy, vectors
-    and later layer; then the per-maze steps over maze blocks on ``ex``; the joined Dataset."""
+    and later layer; the per-maze steps over maze blocks on ``ex`` in two maps (first the steps
+    the cut rollouts read, :data:`_SCAN`; then the rest, the cut rollouts at the cuts that each
+    agent's joined scan picks); the joined Dataset."""
     paths: list[str | None] = list(config.checkpoints()) or [None]
     prog.add(1 + 3 * len(paths))
     with prog.step("mazes"):
         mazes = study_mazes(config)
     prepared = [_prepare(config, path, mazes, prog) for path in paths]
-    blocks = maze_blocks(len(mazes.states), config.maze_block)
-    step_blocks = {s: [(0, len(mazes.states))] if s in _ONE_TASK else blocks for s in _PER_MAZE}
-    shared_mazes = ex.share(mazes)
     shared = [ex.share(agent) for agent, _ in prepared]
-    # Block-major order: the first blocks (where the costly walks are) start first.
-    keys = sorted(
-        ((a, step, block) for a in range(len(prepared)) for step in _PER_MAZE
-         for block in step_blocks[step]),
-        key=lambda k: (k[0], k[2][0]),
-    )  # fmt: skip
-    tasks = [(step, shared_mazes, shared[a], *block) for a, step, block in keys]
-    prog.add(len(tasks))
-    results = dict(zip(keys, ex.map(run_block, tasks, prog.advance)))
+    n, size = len(mazes.states), config.maze_block
+    run_map = partial(_map_blocks, ex, prog, ex.share(mazes), shared, n, size)
+    scans = run_map([s for s in _PER_MAZE if s in _SCAN], [{}] * len(paths))
+    seed = config.seeds()["analysis"]
+    cuts = [rollout_cuts(merge_parts(list(scan.values()), {}), seed) for scan in scans]
+    rest = [s for s in _PER_MAZE if s not in _SCAN]
+    others = run_map(rest, [{"localise rollouts": (c,)} for c in cuts])
     studies = []
-    for a, (agent, driver_parts) in enumerate(prepared):
-        per_step = {}
-        for step in _PER_MAZE:
-            done = [results[a, step, block] for block in step_blocks[step]]
-            prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
-            per_step[step] = concat_blocks([r[0] for r in done])
+    for (agent, driver_parts), scan, other in zip(prepared, scans, others):
+        per_step = {s: {**scan, **other}[s] for s in _PER_MAZE}
         studies.append(_join(config, agent, mazes, per_step, driver_parts))
     if len(studies) == 1:
         return studies[0]
     return concat_agents(studies, _agent_names(paths))
+
+
+def _map_blocks(
+    ex: Executor,
+    prog: _Progress,
+    mazes: Any,
+    agents: list[Any],
+    n: int,
+    size: int,
+    steps: list[str],
+    extra: list[dict[str, tuple[Any, ...]]],
+) -> list[dict[str, xr.Dataset]]:
+    """Per agent, ``{step: part}``: each of ``steps`` run on blocks of ``size`` of the ``n``
+    mazes (one task for :data:`_ONE_TASK`) on ``ex``, joined along the maze dims. ``mazes`` and
+    ``agents`` as shared by ``ex``; ``extra[a][step]``: further arguments of agent a's tasks."""
+    blocks = {s: [(0, n)] if s in _ONE_TASK else maze_blocks(n, size) for s in steps}
+    # Block-major order: the first blocks (where the costly walks are) start first.
+    keys = sorted(
+        ((a, step, block) for a in range(len(agents)) for step in steps for block in blocks[step]),
+        key=lambda k: (k[0], k[2][0]),
+    )
+    tasks = [(step, mazes, agents[a], *block, *extra[a].get(step, ())) for a, step, block in keys]
+    prog.add(len(tasks))
+    results = dict(zip(keys, ex.map(run_block, tasks, prog.advance)))
+    out = []
+    for a in range(len(agents)):
+        joined = {}
+        for step in steps:
+            done = [results[a, step, block] for block in blocks[step]]
+            prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
+            joined[step] = concat_blocks([r[0] for r in done])
+        out.append(joined)
+    return out
 
 
 def _prepare(
@@ -233,10 +264,7 @@ def _prepare(
             policy, mazes, vectors, candidates, tolerance, bar.update
         )
     sites = {"steering": config.hook, "later": later}
-    at_sites = StudyVectors(
-        vectors.mazes, {h: vectors.pairs[h] for h in set(sites.values())}, vectors.per_maze
-    )
-    return _Agent(policy, at_sites, config, sites), (info, later, candidate_part)
+    return _Agent(policy, vectors, config, sites), (info, later, candidate_part)
 
 
 def _join(
@@ -269,14 +297,15 @@ def _agent_names(paths: list[str | None]) -> list[str]:
 
 
 def run_block(
-    step: str, mazes: StudyMazes, agent: _Agent, start: int, stop: int
+    step: str, mazes: StudyMazes, agent: _Agent, start: int, stop: int, *extra: Any
 ) -> tuple[xr.Dataset, float, float]:
-    """The per-maze ``step`` on mazes ``start:stop``: its part (maze coordinates counted from
-    ``start``), its wall and its CPU seconds. One task of the map over maze blocks."""
+    """The per-maze ``step`` on mazes ``start:stop`` (``extra``: the step's further arguments):
+    its part (maze coordinates counted from ``start``), its wall and its CPU seconds. One task
+    of a map over maze blocks."""
     t0, c0 = time.perf_counter(), time.process_time()
     config = block_config(agent.config, start, stop)
-    block = mazes.block(start, stop)
-    part = _PER_MAZE[step](agent.policy, block, agent.vectors.block(start, stop), config, agent)
+    block, vectors = mazes.block(start, stop), agent.vectors.block(start, stop)
+    part = _PER_MAZE[step](agent.policy, block, vectors, config, agent, *extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return shift_mazes(part, start), wall, cpu
 
@@ -296,26 +325,40 @@ def _behaviour(
 
 
 def _site_free(measure: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
-    """``measure(policy, mazes, vectors, config)`` as a per-maze step."""
+    """``measure(policy, mazes, vectors, config, *extra)`` as a per-maze step."""
 
     def step(
-        policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, _: _Agent
+        policy: nn.Module,
+        mazes: StudyMazes,
+        vectors: StudyVectors,
+        config: StudyConfig,
+        _: _Agent,
+        *extra: Any,
     ) -> xr.Dataset:
-        return measure(policy, mazes, vectors, config)
+        return measure(policy, mazes, vectors, config, *extra)
 
     return step
 
 
-#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk.
+#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk, the
+#: later layers matched to a common effect size with the scan at the latest that still steers,
+#: and the rollouts at the cuts that matter (given the cuts :func:`rollout_cuts` picks).
 _LOCALISE = {
     "localise scan": localise_scan,
     "localise controls": localise_controls,
     "localise kinks": localise_kinks,
+    "later matched": matched_later,
+    "localise rollouts": localise_rollouts,
 }
 
+#: The steps whose joined parts (every maze) :func:`rollout_cuts` reads to pick the cuts of the
+#: "localise rollouts" step: they run in a first map, the other steps in a second.
+_SCAN = ("localise scan", "localise controls")
+
 #: Per-maze steps that run as one task over every maze: the vector fields cover a few example
-#: mazes, padded to the largest maze's cells (a block would pad to its own largest).
-_ONE_TASK = ("vector fields",)
+#: mazes, padded to the largest maze's cells (a block would pad to its own largest); the later
+#: layers are matched on the mean effect over every maze.
+_ONE_TASK = ("vector fields", "later matched")
 
 #: The per-maze steps, in order: each runs on blocks of mazes and its blocks join along ``maze``.
 _PER_MAZE: dict[str, Callable[..., xr.Dataset]] = {
