@@ -2,7 +2,8 @@
 
 One tiny study of the shipped agent runs block by block (one maze per block, so every per-maze
 step, the first-K limits and the "other maze" control cross a block boundary) in this process;
-the same study on Ray, and again with one Ray worker killed mid-task, must give identical values;
+the same study on Ray, and again with one Ray worker killed mid-task, must give identical values,
+and the steps that follow the joined scan must not depend on the blocks;
 with two agents on Ray, the shipped agent's part must be its one-agent study.
 Ray is an optional extra: without it these tests skip, and asking for the backend raises
 :class:`~hookdiff.errors.MissingExtraError`.
@@ -31,10 +32,10 @@ KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
 
 def tiny_config(**changes):
     """Two mazes in two blocks; every first-K limit covers a part of the mazes or all of them."""
+    changes = {"maze_block": 1, **changes}
     return dataclasses.replace(
         quick_config(),
         n_mazes=2,
-        maze_block=1,
         ts=(-1.0, 0.0, 1.0),
         later_candidates=(HOOK, "embedder.block3.res2.resadd_out"),
         breakpoint_mazes=1,
@@ -81,6 +82,19 @@ def test_blocks_cover_every_maze(local_study):
     walked = ds["n_pieces"].sel(site="steering", position="decision_square")
     assert walked.sel(maze=0).notnull().all() and walked.sel(maze=1).isnull().all()
     assert ds["reached_cheese"].sel(t=0.0).notnull().all()
+    at_logits = ds["loc_roll_steps"].sel(variant="symmetrize", cut="fc_policy_out")
+    assert at_logits.notnull().all()  # the cut rollouts (second map) ran on both blocks
+    assert ds["matched_effect"].sizes["maze"] == 2
+
+
+def test_the_steps_after_the_scan_do_not_depend_on_the_blocks(local_study):
+    """The cut rollouts (per-maze seeds, cuts from the joined scan) and the matched later layers
+    (one task) are the same with both mazes in one block."""
+    one_block = study_dataset(tiny_config(maze_block=2), progress=False)
+    names = [v for v in local_study.data_vars if v.startswith(("loc_roll_", "matched_"))]
+    assert "loc_roll_cut_chosen" in names and "matched_t" in names
+    for name in names:
+        xr.testing.assert_identical(one_block[name], local_study[name])
 
 
 def test_ray_gives_the_local_dataset(ray_instance, local_study):

@@ -56,11 +56,15 @@ POSITIONS = ("decision_square", "start")
 SITES = ("steering", "later")
 
 
-def concat_labelled(parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str]) -> xr.Dataset:
+def concat_labelled(
+    parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str], combine_attrs: str = "drop"
+) -> xr.Dataset:
     """Stack Datasets along a new labelled dim; depths/layers missing from a part become NaN.
 
     The union of each ordered coordinate (``depth``, ``layer``) keeps forward order (the order of
     first appearance: the steering site comes first and holds every later site's depths).
+    ``combine_attrs``: xarray's rule for the attrs (``"drop_conflicts"`` keeps the variables'
+    ``long_name`` and ``description``).
     """
     parts = list(parts)
     for name in ("depth", "layer"):
@@ -74,7 +78,7 @@ def concat_labelled(parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str]
         parts,
         dim=xr.DataArray(list(labels), dims=dim, name=dim),
         join="outer",
-        combine_attrs="drop",
+        combine_attrs=combine_attrs,
         fill_value=np.nan,
         coords="minimal",
         compat="override",
@@ -159,7 +163,8 @@ def concat_agents(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> xr.Da
         ds = ds.drop_vars([v for v in MAZE_VARS if v in ds])
         padded.append((ds.pad(pad, constant_values=np.nan) if pad else ds).assign(per_agent))
     shared = datasets[0][[v for v in MAZE_VARS if v in datasets[0]]]
-    out = xr.merge([concat_labelled(padded, "agent", names), shared], join="outer")
+    stacked = concat_labelled(padded, "agent", names, combine_attrs="drop_conflicts")
+    out = xr.merge([stacked, shared], join="outer", combine_attrs="drop_conflicts")
     out.attrs = dict(datasets[0].attrs)
     for k in AGENT_ATTRS:
         out.attrs[k] = json.dumps([_plain(ds.attrs[k]) for ds in datasets])
