@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hookdiff._device import resolve_device
 from hookdiff.agent import (
     ImpalaPolicy,
     checkpoint_sha256,
@@ -62,7 +63,8 @@ _WARNING_UNTRAINED = (
 
 
 def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
-    """The policy the study runs on, and a description of it (recorded with the results).
+    """The policy the study runs on, on ``config.device``, and a description of it (recorded with
+    the results).
 
     ``config.checkpoint`` if given; else the shipped agent; else (no agent shipped) a seeded
     random-init policy of ``config.random_init_scale`` with ``untrained=1`` and a warning.
@@ -70,7 +72,17 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     Returns:
         ``(policy, info)`` with ``info`` keys ``agent``, ``checkpoint``, ``checkpoint_sha256``,
         ``untrained`` (0/1) and ``warning``.
+
+    Raises:
+        ConfigError: ``config.device`` is not available on this machine.
     """
+    device = resolve_device(config.device)
+    policy, info = _load_policy(config)
+    return policy.to(device), info
+
+
+def _load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
+    """The study's policy on the CPU (weights are the same wherever it then runs)."""
     if config.checkpoint is not None:
         path = Path(config.checkpoint)
         policy = load_checkpoint(path)
@@ -107,7 +119,7 @@ def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, An
     """The seeded random-init fallback, with the loud warning that it is untrained."""
     seed = config.seeds()["policy_init"]
     policy = random_init_policy(config.random_init_scale, seed)
-    warnings.warn(_WARNING_UNTRAINED, stacklevel=3)
+    warnings.warn(_WARNING_UNTRAINED, stacklevel=4)
     return policy, {
         "agent": f"random-init ImpalaPolicy(scale={config.random_init_scale}), torch seed {seed}",
         "checkpoint": "",
@@ -145,13 +157,13 @@ class StudyMazes:
     """Each maze's decision square ``(row, col)``."""
     obs: Mapping[str, Tensor]
     """Per position (:data:`~hookdiff.study.dataset.POSITIONS`): the observations ``(N, 3, 64, 64)``
-    with the mouse on the decision square or at the start."""
+    with the mouse on the decision square or at the start, on ``config.device``."""
     skipped: tuple[tuple[int, str], ...] = ()
     """Levels named by ``config.levels`` that were not studied: ``(level seed, why)``."""
 
 
 def study_mazes(config: StudyConfig) -> StudyMazes:
-    """The studied mazes, their decision squares and observations.
+    """The studied mazes, their decision squares and observations (on ``config.device``).
 
     The first ``n_mazes`` of ``maze_spec`` (seeded), or every usable level of ``config.levels``
     (the others are recorded in ``skipped``).
@@ -171,8 +183,9 @@ def study_mazes(config: StudyConfig) -> StudyMazes:
             f"spec with require_decision_square (e.g. 'eval-decision-square')"
         )
     cells = {"decision_square": squares, "start": [start_cell(m) for m in mazes]}
+    device = resolve_device(config.device)
     obs = {
-        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]))
+        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])])).to(device)
         for p in POSITIONS
     }
     return StudyMazes(mazes, squares, obs, skipped)
