@@ -60,7 +60,8 @@ def check_device_name(name: str) -> str:
     kind, _, index = str(name).partition(":")
     if kind in _KINDS and (not index or (kind == "cuda" and index.isdigit())):
         return name
-    raise ConfigError(unknown_name_message("device", str(name), [*_KINDS, "cuda:0"]))
+    near = unknown_name_message("device", str(name), [*_KINDS, "cuda:0"])
+    raise ConfigError(f"{near}; expected 'auto', 'cpu', 'cuda' or 'cuda:N' (N a GPU's index)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from hookdiff._device import resolve_device
@@ -28,6 +27,7 @@ from hookdiff.agent import (
     load_checkpoint,
     load_default,
     obs_to_tensor,
+    random_init_policy,
 )
 from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
 from hookdiff.maze import (
@@ -101,18 +101,6 @@ def _load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
         "untrained": 0,
         "warning": "",
     }
-
-
-def random_init_policy(scale: int, seed: int) -> ImpalaPolicy:
-    """A random-init ImpalaPolicy of ``scale`` from torch seed ``seed`` (the global RNG untouched).
-
-    Example:
-        >>> random_init_policy(1, 0).scale
-        1
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ImpalaPolicy(scale=scale).eval()
 
 
 def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
