@@ -3,7 +3,9 @@
 Every command and config takes a device as a string: ``"auto"`` (CUDA when torch sees a GPU,
 else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. :func:`resolve_device` turns it into a
 ``torch.device`` in one place, so a device that is misspelled or not present fails the same way
-everywhere: a :class:`~hookdiff.errors.ConfigError` that names what this machine has.
+everywhere: a :class:`~hookdiff.errors.ConfigError` that names what this machine has. The
+environment variable ``HOOKDIFF_DEVICE`` says what ``"auto"`` means where it is set (e.g. ``cpu``
+to keep a whole test suite or script on the CPU of a machine with a GPU).
 :func:`model_device` is where a model's parameters live; library functions taking a model move
 their inputs there, so results do not depend on where the caller built them.
 """
@@ -11,6 +13,7 @@ their inputs there, so results do not depend on where the caller built them.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:  # torch is imported on use: configs check device names withou
 
 __all__ = [
     "DEVICE_HELP",
+    "DEVICE_VARIABLE",
     "available_devices",
     "check_device_name",
     "model_device",
@@ -30,9 +34,13 @@ __all__ = [
 
 #: The help text of every config's ``device`` field.
 DEVICE_HELP = (
-    "Where the networks run: 'auto' (cuda when torch sees a GPU, else cpu), 'cpu', 'cuda' or "
-    "'cuda:N'. Results in float64 are the same on either."
+    "Where the networks run: 'auto' (cuda when torch sees a GPU, else cpu; the environment "
+    "variable HOOKDIFF_DEVICE overrides it), 'cpu', 'cuda' or 'cuda:N'. Results in float64 are "
+    "the same on either."
 )
+
+#: The environment variable that says what ``"auto"`` resolves to, where it is set.
+DEVICE_VARIABLE = "HOOKDIFF_DEVICE"
 
 _KINDS = ("auto", "cpu", "cuda")
 
@@ -65,7 +73,8 @@ def check_device_name(name: str) -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The ``torch.device`` of a ``--device`` value; ``"auto"`` is cuda when present, else cpu.
+    """The ``torch.device`` of a ``--device`` value; ``"auto"`` is cuda when present, else cpu
+    (or ``$HOOKDIFF_DEVICE`` where that is set).
 
     Raises:
         ConfigError: the name is not a device, or names one this machine does not have (a GPU on
@@ -80,6 +89,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     name = str(device)
     check_device_name(name)
     if name == "auto":
+        forced = os.environ.get(DEVICE_VARIABLE, "auto").strip() or "auto"
+        if forced != "auto":
+            try:
+                return resolve_device(forced)
+            except ConfigError as e:
+                raise ConfigError(
+                    f"--device auto reads {DEVICE_VARIABLE}={forced!r}: {e}"
+                ) from None
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(name)
     if resolved.type == "cuda":

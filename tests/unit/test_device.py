@@ -41,7 +41,8 @@ def _one_line_error(capsys, *argv: str) -> str:
 # ------------------------------------------------------------------------- resolver (any machine)
 
 
-def test_cpu_and_auto_resolve() -> None:
+def test_cpu_and_auto_resolve(monkeypatch) -> None:
+    monkeypatch.delenv("HOOKDIFF_DEVICE", raising=False)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if HAS_CUDA else "cpu")
@@ -73,6 +74,15 @@ def test_a_gpu_index_past_the_last_gpu_is_refused() -> None:
     assert resolve_device(f"cuda:{n - 1}") == torch.device(f"cuda:{n - 1}")
     with pytest.raises(ConfigError, match="no such GPU"):
         resolve_device(f"cuda:{n}")
+
+
+def test_hookdiff_device_says_what_auto_means(monkeypatch) -> None:
+    monkeypatch.setenv("HOOKDIFF_DEVICE", "cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")  # only "auto" reads it
+    monkeypatch.setenv("HOOKDIFF_DEVICE", "gpu")
+    with pytest.raises(ConfigError, match="--device auto reads HOOKDIFF_DEVICE='gpu'"):
+        resolve_device("auto")
 
 
 def test_model_device_is_where_the_parameters_are() -> None:
