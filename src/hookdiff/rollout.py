@@ -170,7 +170,7 @@ def _check_steering(
     shared = [s for s in steering if not s.per_env]
     if not shrinking or not shared or isinstance(policy, ExpertPolicy):
         return
-    blank = obs_to_tensor(np.zeros((1, 64, 64, 3), dtype=np.uint8)).to(model_device(policy))
+    blank = obs_to_tensor(np.zeros((1, 64, 64, 3), dtype=np.uint8), device=model_device(policy))
     with capture(policy, sorted({s.hook for s in shared})) as acts, torch.no_grad():
         policy(blank)
     for s in shared:
@@ -238,7 +238,7 @@ def _policy_logits(
         if steering:
             raise ValueError("the scripted ExpertPolicy has no activations to steer")
         return policy(None, cells, envs)
-    x = obs_to_tensor(obs[rows]).to(model_device(policy))
+    x = obs_to_tensor(obs[rows], device=model_device(policy))  # uint8 moved, then scaled
     if next(policy.parameters()).is_contiguous(memory_format=torch.channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     if any(s.intervened for s in steering):  # validated: then it is the only steering

@@ -173,7 +173,7 @@ def study_mazes(config: StudyConfig) -> StudyMazes:
     cells = {"decision_square": squares, "start": [start_cell(m) for m in mazes]}
     device = resolve_device(config.device)
     obs = {
-        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])])).to(device)
+        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]), device=device)
         for p in POSITIONS
     }
     return StudyMazes(mazes, squares, obs, skipped)

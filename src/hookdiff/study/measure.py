@@ -384,7 +384,7 @@ def _field_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Example maze ``i``: its cells ``(C, 2)`` and direction probabilities ``(vector, t, C, 5)``."""
     obs, cells = observations_at_every_cell(maze)
-    x, c, n_t = obs_to_tensor(obs).to(model_device(policy)), len(cells), len(field_ts)
+    x, c, n_t = obs_to_tensor(obs, device=model_device(policy)), len(cells), len(field_ts)
     probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
     coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
     for vi, name in enumerate(VECTORS):

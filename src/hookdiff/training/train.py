@@ -265,7 +265,7 @@ def _validation_set(config: TrainConfig, device: torch.device) -> tuple[torch.Te
 
     b = expert_batch(config.spec, config.eval_mazes, seed=2**30 + config.seed)
     labels = torch.as_tensor(b.labels, dtype=torch.long, device=device)
-    return obs_to_tensor(b.obs).to(device), labels
+    return obs_to_tensor(b.obs, device=device), labels
 
 
 def _loss(
@@ -360,7 +360,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
 
     def learn(obs_u8: np.ndarray, labels: np.ndarray, lr: float, **log: Any) -> None:
         nonlocal step, samples, val_acc
-        obs = obs_to_tensor(obs_u8).to(device).contiguous(memory_format=torch.channels_last)
+        obs = obs_to_tensor(obs_u8, device=device, memory_format=torch.channels_last)
         for group in optim.param_groups:
             group["lr"] = lr
         target = torch.as_tensor(labels, dtype=torch.long).to(device)
