@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from hookdiff import _config
 from hookdiff._config import option
+from hookdiff._device import DEVICE_HELP, check_device_name
 from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 
 __all__ = [
@@ -208,6 +209,7 @@ class StudyConfig:
         10, "Bisection steps of the matched coefficient (precision later_max_t / 2**steps).", min=1
     )
     threads: int | None = option(None, "torch threads (none: torch's default).", min=1)
+    device: str = option("auto", DEVICE_HELP, check=check_device_name)
 
     # ------------------------------------------------------------------ derived
 

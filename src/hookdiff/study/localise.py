@@ -40,6 +40,7 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.analysis import (
     cut_scan,
     even_from_kinks,
@@ -211,7 +212,7 @@ def matched_random(vectors: Tensor, generator: torch.Generator) -> Tensor:
     At every maze and position the channel vector ``v[i, :, h, w]`` is replaced by a random
     direction (isotropic Gaussian, normalised) of the same norm, so positions where v is 0 stay 0.
     """
-    g = torch.randn(vectors.shape, generator=generator, dtype=vectors.dtype)
+    g = torch.randn(vectors.shape, generator=generator, dtype=vectors.dtype).to(vectors.device)
     return g / g.norm(dim=1, keepdim=True) * vectors.norm(dim=1, keepdim=True)
 
 
@@ -224,7 +225,7 @@ def control_lines(
     paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes).items()}
     seeds = config.seeds()
     generator = torch.Generator().manual_seed(seeds["localise"])
-    untrained = random_init_policy(policy.scale, seeds["untrained"])
+    untrained = random_init_policy(policy.scale, seeds["untrained"]).to(model_device(policy))
     u_vectors = study_vectors(untrained, config, mazes.states, [hook])
     u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
     return {
@@ -299,7 +300,7 @@ def base_swap_distance(
         v, p = lines[name].vectors.double().flatten(1), paired[name].double().flatten(1)
         gap = (p - a).norm(dim=1)
         for j, s in enumerate((1.0, -1.0)):
-            out[i, j] = ((a + s * v - p).norm(dim=1) / gap).numpy()
+            out[i, j] = ((a + s * v - p).norm(dim=1) / gap).cpu().numpy()
     return xr.DataArray(
         out,
         dims=("vector", "sign", "maze"),
@@ -447,7 +448,7 @@ def _kink_even(
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
     logits = line_response(policy, acts, hook, v, line, depth=_LOGITS).values  # (t, maze, 15)
-    r = np.einsum("tmo,mo->tm", logits, w.numpy())
+    r = np.einsum("tmo,mo->tm", logits, w.cpu().numpy())
     direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
     ds["kink_even_direct"] = direct["even"]
     return ds.where(xr.DataArray(target >= 0, dims="kink_maze"))
@@ -488,7 +489,7 @@ def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int
 
 def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.ndarray) -> Tensor:
     """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
-    tgt = torch.as_tensor(target)
+    tgt = torch.as_tensor(target, device=acts.device)
     with torch.enable_grad():
         logits = policy.run_segment(acts, hook, _LOGITS).detach().requires_grad_(True)
         (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)

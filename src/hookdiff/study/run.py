@@ -29,6 +29,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from hookdiff._device import ieee_float32
 from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.study.answer import answer
 from hookdiff.study.config import StudyConfig
@@ -134,7 +135,11 @@ def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str,
     """The study's Dataset and the wall time of each step (seconds), with the CPU seconds of
     each step under ``"cpu_s"``."""
     config = config.validate()
-    with _Progress(total=12, enabled=progress) as prog, _torch_threads(config.threads):
+    with (
+        _Progress(total=12, enabled=progress) as prog,
+        _torch_threads(config.threads),
+        ieee_float32(),
+    ):
         ds = _measure(config, prog)
     return ds, {**prog.timings, "cpu_s": prog.cpu}
 
