@@ -8,12 +8,18 @@ times come from each run's ``run.json``. On a shared machine wall time says how 
 time says what the study costs (run with ``--threads 1`` to keep other processes' load from
 inflating it with threads that spin while waiting for a core).
 
+The agent: the shipped one (scale 1, trained) by default; ``--checkpoint PATH`` any checkpoint;
+``--scale N`` a seeded random-init policy of scale N written first with
+:func:`hookdiff.agent.write_random_checkpoint` (scale 4 is the published agents' size, 3.65M
+parameters: the study's cost at publication scale). ``--device`` is passed to the study; on a GPU
+the peak GPU memory (``torch.cuda.max_memory_allocated``) is reported as well.
+
 ``--estimate-full`` also runs the default profile with twice its walked and rolled-out mazes and
 extrapolates each step's cost linearly to the ``--full`` profile (every maze walked and rolled out),
 which takes about an hour: the two runs differ only in those counts.
 
 Run: ``.venv/bin/python benchmarks/bench_study.py [--only quick|default|full] [--threads N]
-[--estimate-full] [--out DIR]``. Not a test: these machines are shared and noisy, so the numbers
+[--estimate-full] [--checkpoint PATH | --scale N] [--device D] [--out DIR]``. Not a test: these machines are shared and noisy, so the numbers
 are reported, not asserted.
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -28,7 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ENTRY = "import sys; from hookdiff.cli import main; sys.exit(main(sys.argv[1:]))"
+ENTRY = (
+    "import sys; from hookdiff.cli import main; code = main(sys.argv[1:]); import torch; "
+    "gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0; "
+    "print(f'GPU_PEAK_BYTES {gpu}', file=sys.stderr); sys.exit(code)"
+)
 PROFILES = {"quick": (["--quick"], 60.0), "default": ([], 600.0), "full": (["--full"], None)}
 MEMORY_TARGET_GIB = 4.0
 
@@ -54,6 +65,7 @@ def run_profile(name: str, out: Path, extra: list[str]) -> dict[str, object]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # ru_maxrss of RUSAGE_CHILDREN is the largest child's peak (KiB on Linux)
     peak_kib = max(after.ru_maxrss, before.ru_maxrss)
+    gpu_peak = re.findall(r"GPU_PEAK_BYTES (\d+)", proc.stderr)
     run = json.loads((out / "run.json").read_text())
     timings = dict(run["timings_s"])
     return {
@@ -62,10 +74,12 @@ def run_profile(name: str, out: Path, extra: list[str]) -> dict[str, object]:
         "cpu_s": round(cpu, 1),
         "target_s": target_s,
         "peak_rss_gib": round(peak_kib / 2**20, 2),
+        "peak_gpu_gib": round(int(gpu_peak[-1]) / 2**30, 2) if gpu_peak else 0.0,
         "steps_s": {k: v for k, v in timings.items() if k != "cpu_s"},
         "steps_cpu_s": timings.get("cpu_s", {}),
         "config": run["config"],
         "untrained": run["untrained"],
+        "agent": run["agent"],
     }
 
 
@@ -80,7 +94,8 @@ def _print(r: dict[str, object]) -> None:
     print(
         f"{r['profile']:8s} wall {r['wall_s']:7.1f} s{ok_t}  CPU {r['cpu_s']:7.1f} s  "
         f"peak RSS {r['peak_rss_gib']:.2f} GiB (target {MEMORY_TARGET_GIB:g}: {ok_m})"
-        + ("  [untrained agent]" if r["untrained"] else "")
+        + (f"  peak GPU {r['peak_gpu_gib']:.2f} GiB" if r["peak_gpu_gib"] else "")
+        + f"  [{r['agent']}, device {r['config']['device']}]"
     )
     steps, cpu = r["steps_s"], r["steps_cpu_s"]
     print("  steps (wall / CPU s): " + ", ".join(
@@ -121,9 +136,23 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the study")
     parser.add_argument("--estimate-full", action="store_true", help="see the module docstring")
     parser.add_argument("--out", type=Path, default=None, help="keep the run folders here")
+    agent = parser.add_mutually_exclusive_group()
+    agent.add_argument("--checkpoint", type=Path, default=None, help="study this checkpoint")
+    agent.add_argument(
+        "--scale", type=int, default=None, help="study a seeded random-init policy of this scale"
+    )
+    parser.add_argument("--device", default=None, help="the study's --device (default: auto)")
     args = parser.parse_args()
     base = args.out or Path(tempfile.mkdtemp(prefix="bench_study_"))
+    base.mkdir(parents=True, exist_ok=True)
     extra = [] if args.threads is None else ["--threads", str(args.threads)]
+    extra += [] if args.device is None else ["--device", args.device]
+    checkpoint = args.checkpoint
+    if args.scale is not None:
+        from hookdiff.agent import write_random_checkpoint
+
+        checkpoint = write_random_checkpoint(base / f"random_init_s{args.scale}.pt", args.scale)
+    extra += [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
     if args.estimate_full:
         estimate_full(base, extra)
     else:

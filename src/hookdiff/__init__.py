@@ -57,9 +57,11 @@ _HOMES = {
         ["DeclaresReadouts", "Op", "OpGraphModel", "Readout", "SegmentedModel"],
         "hookdiff.contract",
     ),
+    "resolve_device": "hookdiff._device",
 }
 
 if TYPE_CHECKING:
+    from hookdiff._device import resolve_device
     from hookdiff.analysis import (
         breakpoints_at,
         cut_scan,
@@ -115,6 +117,7 @@ __all__ = [
     "linear_response",
     "nonlinearity",
     "readout_onset",
+    "resolve_device",
     "resolve_hook",
     "steer",
     "steering_hook",

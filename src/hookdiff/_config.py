@@ -2,7 +2,7 @@
 
 A config field is declared with :func:`option`: its default, its help text (kept in the field's
 metadata, so ``--help``, error messages and docs read it at run time without the source), and
-optional checks (``min``, ``choices``). :func:`add_options` turns every field of a config class
+optional checks (``min``, ``choices``, a ``check`` function). :func:`add_options` turns every field of a config class
 into a command-line option, :func:`from_args` builds the config back from the parsed options,
 :func:`from_dict` from JSON values, and :func:`check` validates the declared checks. A field
 without a default becomes a positional argument. The dataclass is the one source of defaults.
@@ -46,6 +46,7 @@ def option(
     factor: float | None = None,
     min: float | None = None,
     choices: Sequence[str] | None = None,
+    check: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A dataclass field with its help text and checks in its metadata.
 
@@ -56,6 +57,8 @@ def option(
         factor: The option's value times ``factor`` is the field's (e.g. minutes -> seconds).
         min: The smallest valid value (numbers).
         choices: The valid values (strings).
+        check: Called with the value; raises :class:`~hookdiff.errors.ConfigError` saying what is
+            wrong with it (values whose validity is not a list or a bound, e.g. device names).
 
     Example:
         >>> @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,7 @@ def option(
         "factor": factor,
         "min": min,
         "choices": tuple(choices) if choices is not None else None,
+        "check": check,
     }
     return dataclasses.field(default=default, metadata=meta)
 
@@ -159,6 +163,11 @@ def _check_field(f: dataclasses.Field, value: Any) -> str | None:
         return f"expected {'an int' if isinstance(value, int) else 'a number'} >= {lo}"
     if choices is not None and value not in choices:
         return unknown_name_message(f"valid {f.name}", str(value), choices)
+    if f.metadata.get("check") is not None:
+        try:
+            f.metadata["check"](value)
+        except ConfigError as e:
+            return str(e)
     return None
 
 

@@ -117,12 +117,14 @@ def study_config(args: argparse.Namespace) -> Any:
 
 def _study(args: argparse.Namespace) -> int:
     """Run the study: steering vectors, nonlinearity per depth, behaviour, data + figures + report."""
+    from hookdiff._device import resolve_device
     from hookdiff.agent import load_checkpoint
     from hookdiff.study import DATASET_NAME, run_study
 
     config = study_config(args)
+    resolve_device(config.device)  # a missing GPU fails now, before the progress bars
     for path in config.checkpoints():
-        load_checkpoint(path)  # a bad file fails now, before the progress bars
+        load_checkpoint(path)  # a bad file, too
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         out = run_study(config, progress=not args.no_progress)

@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.agent import obs_to_tensor
 from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
 from hookdiff.contract import INPUT, OpGraphModel
@@ -124,12 +125,22 @@ class Steering:
 
     def rows(self, rows: np.ndarray | Tensor) -> Steering:
         """This steering restricted to the envs ``rows`` (per-env coefficients and vectors)."""
-        r = torch.as_tensor(rows)
         c = torch.as_tensor(self.coeff, dtype=torch.float32)
+        v = torch.as_tensor(self.vector)
         return dataclasses.replace(
             self,
-            vector=self.vector[r] if self.per_env else self.vector,
-            coeff=c[r] if c.ndim else c,
+            vector=v[torch.as_tensor(rows, device=v.device)] if self.per_env else v,
+            coeff=c[torch.as_tensor(rows, device=c.device)] if c.ndim else c,
+        )
+
+    def to(self, device: torch.device | str) -> Steering:
+        """This steering with its vector and coefficients on ``device`` (moved once, not at every
+        step of a rollout)."""
+        coeff = torch.as_tensor(self.coeff, dtype=torch.float32)
+        return dataclasses.replace(
+            self,
+            vector=torch.as_tensor(self.vector).to(device),
+            coeff=coeff.to(device) if coeff.ndim else coeff,
         )
 
 
@@ -159,8 +170,9 @@ def _check_steering(
     shared = [s for s in steering if not s.per_env]
     if not shrinking or not shared or isinstance(policy, ExpertPolicy):
         return
+    blank = obs_to_tensor(np.zeros((1, 64, 64, 3), dtype=np.uint8), device=model_device(policy))
     with capture(policy, sorted({s.hook for s in shared})) as acts, torch.no_grad():
-        policy(obs_to_tensor(np.zeros((1, 64, 64, 3), dtype=np.uint8)))
+        policy(blank)
     for s in shared:
         row = tuple(acts[s.hook].shape[1:])
         if s.vector.ndim == len(row) + 1 and s.vector.shape[0] > 1:
@@ -220,12 +232,13 @@ def _policy_logits(
     cells: np.ndarray | None = None,
     envs: np.ndarray | None = None,
 ) -> Tensor:
-    """Action logits for the live envs ``rows``, with every steering vector on."""
+    """Action logits for the live envs ``rows``, with every steering vector on (on the policy's
+    device; the steering's tensors should be there already, see :meth:`Steering.to`)."""
     if isinstance(policy, ExpertPolicy):
         if steering:
             raise ValueError("the scripted ExpertPolicy has no activations to steer")
         return policy(None, cells, envs)
-    x = obs_to_tensor(obs[rows])
+    x = obs_to_tensor(obs[rows], device=model_device(policy))  # uint8 moved, then scaled
     if next(policy.parameters()).is_contiguous(memory_format=torch.channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     if any(s.intervened for s in steering):  # validated: then it is the only steering
@@ -246,7 +259,7 @@ def _intervened_logits(policy: nn.Module, x: Tensor, s: Steering) -> Tensor:
     with capture(policy, list(needed)) as cache:
         a = segmented.run_segment(x, INPUT, s.hook)
     context = {name: cache[name] for name in needed}
-    coeffs = torch.as_tensor(s.coeff, dtype=torch.float32).expand(len(a))
+    coeffs = torch.as_tensor(s.coeff, dtype=torch.float32).cpu().expand(len(a))
     vectors = _row_vectors(s, a)
     logits = None
     for c in torch.unique(coeffs).tolist():
@@ -275,7 +288,7 @@ def _row_vectors(s: Steering, a: Tensor) -> Tensor:
     v = torch.as_tensor(s.vector)
     if v.ndim < a.ndim:
         return v
-    return v[torch.arange(len(a)) % v.shape[0]]
+    return v[torch.arange(len(a), device=v.device) % v.shape[0]]
 
 
 def _check_interventions(policy: nn.Module, steering: Sequence[Steering]) -> None:
@@ -334,12 +347,15 @@ def rollout(
     """Run the policy from each state until its first episode ends; record what happened.
 
     Args:
-        policy: maps float ``(N, 3, 64, 64)`` observations to 15 action logits.
+        policy: maps float ``(N, 3, 64, 64)`` observations to 15 action logits; it runs on its
+            own device (observations and steering vectors are moved there).
         states: one maze per env (the mouse wherever the state puts it).
         steering: vectors added at every forward (coefficients per env allowed). One steering
             with an intervention (``cut``/``variant``/``freeze``) must be the only one.
         max_steps: step limit (procgen itself ends episodes at 500).
-        seed: seeds the action sampling (the same seed gives the same rollout).
+        seed: seeds the action sampling (the same seed gives the same rollout). Actions are
+            drawn on the CPU whatever the policy's device, so a policy on a GPU draws the same
+            actions as on the CPU unless float32 rounding moves a probability across a draw.
         greedy: take the most likely action instead of sampling.
         stop_at_top_right: end an env's episode when it enters the top-right region (set False
             for in-distribution evaluation, where the cheese lies in that region).
@@ -365,7 +381,9 @@ def rollout(
     n = len(states)
     _check_steering(policy, steering, n, shrinking=True)
     _check_interventions(policy, steering)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # actions are drawn on the CPU, on any device
+    if not isinstance(policy, ExpertPolicy):
+        steering = [s.to(model_device(policy)) for s in steering]
     outcome = np.full(n, "timeout", dtype=object)
     steps = np.zeros(n, dtype=np.int64)
     path = np.full((n, max_steps + 1, 2), -1, dtype=np.int64)
@@ -446,7 +464,7 @@ def _rollout_group(
         if on_step is not None:
             on_step(idx[rows], obs[rows], pos[rows].copy())
         logits = _policy_logits(policy, obs, local_steering, rows, pos[rows], idx[rows])
-        probs = torch.softmax(logits, dim=-1)
+        probs = torch.softmax(logits, dim=-1).cpu()  # the envs act on the host
         chosen = probs.argmax(-1) if greedy else torch.multinomial(probs, 1, generator=gen)[:, 0]
         actions = np.full(n, 4, dtype=np.int32)  # finished envs idle (their frames are ignored)
         actions[rows] = chosen.numpy()
@@ -512,7 +530,10 @@ def decision_square_probs(
         )
     placed = [with_mouse(s, d) for s, d in zip(states, squares)]
     obs = render(placed)
-    dirs = direction_probs(_policy_logits(policy, obs, steering, np.arange(len(states)))).numpy()
+    if not isinstance(policy, ExpertPolicy):
+        steering = [s.to(model_device(policy)) for s in steering]
+    logits = _policy_logits(policy, obs, steering, np.arange(len(states)))
+    dirs = direction_probs(logits).cpu().numpy()
     to_cheese = np.array([next_direction(s, d, s.cheese) for s, d in zip(states, squares)])
     to_corner = np.array([next_direction(s, d, top_right_cell(s)) for s, d in zip(states, squares)])
     rows = np.arange(len(states))

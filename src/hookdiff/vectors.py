@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.agent.obs import obs_to_tensor
 from hookdiff.errors import ShapeMismatchError
 from hookdiff.hooks import capture, resolve_hook
@@ -80,9 +81,10 @@ def activations_from_obs(
     if obs.shape[0] == 0:
         raise ShapeMismatchError("no observations given; expected (N, 3, 64, 64) with N >= 1")
     parts = []
+    device = model_device(policy)  # the activations come back on the policy's device
     for lo in range(0, obs.shape[0], batch_size):
         with capture(policy, [hook]) as acts:
-            policy(obs[lo : lo + batch_size])
+            policy(obs[lo : lo + batch_size].to(device))
         parts.append(acts[hook])
     return torch.cat(parts, dim=0)
 

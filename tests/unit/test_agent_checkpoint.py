@@ -14,7 +14,9 @@ from hookdiff.agent import (
     default_checkpoint_path,
     load_checkpoint,
     load_default,
+    random_init_policy,
     save_checkpoint,
+    write_random_checkpoint,
 )
 from hookdiff.errors import CheckpointError
 
@@ -154,3 +156,32 @@ def test_extra_metadata_must_be_plain(tmp_path: Path, policy) -> None:
     with pytest.raises(ValueError, match="model_state_dict"):
         save_checkpoint(policy, tmp_path / "a.pt", model_state_dict={})
     assert not list(tmp_path.iterdir())
+
+
+def test_random_scale4_checkpoint_is_the_published_size_and_seeded(tmp_path: Path) -> None:
+    path = write_random_checkpoint(tmp_path / "s4.pt", scale=4, seed=7)
+    policy = load_checkpoint(path)
+    assert policy.scale == 4
+    assert sum(p.numel() for p in policy.parameters()) == 3_653_136
+    assert policy.embedder.block1.conv.out_channels == 64
+    assert policy.embedder.block3.res2.conv2.out_channels == 128
+    assert torch.load(path, weights_only=True)["random_init_seed"] == 7
+    again = write_random_checkpoint(tmp_path / "again.pt", scale=4, seed=7)
+    other = load_checkpoint(write_random_checkpoint(tmp_path / "other.pt", scale=4, seed=8))
+    for (name, a), b, c in zip(
+        policy.state_dict().items(), load_checkpoint(again).state_dict().values(),
+        other.state_dict().values(),
+    ):  # fmt: skip
+        assert torch.equal(a, b), name
+        if name.endswith("weight"):
+            assert not torch.equal(a, c), name
+
+
+def test_random_init_policy_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = random_init_policy(1, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    second = random_init_policy(1, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))

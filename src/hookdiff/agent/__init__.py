@@ -13,7 +13,9 @@ from hookdiff.agent.checkpoint import (
     default_checkpoint_path,
     load_checkpoint,
     load_default,
+    random_init_policy,
     save_checkpoint,
+    write_random_checkpoint,
 )
 from hookdiff.agent.impala import INPUT, ImpalaPolicy, Op
 from hookdiff.agent.obs import obs_to_tensor
@@ -40,5 +42,7 @@ __all__ = [
     "load_checkpoint",
     "load_default",
     "obs_to_tensor",
+    "random_init_policy",
     "save_checkpoint",
+    "write_random_checkpoint",
 ]

@@ -6,6 +6,8 @@ keys ``embedder.block{1,2,3}.conv.*``, ``embedder.block{b}.res{1,2}.conv{1,2}.*`
 the weights, so any scale loads without global state. Files are read with ``weights_only=True``
 and validated key by key and shape by shape, so a wrong file fails with a message that names what
 differs; files are written atomically in the same format (loadable by the original tooling).
+:func:`write_random_checkpoint` writes a seeded random-init policy of any scale in that format: a
+stand-in for the published scale-4 agents' weights, to measure what a study of that size costs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ __all__ = [
     "default_checkpoint_path",
     "load_checkpoint",
     "load_default",
+    "random_init_policy",
     "save_checkpoint",
+    "write_random_checkpoint",
 ]
 
 #: File name of the shipped agent inside ``hookdiff/agent/weights/``.
@@ -236,3 +240,37 @@ def load_default(map_location: Any = "cpu") -> ImpalaPolicy:
             f"the original format with hookdiff.agent.load_checkpoint(path)."
         )
     return load_checkpoint(path, map_location=map_location)
+
+
+def random_init_policy(scale: int = 1, seed: int = 0) -> ImpalaPolicy:
+    """A random-init ImpalaPolicy of ``scale`` from torch seed ``seed`` (the global RNG untouched),
+    in eval mode, on the CPU: the same seed gives the same weights on every machine.
+
+    Example:
+        >>> random_init_policy(1, 0).scale
+        1
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ImpalaPolicy(scale=scale).eval()
+
+
+def write_random_checkpoint(path: str | os.PathLike[str], scale: int = 4, seed: int = 0) -> Path:
+    """Write a seeded random-init policy of ``scale`` as an original-format checkpoint.
+
+    Scale 4 (channels 64, 128, 128; 3,653,136 parameters) is the size of the published maze
+    agents, whose weights hookdiff cannot ship: this file has their shape, not their behaviour,
+    so ``hookdiff study --checkpoint PATH`` on it measures the time and memory of a study at
+    publication scale. The seed is stored in the file (``random_init_seed``).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = write_random_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "s4.pt", scale=2)
+        >>> load_checkpoint(path).scale
+        2
+    """
+    policy = random_init_policy(scale, seed)
+    return save_checkpoint(policy, path, random_init_seed=int(seed))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.contract import (
     PATTERN_KINDS,
     PIECEWISE_KINDS,
@@ -304,8 +305,11 @@ def prepare(
 
     ``vector`` is either one direction for every sample (the activation's shape without the batch
     dimension) or one per sample (the activations' shape), e.g. each maze's own cheese vector.
+    Everything is moved to the model's device (when it has parameters): the analysis runs there.
     """
     a = torch.as_tensor(activations)
+    if next(chain.model.parameters(), None) is not None:
+        a = a.to(model_device(chain.model))
     if not a.is_floating_point():
         raise ShapeMismatchError(
             f"activations at {chain.hook!r} must be floating point; got dtype {a.dtype}"

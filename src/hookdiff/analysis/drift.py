@@ -64,7 +64,7 @@ def readout_onset(
     """
     chain = _chain(model, hook, depths)
     a, v, ctx = prepare(chain, activations, vector, context)
-    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.dtype)
+    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.device, a.dtype)
     if t.numel() == 0:
         raise ShapeMismatchError("ts is empty; give at least one coefficient t")
     k, b = len(t), a.shape[0]
@@ -83,7 +83,7 @@ def readout_onset(
         g = grads[d].reshape(1, b, -1)
         seen = ((diff - lin) * g).sum(-1).abs()
         resid.append(_ratio(seen, torch.maximum((diff * g).sum(-1).abs(), (lin * g).sum(-1).abs())))
-    t_np = t.double().numpy()
+    t_np = t.double().cpu().numpy()
     coords = {"sample": np.arange(b), "t": t_np, "depth": list(chain.depths)}
     dims = ("sample", "t", "depth")
     drift_np, resid_np = (np.stack(x, -1).transpose(1, 0, 2) for x in (drift, resid))
@@ -118,13 +118,13 @@ def _readout_gradients(
     with torch.enable_grad():
         x = a.detach().clone().requires_grad_(True)
         outs, _ = chain.run(x, ctx, False)
-        weights = torch.as_tensor(np.array(w), dtype=outs[-1].dtype)
+        weights = torch.as_tensor(np.array(w), dtype=outs[-1].dtype, device=outs[-1].device)
         r = (outs[-1].reshape(a.shape[0], -1) * weights).sum()
         grads = torch.autograd.grad(r, outs, allow_unused=True, materialize_grads=True)
     return [g.detach() for g in grads]
 
 
 def _ratio(num: Tensor, den: Tensor) -> np.ndarray:
-    num, den = num.double().numpy(), den.double().numpy()
+    num, den = num.double().cpu().numpy(), den.double().cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)

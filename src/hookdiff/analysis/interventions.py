@@ -101,7 +101,7 @@ def line_response(
     """
     plan = _plan(model, hook, depth, cut, variant, freeze)
     a, v, ctx = prepare(plan.chain, activations, vector, context)
-    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.dtype)
+    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.device, a.dtype)
     if t.numel() == 0:
         raise ShapeMismatchError("ts is empty; give at least one coefficient t")
     per_chunk = max(1, (max_rows or DEFAULT_MAX_ROWS) // max(a.shape[0], 1))
@@ -262,7 +262,7 @@ def _cut_value(
             )
         scale = t.repeat_interleave(a.shape[0]).reshape((-1,) + (1,) * (x0.ndim - 1))
         return tile_rows(x0.detach(), k) + scale * tile_rows(jv.detach(), k)
-    both = torch.cat([t, -t, torch.zeros(1, dtype=t.dtype)])
+    both = torch.cat([t, -t, t.new_zeros(1)])
     x = _forward(plan, line_batch(a, v, both), hook, cut, _tiled(ctx, 2 * k + 1), frozen, 2 * k + 1)
     rows = k * a.shape[0]
     plus, minus, zero = x[:rows], x[rows : 2 * rows], x[2 * rows :]
@@ -321,7 +321,7 @@ def _response_dims(plan: _Plan, rest: tuple[int, ...]) -> tuple[tuple[str, ...],
 def _label(values: Tensor, plan: _Plan, t: Tensor, hook: str) -> xr.DataArray:
     """``(t, sample, ...)`` with the intervention in the attrs."""
     dims, coords = _response_dims(plan, tuple(values.shape[2:]))
-    coords.update(t=t.double().numpy(), sample=np.arange(values.shape[1]))
+    coords.update(t=t.double().cpu().numpy(), sample=np.arange(values.shape[1]))
     return xr.DataArray(
         values.cpu().numpy(),
         dims=("t", "sample") + dims,
@@ -386,8 +386,8 @@ def cut_scan(
         raise InterventionError("cut_scan needs at least one cut and one variant")
     chain = build_chain(model, hook, list(dict.fromkeys([*cuts, plans[0].source])))
     a, v, ctx = prepare(chain, activations, vector, context)
-    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.dtype)
-    grid = torch.unique(torch.cat([t, -t, torch.zeros(1, dtype=t.dtype)]))
+    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1).to(a.device, a.dtype)
+    grid = torch.unique(torch.cat([t, -t, t.new_zeros(1)]))
     per = max(1, (max_rows or DEFAULT_MAX_ROWS) // len(grid))
     same = _affine_groups(model, cuts)
     parts = [
@@ -399,7 +399,10 @@ def cut_scan(
     values = torch.cat(parts, dim=3)  # (variant, cut, t, sample, ...)
     dims, coords = _response_dims(plans[0], tuple(values.shape[4:]))
     coords.update(
-        variant=["exact", *variants], cut=cuts, t=t.double().numpy(), sample=np.arange(a.shape[0])
+        variant=["exact", *variants],
+        cut=cuts,
+        t=t.double().cpu().numpy(),
+        sample=np.arange(a.shape[0]),
     )
     return xr.DataArray(
         values.cpu().numpy(),

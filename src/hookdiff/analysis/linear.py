@@ -14,6 +14,7 @@ for the meaning of every variable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -98,6 +99,11 @@ def linear_radius(
             radius = np.where(hit, np.abs(ts[idx])[first], np.nan)
         out.append(radius)
     return out[0], out[1]
+
+
+def _host(x: Tensor) -> np.ndarray:
+    """``x`` as a float64 numpy array (copied from the model's device: once per result)."""
+    return x.detach().double().cpu().numpy()
 
 
 def _pairs(ts: np.ndarray) -> list[tuple[int, int]]:
@@ -203,18 +209,18 @@ def linear_response(
     base = [x.detach() for x in base_run]
     eps = torch.finfo(a.dtype).eps
     scale = torch.stack([x.reshape(b, -1).norm(dim=1) for x in base], dim=-1)  # (B, D)
-    floor = (NOISE * eps * scale.clamp_min(torch.finfo(a.dtype).tiny)).double().numpy()
+    floor = _host(NOISE * eps * scale.clamp_min(torch.finfo(a.dtype).tiny))
 
-    diff_norm = np.zeros((n_t, b, n_d))
-    lin_norm = np.zeros((n_t, b, n_d))
-    res_norm = np.zeros((n_t, b, n_d))
-    even_norm = np.zeros((len(pairs), b, n_d))
-    flip = np.zeros((n_t, b, len(layers)))
+    # accumulated on the model's device and copied to the host once, after the sweep
+    zeros = partial(torch.zeros, dtype=torch.float64, device=a.device)
+    diff_norm, lin_norm, res_norm = zeros((n_t, b, n_d)), zeros((n_t, b, n_d)), zeros((n_t, b, n_d))
+    even_norm = zeros((len(pairs), b, n_d))
+    flip = zeros((n_t, b, len(layers)))
     behaviour = {d: None for d in chain.behaviour}
     beh_idx = {d: chain.depths.index(d) for d in chain.behaviour}
     for d in behaviour:
         shape = tuple(base[beh_idx[d]].shape[1:])
-        behaviour[d] = np.zeros((n_t, b) + shape)
+        behaviour[d] = zeros((n_t, b) + shape)
 
     with torch.no_grad():
         for group in _groups(t_np, pairs, max(1, rows // max(b, 1))):
@@ -226,22 +232,23 @@ def linear_response(
             for di, out in enumerate(outs):
                 diff = out.reshape(k, b, -1) - base[di].reshape(1, b, -1)
                 lin = c.reshape(k, 1, 1) * jv[di].reshape(1, b, -1)
-                diff_norm[group, :, di] = diff.norm(dim=-1).double().numpy()
-                lin_norm[group, :, di] = lin.norm(dim=-1).double().numpy()
-                res_norm[group, :, di] = (diff - lin).norm(dim=-1).double().numpy()
+                diff_norm[group, :, di] = diff.norm(dim=-1).double()
+                lin_norm[group, :, di] = lin.norm(dim=-1).double()
+                res_norm[group, :, di] = (diff - lin).norm(dim=-1).double()
                 for ti in group:
                     if ti in pair_of:
                         p = pair_of[ti]
                         j = pairs[p][1]
                         even = diff[where[ti]] + diff[where[j]]
-                        even_norm[p, :, di] = even.norm(dim=-1).double().numpy()
+                        even_norm[p, :, di] = even.norm(dim=-1).double()
                 depth = chain.depths[di]
                 if depth in behaviour:
-                    behaviour[depth][group] = (
-                        diff.reshape((k, b) + tuple(out.shape[1:])).double().numpy()
-                    )
+                    behaviour[depth][group] = diff.reshape((k, b) + tuple(out.shape[1:])).double()
             if flips and layers:
-                flip[group] = flip_fractions(pats, base_pats, layers, k, b).numpy()
+                flip[group] = flip_fractions(pats, base_pats, layers, k, b).double()
+    diff_norm, lin_norm, res_norm = _host(diff_norm), _host(lin_norm), _host(res_norm)
+    even_norm, flip = _host(even_norm), _host(flip)
+    behaviour = {d: _host(arr) for d, arr in behaviour.items()}
 
     with np.errstate(invalid="ignore", divide="ignore"):
         denom = np.maximum(diff_norm, lin_norm)
@@ -262,7 +269,7 @@ def linear_response(
         "linear_radius_pos": (("sample", "depth"), r_pos),
         "linear_radius_neg": (("sample", "depth"), r_neg),
         "asymmetry": (("sample", "t_pos", "depth"), asym.transpose(1, 0, 2)),
-        "base_norm": (("sample", "depth"), scale.double().numpy()),
+        "base_norm": (("sample", "depth"), _host(scale)),
     }
     if flips:
         data["flip_fraction"] = (("sample", "t", "layer"), flip.transpose(1, 0, 2))
@@ -278,7 +285,7 @@ def linear_response(
         name = _behaviour_name(chain, d)
         dims = _behaviour_dims(chain, d, arr.shape[2:])
         data[f"diff_{name}"] = (("sample", "t") + dims, arr.transpose(1, 0, *range(2, arr.ndim)))
-        data[f"base_{name}"] = (("sample",) + dims, base[beh_idx[d]].double().numpy())
+        data[f"base_{name}"] = (("sample",) + dims, _host(base[beh_idx[d]]))
         signed = (
             np.stack([arr[pos], arr[neg]], axis=2) if pairs else np.zeros((0, b, 2) + arr.shape[2:])
         )

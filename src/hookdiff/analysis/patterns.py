@@ -92,7 +92,7 @@ def pattern_flips(
     """
     chain = build_chain(model, hook, depths)
     a, v, ctx = prepare(chain, activations, vector, context)
-    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).to(a.dtype).reshape(-1)
+    t = torch.as_tensor(np.asarray(ts, dtype=np.float64)).to(a.device, a.dtype).reshape(-1)
     b = a.shape[0]
     layers = [name for name, _ in chain.layers]
     rows = max_rows or 2048
@@ -106,13 +106,13 @@ def pattern_flips(
             x = line_batch(a, v, c)
             _, pats = chain.run(x, {n: tile_rows(c_, k) for n, c_ in ctx.items()}, True)
             parts.append(flip_fractions(pats, base, layers, k, b))
-    frac = torch.cat(parts, dim=0).permute(1, 0, 2).numpy()
+    frac = torch.cat(parts, dim=0).permute(1, 0, 2).cpu().numpy()
     da = xr.DataArray(
         frac,
         dims=("sample", "t", "layer"),
         coords={
             "sample": np.arange(b),
-            "t": t.double().numpy(),
+            "t": t.double().cpu().numpy(),
             "layer": np.asarray(layers, dtype=str),
             "layer_kind": ("layer", np.asarray([k_ for _, k_ in chain.layers], dtype=str)),
         },

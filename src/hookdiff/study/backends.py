@@ -7,7 +7,10 @@ An executor runs the list of block tasks: :class:`LocalExecutor` one after anoth
 process, :class:`RayExecutor` as Ray tasks (the policy, mazes and vectors put into the object
 store once, a task retried by Ray when its worker dies). Both run the same blocks with the same
 seeds, so both give identical results — with the same torch thread count (``config.threads``;
-Ray tasks default to 1), since torch's float rounding depends on it.
+Ray tasks default to 1), since torch's float rounding depends on it, and on the same kind of
+device. Ray tasks receive the shared values on the host and move them to the device
+``config.device`` names on their worker; when it names a GPU on the driver, each task asks Ray
+for ``1 / ray_workers`` of one, so ``ray_workers`` tasks share a GPU.
 
 Test-only: with the environment variable ``HOOKDIFF_TEST_KILL_ONCE`` set to a file path, the
 first Ray task that finds no file there creates it and kills its own worker process (to test
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from hookdiff._device import ieee_float32, resolve_device
 from hookdiff.errors import MissingExtraError
 
 if TYPE_CHECKING:
@@ -35,6 +39,7 @@ __all__ = [
     "FIRST_MAZES",
     "Executor",
     "LocalExecutor",
+    "Movable",
     "RayExecutor",
     "block_config",
     "executor",
@@ -81,10 +86,17 @@ def block_config(config: StudyConfig, start: int, stop: int) -> StudyConfig:
     )
 
 
+class Movable(Protocol):
+    """A value a task receives: it can put its tensors on a device."""
+
+    def to(self, device: str) -> Movable:
+        """A copy with the tensors on ``device``."""
+
+
 class Executor(Protocol):
     """Runs a list of tasks ``fn(*args)``; returns their results in the order given."""
 
-    def share(self, value: Any) -> Any:
+    def share(self, value: Movable) -> Any:
         """``value`` as tasks should receive it (put into Ray's object store once)."""
 
     def map(
@@ -96,7 +108,7 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs every task in this process, one after another."""
 
-    def share(self, value: Any) -> Any:
+    def share(self, value: Movable) -> Any:
         """``value`` itself."""
         return value
 
@@ -133,23 +145,26 @@ def _ray_task(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
         Path(marker).touch()
         os.kill(os.getpid(), signal.SIGKILL)
     torch.set_num_threads(threads)
-    return fn(*args)
+    with ieee_float32():  # as on the driver: a GPU's float32 in full precision
+        return fn(*args)
 
 
 class RayExecutor:
-    """Runs tasks on Ray: at most ``workers`` at once, each on ``threads`` CPUs, retried when
-    the worker dies; results fetched as they finish (:func:`ray.wait`)."""
+    """Runs tasks on Ray: at most ``workers`` at once, each on ``threads`` CPUs and ``gpus``
+    GPUs (a fraction shares one), retried when the worker dies; results fetched as they finish
+    (:func:`ray.wait`)."""
 
-    def __init__(self, workers: int | None = None, threads: int = 1):
+    def __init__(self, workers: int | None = None, threads: int = 1, gpus: float = 0.0):
         self.ray = import_ray()
         self.workers = workers
         self.threads = threads
         remote = self.ray.remote(_ray_task)
-        self.remote = remote.options(num_cpus=threads, max_retries=MAX_RETRIES)
+        self.remote = remote.options(num_cpus=threads, num_gpus=gpus, max_retries=MAX_RETRIES)
 
-    def share(self, value: Any) -> Any:
-        """``value`` put into the object store (tasks receive the object, fetched once a node)."""
-        return self.ray.put(value)
+    def share(self, value: Movable) -> Any:
+        """``value`` with its tensors on the host, put into the object store (tasks receive the
+        object, fetched once a node, and move it to their own device)."""
+        return self.ray.put(value.to("cpu"))
 
     def map(
         self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
@@ -194,8 +209,10 @@ def executor(config: StudyConfig) -> Iterator[Executor]:
             include_dashboard=False,
             log_to_driver=False,
         )
+    on_gpu = resolve_device(config.device).type == "cuda"
+    gpus = 1.0 / (config.ray_workers or 1) if on_gpu else 0.0
     try:
-        yield RayExecutor(config.ray_workers, config.threads or 1)
+        yield RayExecutor(config.ray_workers, config.threads or 1, gpus)
     finally:
         if started:
             ray.shutdown()

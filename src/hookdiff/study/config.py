@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from hookdiff import _config
 from hookdiff._config import option
+from hookdiff._device import DEVICE_HELP, check_device_name
 from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 
 __all__ = [
@@ -218,6 +219,7 @@ class StudyConfig:
         "results depend on it: give the same value to compare backends bit for bit.",
         min=1,
     )
+    device: str = option("auto", DEVICE_HELP, check=check_device_name)
     maze_block: int = option(
         32,
         "Mazes per block: the per-maze steps run block by block, one task each on the Ray "

@@ -218,7 +218,7 @@ def vector_record(vectors: StudyVectors, site_hooks: Mapping[str, str]) -> xr.Da
     }
     for s in SITES:
         pairs = vectors.pairs[site_hooks[s]]
-        v = np.stack([pairs[n].flatten(1).numpy() for n in VECTORS])
+        v = np.stack([pairs[n].flatten(1).cpu().numpy() for n in VECTORS])
         data[f"vector_{s}"] = (("vector", "vector_maze", f"{s}_feature"), v)
     seeds = np.array([m.level_seed for m in vectors.mazes], dtype=np.int64)
     data["vector_level_seed"] = (("vector_maze",), seeds)

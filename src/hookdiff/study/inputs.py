@@ -11,6 +11,7 @@ maze (``"pairs"``). Everything here is seeded from :meth:`StudyConfig.seeds`.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hookdiff._device import model_device, resolve_device
 from hookdiff.agent import (
     ImpalaPolicy,
     checkpoint_sha256,
@@ -28,6 +30,7 @@ from hookdiff.agent import (
     load_checkpoint,
     load_default,
     obs_to_tensor,
+    random_init_policy,
 )
 from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
 from hookdiff.hooks import capture
@@ -67,7 +70,8 @@ _WARNING_UNTRAINED = (
 
 
 def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
-    """The policy the study runs on, and a description of it (recorded with the results).
+    """The policy the study runs on, on ``config.device``, and a description of it (recorded with
+    the results).
 
     ``config.checkpoint`` if given; else the shipped agent; else (no agent shipped) a seeded
     random-init policy of ``config.random_init_scale`` with ``untrained=1`` and a warning.
@@ -75,7 +79,17 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     Returns:
         ``(policy, info)`` with ``info`` keys ``agent``, ``checkpoint``, ``checkpoint_sha256``,
         ``untrained`` (0/1) and ``warning``.
+
+    Raises:
+        ConfigError: ``config.device`` is not available on this machine.
     """
+    device = resolve_device(config.device)
+    policy, info = _load_policy(config)
+    return policy.to(device), info
+
+
+def _load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
+    """The study's policy on the CPU (weights are the same wherever it then runs)."""
     if config.checkpoint is not None:
         path = Path(config.checkpoint)
         policy = load_checkpoint(path)
@@ -96,23 +110,11 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     }
 
 
-def random_init_policy(scale: int, seed: int) -> ImpalaPolicy:
-    """A random-init ImpalaPolicy of ``scale`` from torch seed ``seed`` (the global RNG untouched).
-
-    Example:
-        >>> random_init_policy(1, 0).scale
-        1
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ImpalaPolicy(scale=scale).eval()
-
-
 def _random_init_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     """The seeded random-init fallback, with the loud warning that it is untrained."""
     seed = config.seeds()["policy_init"]
     policy = random_init_policy(config.random_init_scale, seed)
-    warnings.warn(_WARNING_UNTRAINED, stacklevel=3)
+    warnings.warn(_WARNING_UNTRAINED, stacklevel=4)
     return policy, {
         "agent": f"random-init ImpalaPolicy(scale={config.random_init_scale}), torch seed {seed}",
         "checkpoint": "",
@@ -150,7 +152,7 @@ class StudyMazes:
     """Each maze's decision square ``(row, col)``."""
     obs: Mapping[str, Tensor]
     """Per position (:data:`~hookdiff.study.dataset.POSITIONS`): the observations ``(N, 3, 64, 64)``
-    with the mouse on the decision square or at the start."""
+    with the mouse on the decision square or at the start, on ``config.device``."""
     skipped: tuple[tuple[int, str], ...] = ()
     """Levels named by ``config.levels`` that were not studied: ``(level seed, why)``."""
     first: int = 0
@@ -164,6 +166,11 @@ class StudyMazes:
         sl, total = slice(start, stop), self.total or len(self.states)
         first = self.first + start
         return StudyMazes(self.states[sl], self.squares[sl], obs, self.skipped, first, total)
+
+    def to(self, device: str | torch.device) -> StudyMazes:
+        """These mazes with their observations on ``device``."""
+        obs = {p: x.to(device) for p, x in self.obs.items()}
+        return dataclasses.replace(self, obs=obs)
 
     def seed(self, base: int) -> int:
         """The seed of a random draw over these mazes: ``base`` for the whole study or its first
@@ -179,7 +186,7 @@ class StudyMazes:
 
 
 def study_mazes(config: StudyConfig) -> StudyMazes:
-    """The studied mazes, their decision squares and observations.
+    """The studied mazes, their decision squares and observations (on ``config.device``).
 
     The first ``n_mazes`` of ``maze_spec`` (seeded), or every usable level of ``config.levels``
     (the others are recorded in ``skipped``).
@@ -199,8 +206,9 @@ def study_mazes(config: StudyConfig) -> StudyMazes:
             f"spec with require_decision_square (e.g. 'eval-decision-square')"
         )
     cells = {"decision_square": squares, "start": [start_cell(m) for m in mazes]}
+    device = resolve_device(config.device)
     obs = {
-        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]))
+        p: obs_to_tensor(render([with_mouse(m, c) for m, c in zip(mazes, cells[p])]), device=device)
         for p in POSITIONS
     }
     return StudyMazes(mazes, squares, obs, skipped)
@@ -304,6 +312,15 @@ class StudyVectors:
         following = {h: {k: v[nxt : nxt + 1] for k, v in p.items()} for h, p in self.pairs.items()}
         return StudyVectors(self.mazes[start:stop], pairs, True, following)
 
+    def to(self, device: str | torch.device) -> StudyVectors:
+        """These vectors on ``device``."""
+
+        def moved(vs: Mapping[str, Mapping[str, Tensor]]) -> dict[str, dict[str, Tensor]]:
+            return {h: {k: v.to(device) for k, v in p.items()} for h, p in vs.items()}
+
+        following = None if self.following is None else moved(self.following)
+        return dataclasses.replace(self, pairs=moved(self.pairs), following=following)
+
     def others(self, hook: str) -> dict[str, Tensor]:
         """Per maze, the next studied maze's vector at ``hook`` (cyclic over the whole study):
         the "another maze's vector" control. Per-maze vectors only."""
@@ -370,7 +387,8 @@ def decision_square_vectors(
     }
     hooks = list(dict.fromkeys(hooks))
     states = [s for first, second in pairs.values() for s in (*first, *second)]
-    obs = obs_to_tensor(render(states)).to(next(policy.parameters()).dtype)
+    obs = obs_to_tensor(render(states), device=model_device(policy))
+    obs = obs.to(next(policy.parameters()).dtype)
     acts: dict[str, list[Tensor]] = {h: [] for h in hooks}
     for lo in range(0, len(obs), batch_size):
         with torch.no_grad(), capture(policy, hooks) as seen:

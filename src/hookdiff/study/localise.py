@@ -40,6 +40,7 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.analysis import (
     cut_scan,
     even_from_kinks,
@@ -217,7 +218,7 @@ def matched_random(
     """
     first, total = rows or (0, vectors.shape[0])
     g = torch.randn((total, *vectors.shape[1:]), generator=generator, dtype=vectors.dtype)
-    g = g[first : first + vectors.shape[0]]
+    g = g[first : first + vectors.shape[0]].to(vectors.device)
     return g / g.norm(dim=1, keepdim=True) * vectors.norm(dim=1, keepdim=True)
 
 
@@ -232,7 +233,7 @@ def control_lines(
     seeds = config.seeds()
     generator = torch.Generator().manual_seed(seeds["localise"])
     rows = (mazes.first, mazes.total or len(mazes.states))
-    untrained = random_init_policy(policy.scale, seeds["untrained"])
+    untrained = random_init_policy(policy.scale, seeds["untrained"]).to(model_device(policy))
     u_vectors = study_vectors(untrained, config, mazes.states, [hook])
     u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
     return {
@@ -307,7 +308,7 @@ def base_swap_distance(
         v, p = lines[name].vectors.double().flatten(1), paired[name].double().flatten(1)
         gap = (p - a).norm(dim=1)
         for j, s in enumerate((1.0, -1.0)):
-            out[i, j] = ((a + s * v - p).norm(dim=1) / gap).numpy()
+            out[i, j] = ((a + s * v - p).norm(dim=1) / gap).cpu().numpy()
     return xr.DataArray(
         out,
         dims=("vector", "sign", "maze"),
@@ -455,7 +456,7 @@ def _kink_even(
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
     logits = line_response(policy, acts, hook, v, line, depth=_LOGITS).values  # (t, maze, 15)
-    r = np.einsum("tmo,mo->tm", logits, w.numpy())
+    r = np.einsum("tmo,mo->tm", logits, w.cpu().numpy())
     direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
     ds["kink_even_direct"] = direct["even"]
     return ds.where(xr.DataArray(target >= 0, dims="kink_maze"))
@@ -496,7 +497,7 @@ def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int
 
 def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.ndarray) -> Tensor:
     """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
-    tgt = torch.as_tensor(target)
+    tgt = torch.as_tensor(target, device=acts.device)
     with torch.enable_grad():
         logits = policy.run_segment(acts, hook, _LOGITS).detach().requires_grad_(True)
         (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)

@@ -27,6 +27,7 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
+from hookdiff._device import model_device
 from hookdiff.agent import obs_to_tensor
 from hookdiff.analysis import cut_scan, line_response, valid_cuts
 from hookdiff.hooks import steer, tile_rows
@@ -648,12 +649,12 @@ def _field_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Example maze ``i``: its cells ``(C, 2)`` and direction probabilities ``(vector, t, C, 5)``."""
     obs, cells = observations_at_every_cell(maze)
-    x, c, n_t = obs_to_tensor(obs), len(cells), len(field_ts)
+    x, c, n_t = obs_to_tensor(obs, device=model_device(policy)), len(cells), len(field_ts)
     probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
     coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
     for vi, name in enumerate(VECTORS):
         v = vecs[name][i] if per_maze else vecs[name]
         with torch.no_grad(), steer(policy, hook, v, coeffs):
             p = direction_probs(policy(x.repeat(n_t, 1, 1, 1)))
-        probs[vi] = p.double().numpy().reshape(n_t, c, 5)
+        probs[vi] = p.double().cpu().numpy().reshape(n_t, c, 5)
     return np.asarray(cells, dtype=np.int64).reshape(-1, 2), probs

@@ -24,6 +24,7 @@ file, and a rerun starts the computation over and replaces the outputs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import time
@@ -39,6 +40,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from hookdiff._device import ieee_float32, model_device, resolve_device
 from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
@@ -169,6 +171,7 @@ def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str,
     with (
         _Progress(total=0, enabled=progress) as prog,
         _torch_threads(config.threads),
+        ieee_float32(),
         executor(config) as ex,
     ):
         ds = _measure(config, prog, ex)
@@ -186,6 +189,15 @@ class _Agent:
     """The study's config with this agent's checkpoint."""
     sites: dict[str, str]
     """``{site: hook}``."""
+
+    def to(self, device: str | torch.device) -> _Agent:
+        """This agent with its policy and vectors on ``device`` (the policy copied, not moved,
+        when it lives elsewhere)."""
+        device = torch.empty(0, device=device).device  # "cuda" as the "cuda:0" it means
+        policy = self.policy
+        if model_device(policy) != device:
+            policy = copy.deepcopy(policy).to(device)
+        return dataclasses.replace(self, policy=policy, vectors=self.vectors.to(device))
 
 
 def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
@@ -304,6 +316,8 @@ def run_block(
     of a map over maze blocks."""
     t0, c0 = time.perf_counter(), time.process_time()
     config = block_config(agent.config, start, stop)
+    device = resolve_device(config.device)  # where the driver put them, or on a Ray worker its own
+    agent, mazes = agent.to(device), mazes.to(device)
     block, vectors = mazes.block(start, stop), agent.vectors.block(start, stop)
     part = _PER_MAZE[step](agent.policy, block, vectors, config, agent, *extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

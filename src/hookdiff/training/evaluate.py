@@ -18,6 +18,7 @@ import xarray as xr
 from torch import nn
 
 from hookdiff._config import option
+from hookdiff._device import DEVICE_HELP, check_device_name, resolve_device
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import decision_square_probs, rollout, top_right_region
 
@@ -43,6 +44,7 @@ class EvalConfig:
     top_right_size: int = option(
         5, 'Side of the top-right region that counts as "went to the top-right".', min=1
     )
+    device: str = option("auto", DEVICE_HELP, check=check_device_name)
 
 
 def entered_top_right(ds: xr.Dataset, states: list[Any], size: int = 5) -> np.ndarray:
@@ -62,11 +64,16 @@ def entered_top_right(ds: xr.Dataset, states: list[Any], size: int = 5) -> np.nd
 def evaluate(policy: nn.Module, config: EvalConfig | None = None) -> dict[str, Any]:
     """Reach rates in and out of distribution, and P(toward cheese) at the decision square.
 
+    The policy is moved to ``config.device`` (in place, as ``nn.Module.to`` does) and runs there.
+
     Usage (about a minute): ``evaluate(load_default(), EvalConfig(n_mazes=50))``; the command
     line's ``hookdiff eval`` calls it.
+
+    Raises:
+        ConfigError: ``config.device`` is not available on this machine.
     """
     config = config or EvalConfig()
-    policy.eval()
+    policy.to(resolve_device(config.device)).eval()
     in_states = sample_mazes(config.in_spec, config.n_mazes, seed=config.seed)
     ood_states = sample_mazes(config.ood_spec, config.n_mazes, seed=config.seed)
     in_ds = rollout(

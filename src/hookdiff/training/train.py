@@ -32,6 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hookdiff._config import option
+from hookdiff._device import DEVICE_HELP, check_device_name, resolve_device
 from hookdiff._io import atomic_write
 from hookdiff.agent import ImpalaPolicy, obs_to_tensor, save_checkpoint
 from hookdiff.errors import ConfigError
@@ -86,6 +87,7 @@ class TrainConfig:
         min=0,
     )
     threads: int = option(2, "Torch intra-op threads.", min=1)
+    device: str = option("auto", DEVICE_HELP, check=check_device_name)
     max_seconds: float | None = option(
         None,
         "Stop (after checkpointing, resumably) once this many minutes have passed in this "
@@ -258,19 +260,21 @@ def _chunk_seed(seed: int, chunk: int) -> int:
     return (seed * 1_000_003 + chunk * 7919) % (2**30)
 
 
-def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _validation_set(config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     from hookdiff.maze.sets import expert_batch
 
     b = expert_batch(config.spec, config.eval_mazes, seed=2**30 + config.seed)
-    return obs_to_tensor(b.obs), torch.as_tensor(b.labels, dtype=torch.long)
+    labels = torch.as_tensor(b.labels, dtype=torch.long, device=device)
+    return obs_to_tensor(b.obs, device=device), labels
 
 
 def _loss(
     policy: ImpalaPolicy, obs: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and the accuracy of a batch, both left on the device (reading them syncs)."""
     logp = direction_log_probs(policy(obs))  # (N, 5): left, down, up, right, none
     loss = F.nll_loss(logp, labels)
-    acc = (logp.argmax(-1) == labels).float().mean().item()
+    acc = (logp.argmax(-1) == labels).float().mean()
     return loss, acc
 
 
@@ -308,15 +312,16 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     line's ``hookdiff train`` calls it.
     """
     torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "train_state.pt"
     torch.manual_seed(config.seed)
-    policy = ImpalaPolicy(scale=config.scale).to(memory_format=torch.channels_last)
+    policy = ImpalaPolicy(scale=config.scale).to(device, memory_format=torch.channels_last)
     optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
     step, samples, wall_before, history, chunk, offset, round_index = 0, 0, 0.0, [], 0, 0, 0
     if state_path.exists():
-        saved = torch.load(state_path, weights_only=False)
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
         _check_resumable(saved["config"], config, saved["samples"])
         policy.load_state_dict(saved["model_state_dict"])
         optim.load_state_dict(saved["optimizer"])
@@ -325,7 +330,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         chunk, offset = saved["data_position"]
         round_index = saved.get("dagger_round", 0)
     policy.train()
-    val_obs, val_labels = _validation_set(config)
+    val_obs, val_labels = _validation_set(config, device)
     bc_steps = math.ceil(config.total_samples / config.batch_size)
     bc_samples = bc_steps * config.batch_size
     end_samples = bc_samples + config.dagger_samples
@@ -355,17 +360,19 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
 
     def learn(obs_u8: np.ndarray, labels: np.ndarray, lr: float, **log: Any) -> None:
         nonlocal step, samples, val_acc
-        obs = obs_to_tensor(obs_u8).contiguous(memory_format=torch.channels_last)
+        obs = obs_to_tensor(obs_u8, device=device, memory_format=torch.channels_last)
         for group in optim.param_groups:
             group["lr"] = lr
-        loss, acc = _loss(policy, obs, torch.as_tensor(labels, dtype=torch.long))
+        target = torch.as_tensor(labels, dtype=torch.long).to(device)
+        loss, acc = _loss(policy, obs, target)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         step += 1
         samples += len(labels)
         bar.update(len(labels))
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}", val=val_acc, **log)
+        if progress and step % _POSTFIX_EVERY == 0:  # reading loss and accuracy waits for a GPU
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}", val=val_acc, **log)
         if step % config.eval_every == 0 or step == bc_steps:
             val_acc = _accuracy(policy, val_obs, val_labels)
             history.append(
@@ -435,7 +442,17 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     )
 
 
-_RESUME_FREE = {"out_dir", "max_seconds", "stop_after_steps", "threads", "checkpoint_every_s"}
+#: Steps between progress-bar updates of the loss and accuracy.
+_POSTFIX_EVERY = 20
+
+_RESUME_FREE = {
+    "out_dir",
+    "max_seconds",
+    "stop_after_steps",
+    "threads",
+    "checkpoint_every_s",
+    "device",
+}
 _DAGGER_KEYS = {
     "dagger_samples",
     "dagger_lr",
