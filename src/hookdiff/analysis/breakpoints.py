@@ -414,13 +414,18 @@ def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
         pad = flat.new_zeros((blocks, width + 1, size))
         pad[block, pos + 1] = flat * length
         pad[:, 0] = p.reshape(blocks, -1)
-        return pad.cumsum_(1)[block, pos].reshape(d.shape)
+        for j in range(1, width + 1):  # a cumulative sum along dim 1, one plane at a time
+            pad[:, j].add_(pad[:, j - 1])  # (contiguous planes: ~3x cumsum_(1))
+        return pad[block, pos].reshape(d.shape)
     # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
     # (the same sums, in the same order, as above: a piece's value never depends on the batch)
     out = flat.new_empty((blocks, width, size))  # rows past n: never read
     torch.mul(flat[:-1], length[:-1], out=out.view(blocks * width, size)[1:n])  # steps in...
     out[:, 0] = p.reshape(blocks, -1)  # ...but a block starts at its anchor's value
-    return out.cumsum_(1).view(blocks * width, size)[:n].reshape(d.shape)
+    for j in range(1, width):  # a cumulative sum along dim 1, one plane at a time
+        m = -(-(n - j) // width)  # (contiguous planes: ~3x cumsum_(1)); blocks with row j
+        out[:m, j].add_(out[:m, j - 1])
+    return out.view(blocks * width, size)[:n].reshape(d.shape)
 
 
 def _values_at(pieces: _Pieces, p: Tensor, d: Tensor, rows: Tensor) -> Tensor:
