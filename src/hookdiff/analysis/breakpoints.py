@@ -17,7 +17,8 @@ Only the directions d go through the ops on every piece. The segment is continuo
 so a piece starts where the one before it ends: p is carried through the ops only on *anchor*
 pieces (each sample's first, then every :data:`ANCHOR_EVERY`-th) and summed from the directions in
 between (p_next = p + (t1 − t0)·d) where a relu / maxpool needs it, which halves the convolution
-work; on the CPU the float64 convolutions run in cache-sized row blocks.
+work; on the CPU the float64 convolutions run in cache-sized row blocks, and freed memory stays in
+the heap while the walk runs (:func:`_heap_kept`) instead of being page-faulted in afresh per op.
 
 Models with an op that is not piecewise linear (a HookedTransformer's attention, layer norm, GELU)
 raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysis still works.
@@ -741,13 +742,13 @@ class _LazyChunk:
                 continue
             at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
             da = d[own_a]
-            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
+            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d.index_select(0, self.owner))
         pieces = _Pieces(sample, self.t0, self.t1, anchor, env)
         if kind == "relu":
             return pieces, self._states()
         d = env[name][1]  # the layer split them, so its input moves along the line
         mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
-        return pieces, par.values(name)[self.owner].addcmul_(mid, d)
+        return pieces, par.values(name).index_select(0, self.owner).addcmul_(mid, d)
 
     def _states(self) -> Tensor:
         """A relu's unit states inside each sub-piece: its piece's, with each crossing's unit
@@ -763,7 +764,7 @@ class _LazyChunk:
             + torch.arange(len(which), device=lo.device)
             - (torch.cumsum(width, 0) - width)[which]
         )
-        out = state[self.owner].reshape(n, -1)
+        out = state.index_select(0, self.owner).reshape(n, -1)
         out[rows, unit[which]] = ~out[rows, unit[which]]  # one crossing per unit and piece
         return out.reshape((n,) + state.shape[1:])
 
