@@ -280,7 +280,7 @@ def _walk(
     while stack:
         k, item = stack.pop()
         if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-            pieces, inside = item.gather(steps[k].inputs[0], steps[k].kind)
+            pieces, inside = item.gather(steps[k].inputs[0])
             _apply_layer(pieces, steps[k], inside, last_use[steps[k].inputs[0]] == k)
             _drop_dead(pieces, steps[k], k, last_use)
             k += 1
@@ -299,9 +299,9 @@ def _walk(
                     break
                 fresh = split is not None  # its input gathered into new tensors: reusable
                 if split is None:
-                    inside = pieces.state if s.kind == "relu" else _midpoints(pieces, s.inputs[0])
+                    inside = pieces.state
                 else:
-                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0], s.kind)
+                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0])
                 _apply_layer(pieces, s, inside, fresh and last_use[s.inputs[0]] == k)
             else:
                 pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
@@ -525,25 +525,18 @@ def _split_index(
         return None
     p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
+    taken = None
     if step.kind == "relu":
         parent, s, unit, pieces.state = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
-        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
-    return _split(pieces, parent, s, unit, tol, records, layer)
-
-
-def _midpoints(pieces: _Pieces, name: str) -> Tensor | None:
-    """Activation ``name`` at the middle of every piece (``None`` if it does not move)."""
-    d = pieces.env[name][1]
-    if d is None:
-        return None
-    return torch.addcmul(pieces.values(name), _bcast((pieces.t1 - pieces.t0) / 2, d), d)
+        found = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
+        parent, s, unit, taken, pieces.state = found
+    return _split(pieces, parent, s, unit, tol, records, layer, taken)
 
 
 def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None, reuse: bool = False) -> None:
     """Apply a relu / maxpool per piece, with the pattern inside each piece: ``inside`` is a
-    relu's unit states, or a maxpool's input at each piece's midpoint (``None``: the input does
-    not move). ``reuse``: the input's directions are this batch's own and read by no later op,
+    relu's unit states, or a maxpool's argmax per window (``None``: the input does not move). ``reuse``: the input's directions are this batch's own and read by no later op,
     so a relu overwrites them (one memory pass less)."""
     p, d = pieces.env[step.inputs[0]]
     if d is None or inside is None:
@@ -553,8 +546,7 @@ def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None, reuse: bool =
     if step.kind == "relu":
         pieces.env[step.name] = (p * inside[anchor], d.mul_(inside) if reuse else d * inside)
     else:
-        idx = _pool_index(inside, step.module)
-        pieces.env[step.name] = (maxpool_gather(p, idx[anchor]), maxpool_gather(d, idx))
+        pieces.env[step.name] = (maxpool_gather(p, inside[anchor]), maxpool_gather(d, inside))
 
 
 def _relu_crossings(
@@ -595,8 +587,9 @@ def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 def _maxpool_crossings(
     p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float, sample: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(piece index, offset s, unit) of every point where a window's argmax is overtaken in its piece.
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit, new argmax) of every point where a window's argmax is
+    overtaken in its piece, and every window's argmax at the start of each piece (just after).
 
     The argmax of a window moves along the upper envelope of its affine candidates, whose slope
     only increases, so it never returns: a window whose argmax is the same at both ends of a
@@ -617,7 +610,7 @@ def _maxpool_crossings(
     out_h, out_w = first.shape[2:]
     window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
     if pc.numel() == 0:
-        return pc, p.new_zeros(0), pc
+        return pc, p.new_zeros(0), pc, pc, first
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
     ph, pw = _pair(m.padding)
@@ -637,6 +630,7 @@ def _maxpool_crossings(
     offsets = []
     pieces = []
     units = []
+    taken = []
     for _ in range(kh * kw):
         pj, dj = wp.gather(-1, j), wd.gather(-1, j)
         steeper = valid & (wd > dj)
@@ -652,19 +646,28 @@ def _maxpool_crossings(
         units.append(window[active])
         near = cross <= (s_next + tol)[:, None]
         new_j = torch.where(near, wd, float("-inf")).argmax(-1, keepdim=True)
+        taken.append(flat.gather(-1, new_j)[active, 0])
         j = torch.where(active[:, None], new_j, j)
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
     if not pieces:
         none = pc.new_zeros(0)
-        return none, p.new_zeros(0), none
-    return torch.cat(pieces), torch.cat(offsets), torch.cat(units)
+        return none, p.new_zeros(0), none, none, first
+    return torch.cat(pieces), torch.cat(offsets), torch.cat(units), torch.cat(taken), first
 
 
 def _split(
-    pieces: _Pieces, parent: Tensor, s: Tensor, unit: Tensor, tol: float, records: list, layer: int
+    pieces: _Pieces,
+    parent: Tensor,
+    s: Tensor,
+    unit: Tensor,
+    tol: float,
+    records: list,
+    layer: int,
+    taken: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints.
+    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints
+    (``taken``: a maxpool window's new argmax at each, kept for the sub-pieces' patterns).
 
     Returns ``(owner, offset, t0, t1)`` of the sub-pieces (``None`` if there is no cut): the parent
     row of each, its start relative to the parent's start, and its own start and end.
@@ -672,14 +675,15 @@ def _split(
     if parent.numel() == 0:
         return None
     n = len(pieces)
+    relu, taken = taken is None, unit if taken is None else taken
     order = torch.argsort(s, stable=True)
-    parent, s, unit = parent[order], s[order], unit[order]
+    parent, s, unit, taken = parent[order], s[order], unit[order], taken[order]
     order = torch.argsort(parent, stable=True)
-    parent, s, unit = parent[order], s[order], unit[order]
+    parent, s, unit, taken = parent[order], s[order], unit[order], taken[order]
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
     group = torch.cumsum(~dup, 0) - 1  # units tied at one t: report the lowest, whatever rounding
-    raw = (parent, unit, group)
+    raw = (parent, unit, group, taken)
     unit = unit.new_full((int(group[-1]) + 1,), unit.max()).scatter_reduce(0, group, unit, "amin")
     parent, s = parent[~dup], s[~dup]
     records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
@@ -698,20 +702,28 @@ def _split(
     t0 = pieces.t0[owner] + offs
     t1 = pieces.t0[owner] + ends
     t1[last] = pieces.t1  # the last sub-piece ends where its parent did
-    pieces.flips = _flips(raw, parent, counts, first)
+    pieces.flips = _flips(raw, parent, counts, first, relu)
     return owner, offs, t0, t1
 
 
 def _flips(
-    raw: tuple[Tensor, Tensor, Tensor], cuts: Tensor, counts: Tensor, first: Tensor
+    raw: tuple[Tensor, ...], cuts: Tensor, counts: Tensor, first: Tensor, relu: bool
 ) -> tuple:
-    """Per crossing (``raw``: its piece, unit and cut, sorted as in :func:`_split`): the rows of
-    sub-pieces [start, end) in which its unit is past the crossing (from the cut to the end of
-    its piece's sub-pieces), and the unit."""
-    parent, unit, group = raw
+    """Per crossing (``raw``: its piece, unit, cut and new argmax, sorted as in :func:`_split`):
+    the rows of sub-pieces [start, end) in which its unit is past the crossing, the unit, and
+    (maxpool) the argmax there, else ``None``. A relu unit crosses once per piece, so to the end
+    of its piece's sub-pieces; a maxpool window until its next crossing, so no rows overlap."""
+    parent, unit, group, taken = raw
     rank = torch.arange(len(cuts), device=cuts.device) - (torch.cumsum(counts, 0) - counts)[cuts]
-    cut_row = first[cuts] + rank + 1  # the sub-piece that starts at each cut
-    return cut_row[group], first[parent] + counts[parent] + 1, unit
+    start = (first[cuts] + rank + 1)[group]  # the sub-piece that starts at each cut
+    end = first[parent] + counts[parent] + 1
+    if relu:
+        return start, end, unit, None
+    order = torch.argsort(unit, stable=True)  # by (unit, piece, s): a window's crossings in turn
+    parent, unit, start, end, taken = (x[order] for x in (parent, unit, start, end, taken))
+    again = (parent[1:] == parent[:-1]) & (unit[1:] == unit[:-1])
+    end[:-1] = torch.where(again, start[1:], end[:-1])
+    return start, end, unit, taken
 
 
 @dataclass
@@ -726,9 +738,9 @@ class _LazyChunk:
     t1: Tensor
     row0: int = 0  # the first of these sub-pieces among all of the split's
 
-    def gather(self, name: str, kind: str) -> tuple[_Pieces, Tensor]:
+    def gather(self, name: str) -> tuple[_Pieces, Tensor]:
         """The sub-pieces (new anchors, their values there), and the pattern inside each of the
-        layer that split them (reading ``name``, of ``kind``): see :func:`_apply_layer`."""
+        layer that split them (reading ``name``): see :func:`_apply_layer`."""
         par = self.parent
         sample = par.sample[self.owner]
         alone = all(d is None or key == name for key, (_, d) in par.env.items())
@@ -743,18 +755,14 @@ class _LazyChunk:
             at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
             da = d[own_a]
             env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d.index_select(0, self.owner))
-        pieces = _Pieces(sample, self.t0, self.t1, anchor, env)
-        if kind == "relu":
-            return pieces, self._states()
-        d = env[name][1]  # the layer split them, so its input moves along the line
-        mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
-        return pieces, par.values(name).index_select(0, self.owner).addcmul_(mid, d)
+        return _Pieces(sample, self.t0, self.t1, anchor, env), self._states()
 
     def _states(self) -> Tensor:
-        """A relu's unit states inside each sub-piece: its piece's, with each crossing's unit
-        flipped in the sub-pieces past it (no value computed)."""
+        """The split layer's pattern inside each sub-piece: its piece's, with each crossing's
+        relu unit flipped (or maxpool window's argmax set) in the sub-pieces past it (no value
+        computed)."""
         state = self.parent.state
-        start, end, unit = self.parent.flips
+        start, end, unit, taken = self.parent.flips
         n = len(self.owner)
         lo, hi = (start - self.row0).clamp(0, n), (end - self.row0).clamp(0, n)
         width = (hi - lo).clamp(min=0)
@@ -765,7 +773,8 @@ class _LazyChunk:
             - (torch.cumsum(width, 0) - width)[which]
         )
         out = state.index_select(0, self.owner).reshape(n, -1)
-        out[rows, unit[which]] = ~out[rows, unit[which]]  # one crossing per unit and piece
+        at = (rows, unit[which])
+        out[at] = ~out[at] if taken is None else taken[which]  # rows of one unit never overlap
         return out.reshape((n,) + state.shape[1:])
 
     def _inherited(self, sample: Tensor) -> Tensor:
