@@ -87,8 +87,8 @@ class _Pieces:
     anchor: Tensor
     env: dict[str, _Line]
     full: dict[str, Tensor] = field(default_factory=dict)
-    state: Tensor | None = None  # the last relu split's unit states inside each piece
-    flips: tuple | None = None  # and where its crossings flip them in the sub-pieces
+    state: Tensor | None = None  # the last split's pattern (relu states, maxpool argmaxes)
+    flips: tuple | None = None  # and where its crossings change it in the sub-pieces
 
     def __len__(self) -> int:
         return int(self.sample.shape[0])
@@ -536,8 +536,9 @@ def _split_index(
 
 def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None, reuse: bool = False) -> None:
     """Apply a relu / maxpool per piece, with the pattern inside each piece: ``inside`` is a
-    relu's unit states, or a maxpool's argmax per window (``None``: the input does not move). ``reuse``: the input's directions are this batch's own and read by no later op,
-    so a relu overwrites them (one memory pass less)."""
+    relu's unit states, or a maxpool's argmax per window (``None``: the input does not move).
+    ``reuse``: the input's directions are this batch's own and read by no later op, so a relu
+    overwrites them (one memory pass less)."""
     p, d = pieces.env[step.inputs[0]]
     if d is None or inside is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
