@@ -7,8 +7,10 @@ its speed-up) run interleaved, ``--repeats`` times each, best time kept; their b
 identical (same count, every t within 1e-9, same layers, units and kinks). Then, on the first
 line, a dense grid of pattern evaluations with bisection of ``--bisect`` of its changed cells (an
 independent reference): every change it locates must lie within 1e-9 of a walk breakpoint, and
-its time per line is extrapolated from the bisected cells. A script, not a test. Run:
-``.venv/bin/python benchmarks/bench_walk.py --lines 3 --threads 1``.
+its time per line is extrapolated from the bisected cells. With ``--batch N``, the first N lines
+are also walked in one call (one sample each, own direction): the same breakpoints as one by one,
+and the per-line ratio of that call against the reference walking them one by one. A script, not a
+test. Run: ``.venv/bin/python benchmarks/bench_walk.py --lines 3 --repeats 2 --batch 3``.
 """
 
 from __future__ import annotations
@@ -97,6 +99,34 @@ def grid_bisection(chain, a, v, ctx, t_max, points, n_bisect, seed):
     return len(cells), ((lo + hi) / 2).numpy(), t_grid, per_cell
 
 
+def pick(r: WalkResult, i: int) -> WalkResult:
+    """The breakpoints of sample ``i`` of a walk of several lines, as a walk of that line alone."""
+    m = r.sample == i
+    return WalkResult(r.sample[m] * 0, r.t[m], r.layer[m], r.layers, r.kink[m], r.kink_depth,
+                      r.unit[m])  # fmt: skip
+
+
+def together(chain: Chain, todo: list, singles: list, old_per_line: float, tm: float, repeats: int):
+    """Walk ``todo``'s lines in one call (one sample each, own direction; pieces of all lines
+    share the batches): the same breakpoints as one by one, and the time per line."""
+    a = torch.cat([x[0] for x in todo])
+    v = torch.cat([x[1].expand_as(x[0]) for x in todo])  # one direction per sample
+    ctx = {k: torch.cat([x[2][k] for x in todo]) for k in todo[0][2]}
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = walk_line(chain, a, v, ctx, -tm, tm)
+        best = min(best, time.perf_counter() - t0)
+    diffs = [same(pick(r, i), singles[i]) for i in range(len(todo))]
+    per_line = best / len(todo)
+    print(
+        f"{len(todo)} lines walked together: {best:.2f} s, {per_line:.2f} s per line, "
+        f"{'identical to one by one' if not any(diffs) else 'DIFFERENT: ' + '; '.join(diffs)}; "
+        f"per-line ratio in a batch vs the reference one by one "
+        f"(mean {old_per_line:.2f} s) {old_per_line / per_line:.2f}x"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=3, help="mazes (one line each)")
@@ -106,6 +136,7 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=6001, help="grid points of the grid reference")
     ap.add_argument("--bisect", type=int, default=100, help="changed cells bisected (0: skip)")
     ap.add_argument("--seed", type=int, default=0, help="maze seed")
+    ap.add_argument("--batch", type=int, default=0, help="also walk this many lines together")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ref = load_reference()
@@ -113,7 +144,7 @@ def main() -> None:
     tm = args.t_max
     print(f"shipped agent, float64, {HOOK}, t in [{-tm}, {tm}], {args.threads} thread(s)")
     total_old = total_new = 0.0
-    ratios, first = [], None
+    ratios, first, news, olds = [], None, [], []
     for i, (a, v, ctx) in enumerate(todo):
         best = {"old": np.inf, "new": np.inf}
         for _ in range(args.repeats):
@@ -126,6 +157,8 @@ def main() -> None:
                 else:
                     new = result
         diff = same(new, old)
+        news.append(new)
+        olds.append(best["old"])
         first = first or new
         total_old, total_new = total_old + best["old"], total_new + best["new"]
         ratios.append(best["old"] / best["new"])
@@ -137,6 +170,9 @@ def main() -> None:
         )
     print(f"ratio reference / new: total {total_old / total_new:.2f}x, per line "
           f"median {np.median(ratios):.2f}x, min {min(ratios):.2f}x")  # fmt: skip
+    if args.batch > 1:
+        n = min(args.batch, len(todo))
+        together(chain, todo[:n], news, float(np.mean(olds[:n])), tm, args.repeats)
     if args.bisect:
         a, v, ctx = todo[0]
         cells, found, t_grid, per_cell = grid_bisection(

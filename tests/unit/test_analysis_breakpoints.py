@@ -13,7 +13,7 @@ from torch import nn
 
 from hookdiff.analysis import breakpoints_at, line_breakpoints, pattern_flips
 from hookdiff.analysis._chain import build_chain
-from hookdiff.analysis.breakpoints import ANCHOR_EVERY, walk_line
+from hookdiff.analysis.breakpoints import ANCHOR_EVERY, _anchors, _Pieces, _values, walk_line
 from hookdiff.errors import NotPiecewiseLinearError
 
 
@@ -213,3 +213,27 @@ def test_start_values_summed_over_many_pieces_by_hand() -> None:
     np.testing.assert_allclose(breakpoints_at(ds, 0, "2"), c.numpy(), atol=1e-12)
     late = breakpoints_at(ds, 0, "4")
     np.testing.assert_allclose(late[~np.isin(late, breakpoints_at(ds, 0, "2"))], [want], atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 5, 33, 100])
+@pytest.mark.parametrize("even", [True, False])
+def test_start_values_equal_a_plain_running_sum(n: int, even: bool) -> None:
+    # each piece's start value: its anchor's value plus (t1 - t0)·d of every piece in between,
+    # summed one piece at a time in order (anchors every ANCHOR_EVERY rows, or scattered)
+    gen = torch.Generator().manual_seed(n)
+    t0 = torch.sort(torch.rand(n, generator=gen, dtype=torch.float64)).values
+    t1 = t0 + torch.rand(n, generator=gen, dtype=torch.float64)
+    picks = torch.randint(0, n, (max(1, n // 20),), generator=gen)
+    sample = torch.zeros(n, dtype=torch.long)
+    anchor = _anchors(sample) if even else torch.unique(torch.cat([torch.tensor([0]), picks]))
+    pieces = _Pieces(sample, t0, t1, anchor, {})
+    d = torch.randn(n, 3, 4, 4, generator=gen, dtype=torch.float64)
+    p = torch.randn(len(anchor), 3, 4, 4, generator=gen, dtype=torch.float64)
+    want = torch.empty_like(d)
+    for row in range(n):
+        block = int(torch.searchsorted(anchor, torch.tensor(row), right=True)) - 1
+        acc = p[block].clone()
+        for i in range(int(anchor[block]), row):
+            acc = acc + d[i] * (t1[i] - t0[i])
+        want[row] = acc
+    assert torch.equal(_values(pieces, p, d), want)  # the same sums in the same order

@@ -17,7 +17,8 @@ Only the directions d go through the ops on every piece. The segment is continuo
 so a piece starts where the one before it ends: p is carried through the ops only on *anchor*
 pieces (each sample's first, then every :data:`ANCHOR_EVERY`-th) and summed from the directions in
 between (p_next = p + (t1 − t0)·d) where a relu / maxpool needs it, which halves the convolution
-work; on the CPU the float64 convolutions run in cache-sized row blocks.
+work; on the CPU the float64 convolutions run in cache-sized row blocks, and freed memory stays in
+the heap while the walk runs (:func:`_heap_kept`) instead of being page-faulted in afresh per op.
 
 Models with an op that is not piecewise linear (a HookedTransformer's attention, layer norm, GELU)
 raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysis still works.
@@ -25,7 +26,11 @@ raise :class:`~hookdiff.errors.NotPiecewiseLinearError`; the rest of the analysi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ctypes
+import functools
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +63,11 @@ ANCHOR_EVERY = 32
 #: large call.
 _CONV_ELEMENTS = 2**16
 
+#: glibc's mallopt parameters (malloc.h) and their defaults: the walk keeps freed blocks in the
+#: heap while it runs (see :func:`_heap_kept`), then puts the defaults back.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_TRIM_DEFAULT, _MMAP_MAX_DEFAULT = 128 * 1024, 65536
+
 _Line = tuple[Tensor, Tensor | None]  # (values at the anchor rows, direction per row or None)
 
 
@@ -77,8 +87,8 @@ class _Pieces:
     anchor: Tensor
     env: dict[str, _Line]
     full: dict[str, Tensor] = field(default_factory=dict)
-    state: Tensor | None = None  # the last relu split's unit states inside each piece
-    flips: tuple | None = None  # and where its crossings flip them in the sub-pieces
+    state: Tensor | None = None  # the last split's pattern (relu states, maxpool argmaxes)
+    flips: tuple | None = None  # and where its crossings change it in the sub-pieces
 
     def __len__(self) -> int:
         return int(self.sample.shape[0])
@@ -188,7 +198,7 @@ def walk_line(
     steps = chain.steps
     layers = tuple(s.name for s in steps if s.kind in ("relu", "maxpool"))
     budget = max_pieces or max(64, DEFAULT_MAX_ELEMENTS // max(a[0].numel(), 1))
-    with torch.no_grad():
+    with torch.no_grad(), _heap_kept(a.device):
         records, finals = _walk(chain, a, v, context, (t_min, t_max), budget)
     kink, jump = _kinks(finals, torch.finfo(a.dtype).eps)
     sample, t, layer, unit = _records(records)
@@ -205,6 +215,42 @@ def walk_line(
         unit[order],
         jump.double().cpu().numpy() if slope_jumps else None,
     )
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc with ``mallopt`` (Linux), else ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only
+        return libc if hasattr(libc, "mallopt") else None
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def _heap_kept(device: torch.device) -> Iterator[None]:
+    """On a CPU with glibc, keep freed memory in the heap while the walk runs.
+
+    The walk allocates and frees tensors of hundreds of MB per layer; glibc serves each with a
+    fresh ``mmap`` and returns it on ``free``, so every one is page-faulted and zeroed by the
+    kernel again (about a third of the walk's time). With mmap off and trimming raised, freed
+    blocks are reused; the defaults are put back afterwards (glibc then stops adapting its mmap
+    threshold for the rest of the process). Elsewhere (GPU, other C libraries): nothing.
+    """
+    libc = _glibc() if device.type == "cpu" else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_DEFAULT)
 
 
 def _walk(
@@ -234,8 +280,8 @@ def _walk(
     while stack:
         k, item = stack.pop()
         if isinstance(item, _LazyChunk):  # split at steps[k] already: gather, then apply it
-            pieces, inside = item.gather(steps[k].inputs[0], steps[k].kind)
-            _apply_layer(pieces, steps[k], inside)
+            pieces, inside = item.gather(steps[k].inputs[0])
+            _apply_layer(pieces, steps[k], inside, last_use[steps[k].inputs[0]] == k)
             _drop_dead(pieces, steps[k], k, last_use)
             k += 1
         else:
@@ -251,11 +297,12 @@ def _walk(
                     ]
                     stack.extend((k, c) for c in reversed(lazy))
                     break
+                fresh = split is not None  # its input gathered into new tensors: reusable
                 if split is None:
-                    inside = pieces.state if s.kind == "relu" else _midpoints(pieces, s.inputs[0])
+                    inside = pieces.state
                 else:
-                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0], s.kind)
-                _apply_layer(pieces, s, inside)
+                    pieces, inside = _LazyChunk(pieces, *split).gather(s.inputs[0])
+                _apply_layer(pieces, s, inside, fresh and last_use[s.inputs[0]] == k)
             else:
                 pieces.env[s.name] = _affine(s, [pieces.env[n] for n in s.inputs])
             _drop_dead(pieces, s, k, last_use)
@@ -368,13 +415,18 @@ def _values(pieces: _Pieces, p: Tensor, d: Tensor | None) -> Tensor:
         pad = flat.new_zeros((blocks, width + 1, size))
         pad[block, pos + 1] = flat * length
         pad[:, 0] = p.reshape(blocks, -1)
-        return pad.cumsum_(1)[block, pos].reshape(d.shape)
+        for j in range(1, width + 1):  # a cumulative sum along dim 1, one plane at a time
+            pad[:, j].add_(pad[:, j - 1])  # (contiguous planes: ~3x cumsum_(1))
+        return pad[block, pos].reshape(d.shape)
     # blocks of ``width`` consecutive rows (the last one shorter): a reshape, no scatter
     # (the same sums, in the same order, as above: a piece's value never depends on the batch)
     out = flat.new_empty((blocks, width, size))  # rows past n: never read
     torch.mul(flat[:-1], length[:-1], out=out.view(blocks * width, size)[1:n])  # steps in...
     out[:, 0] = p.reshape(blocks, -1)  # ...but a block starts at its anchor's value
-    return out.cumsum_(1).view(blocks * width, size)[:n].reshape(d.shape)
+    for j in range(1, width):  # a cumulative sum along dim 1, one plane at a time
+        m = -(-(n - j) // width)  # (contiguous planes: ~3x cumsum_(1)); blocks with row j
+        out[:m, j].add_(out[:m, j - 1])
+    return out.view(blocks * width, size)[:n].reshape(d.shape)
 
 
 def _values_at(pieces: _Pieces, p: Tensor, d: Tensor, rows: Tensor) -> Tensor:
@@ -473,35 +525,29 @@ def _split_index(
         return None
     p = pieces.values(step.inputs[0])
     length = pieces.t1 - pieces.t0
+    taken = None
     if step.kind == "relu":
         parent, s, unit, pieces.state = _relu_crossings(p, d, length, tol, pieces.sample)
     else:
-        parent, s, unit = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
-    return _split(pieces, parent, s, unit, tol, records, layer)
+        found = _maxpool_crossings(p, d, length, step.module, tol, pieces.sample)
+        parent, s, unit, taken, pieces.state = found
+    return _split(pieces, parent, s, unit, tol, records, layer, taken)
 
 
-def _midpoints(pieces: _Pieces, name: str) -> Tensor | None:
-    """Activation ``name`` at the middle of every piece (``None`` if it does not move)."""
-    d = pieces.env[name][1]
-    if d is None:
-        return None
-    return torch.addcmul(pieces.values(name), _bcast((pieces.t1 - pieces.t0) / 2, d), d)
-
-
-def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None) -> None:
+def _apply_layer(pieces: _Pieces, step: Op, inside: Tensor | None, reuse: bool = False) -> None:
     """Apply a relu / maxpool per piece, with the pattern inside each piece: ``inside`` is a
-    relu's unit states, or a maxpool's input at each piece's midpoint (``None``: the input does
-    not move)."""
+    relu's unit states, or a maxpool's argmax per window (``None``: the input does not move).
+    ``reuse``: the input's directions are this batch's own and read by no later op, so a relu
+    overwrites them (one memory pass less)."""
     p, d = pieces.env[step.inputs[0]]
     if d is None or inside is None:
         pieces.env[step.name] = (apply_op(step, [p]), None)
         return
     anchor = pieces.anchor
     if step.kind == "relu":
-        pieces.env[step.name] = (p * inside[anchor], d * inside)
+        pieces.env[step.name] = (p * inside[anchor], d.mul_(inside) if reuse else d * inside)
     else:
-        idx = _pool_index(inside, step.module)
-        pieces.env[step.name] = (maxpool_gather(p, idx[anchor]), maxpool_gather(d, idx))
+        pieces.env[step.name] = (maxpool_gather(p, inside[anchor]), maxpool_gather(d, inside))
 
 
 def _relu_crossings(
@@ -542,8 +588,9 @@ def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 def _maxpool_crossings(
     p: Tensor, d: Tensor, length: Tensor, m: nn.Module, tol: float, sample: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(piece index, offset s, unit) of every point where a window's argmax is overtaken in its piece.
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(piece index, offset s, unit, new argmax) of every point where a window's argmax is
+    overtaken in its piece, and every window's argmax at the start of each piece (just after).
 
     The argmax of a window moves along the upper envelope of its affine candidates, whose slope
     only increases, so it never returns: a window whose argmax is the same at both ends of a
@@ -564,7 +611,7 @@ def _maxpool_crossings(
     out_h, out_w = first.shape[2:]
     window = (cc * out_h + hc) * out_w + wc  # the pooled unit, flat within the output plane
     if pc.numel() == 0:
-        return pc, p.new_zeros(0), pc
+        return pc, p.new_zeros(0), pc, pc, first
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride if m.stride is not None else m.kernel_size)
     ph, pw = _pair(m.padding)
@@ -584,6 +631,7 @@ def _maxpool_crossings(
     offsets = []
     pieces = []
     units = []
+    taken = []
     for _ in range(kh * kw):
         pj, dj = wp.gather(-1, j), wd.gather(-1, j)
         steeper = valid & (wd > dj)
@@ -599,19 +647,28 @@ def _maxpool_crossings(
         units.append(window[active])
         near = cross <= (s_next + tol)[:, None]
         new_j = torch.where(near, wd, float("-inf")).argmax(-1, keepdim=True)
+        taken.append(flat.gather(-1, new_j)[active, 0])
         j = torch.where(active[:, None], new_j, j)
         s_cur = torch.where(active, s_next, s_cur)
         done |= ~active
     if not pieces:
         none = pc.new_zeros(0)
-        return none, p.new_zeros(0), none
-    return torch.cat(pieces), torch.cat(offsets), torch.cat(units)
+        return none, p.new_zeros(0), none, none, first
+    return torch.cat(pieces), torch.cat(offsets), torch.cat(units), torch.cat(taken), first
 
 
 def _split(
-    pieces: _Pieces, parent: Tensor, s: Tensor, unit: Tensor, tol: float, records: list, layer: int
+    pieces: _Pieces,
+    parent: Tensor,
+    s: Tensor,
+    unit: Tensor,
+    tol: float,
+    records: list,
+    layer: int,
+    taken: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints.
+    """Cut each piece at its offsets ``s`` (all pieces at once); record the new breakpoints
+    (``taken``: a maxpool window's new argmax at each, kept for the sub-pieces' patterns).
 
     Returns ``(owner, offset, t0, t1)`` of the sub-pieces (``None`` if there is no cut): the parent
     row of each, its start relative to the parent's start, and its own start and end.
@@ -619,14 +676,15 @@ def _split(
     if parent.numel() == 0:
         return None
     n = len(pieces)
+    relu, taken = taken is None, unit if taken is None else taken
     order = torch.argsort(s, stable=True)
-    parent, s, unit = parent[order], s[order], unit[order]
+    parent, s, unit, taken = parent[order], s[order], unit[order], taken[order]
     order = torch.argsort(parent, stable=True)
-    parent, s, unit = parent[order], s[order], unit[order]
+    parent, s, unit, taken = parent[order], s[order], unit[order], taken[order]
     dup = torch.zeros_like(parent, dtype=torch.bool)
     dup[1:] = (parent[1:] == parent[:-1]) & (s[1:] - s[:-1] <= tol)  # the same t, seen twice
     group = torch.cumsum(~dup, 0) - 1  # units tied at one t: report the lowest, whatever rounding
-    raw = (parent, unit, group)
+    raw = (parent, unit, group, taken)
     unit = unit.new_full((int(group[-1]) + 1,), unit.max()).scatter_reduce(0, group, unit, "amin")
     parent, s = parent[~dup], s[~dup]
     records.append((pieces.sample[parent], pieces.t0[parent] + s, layer, unit))
@@ -645,20 +703,28 @@ def _split(
     t0 = pieces.t0[owner] + offs
     t1 = pieces.t0[owner] + ends
     t1[last] = pieces.t1  # the last sub-piece ends where its parent did
-    pieces.flips = _flips(raw, parent, counts, first)
+    pieces.flips = _flips(raw, parent, counts, first, relu)
     return owner, offs, t0, t1
 
 
 def _flips(
-    raw: tuple[Tensor, Tensor, Tensor], cuts: Tensor, counts: Tensor, first: Tensor
+    raw: tuple[Tensor, ...], cuts: Tensor, counts: Tensor, first: Tensor, relu: bool
 ) -> tuple:
-    """Per crossing (``raw``: its piece, unit and cut, sorted as in :func:`_split`): the rows of
-    sub-pieces [start, end) in which its unit is past the crossing (from the cut to the end of
-    its piece's sub-pieces), and the unit."""
-    parent, unit, group = raw
+    """Per crossing (``raw``: its piece, unit, cut and new argmax, sorted as in :func:`_split`):
+    the rows of sub-pieces [start, end) in which its unit is past the crossing, the unit, and
+    (maxpool) the argmax there, else ``None``. A relu unit crosses once per piece, so to the end
+    of its piece's sub-pieces; a maxpool window until its next crossing, so no rows overlap."""
+    parent, unit, group, taken = raw
     rank = torch.arange(len(cuts), device=cuts.device) - (torch.cumsum(counts, 0) - counts)[cuts]
-    cut_row = first[cuts] + rank + 1  # the sub-piece that starts at each cut
-    return cut_row[group], first[parent] + counts[parent] + 1, unit
+    start = (first[cuts] + rank + 1)[group]  # the sub-piece that starts at each cut
+    end = first[parent] + counts[parent] + 1
+    if relu:
+        return start, end, unit, None
+    order = torch.argsort(unit, stable=True)  # by (unit, piece, s): a window's crossings in turn
+    parent, unit, start, end, taken = (x[order] for x in (parent, unit, start, end, taken))
+    again = (parent[1:] == parent[:-1]) & (unit[1:] == unit[:-1])
+    end[:-1] = torch.where(again, start[1:], end[:-1])
+    return start, end, unit, taken
 
 
 @dataclass
@@ -673,9 +739,9 @@ class _LazyChunk:
     t1: Tensor
     row0: int = 0  # the first of these sub-pieces among all of the split's
 
-    def gather(self, name: str, kind: str) -> tuple[_Pieces, Tensor]:
+    def gather(self, name: str) -> tuple[_Pieces, Tensor]:
         """The sub-pieces (new anchors, their values there), and the pattern inside each of the
-        layer that split them (reading ``name``, of ``kind``): see :func:`_apply_layer`."""
+        layer that split them (reading ``name``): see :func:`_apply_layer`."""
         par = self.parent
         sample = par.sample[self.owner]
         alone = all(d is None or key == name for key, (_, d) in par.env.items())
@@ -689,19 +755,15 @@ class _LazyChunk:
                 continue
             at = par.values(key)[own_a] if key == name else _values_at(par, p, d, own_a)
             da = d[own_a]
-            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d[self.owner])
-        pieces = _Pieces(sample, self.t0, self.t1, anchor, env)
-        if kind == "relu":
-            return pieces, self._states()
-        d = env[name][1]  # the layer split them, so its input moves along the line
-        mid = _bcast(self.offs + (self.t1 - self.t0) / 2, d)
-        return pieces, torch.addcmul(par.values(name)[self.owner], mid, d)
+            env[key] = (torch.addcmul(at, _bcast(offs_a, da), da), d.index_select(0, self.owner))
+        return _Pieces(sample, self.t0, self.t1, anchor, env), self._states()
 
     def _states(self) -> Tensor:
-        """A relu's unit states inside each sub-piece: its piece's, with each crossing's unit
-        flipped in the sub-pieces past it (no value computed)."""
+        """The split layer's pattern inside each sub-piece: its piece's, with each crossing's
+        relu unit flipped (or maxpool window's argmax set) in the sub-pieces past it (no value
+        computed)."""
         state = self.parent.state
-        start, end, unit = self.parent.flips
+        start, end, unit, taken = self.parent.flips
         n = len(self.owner)
         lo, hi = (start - self.row0).clamp(0, n), (end - self.row0).clamp(0, n)
         width = (hi - lo).clamp(min=0)
@@ -711,8 +773,9 @@ class _LazyChunk:
             + torch.arange(len(which), device=lo.device)
             - (torch.cumsum(width, 0) - width)[which]
         )
-        out = state[self.owner].reshape(n, -1)
-        out[rows, unit[which]] = ~out[rows, unit[which]]  # one crossing per unit and piece
+        out = state.index_select(0, self.owner).reshape(n, -1)
+        at = (rows, unit[which])
+        out[at] = ~out[at] if taken is None else taken[which]  # rows of one unit never overlap
         return out.reshape((n,) + state.shape[1:])
 
     def _inherited(self, sample: Tensor) -> Tensor:
