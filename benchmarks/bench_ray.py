@@ -2,8 +2,8 @@
 
 One process, one run: a local Ray instance (2 CPUs) is started and its two workers warmed up
 by a tiny study first, not timed (a cluster and its workers run before a study starts), then
-the same study (``--quick`` with more mazes, in blocks of
-``--block``) runs three times, each on one torch thread per task: the local backend, Ray with
+the same study (``--quick`` with more mazes, each walked and rolled out as in ``--full`` so
+every block has the same work, in blocks of ``--block``) runs three times, each on one torch thread per task: the local backend, Ray with
 1 worker, Ray with 2 workers. Prints the wall times, the overhead ratio at 1 worker
 (Ray 1 / local; target ≤ 1.15) and the speed-up at 2 (local / Ray 2; target ≥ 1.6), and checks
 that the three datasets are identical. The driver's own steps (mazes, vectors, later layer) run
@@ -32,8 +32,11 @@ def main() -> None:
     parser.add_argument("--mazes", type=int, default=16, help="studied mazes (default 16)")
     parser.add_argument("--block", type=int, default=4, help="mazes per block (default 4)")
     args = parser.parse_args()
+    every = dict.fromkeys(
+        ("breakpoint_mazes", "rollout_mazes", "localise_rollout_mazes"), args.mazes
+    )
     config = dataclasses.replace(
-        quick_config(), n_mazes=args.mazes, maze_block=args.block, threads=1
+        quick_config(), n_mazes=args.mazes, maze_block=args.block, threads=1, **every
     )
     ray = import_ray()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
