@@ -66,6 +66,7 @@ from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
 from hookdiff.study.answer import (
     CUT_READOUT,
+    READOUT_ATTRS,
     READOUTS,
     created_cut,
     cut_intervals,
@@ -102,6 +103,7 @@ __all__ = [
     "target_directions",
     "log_odds_gradient",
     "target_log_odds",
+    "target_probability",
 ]
 
 #: The real vectors and the controls they are compared with (the ``control`` coordinate).
@@ -163,6 +165,14 @@ def readouts(logits: np.ndarray | Tensor, target: np.ndarray, ts: Sequence[float
     z0 = x.narrow(-3, ts.index(0.0), 1)
     margin = target_log_odds(z0, tgt) + ((x - z0) * log_odds_gradient(z0, tgt)).sum(-1)
     out = torch.stack([torch.sigmoid(log_odds), log_odds, margin]).numpy()
+    out[..., np.asarray(target) < 0] = np.nan
+    return out
+
+
+def target_probability(logits: np.ndarray | Tensor, target: np.ndarray) -> np.ndarray:
+    """P(target direction) from logits ``(..., maze, 15)`` in float64 (any t; NaN without target)."""
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    out = torch.sigmoid(target_log_odds(x, torch.as_tensor(target))).numpy()
     out[..., np.asarray(target) < 0] = np.nan
     return out
 
@@ -315,7 +325,7 @@ def localise_controls(
     base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
     own = {v: lines[v]["vector"] for v in VECTORS}
     swapped = {v: lines[v]["base_swap"].acts for v in VECTORS}
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "loc_base": base,
             "loc_even": parts["even"].transpose("control", "vector", "readout", "t_loc", "maze"),
@@ -323,6 +333,8 @@ def localise_controls(
             "base_swap_distance": base_swap_distance(own, swapped),
         }
     )
+    ds["readout"].attrs.update(READOUT_ATTRS)
+    return ds
 
 
 def _exact_readouts(
@@ -379,7 +391,9 @@ def localise_scan(
         )
         for v in VECTORS
     ]
-    return xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+    ds = xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+    ds["readout"].attrs.update(READOUT_ATTRS)
+    return ds
 
 
 def _cut_even(

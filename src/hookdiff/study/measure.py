@@ -44,7 +44,13 @@ from hookdiff.study.inputs import (
     decision_square_vectors,
     later_candidates,
 )
-from hookdiff.study.localise import READOUTS, SCAN_VARIANTS, readouts, target_directions
+from hookdiff.study.localise import (
+    READOUTS,
+    SCAN_VARIANTS,
+    readouts,
+    target_directions,
+    target_probability,
+)
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -208,7 +214,7 @@ def target_p(
 ) -> np.ndarray:  # fmt: skip
     """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
     logits = line_response(policy, acts, hook, v, list(ts), depth=_LOGITS, max_rows=max_rows)
-    return readouts(logits.values, target, list(ts))[0]
+    return target_probability(logits.values, target)
 
 
 def matched_later(
