@@ -63,7 +63,7 @@ __all__ = [
 #: step toward it, that probability's log-odds, and the margin (the log-odds linearised in the
 #: logits at t = 0: linear in the logits, so its even part is the asymmetry made in the logits).
 READOUTS = ("p", "logodds", "margin")
-#: The attrs of the ``readout`` coordinate: what each readout is.
+#: What each readout is (the ``readout`` attr of every variable over ``readout``).
 READOUT_ATTRS = {
     "long_name": "target readout",
     "description": "p: P(step toward the vector's target) at the decision square; logodds: "

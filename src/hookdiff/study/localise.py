@@ -93,6 +93,7 @@ __all__ = [
     "localise_cut_rollouts",
     "localise_kinks",
     "localise_rollouts",
+    "label_readouts",
     "localise_scan",
     "maze_seed",
     "roll_t",
@@ -201,6 +202,14 @@ def _target_actions(logits: Tensor, target: Tensor) -> Tensor:
     direction = torch.tensor(ACTION_DIRECTIONS, device=logits.device)
     hot = direction == target.to(logits.device).clamp(min=0)[:, None]  # (maze, 15)
     return hot.expand(logits.shape)
+
+
+def label_readouts(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the attr ``readout`` (what each readout is) on every variable over ``readout``."""
+    for name in ds.data_vars:
+        if "readout" in ds[name].dims:
+            ds[name].attrs["readout"] = READOUT_ATTRS["description"]
+    return ds
 
 
 def _line_ts(ts_pos: Sequence[float]) -> list[float]:
@@ -333,8 +342,7 @@ def localise_controls(
             "base_swap_distance": base_swap_distance(own, swapped),
         }
     )
-    ds["readout"].attrs.update(READOUT_ATTRS)
-    return ds
+    return label_readouts(ds)
 
 
 def _exact_readouts(
@@ -392,8 +400,7 @@ def localise_scan(
         for v in VECTORS
     ]
     ds = xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
-    ds["readout"].attrs.update(READOUT_ATTRS)
-    return ds
+    return label_readouts(ds)
 
 
 def _cut_even(

@@ -47,6 +47,7 @@ from hookdiff.study.inputs import (
 from hookdiff.study.localise import (
     READOUTS,
     SCAN_VARIANTS,
+    label_readouts,
     readouts,
     target_directions,
     target_probability,
@@ -402,7 +403,7 @@ def _later_scan_dataset(
         coords={"vector": list(VECTORS), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
                 "readout": list(READOUTS), "maze": np.arange(exact.shape[-1])},
     )  # fmt: skip
-    return ds
+    return label_readouts(ds)
 
 
 # --------------------------------------------------------------------------------------------
