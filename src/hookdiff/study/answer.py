@@ -36,7 +36,7 @@ __all__ = [
     "LOGITS",
     "PRIMARY",
     "READOUTS",
-    "READOUT_ATTRS",
+    "READOUT_TEXT",
     "SOFTMAX_READOUTS",
     "answer",
     "bootstrap_seed",
@@ -64,13 +64,12 @@ __all__ = [
 #: logits at t = 0: linear in the logits, so its even part is the asymmetry made in the logits).
 READOUTS = ("p", "logodds", "margin")
 #: What each readout is (the ``readout`` attr of every variable over ``readout``).
-READOUT_ATTRS = {
-    "long_name": "target readout",
-    "description": "p: P(step toward the vector's target) at the decision square; logodds: "
-    "log P − log(1 − P) from the logits; margin: the log-odds linearised in the logits at the "
-    "line's own t = 0, l(z0) + grad l(z0)·(z − z0), linear in the logits, so its even part is "
-    "the asymmetry made in the logits (0 with the logits symmetrised)",
-}
+READOUT_TEXT = (
+    "p: P(step toward the vector's target) at the decision square; logodds: log P − log(1 − P) "
+    "from the logits; margin: the log-odds linearised in the logits at the line's own t = 0, "
+    "l(z0) + grad l(z0)·(z − z0), linear in the logits, so its even part is the asymmetry made "
+    "in the logits (0 with the logits symmetrised)"
+)
 #: The readouts of the softmax's output: behaviour, and the softmax-only test.
 SOFTMAX_READOUTS = ("p", "logodds")
 #: The readout of the claims compared across conditions (layers, base swap, controls): log-odds

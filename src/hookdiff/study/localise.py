@@ -1,9 +1,11 @@
 """Where the add/subtract asymmetry is created: the localisation scan, its controls, its kinks.
 
 The target readout r at a maze's decision square is P(step toward the vector's target) (cheese
-vector: toward the cheese; top-right vector: toward the top-right cell) or its log-odds, both
-read from the logits along a + t·v (a: the activation at the steering hook, mouse on the decision
-square; v: the maze's vector). Its even part E(t) = r(t) + r(−t) − 2·r(0) is the add/subtract
+vector: toward the cheese; top-right vector: toward the top-right cell), its log-odds, or the
+margin (the log-odds linearised in the logits at the line's t = 0, whose even part is the
+asymmetry made in the logits: the creation cut is read on it), all read from the logits along
+a + t·v (a: the activation at the steering hook, mouse on the decision square; v: the maze's
+vector). Its even part E(t) = r(t) + r(−t) − 2·r(0) is the add/subtract
 asymmetry, its odd part O(t) = r(t) − r(−t) the steering effect. Each function returns its
 labelled part of the study's Dataset:
 
@@ -66,7 +68,7 @@ from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
 from hookdiff.study.answer import (
     CUT_READOUT,
-    READOUT_ATTRS,
+    READOUT_TEXT,
     READOUTS,
     created_cut,
     cut_intervals,
@@ -208,7 +210,7 @@ def label_readouts(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with the attr ``readout`` (what each readout is) on every variable over ``readout``."""
     for name in ds.data_vars:
         if "readout" in ds[name].dims:
-            ds[name].attrs["readout"] = READOUT_ATTRS["description"]
+            ds[name].attrs["readout"] = READOUT_TEXT
     return ds
 
 
