@@ -254,3 +254,49 @@ def test_cut_rollout_of_one_maze_recomputed_with_the_rollout_and_steering_object
             float(got["loc_roll_reached_top_right"].sel(**at))
             == roll["reached_top_right"].values[k]
         )
+
+
+def test_margin_even_part_is_zero_with_the_logits_symmetrised_and_the_log_odds_is_not(setup):
+    *_, parts = setup
+    got = parts["localise_scan"]["loc_even_cut"].sel(cut="fc_policy_out", t_loc=T)
+    margin, lo = got.sel(readout="margin").values, got.sel(readout="logodds").values
+    ok = np.isfinite(margin)
+    assert ok.sum() >= 4  # both vectors, both variants, mazes with a target
+    np.testing.assert_allclose(margin[ok], 0.0, atol=1e-5)  # float32 logits: rounding only
+    assert np.abs(lo[ok]).max() > 1e-2  # the softmax's own curvature
+
+
+def test_margin_recomputed_from_plain_forwards_and_autograd(setup):
+    policy, config, mazes, vectors, parts = setup
+    ds = parts["localise_controls"]
+    i, name = 1, "cheese"
+    maze, square = mazes.states[i], mazes.squares[i]
+    d = _target(maze, square, name)
+    v = vectors.applied(HOOK)[name][i]
+    obs = obs_to_tensor(render([with_mouse(maze, square)]))
+    logits = {}
+    for t in (-T, 0.0, T):
+        with torch.no_grad(), steer(policy, HOOK, v, t):
+            logits[t] = policy(obs)[0].double()
+    x = logits[0.0].clone().requires_grad_(True)
+    p = directions(x[None])[0, d]
+    lo0 = torch.log(p) - torch.log1p(-p)
+    (w,) = torch.autograd.grad(lo0, x)
+    lo0 = float(lo0.detach())
+    m = {t: lo0 + float(w @ (z - logits[0.0])) for t, z in logits.items()}
+    sel = dict(control="vector", vector=name, readout="margin", maze=i)
+    assert float(ds["loc_even"].sel(t_loc=T, **sel)) == pytest.approx(_even(m), abs=1e-4)
+    assert float(ds["loc_odd"].sel(t_loc=T, **sel)) == pytest.approx(m[T] - m[-T], abs=1e-4)
+    assert float(ds["loc_base"].sel(**sel)) == pytest.approx(lo0, abs=1e-4)
+
+
+def test_margin_even_part_equals_the_kink_attribution_total(setup):
+    *_, parts = setup
+    kinks = parts["localise_kinks"]["kink_even_total"].sel(t_loc=T, kink_maze=0)
+    exact = parts["localise_controls"]["loc_even"].sel(control="vector", readout="margin",
+                                                        t_loc=T, maze=0)  # fmt: skip
+    for name in ("cheese", "top_right"):
+        want = float(kinks.sel(vector=name))  # float64 walk; the scan runs in float32
+        if np.isfinite(want):
+            got = float(exact.sel(vector=name))
+            assert got == pytest.approx(want, rel=1e-4, abs=1e-5)

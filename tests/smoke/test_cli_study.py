@@ -156,7 +156,11 @@ def test_localisation_variables_are_complete(runs):
         "base_swap",
         "untrained",
     ]
-    assert list(ds["readout"].values) == ["p", "logodds"]
+    assert list(ds["readout"].values) == ["p", "logodds", "margin"]
+    for name in [v for v in ds.data_vars if "readout" in ds[v].dims]:
+        assert "margin: the log-odds linearised in the logits" in ds[name].attrs["readout"], name
+    sym = ds["loc_even_cut"].sel(variant="symmetrize", cut="fc_policy_out", readout="margin")
+    assert np.nanmax(np.abs(sym.values)) < 1e-4  # linear in the logits: 0 up to rounding
     assert list(ds["variant"].values) == ["linearize", "symmetrize"]
     assert ds["cut"].values[-1] == "fc_policy_out" and ds.sizes["frozen_layer"] == 9
     assert ds.sizes["kink_maze"] == ds.attrs["kink_mazes"] == 1

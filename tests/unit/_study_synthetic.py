@@ -10,6 +10,9 @@ is 0 (the softmax explains none of it); knock-out of ``L2`` drops it most, knock
 top-right vector: E of P(toward top-right) is 0 (r(t) = r(0) + 0.1 t + b·t² with b symmetric);
 the localisation's E = 0.3 everywhere, symmetrised included (the softmax explains all of it);
 the base swap keeps its sign.
+margin readout (the log-odds linearised in the logits): 4× P like the log-odds, except for the
+top-right vector, whose logits carry no asymmetry (margin E is noise alone, exact and cut): the
+softmax makes all of its E.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ CUTS = [
 ]
 LAYERS = ["L1", "L2", "L3"]
 CONTROLS = ["vector", "random", "other_maze", "base_swap", "untrained"]
-READOUT_SCALE = {"p": 1.0, "logodds": 4.0}
+READOUT_SCALE = {"p": 1.0, "logodds": 4.0, "margin": 4.0}
+READOUTS = list(READOUT_SCALE)
 #: Rollouts of the cheese vector: how many of the 30 mazes reach cheese at t = −1, 0, +1.
 REACH_CHEESE = {-1.0: 10, 0.0: 25, 1.0: 26}
 
@@ -117,10 +121,10 @@ def matched(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.nda
     still = np.isfinite(t).astype(np.int8)
     still[1, :, 0] = 0  # reached, but the effect's interval holds 0
     effect = np.where(np.isfinite(t)[..., None], 0.2 + noise(rng, 0.05), np.nan)
-    even_cut = np.full((2, 2, 3, 2, N), np.nan)
+    even_cut = np.full((2, 2, 3, len(READOUTS), N), np.nan)
     for k, e in enumerate([-0.2, 0.0, 0.0]):
         even_cut[0, :, k] = e + noise(rng)
-    even = np.full((2, 2, N), np.nan)
+    even = np.full((2, len(READOUTS), N), np.nan)
     even[0] = -0.3 + noise(rng)
     return {
         "matched_t": (("matched_layer", "pair_position", "vector"), t),
@@ -137,7 +141,7 @@ def matched(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.nda
 
 def _by_readout(per_maze: np.ndarray) -> np.ndarray:
     """(…, maze) values in p → (readout, t_loc, …, maze), log-odds 4× and E ∝ t_loc²."""
-    s = np.array([READOUT_SCALE[r] for r in ("p", "logodds")])
+    s = np.array([READOUT_SCALE[r] for r in READOUTS])
     tl = np.array(T_LOC) ** 2
     return s[:, None, *([None] * per_maze.ndim)] * tl[None, :, *([None] * per_maze.ndim)] * per_maze
 
@@ -165,14 +169,18 @@ def localisation(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], n
     kinks = np.stack([np.array([0.1, -0.5, 0.05])[:, None, None] * np.ones((1, 3, 4))] * 2)
     total = kinks.sum(axis=1)
     dist = np.stack([np.stack([0.4 + noise(rng), 1.6 + noise(rng)])] * 2)
+    m = READOUTS.index("margin")
+    loc_even, cut = _by_readout(loc_even), _by_readout(cut)  # (readout, t_loc, ..., maze)
+    loc_even[m, :, 1, 0] = _by_readout(z["top_right"])[m]  # top-right logits: no asymmetry
+    cut[m, :, 1] = _by_readout(z["top_right"])[m][:, None, None]
     return {
         "loc_even": (
             ("control", "vector", "readout", "t_loc", "maze"),
-            _by_readout(loc_even).transpose(3, 2, 0, 1, 4),
+            loc_even.transpose(3, 2, 0, 1, 4),
         ),
         "loc_even_cut": (
             ("vector", "variant", "cut", "readout", "t_loc", "maze"),
-            _by_readout(cut).transpose(2, 3, 4, 0, 1, 5),
+            cut.transpose(2, 3, 4, 0, 1, 5),
         ),
         "loc_even_knockout": (
             ("vector", "frozen_layer", "readout", "t_loc", "maze"),
@@ -209,7 +217,7 @@ def synthetic_study(
             "cut": CUTS,
             "variant": ["linearize", "symmetrize"],
             "frozen_layer": LAYERS,
-            "readout": ["p", "logodds"],
+            "readout": READOUTS,
             "control": CONTROLS,
             "kink_maze": np.arange(4),
             "sign": ["+t", "-t"],

@@ -80,13 +80,16 @@ def test_published_sign_compared_with_the_mirrored_sign(claims):
 def test_the_cut_scan_locates_the_cut_where_the_even_part_reaches_zero(claims):
     sym = [c for c in _one(claims, "cheese", "created") if "Symmetrised" in c["claim"]]
     lin = [c for c in _one(claims, "cheese", "created") if "Linearised" in c["claim"]]
-    assert [c["where"] for c in sym] == [CUTS[3], CUTS[3]]  # p and log-odds
-    assert [c["where"] for c in lin] == [CUTS[2], CUTS[2]]
+    assert [c["where"] for c in sym] == [CUTS[3]]  # read on the margin only
+    assert [c["where"] for c in lin] == [CUTS[2]]
+    assert {c["readout"] for c in sym + lin} == {"margin"}
     assert f"created between `{CUTS[2]}`" in sym[0]["claim"]
     assert sym[0]["ci95"][0] < 0 < sym[0]["ci95"][1]
-    # top-right: symmetrising anywhere leaves E = 0.3: no cut removes it
-    for c in _one(claims, "top_right", "created"):
-        assert c["where"] is None and "stays distinguishable from 0" in c["claim"]
+    # top-right: the logits carry no asymmetry (margin E is noise), so no cut is named, although
+    # the log-odds' symmetrised E stays 0.3 at every cut (the softmax's own curvature)
+    (c,) = _one(claims, "top_right", "created")
+    assert c["where"] is None and "the logits carry no asymmetry to locate" in c["claim"]
+    assert c["readout"] == "margin"
 
 
 def test_softmax_only_test(claims):
@@ -94,6 +97,7 @@ def test_softmax_only_test(claims):
         (c,) = _one(claims, "top_right", "softmax", readout)  # symmetrised logits give all of E
         assert c["estimate"] == pytest.approx(0.0, abs=1e-12)
         assert "plus the softmax already explains it" in c["claim"]
+        assert "The logits' own asymmetry, read on the margin, is E = +0.000" in c["claim"]
         (c,) = _one(claims, "cheese", "softmax", readout)  # … none of it
         scale = 1.0 if readout == "p" else 4.0
         assert c["estimate"] == pytest.approx(-0.25 * scale)
@@ -167,9 +171,9 @@ def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_exp
     own = dict(control="vector", vector="cheese")
     ds["loc_even"].loc[own] = ds["loc_even"].sel(control="random", vector="cheese").values
     claims = answer(ds)
-    for c in _one(claims, "cheese", "created"):
-        assert c["where"] is None and "no asymmetry to locate" in c["claim"]
-        assert c["ci95"][0] < 0 < c["ci95"][1]
+    (c,) = _one(claims, "cheese", "created")
+    assert c["where"] is None and "no asymmetry to locate" in c["claim"]
+    assert c["ci95"][0] < 0 < c["ci95"][1]
     for c in _one(claims, "cheese", "softmax"):
         assert "no asymmetry distinguishable from 0 to explain" in c["claim"]
     (c,) = _one(claims, "cheese", "base_swap")

@@ -32,7 +32,7 @@ def test_answer_section_gives_every_claim_per_vector_with_its_interval():
     for claims in answer(ds).values():
         for c in claims:
             assert c["claim"] in md
-    assert "**Where is it created?** Symmetrised at `embedder.fc_out`" in md
+    assert "**Where is the logits' asymmetry created?** Symmetrised at `embedder.fc_out`" in md
     assert "Not measured" not in md and "linear radius" not in md
     assert "is the steering layer" not in md
 

@@ -4,7 +4,8 @@
 ``{"claim": text, "estimate": x, "ci95": [lo, hi], "where": cut/layer or None, "n": mazes,
 "kind": ..., "readout": ...}``, whose text follows its numbers (an interval containing 0 is
 "not distinguishable from 0"). The claims, in order (:data:`KINDS`): the add/subtract asymmetry
-of behaviour, where it is created (the cut scan), whether the softmax alone makes it, which
+of behaviour, where the logits' asymmetry is created (the cut scan of the margin, the log-odds
+linearised in the logits), how much the softmax adds on top (the softmax-only test), which
 layers carry it (knock-out, knock-in, exact kinks), whether the base swap flips it, how the
 controls and the rollouts compare, what the rollouts with the network cut at the cuts that
 matter do, and the later layers: the asymmetry steered at the later site, each layer's
@@ -30,10 +31,13 @@ from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference
 
 __all__ = [
     "CONTROLS",
+    "CUT_READOUT",
     "KINDS",
     "LOGITS",
     "PRIMARY",
     "READOUTS",
+    "READOUT_TEXT",
+    "SOFTMAX_READOUTS",
     "answer",
     "bootstrap_seed",
     "even_of_target",
@@ -55,11 +59,25 @@ __all__ = [
     "verdict",
 ]
 
-#: Readouts of the target: the probability of the step toward it, and that probability's log-odds.
-READOUTS = ("p", "logodds")
+#: Readouts of the target (the localisation's ``readout`` coordinate): the probability of the
+#: step toward it, that probability's log-odds, and the margin (the log-odds linearised in the
+#: logits at t = 0: linear in the logits, so its even part is the asymmetry made in the logits).
+READOUTS = ("p", "logodds", "margin")
+#: What each readout is (the ``readout`` attr of every variable over ``readout``).
+READOUT_TEXT = (
+    "p: P(step toward the vector's target) at the decision square; logodds: log P − log(1 − P) "
+    "from the logits; margin: the log-odds linearised in the logits at the line's own t = 0, "
+    "l(z0) + grad l(z0)·(z − z0), linear in the logits, so its even part is the asymmetry made "
+    "in the logits (0 with the logits symmetrised)"
+)
+#: The readouts of the softmax's output: behaviour, and the softmax-only test.
+SOFTMAX_READOUTS = ("p", "logodds")
 #: The readout of the claims compared across conditions (layers, base swap, controls): log-odds
 #: has no floor or ceiling, so a change of size does not come from P saturating.
 PRIMARY = "logodds"
+#: The readout the creation cut is read on: the margin's even part is exactly 0 with the logits
+#: symmetrised, so a cut scan of it can reach 0 (the log-odds' cannot: the softmax's curvature).
+CUT_READOUT = "margin"
 #: The controls set beside each maze's own vector.
 CONTROLS = ("random", "other_maze", "untrained")
 #: The claims in the order the answer gives them.
@@ -240,7 +258,11 @@ def verdict(iv: Interval) -> str:
 
 def _readout_text(vector: str, readout: str) -> str:
     p = f"P(toward {_NAME[vector]})"
-    return p if readout == "p" else f"the log-odds of {p}"
+    return {
+        "p": p,
+        "logodds": f"the log-odds of {p}",
+        "margin": f"the margin (the log-odds of {p} linearised in the logits at t = 0)",
+    }[readout]
 
 
 def _claim(
@@ -274,7 +296,7 @@ def _asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") -
     out = []
     kind = "asymmetry" if site == "steering" else "later"
     where = None if site == "steering" else str(ds.attrs.get("later_hook", site))
-    for readout in READOUTS:
+    for readout in SOFTMAX_READOUTS:
         iv = bootstrap_mean(
             even_of_target(target_readout(ds, vector, readout, site), 1.0), seed=seed
         )
@@ -295,7 +317,7 @@ def _published(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         return []
     s = math.copysign(1.0, t_pub)
     out = []
-    for readout in READOUTS:
+    for readout in SOFTMAX_READOUTS:
         r = target_readout(ds, vector, readout)
         pub, mirror = (
             (r.sel(t=t_pub) - r.sel(t=0.0)).values,
@@ -318,24 +340,22 @@ def _published(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
 
 
 def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
-    """Per readout and variant: the first cut where the cut network's E is indistinguishable
-    from 0 (the asymmetry is created before it); one claim per readout when there is no E."""
+    """Per variant: the first cut where the cut network's E of the margin is indistinguishable
+    from 0 (the logits' asymmetry is created before it); one claim when there is no E."""
     t = t_loc_one(ds)
+    exact = _exact(ds, vector, t, seed, readout=CUT_READOUT)
+    if not exact.excludes(0.0):
+        text = (
+            f"The exact even part E({t:g}) of {_readout_text(vector, CUT_READOUT)} is "
+            f"{interval_text(exact)} (n = {exact.n}), not distinguishable from 0: the logits "
+            f"carry no asymmetry to locate at this n, so neither scan names a cut."
+        )
+        return [_claim("created", text, exact, None, CUT_READOUT)]
     out = []
-    for readout in READOUTS:
-        exact = _exact(ds, vector, t, seed, readout=readout)
-        if not exact.excludes(0.0):
-            text = (
-                f"The exact even part E({t:g}) of {_readout_text(vector, readout)} is "
-                f"{interval_text(exact)} (n = {exact.n}), not distinguishable from 0: there is "
-                f"no asymmetry to locate at this n, so neither scan names a cut."
-            )
-            out.append(_claim("created", text, exact, None, readout))
-            continue
-        for variant in ("symmetrize", "linearize"):
-            scan = cut_intervals(ds, vector, variant, readout, t, seed)
-            text, where, iv = _created_text(scan, variant, vector, readout, t)
-            out.append(_claim("created", text, iv, where, readout))
+    for variant in ("symmetrize", "linearize"):
+        scan = cut_intervals(ds, vector, variant, CUT_READOUT, t, seed)
+        text, where, iv = _created_text(scan, variant, vector, CUT_READOUT, t)
+        out.append(_claim("created", text, iv, where, CUT_READOUT))
     return out
 
 
@@ -376,8 +396,8 @@ def _created_text(
         cut, iv = scan[-1]
         text = (
             f"{verb} at the last cut `{cut}`, {what} stays distinguishable from 0 "
-            f"({interval_text(iv)}, n = {iv.n}): part of the asymmetry is made after the last "
-            f"cut, by what follows `{cut}`."
+            f"({interval_text(iv)}, n = {iv.n}): part of the asymmetry in the logits is made "
+            f"after the last cut, by what follows `{cut}`."
         )
         return text, None, iv
     cut, iv = scan[first]
@@ -389,7 +409,8 @@ def _created_text(
     )
     text = (
         f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), and it stays not "
-        f"distinguishable from 0 at every later cut: the asymmetry is created {before}."
+        f"distinguishable from 0 at every later cut: the asymmetry in the logits is created "
+        f"{before}."
     )
     if dips:
         text += (
@@ -401,11 +422,13 @@ def _created_text(
 
 
 def _softmax(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
-    """The softmax-only test: E with the logits symmetrised against the exact E, paired."""
+    """The softmax-only test: how much the softmax adds on a symmetrised logit response (E with
+    the logits symmetrised), against the exact E, paired; beside the logits' own (margin) E."""
     if LOGITS not in ds["cut"].values:
         return []
     t, out = t_loc_one(ds), []
-    for readout in READOUTS:
+    logits_e = _exact(ds, vector, t, seed, readout=CUT_READOUT)
+    for readout in SOFTMAX_READOUTS:
         soft = loc_values(
             ds, "loc_even_cut", vector, t, variant="symmetrize", cut=LOGITS, readout=readout
         )
@@ -414,10 +437,11 @@ def _softmax(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         ivs = (bootstrap_mean(soft, seed=seed), bootstrap_mean(exact, seed=seed), diff)
         text = (
             f"Softmax-only test ({_readout_text(vector, readout)}, t = {t:g}): with the logits' "
-            f"response symmetrised at `{LOGITS}`, E = {interval_text(ivs[0])}; the exact "
-            f"network's E = {interval_text(ivs[1])}; the difference exact − softmax-only = "
-            f"{interval_text(diff)} (paired, n = {diff.n}) is {verdict(diff)}: "
-            f"{_softmax_reading(*ivs)}."
+            f"response symmetrised at `{LOGITS}`, the softmax alone makes E = "
+            f"{interval_text(ivs[0])}; the exact network's E = {interval_text(ivs[1])}; the "
+            f"difference exact − softmax-only = {interval_text(diff)} (paired, n = {diff.n}) is "
+            f"{verdict(diff)}: {_softmax_reading(*ivs)}. The logits' own asymmetry, read on the "
+            f"margin, is E = {interval_text(logits_e)}."
         )
         out.append(_claim("softmax", text, diff, LOGITS, readout))
     return out
@@ -511,12 +535,12 @@ def _kinks(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     layer, iv = best
     share = iv.estimate / total.estimate if total.estimate else math.nan
     text = (
-        f"Exact kink attribution (even part at t = {t:g} of the log-odds readout linearised in "
-        f"the logits, on {_count(int(walked.sum()), 'walked maze')}): `{layer}` carries "
+        f"Exact kink attribution (even part at t = {t:g} of the margin, the log-odds readout "
+        f"linearised in the logits, on {_count(int(walked.sum()), 'walked maze')}): `{layer}` carries "
         f"{interval_text(iv)} of the total {interval_text(total)}, {share:.0%} of it, the most "
         f"of any layer{_kink_check(ds, vector, t, total_v)}."
     )
-    return [_claim("kinks", text, iv, layer, "logodds")]
+    return [_claim("kinks", text, iv, layer, CUT_READOUT)]
 
 
 def _kink_check(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> str:
@@ -774,19 +798,21 @@ def _later_created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     if found is None:
         return []
     layer, _, t = found
-    exact = bootstrap_mean(ds["later_even"].sel(vector=vector, readout=PRIMARY).values, seed=seed)
+    exact = bootstrap_mean(
+        ds["later_even"].sel(vector=vector, readout=CUT_READOUT).values, seed=seed
+    )
     at = f"At the later layer `{layer}` (t = ±{t:.3g}): the exact E = {interval_text(exact)}, "
     if not exact.excludes(0.0):
         text = at + f"{verdict(exact)}, so there is no asymmetry to locate there."
-        return [_claim("later_created", text, exact, layer, PRIMARY)]
-    e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=PRIMARY)
+        return [_claim("later_created", text, exact, layer, CUT_READOUT)]
+    e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=CUT_READOUT)
     scan = [
         (str(c), bootstrap_mean(e.sel(later_cut=c).values, seed=seed))
         for c in ds["later_cut"].values
         if np.isfinite(e.sel(later_cut=c).values).any()
     ]
-    text, where, iv = _created_text(scan, "symmetrize", vector, PRIMARY, float(f"{t:.3g}"))
-    return [_claim("later_created", at + text[0].lower() + text[1:], iv, where, PRIMARY)]
+    text, where, iv = _created_text(scan, "symmetrize", vector, CUT_READOUT, float(f"{t:.3g}"))
+    return [_claim("later_created", at + text[0].lower() + text[1:], iv, where, CUT_READOUT)]
 
 
 _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {

@@ -32,9 +32,11 @@ from hookdiff.maze.state import MazeState
 from hookdiff.stats import Interval, bootstrap_mean, wilson
 from hookdiff.study.answer import (
     CONTROLS,
+    CUT_READOUT,
     LOGITS,
     PRIMARY,
     READOUTS,
+    SOFTMAX_READOUTS,
     bootstrap_seed,
     cut_intervals,
     cut_rollout_rates,
@@ -417,8 +419,8 @@ def _fig_asymmetry(ds: xr.Dataset) -> Figure:
     """E(|t|) of the target readout, and the signed effects r(t) − r(0) against −(r(−t) − r(0))."""
     seed, t_pos = bootstrap_seed(ds), _positive_ts(ds)
     fig = Figure(figsize=(12, 8), layout="constrained")
-    axes = np.array(fig.subplots(2, len(READOUTS), squeeze=False))
-    for j, readout in enumerate(READOUTS):
+    axes = np.array(fig.subplots(2, len(SOFTMAX_READOUTS), squeeze=False))
+    for j, readout in enumerate(SOFTMAX_READOUTS):
         for k, vec in enumerate(ds["vector"].values):
             r, c = target_readout(ds, str(vec), readout), f"C{k}"
             e = [bootstrap_mean(even_of_target(r, t), seed=seed) for t in t_pos]
@@ -460,7 +462,7 @@ def _fig_cuts(ds: xr.Dataset) -> Figure:
     cuts = [str(c) for c in ds["cut"].values]
     x = np.arange(len(cuts))
     vectors = [str(v) for v in ds["vector"].values]
-    fig = Figure(figsize=(12, 4.2 * len(vectors)), layout="constrained")
+    fig = Figure(figsize=(5 * len(READOUTS), 4.2 * len(vectors)), layout="constrained")
     axes = np.array(fig.subplots(len(vectors), len(READOUTS), squeeze=False))
     for i, vec in enumerate(vectors):
         for j, readout in enumerate(READOUTS):
@@ -477,7 +479,12 @@ def _fig_cuts(ds: xr.Dataset) -> Figure:
             ax.set_title(f"{vec} vector, readout {readout}: E({t:g}) with the network cut",
                          fontsize=9)  # fmt: skip
             ax.legend(fontsize=7)
-    fig.suptitle("Where the asymmetry is created: the first cut whose band holds 0" + _flag(ds))
+    fig.suptitle(
+        f"Where the asymmetry is created: the first cut from which every band of "
+        f"{CUT_READOUT} holds 0 (the margin is the log-odds linearised in the logits; "
+        f"P and log-odds keep the softmax's own even part)" + _flag(ds),
+        fontsize=10,
+    )
     return fig
 
 
@@ -485,7 +492,7 @@ def _fig_softmax(ds: xr.Dataset) -> Figure:
     """Exact E against E with the logits symmetrised (the softmax-only test), per readout."""
     seed, t = bootstrap_seed(ds), t_loc_one(ds)
     vectors = [str(v) for v in ds["vector"].values]
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(4.5 * len(READOUTS), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(READOUTS)))
     x = np.arange(len(vectors))
     for ax, readout in zip(axes, READOUTS):
@@ -719,15 +726,15 @@ def _fig_later(ds: xr.Dataset) -> Figure:
         found = later_steers(ds, vec)
         if found is None or not cuts:
             continue
-        e = ds["later_even_cut"].sel(vector=vec, variant="symmetrize", readout=PRIMARY)
+        e = ds["later_even_cut"].sel(vector=vec, variant="symmetrize", readout=CUT_READOUT)
         xs = [i for i, c in enumerate(cuts) if np.isfinite(e.sel(later_cut=c).values).any()]
         ivs = [bootstrap_mean(e.sel(later_cut=cuts[i]).values, seed=seed) for i in xs]
         _band(ax_s, np.array(xs, dtype=float), ivs, f"C{k}",
               f"{vec}: at {_short(found[0])}, |t| = {found[2]:.3g}")  # fmt: skip
     ax_s.set_xticks(np.arange(len(cuts)), [_short(c) for c in cuts], rotation=25, ha="right",
                     fontsize=7)  # fmt: skip
-    ax_s.set_title("E of the target log-odds, symmetrised at each cut (latest steering layer)",
-                   fontsize=9)  # fmt: skip
+    ax_s.set_title("E of the margin (target log-odds linearised in the logits), symmetrised at "
+                   "each cut (latest steering layer)", fontsize=9)  # fmt: skip
     if ax_s.lines:
         ax_s.legend(fontsize=7)
     else:

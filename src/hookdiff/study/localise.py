@@ -1,9 +1,11 @@
 """Where the add/subtract asymmetry is created: the localisation scan, its controls, its kinks.
 
 The target readout r at a maze's decision square is P(step toward the vector's target) (cheese
-vector: toward the cheese; top-right vector: toward the top-right cell) or its log-odds, both
-read from the logits along a + t·v (a: the activation at the steering hook, mouse on the decision
-square; v: the maze's vector). Its even part E(t) = r(t) + r(−t) − 2·r(0) is the add/subtract
+vector: toward the cheese; top-right vector: toward the top-right cell), its log-odds, or the
+margin (the log-odds linearised in the logits at the line's t = 0, whose even part is the
+asymmetry made in the logits: the creation cut is read on it), all read from the logits along
+a + t·v (a: the activation at the steering hook, mouse on the decision square; v: the maze's
+vector). Its even part E(t) = r(t) + r(−t) − 2·r(0) is the add/subtract
 asymmetry, its odd part O(t) = r(t) − r(−t) the steering effect. Each function returns its
 labelled part of the study's Dataset:
 
@@ -50,10 +52,10 @@ from hookdiff.analysis import (
     line_response,
     valid_cuts,
 )
+from hookdiff.errors import ShapeMismatchError
 from hookdiff.hooks import capture
 from hookdiff.maze import (
-    DIRECTION_NAMES,
-    direction_log_probs,
+    ACTION_DIRECTIONS,
     next_direction,
     top_right_cell,
     top_right_corridor,
@@ -64,7 +66,14 @@ from hookdiff.maze import (
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.answer import PRIMARY, created_cut, cut_intervals, t_loc_one
+from hookdiff.study.answer import (
+    CUT_READOUT,
+    READOUT_TEXT,
+    READOUTS,
+    created_cut,
+    cut_intervals,
+    t_loc_one,
+)
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import VECTORS
 from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
@@ -86,6 +95,7 @@ __all__ = [
     "localise_cut_rollouts",
     "localise_kinks",
     "localise_rollouts",
+    "label_readouts",
     "localise_scan",
     "maze_seed",
     "roll_t",
@@ -94,11 +104,11 @@ __all__ = [
     "paired_states",
     "readouts",
     "target_directions",
+    "log_odds_gradient",
     "target_log_odds",
+    "target_probability",
 ]
 
-#: The target readouts: P(step toward the target) and its log-odds.
-READOUTS = ("p", "logodds")
 #: The real vectors and the controls they are compared with (the ``control`` coordinate).
 CONTROLS = ("vector", "random", "other_maze", "base_swap", "untrained")
 #: The interventions of the cut scan (the ``variant`` coordinate).
@@ -134,22 +144,74 @@ def target_log_odds(logits: Tensor, target: Tensor) -> Tensor:
         >>> target_log_odds(torch.zeros(1, 15), torch.tensor([0])).item()  # 3 of 15 actions
         -1.3862943649291992
     """
-    lp = direction_log_probs(logits)
-    hot = torch.nn.functional.one_hot(target.clamp(min=0), len(DIRECTION_NAMES)).bool()
-    inside = lp.masked_fill(~hot, -torch.inf).logsumexp(-1)
-    return inside - lp.masked_fill(hot, -torch.inf).logsumexp(-1)
+    hot = _target_actions(logits, target)
+    inside = logits.masked_fill(~hot, -torch.inf).logsumexp(-1)
+    return inside - logits.masked_fill(hot, -torch.inf).logsumexp(-1)
 
 
-def readouts(logits: np.ndarray | Tensor, target: np.ndarray) -> np.ndarray:
-    """``(readout, ..., maze)``: P(target) and its log-odds from logits ``(..., maze, 15)``.
+def readouts(logits: np.ndarray | Tensor, target: np.ndarray, ts: Sequence[float]) -> np.ndarray:
+    """``(readout, ..., t, maze)``: :data:`READOUTS` from logits ``(..., t, maze, 15)`` along ts.
 
-    Computed in float64; P = sigmoid(log-odds). NaN at mazes whose ``target`` is negative.
+    P(target), its log-odds l, and the margin: l linearised in the logits at the line's own
+    t = 0 slice z₀, l(z₀) + ∇l(z₀)·(z − z₀). The margin is linear in the logits, so its even part
+    is 0 wherever the logits' response is even-free (the network symmetrised at the logits): it
+    measures only the asymmetry the network makes in the logits, not the softmax's curvature.
+    Computed in float64; P = sigmoid(l). NaN at mazes whose ``target`` is negative.
     """
+    ts = [float(t) for t in ts]
+    if 0.0 not in ts:
+        raise ShapeMismatchError(f"readouts needs t = 0 among the line's ts (got {ts}): the margin "
+                               "is linearised at t = 0; add 0 to ts")  # fmt: skip
     x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    log_odds = target_log_odds(x, torch.as_tensor(target))
-    out = torch.stack([torch.sigmoid(log_odds), log_odds]).numpy()
+    tgt = torch.as_tensor(target)
+    log_odds = target_log_odds(x, tgt)
+    z0 = x.narrow(-3, ts.index(0.0), 1)
+    margin = target_log_odds(z0, tgt) + ((x - z0) * log_odds_gradient(z0, tgt)).sum(-1)
+    out = torch.stack([torch.sigmoid(log_odds), log_odds, margin]).numpy()
     out[..., np.asarray(target) < 0] = np.nan
     return out
+
+
+def target_probability(logits: np.ndarray | Tensor, target: np.ndarray) -> np.ndarray:
+    """P(target direction) from logits ``(..., maze, 15)`` in float64 (any t; NaN without target)."""
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    out = torch.sigmoid(target_log_odds(x, torch.as_tensor(target))).numpy()
+    out[..., np.asarray(target) < 0] = np.nan
+    return out
+
+
+def log_odds_gradient(logits: Tensor, target: Tensor) -> Tensor:
+    """∂ :func:`target_log_odds` / ∂logits ``(..., maze, 15)``, in closed form.
+
+    The log-odds are logsumexp over the target direction's actions minus logsumexp over the
+    others, so the gradient is the softmax within the target's actions minus the softmax within
+    the others'.
+
+    Example:
+        >>> log_odds_gradient(torch.zeros(1, 15), torch.tensor([0]))[0, :4]  # 3 of 15 are "left"
+        tensor([ 0.3333,  0.3333,  0.3333, -0.0833])
+    """
+    hot = _target_actions(logits, target)
+    inside = torch.softmax(logits.masked_fill(~hot, -torch.inf), dim=-1)
+    return inside - torch.softmax(logits.masked_fill(hot, -torch.inf), dim=-1)
+
+
+def _target_actions(logits: Tensor, target: Tensor) -> Tensor:
+    """``(..., maze, 15)`` bool: the actions that step in each maze's target direction."""
+    if logits.shape[-1] != len(ACTION_DIRECTIONS):
+        raise ShapeMismatchError(f"expected logits with {len(ACTION_DIRECTIONS)} actions on the "
+                                 f"last axis, got shape {tuple(logits.shape)}")  # fmt: skip
+    direction = torch.tensor(ACTION_DIRECTIONS, device=logits.device)
+    hot = direction == target.to(logits.device).clamp(min=0)[:, None]  # (maze, 15)
+    return hot.expand(logits.shape)
+
+
+def label_readouts(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the attr ``readout`` (what each readout is) on every variable over ``readout``."""
+    for name in ds.data_vars:
+        if "readout" in ds[name].dims:
+            ds[name].attrs["readout"] = READOUT_TEXT
+    return ds
 
 
 def _line_ts(ts_pos: Sequence[float]) -> list[float]:
@@ -274,7 +336,7 @@ def localise_controls(
     base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
     own = {v: lines[v]["vector"] for v in VECTORS}
     swapped = {v: lines[v]["base_swap"].acts for v in VECTORS}
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "loc_base": base,
             "loc_even": parts["even"].transpose("control", "vector", "readout", "t_loc", "maze"),
@@ -282,6 +344,7 @@ def localise_controls(
             "base_swap_distance": base_swap_distance(own, swapped),
         }
     )
+    return label_readouts(ds)
 
 
 def _exact_readouts(
@@ -290,7 +353,7 @@ def _exact_readouts(
     """``(readout, t, maze)`` along the exact network."""
     logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=_LOGITS,
                            max_rows=config.max_rows)  # fmt: skip
-    return readouts(logits.values, target)
+    return readouts(logits.values, target, ts)
 
 
 def base_swap_distance(
@@ -338,7 +401,8 @@ def localise_scan(
         )
         for v in VECTORS
     ]
-    return xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+    ds = xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+    return label_readouts(ds)
 
 
 def _cut_even(
@@ -348,7 +412,7 @@ def _cut_even(
     ts = _line_ts(config.localise_ts)
     scan = cut_scan(policy, acts, config.hook, v, ts, depth=_LOGITS, max_rows=config.max_rows)
     scan = scan.sel(variant=list(SCAN_VARIANTS))
-    r = readouts(scan.values, target)  # (readout, variant, cut, t, maze)
+    r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
     coords |= {"cut": scan["cut"].values.tolist(), "t": ts, "maze": np.arange(acts.shape[0])}
     even = _even_odd(r, ("readout", "variant", "cut", "t", "maze"), coords)["even"]
@@ -381,6 +445,7 @@ def _frozen_even(
                         max_rows=config.max_rows,
                     ).values,  # fmt: skip
                     target,
+                    ts,
                 )
                 for f in freezes
             ]
@@ -515,7 +580,8 @@ ROLL_OUTCOMES = (("loc_roll_reached_cheese", "cheese"), ("loc_roll_reached_top_r
 def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
     """Per vector, the cuts whose cut network is rolled out, in forward order.
 
-    Read from the symmetrised scan of the target log-odds at the ``t_loc`` closest to 1
+    Read from the symmetrised scan of the margin (the target log-odds linearised in the logits,
+    whose even part is 0 once the logits are symmetrised) at the ``t_loc`` closest to 1
     (:func:`hookdiff.study.answer.created_cut`): the cut where the asymmetry is created (from it
     on every cut's E is indistinguishable from 0), the cut just before it (E still there) and the
     logits (the softmax-only test). Those three put the scan's claim to a behavioural test:
@@ -527,11 +593,11 @@ def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
     t, cuts = t_loc_one(scan), [str(c) for c in scan["cut"].values]
     out = {}
     for vector in [str(v) for v in scan["vector"].values]:
-        e = scan["loc_even"].sel(control="vector", vector=vector, readout=PRIMARY, t_loc=t)
+        e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
         if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
             out[vector] = [_LOGITS]
             continue
-        first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", PRIMARY, t, seed))
+        first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
         picked = [0] if first is None else [max(first - 1, 0), first]
         out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [_LOGITS]))
     return out

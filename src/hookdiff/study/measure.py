@@ -44,7 +44,14 @@ from hookdiff.study.inputs import (
     decision_square_vectors,
     later_candidates,
 )
-from hookdiff.study.localise import READOUTS, SCAN_VARIANTS, readouts, target_directions
+from hookdiff.study.localise import (
+    READOUTS,
+    SCAN_VARIANTS,
+    label_readouts,
+    readouts,
+    target_directions,
+    target_probability,
+)
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -208,7 +215,7 @@ def target_p(
 ) -> np.ndarray:  # fmt: skip
     """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
     logits = line_response(policy, acts, hook, v, list(ts), depth=_LOGITS, max_rows=max_rows)
-    return readouts(logits.values, target)[0]
+    return target_probability(logits.values, target)
 
 
 def matched_later(
@@ -297,10 +304,10 @@ def later_scan(
         )
         ts, v = [-t, 0.0, t], sources[pos][layer][name]
         r = readouts(line_response(policy, acts[layer], layer, v, ts, depth=_LOGITS,
-                                   max_rows=config.max_rows).values, targets[name])  # fmt: skip
+                                   max_rows=config.max_rows).values, targets[name], ts)  # fmt: skip
         exact[vi] = r[:, 2] + r[:, 0] - 2 * r[:, 1]
         scan = cut_scan(policy, acts[layer], layer, v, ts, depth=_LOGITS, max_rows=config.max_rows)
-        r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name])
+        r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name], ts)
         even = r[..., 2, :] + r[..., 0, :] - 2 * r[..., 1, :]  # (readout, variant, cut, maze)
         idx = [cuts.index(str(c)) for c in scan["cut"].values]
         by_cut[vi][:, idx] = even.transpose(1, 2, 0, 3)
@@ -396,7 +403,7 @@ def _later_scan_dataset(
         coords={"vector": list(VECTORS), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
                 "readout": list(READOUTS), "maze": np.arange(exact.shape[-1])},
     )  # fmt: skip
-    return ds
+    return label_readouts(ds)
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ _POSITION = "decision_square"
 #: The answer's paragraphs per vector: a lead-in and the claim kinds it holds.
 _GROUPS = (
     ("Is there an asymmetry?", ("asymmetry", "published")),
-    ("Where is it created?", ("created",)),
-    ("Does the softmax alone make it?", ("softmax",)),
+    ("Where is the logits' asymmetry created?", ("created",)),
+    ("How much does the softmax add?", ("softmax",)),
     ("Which layers carry it?", ("knockout", "knockin", "kinks")),
     ("Does it follow the base?", ("base_swap", "distance")),
     ("Against controls.", ("controls",)),
@@ -46,7 +46,8 @@ _GROUPS = (
 #: One caption per answer figure (file stem), in claim order.
 _CAPTIONS = {
     "answer_asymmetry": "The add/subtract asymmetry: E(|t|) and both signed effects, per readout.",
-    "answer_cuts": "Where it is created: E with the network cut (symmetrised, linearised) there.",
+    "answer_cuts": "Where it is created: E with the network cut (symmetrised, linearised) there; "
+    "the creation cut is read on the margin.",
     "answer_softmax": "The softmax-only test: exact E beside E with the logits symmetrised.",
     "answer_layers": "Which layers carry it: knock-out and knock-in of each relu / maxpool layer.",
     "answer_kinks": "Exact attribution: the even part per layer from the kinks of the line.",
@@ -209,8 +210,12 @@ def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
     b.append((
         "p",
         "E(t) = r(t) + r(−t) − 2r(0) is the even part of the vector's target readout r at the "
-        "decision square (P of the step toward the target, or its log-odds): 0 when adding and "
-        "subtracting the vector act equally and oppositely. Each number is a mean over mazes "
+        "decision square (P of the step toward the target, its log-odds, or the margin: the "
+        "log-odds linearised in the logits at t = 0): 0 when adding and subtracting the vector "
+        "act equally and oppositely. The margin is linear in the logits, so its E is the "
+        "asymmetry the network makes in the logits (exactly 0 with the logits symmetrised); "
+        "the creation cut is read on it. P and log-odds add the softmax's own curvature, which "
+        "the softmax-only test measures. Each number is a mean over mazes "
         "with its 95 % bootstrap interval [lo, hi] (paired on the maze where two conditions are "
         "compared; Wilson for rollout rates) and its n.",
     ))  # fmt: skip
