@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from _study_synthetic import CUTS, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
@@ -83,13 +84,46 @@ def test_the_cut_scan_locates_the_cut_where_the_even_part_reaches_zero(claims):
     assert [c["where"] for c in sym] == [CUTS[3]]  # read on the margin only
     assert [c["where"] for c in lin] == [CUTS[2]]
     assert {c["readout"] for c in sym + lin} == {"margin"}
-    assert f"created between `{CUTS[2]}`" in sym[0]["claim"]
+    assert f"its last part made between `{CUTS[2]}`" in sym[0]["claim"]
     assert sym[0]["ci95"][0] < 0 < sym[0]["ci95"][1]
     # top-right: the logits carry no asymmetry (margin E is noise), so no cut is named, although
     # the log-odds' symmetrised E stays 0.3 at every cut (the softmax's own curvature)
     (c,) = _one(claims, "top_right", "created")
     assert c["where"] is None and "the logits carry no asymmetry to locate" in c["claim"]
     assert c["readout"] == "margin"
+
+
+def _margin_means(ds, vector):
+    """Exact and per-cut symmetrised mean E(1) of the margin, by plain numpy (no bootstrap)."""
+    at = dict(vector=vector, t_loc=1.0, readout="margin")
+    exact = float(ds["loc_even"].sel(control="vector", **at).mean())
+    cuts = ds["loc_even_cut"].sel(variant="symmetrize", **at).mean("maze").values
+    return exact, [float(x) for x in cuts]
+
+
+def test_most_of_the_asymmetry_is_made_where_the_symmetrised_even_part_drops_most(ds, claims):
+    from hookdiff.study.answer import made_between
+
+    exact, cuts = _margin_means(ds, "cheese")
+    drops = np.subtract([exact, *cuts[:-1]], cuts)
+    steps = made_between(ds, "cheese", 1.0, seed=0)
+    np.testing.assert_allclose([iv.estimate for _, iv in steps], drops, atol=1e-12)
+    np.testing.assert_allclose(sum(iv.estimate for _, iv in steps), exact - cuts[-1], atol=1e-12)
+    (c,) = _one(claims, "cheese", "made")
+    k = int(np.argmax(np.sign(exact) * drops))
+    assert c["where"] == steps[k][0] and c["estimate"] == pytest.approx(drops[k])
+    assert c["readout"] == "margin" and c["ci95"][0] <= c["estimate"] <= c["ci95"][1]
+    # move the whole asymmetry into the step before the last cut: the claim follows
+    built = ds.copy(deep=True)
+    cut = built["loc_even_cut"]
+    for name in CUTS[:-1]:
+        sel = dict(vector="cheese", variant="symmetrize", readout="margin", cut=name)
+        cut.loc[sel] = built["loc_even"].sel(control="vector", vector="cheese", readout="margin")
+    (moved,) = _one(answer(built), "cheese", "made")
+    assert moved["where"] == f"{CUTS[-2]} → {CUTS[-1]}"
+    assert "100%" in moved["claim"]
+    # the top-right logits carry no asymmetry: no claim of where it is made
+    assert not [c for c in claims["top_right"] if c["kind"] == "made"]
 
 
 def test_softmax_only_test(claims):
@@ -203,7 +237,7 @@ def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
         if "Symmetrised" in c["claim"]:
             assert c["where"] == CUTS[3], c["claim"]  # not CUTS[1], the first zero
             assert f"Not monotone: at `{CUTS[1]}`" in c["claim"]
-            assert f"created between `{CUTS[2]}`" in c["claim"]
+            assert f"its last part made between `{CUTS[2]}`" in c["claim"]
         else:
             assert c["where"] == CUTS[2] and "Not monotone" not in c["claim"]
 

@@ -46,6 +46,7 @@ __all__ = [
     "no_later_layer_steers",
     "layer_scan",
     "loc_values",
+    "made_between",
     "missing",
     "created_cut",
     "cut_intervals",
@@ -85,6 +86,7 @@ KINDS = (
     "asymmetry",
     "published",
     "created",
+    "made",
     "softmax",
     "knockout",
     "knockin",
@@ -101,6 +103,7 @@ KINDS = (
 #: Dataset variables each claim reads (absent: the claim is skipped and :func:`missing` says so).
 NEEDS = {
     "created": ("loc_even_cut", "loc_even"),
+    "made": ("loc_even_cut", "loc_even"),
     "softmax": ("loc_even_cut", "loc_even"),
     "knockout": ("loc_even_knockout", "loc_even"),
     "knockin": ("loc_even_knockin", "loc_even"),
@@ -359,6 +362,47 @@ def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return out
 
 
+def made_between(ds: xr.Dataset, vector: str, t: float, seed: int) -> list[tuple[str, Interval]]:
+    """The margin's asymmetry made between consecutive cuts, paired per maze.
+
+    With the network symmetrised at cut c, E(c) is the asymmetry made after c (the exact E: after
+    the steering layer). So E(c_prev) − E(c) is what the layers between c_prev and c make; the
+    steps telescope to the exact E, since E with the logits symmetrised is 0. Entries are
+    ``("c_prev → c", paired interval)`` in forward order, the first from the steering layer.
+    """
+    exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=CUT_READOUT)
+    before, name, out = exact, str(ds.attrs.get("steering_hook", "the steering layer")), []
+    for cut in [str(c) for c in ds["cut"].values]:
+        e = loc_values(
+            ds, "loc_even_cut", vector, t, variant="symmetrize", cut=cut, readout=CUT_READOUT
+        )
+        out.append((f"{name} → {cut}", paired_difference(before, e, seed=seed)))
+        before, name = e, cut
+    return out
+
+
+def _made(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
+    """Between which consecutive cuts the largest part of the margin's asymmetry is made."""
+    t = t_loc_one(ds)
+    exact = _exact(ds, vector, t, seed, readout=CUT_READOUT)
+    steps = made_between(ds, vector, t, seed)
+    if not exact.n or not exact.excludes(0.0):
+        return []
+    sign = float(np.sign(exact.estimate))
+    best = _best(steps, lambda x: sign * x.estimate)
+    if best is None:
+        return []
+    span, iv = best
+    share = iv.estimate / exact.estimate
+    text = (
+        f"Most of the asymmetry in the logits is made between `{span.replace(' → ', '` and `')}`"
+        f": the paired drop of the symmetrised E({t:g}) of the margin there is "
+        f"{interval_text(iv)} (n = {iv.n}), {share:.0%} of the exact {interval_text(exact)}"
+        f" ({verdict(iv)}); the steps between consecutive cuts add up to the exact E."
+    )
+    return [_claim("made", text, iv, span, CUT_READOUT)]
+
+
 def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]]:
     """Where a cut scan says the asymmetry is created, and the cuts that break monotonicity.
 
@@ -409,8 +453,9 @@ def _created_text(
     )
     text = (
         f"{verb} at `{cut}`, {what} is {interval_text(iv)} (n = {iv.n}), and it stays not "
-        f"distinguishable from 0 at every later cut: the asymmetry in the logits is created "
-        f"{before}."
+        f"distinguishable from 0 at every later cut: the asymmetry in the logits is complete "
+        f"at `{cut}`, its last part made {before} (see the next claim for where most of it "
+        f"is made)."
     )
     if dips:
         text += (
@@ -819,6 +864,7 @@ _BUILDERS: dict[str, Callable[[xr.Dataset, str, int], list[dict]]] = {
     "asymmetry": _asymmetry,
     "published": _published,
     "created": _created,
+    "made": _made,
     "softmax": _softmax,
     "knockout": _knockout,
     "knockin": _knockin,

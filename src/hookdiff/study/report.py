@@ -32,7 +32,7 @@ _POSITION = "decision_square"
 #: The answer's paragraphs per vector: a lead-in and the claim kinds it holds.
 _GROUPS = (
     ("Is there an asymmetry?", ("asymmetry", "published")),
-    ("Where is the logits' asymmetry created?", ("created",)),
+    ("Where is the logits' asymmetry created?", ("created", "made")),
     ("How much does the softmax add?", ("softmax",)),
     ("Which layers carry it?", ("knockout", "knockin", "kinks")),
     ("Does it follow the base?", ("base_swap", "distance")),
