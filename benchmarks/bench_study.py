@@ -108,14 +108,16 @@ def estimate_full(base: Path, extra: list[str]) -> None:
     one = run_profile("default", base / "default", extra)
     _print(one)
     n = one["config"]
-    walked, rolled = n["breakpoint_mazes"], n["rollout_mazes"]
+    walked, rolled, cut = n["breakpoint_mazes"], n["rollout_mazes"], n["localise_rollout_mazes"]
     more = ["--breakpoint-mazes", str(2 * walked), "--rollout-mazes", str(2 * rolled)]
+    more += ["--localise-rollout-mazes", str(2 * cut)]
     two = run_profile("default", base / "default_x2", [*extra, *more])
-    print(f"default with {2 * walked} walked and {2 * rolled} rolled-out mazes:")
+    print(f"default with {2 * walked} walked, {2 * rolled} + {2 * cut} rolled-out mazes:")
     _print(two)
     # the walks (nonlinearity, localise kinks) grow with the walked mazes, the rollouts
-    # (behaviour) with the rolled-out ones; every other step is the same in both runs
+    # (behaviour, localise rollouts) with the rolled-out ones; every other step is the same
     scale = {k: (104 - walked) / walked for k in _WALKS} | {"behaviour": (104 - rolled) / rolled}
+    scale["localise rollouts"] = (104 - cut) / cut
     for what in ("steps_s", "steps_cpu_s"):
         a, b = one[what], two[what]
         est = {k: a[k] + scale.get(k, 0.0) * (b[k] - a[k]) for k in a if k != "total"}
