@@ -11,7 +11,6 @@ Ray is an optional extra: without it these tests skip, and asking for the backen
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -20,34 +19,14 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from _study_tiny import tiny_config
 
 from hookdiff.agent import ImpalaPolicy, default_checkpoint_path, save_checkpoint
 from hookdiff.errors import MissingExtraError
-from hookdiff.study import quick_config, study_dataset
+from hookdiff.study import study_dataset
 from hookdiff.study.dataset import agent_view
 
-HOOK = "embedder.block2.res1.resadd_out"
 KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
-
-
-def tiny_config(**changes):
-    """Two mazes in two blocks; every first-K limit covers a part of the mazes or all of them."""
-    changes = {"maze_block": 1, **changes}
-    return dataclasses.replace(
-        quick_config(),
-        n_mazes=2,
-        ts=(-1.0, 0.0, 1.0),
-        later_candidates=(HOOK, "embedder.block3.res2.resadd_out"),
-        breakpoint_mazes=1,
-        rollout_mazes=2,
-        rollout_ts=(-1.0, 0.0, 1.0),
-        rollout_max_steps=6,
-        field_mazes=2,
-        field_ts=(0.0, 1.0),
-        localise_ts=(1.0,),
-        threads=1,  # torch's rounding depends on its thread count: the same on both backends
-        **changes,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -100,9 +100,13 @@ class Executor(Protocol):
         """``value`` as tasks should receive it (put into Ray's object store once)."""
 
     def map(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+        self,
+        fn: Callable[..., Any],
+        tasks: Sequence[tuple[Any, ...]],
+        done: Callable[[int, Any], None],
     ) -> list[Any]:
-        """``[fn(*args) for args in tasks]``; ``advance()`` after each finished task."""
+        """``[fn(*args) for args in tasks]``; ``done(i, result)`` as task i finishes (to show
+        progress and keep the result)."""
 
 
 class LocalExecutor:
@@ -113,13 +117,16 @@ class LocalExecutor:
         return value
 
     def map(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+        self,
+        fn: Callable[..., Any],
+        tasks: Sequence[tuple[Any, ...]],
+        done: Callable[[int, Any], None],
     ) -> list[Any]:
         """``[fn(*args) for args in tasks]`` in order."""
         out = []
-        for args in tasks:
+        for i, args in enumerate(tasks):
             out.append(fn(*args))
-            advance()
+            done(i, out[-1])
         return out
 
 
@@ -167,7 +174,10 @@ class RayExecutor:
         return self.ray.put(value.to("cpu"))
 
     def map(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], advance: Callable[[], None]
+        self,
+        fn: Callable[..., Any],
+        tasks: Sequence[tuple[Any, ...]],
+        done: Callable[[int, Any], None],
     ) -> list[Any]:
         """The tasks' results in order; unfinished tasks are cancelled when the driver stops."""
         limit = self.workers or len(tasks)
@@ -179,10 +189,11 @@ class RayExecutor:
                 while todo and len(pending) < limit:
                     i, args = todo.pop()
                     pending[self.remote.remote(self.threads, fn, *args)] = i
-                done, _ = self.ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    out[pending.pop(ref)] = self.ray.get(ref)
-                    advance()
+                finished, _ = self.ray.wait(list(pending), num_returns=1)
+                for ref in finished:
+                    i = pending.pop(ref)
+                    out[i] = self.ray.get(ref)
+                    done(i, out[i])
         finally:
             for ref in pending:
                 self.ray.cancel(ref, force=True)

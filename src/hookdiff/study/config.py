@@ -56,6 +56,12 @@ class StudyConfig:
         "Run folder: dataset, run.json, figures/, report.md and report.html go here.",
         flag="--out",
     )
+    resume: bool = option(
+        False,
+        "Continue the stopped study in the run folder: reuse the per-maze blocks it finished "
+        "(kept in OUT/blocks/ until a study completes) and compute only the rest; refused when "
+        "they came from other settings, checkpoints or package versions.",
+    )
     seed: int = option(
         0,
         "Master seed: maze sets, vector mazes, rollouts and a random-init policy derive from it.",

@@ -84,6 +84,7 @@ from hookdiff.study.measure import (
     nonlinearity_at,
     vector_fields,
 )
+from hookdiff.study.resume import BlockStore
 
 __all__ = ["run_study", "study_dataset", "write_reports"]
 
@@ -161,20 +162,22 @@ def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
 
     Usage (about a minute): ``study_dataset(quick_config(), progress=False)``.
     """
-    return _compute(config, progress)[0]
+    return _compute(config.validate(), progress)[0]
 
 
-def _compute(config: StudyConfig, progress: bool) -> tuple[xr.Dataset, dict[str, Any]]:
+def _compute(
+    config: StudyConfig, progress: bool, store: BlockStore | None = None
+) -> tuple[xr.Dataset, dict[str, Any]]:
     """The study's Dataset and the wall time of each step (seconds), with the CPU seconds of
-    each step under ``"cpu_s"``. A per-maze step's times are the sums over its blocks."""
-    config = config.validate()
+    each step under ``"cpu_s"``. A per-maze step's times are the sums over its blocks (those
+    taken from ``store`` with the times they took when they ran)."""
     with (
         _Progress(total=0, enabled=progress) as prog,
         _torch_threads(config.threads),
         ieee_float32(),
         executor(config) as ex,
     ):
-        ds = _measure(config, prog, ex)
+        ds = _measure(config, prog, ex, store)
     return ds, {**prog.timings, "cpu_s": prog.cpu}
 
 
@@ -200,11 +203,13 @@ class _Agent:
         return dataclasses.replace(self, policy=policy, vectors=self.vectors.to(device))
 
 
-def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
+def _measure(
+    config: StudyConfig, prog: _Progress, ex: Executor, store: BlockStore | None
+) -> xr.Dataset:
     """Every step of the study, each timed by ``prog``: the mazes; per agent the policy, vectors
     and later layer; the per-maze steps over maze blocks on ``ex`` in two maps (first the steps
     the cut rollouts read, :data:`_SCAN`; then the rest, the cut rollouts at the cuts that each
-    agent's joined scan picks); the joined Dataset."""
+    agent's joined scan picks); the joined Dataset. ``store``: finished blocks (or None)."""
     paths: list[str | None] = list(config.checkpoints()) or [None]
     prog.add(1 + 3 * len(paths))
     with prog.step("mazes"):
@@ -212,7 +217,7 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
     prepared = [_prepare(config, path, mazes, prog) for path in paths]
     shared = [ex.share(agent) for agent, _ in prepared]
     n, size = len(mazes.states), config.maze_block
-    run_map = partial(_map_blocks, ex, prog, ex.share(mazes), shared, n, size)
+    run_map = partial(_map_blocks, ex, prog, store, ex.share(mazes), shared, n, size)
     scans = run_map([s for s in _PER_MAZE if s in _SCAN], [{}] * len(paths))
     seed = config.seeds()["analysis"]
     cuts = [rollout_cuts(merge_parts(list(scan.values()), {}), seed) for scan in scans]
@@ -230,6 +235,7 @@ def _measure(config: StudyConfig, prog: _Progress, ex: Executor) -> xr.Dataset:
 def _map_blocks(
     ex: Executor,
     prog: _Progress,
+    store: BlockStore | None,
     mazes: Any,
     agents: list[Any],
     n: int,
@@ -239,25 +245,51 @@ def _map_blocks(
 ) -> list[dict[str, xr.Dataset]]:
     """Per agent, ``{step: part}``: each of ``steps`` run on blocks of ``size`` of the ``n``
     mazes (one task for :data:`_ONE_TASK`) on ``ex``, joined along the maze dims. ``mazes`` and
-    ``agents`` as shared by ``ex``; ``extra[a][step]``: further arguments of agent a's tasks."""
+    ``agents`` as shared by ``ex``; ``extra[a][step]``: further arguments of agent a's tasks.
+    Blocks ``store`` holds are taken from it; the others are saved there as they finish."""
     blocks = {s: [(0, n)] if s in _ONE_TASK else maze_blocks(n, size) for s in steps}
     # Block-major order: the first blocks (where the costly walks are) start first.
     keys = sorted(
         ((a, step, block) for a in range(len(agents)) for step in steps for block in blocks[step]),
         key=lambda k: (k[0], k[2][0]),
     )
-    tasks = [(step, mazes, agents[a], *block, *extra[a].get(step, ())) for a, step, block in keys]
+    results = _finished_blocks(store, keys, extra)
+    todo = [k for k in keys if k not in results]
+    tasks = [(step, mazes, agents[a], *block, *extra[a].get(step, ())) for a, step, block in todo]
     prog.add(len(tasks))
-    results = dict(zip(keys, ex.map(run_block, tasks, prog.advance)))
+
+    def done(i: int, result: tuple[xr.Dataset, float, float]) -> None:
+        if store is not None:
+            a, step, block = todo[i]
+            store.save(store.path(a, step, *block, extra[a].get(step, ())), result)
+        prog.advance()
+
+    results |= dict(zip(todo, ex.map(run_block, tasks, done)))
     out = []
     for a in range(len(agents)):
         joined = {}
         for step in steps:
-            done = [results[a, step, block] for block in blocks[step]]
-            prog.record(step, sum(r[1] for r in done), sum(r[2] for r in done))
-            joined[step] = concat_blocks([r[0] for r in done])
+            done_blocks = [results[a, step, block] for block in blocks[step]]
+            prog.record(step, sum(r[1] for r in done_blocks), sum(r[2] for r in done_blocks))
+            joined[step] = concat_blocks([r[0] for r in done_blocks])
         out.append(joined)
     return out
+
+
+def _finished_blocks(
+    store: BlockStore | None,
+    keys: list[tuple[int, str, tuple[int, int]]],
+    extra: list[dict[str, tuple[Any, ...]]],
+) -> dict[tuple[int, str, tuple[int, int]], tuple[xr.Dataset, float, float]]:
+    """The block tasks of ``keys`` that a stopped run of this study finished, from ``store``."""
+    if store is None:
+        return {}
+    found = {}
+    for a, step, block in keys:
+        result = store.load(store.path(a, step, *block, extra[a].get(step, ())))
+        if result is not None:
+            found[a, step, block] = result
+    return found
 
 
 def _prepare(
@@ -390,7 +422,9 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     hash, timings, headline numbers), ``figures/*.png`` and ``report.md`` / ``report.html``; with
     several agents, each agent's figures and report under ``agents/<name>/`` and a comparison of
     the agents as ``report.md`` / ``report.html``. Each file is written atomically; stale
-    temporary files of an interrupted run are removed first.
+    temporary files of an interrupted run are removed first. Finished per-maze blocks are kept in
+    ``blocks/`` until the study is complete, so ``config.resume`` can continue a stopped run
+    (:mod:`hookdiff.study.resume`).
 
     Args:
         config: the study's configuration (``config.out_dir`` is the run folder).
@@ -398,11 +432,13 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
 
     Usage: ``run_study(quick_config())``, what ``hookdiff study --quick`` runs.
     """
+    config = config.validate()
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     t0, c0 = time.perf_counter(), time.process_time()
-    ds, timings = _compute(config, progress)
+    store = BlockStore(config)
+    ds, timings = _compute(config, progress, store)
     write_dataset(ds, out / DATASET_NAME)
     t_figs, c_figs = time.perf_counter(), time.process_time()
     files, summary, claims = write_reports(ds, out)
@@ -411,7 +447,9 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     timings["total"] = round(time.perf_counter() - t0, 3)
     timings["cpu_s"]["total"] = round(time.process_time() - c0, 3)
     record = _run_record(ds, timings, [DATASET_NAME, *files], summary, claims)
+    record["resumed_blocks"] = store.reused
     write_json(record, out / "run.json")
+    store.finish()
     return out
 
 
