@@ -227,7 +227,7 @@ def test_kink_sums_equal_the_direct_even_part_recomputed_in_float64(setup):
 
 def test_cut_rollout_of_one_maze_recomputed_with_the_rollout_and_steering_objects(setup):
     from hookdiff.rollout import Steering, rollout
-    from hookdiff.study.localise import localise_cut_rollouts
+    from hookdiff.study.cut_rollouts import localise_cut_rollouts
 
     policy, config, mazes, vectors, parts = setup
     config = dataclasses.replace(config, localise_rollout_mazes=2, rollout_max_steps=15)

@@ -1,4 +1,4 @@
-"""The target readouts of the study (hookdiff.study.localise.readouts) on built logits.
+"""The target readouts of the study (hookdiff.study.readouts.readouts) on built logits.
 
 The margin is the log-odds linearised in the logits at the line's t = 0: recomputed here with
 torch.autograd on the log-odds read from the direction probabilities, its even part is 0 on a logit
@@ -14,7 +14,7 @@ import torch
 from hookdiff.errors import ShapeMismatchError
 from hookdiff.maze import direction_probs
 from hookdiff.study.answer import READOUTS
-from hookdiff.study.localise import log_odds_gradient, readouts
+from hookdiff.study.readouts import log_odds_gradient, readouts
 
 TS = [-1.0, 0.0, 1.0]
 

@@ -50,6 +50,8 @@ __all__ = [
 DATASET_NAME = "study.nc"
 #: The two steering vectors, in the order of the ``vector`` coordinate.
 VECTORS = ("cheese", "top_right")
+#: The sign of the vector's coefficient: +t and −t (the ``sign`` coordinate).
+SIGNS = ("+t", "-t")
 #: Where the nonlinearity is measured: mouse on the decision square, mouse at the start.
 POSITIONS = ("decision_square", "start")
 #: The two studied hook points: the steering layer and the selected later layer.

@@ -19,14 +19,10 @@ labelled part of the study's Dataset:
 - :func:`localise_kinks`: E(t) of the log-odds linearised in the logits at t = 0, summed exactly
   over the kinks of each layer and of each channel (a float64 line walk) on the first
   ``breakpoint_mazes`` mazes.
-- :func:`localise_cut_rollouts`: rollouts at ±t with the network cut at the cuts that matter
-  (:func:`rollout_cuts`: where the scan says the asymmetry is created, the cut before, the
-  logits), each maze with its own sampling seed: the scan's answer tested in behaviour.
 
-The log-odds are log P − log(1 − P) from the logits (a log-sum-exp over the target direction's
-actions and over the others): exact where P rounds to 0 or 1 in floating point, and equal to
-:func:`hookdiff.stats.log_odds` of P wherever P lies in [1e-6, 1 − 1e-6]. The scan runs in the
-policy's float32; the kink walk in float64, where rounding cannot hide or invent breakpoints.
+The readouts are :mod:`hookdiff.study.readouts`; the rollouts that test the scan's answer in
+behaviour are :mod:`hookdiff.study.cut_rollouts`. The scan runs in the policy's float32; the
+kink walk in float64, where rounding cannot hide or invent breakpoints.
 """
 
 from __future__ import annotations
@@ -50,168 +46,51 @@ from hookdiff.analysis import (
     freezable,
     kink_attribution,
     line_response,
-    valid_cuts,
 )
-from hookdiff.errors import ShapeMismatchError
 from hookdiff.hooks import capture
 from hookdiff.maze import (
-    ACTION_DIRECTIONS,
-    next_direction,
-    top_right_cell,
     top_right_corridor,
     with_mouse,
     with_walls,
     without_cheese,
 )
 from hookdiff.maze.state import MazeState
-from hookdiff.rollout import Steering, rollout
-from hookdiff.stats import bootstrap_mean
 from hookdiff.study.answer import (
-    CUT_READOUT,
-    READOUT_TEXT,
     READOUTS,
-    created_cut,
-    cut_intervals,
-    t_loc_one,
 )
 from hookdiff.study.config import StudyConfig
-from hookdiff.study.dataset import VECTORS
+from hookdiff.study.cut_rollouts import roll_t
+from hookdiff.study.dataset import SIGNS, VECTORS
 from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
+from hookdiff.study.readouts import (
+    LOGITS_HOOK,
+    label_readouts,
+    readouts,
+    target_directions,
+    target_log_odds,
+)
 from hookdiff.vectors import activations_at, activations_from_obs
 
 __all__ = [
     "CONTROLS",
     "READOUTS",
     "SCAN_VARIANTS",
-    "SIGNS",
-    "ROLL_OUTCOMES",
     "ControlLine",
-    "cut_rollout",
     "base_swap_distance",
     "control_lines",
     "kink_maze_count",
     "localise_attrs",
     "localise_controls",
-    "localise_cut_rollouts",
     "localise_kinks",
-    "localise_rollouts",
-    "label_readouts",
     "localise_scan",
-    "maze_seed",
-    "roll_t",
-    "rollout_cuts",
     "matched_random",
     "paired_states",
-    "readouts",
-    "target_directions",
-    "log_odds_gradient",
-    "target_log_odds",
-    "target_probability",
 ]
 
 #: The real vectors and the controls they are compared with (the ``control`` coordinate).
 CONTROLS = ("vector", "random", "other_maze", "base_swap", "untrained")
 #: The interventions of the cut scan (the ``variant`` coordinate).
 SCAN_VARIANTS = ("linearize", "symmetrize")
-#: The sign of the vector in :func:`base_swap_distance` (the ``sign`` coordinate).
-SIGNS = ("+t", "-t")
-#: Where the readouts are read from: the policy logits.
-_LOGITS = "fc_policy_out"
-
-
-# --------------------------------------------------------------------------------------------
-# Readouts
-# --------------------------------------------------------------------------------------------
-
-
-def target_directions(mazes: StudyMazes) -> dict[str, np.ndarray]:
-    """Per vector, each maze's target direction (0..3) at its decision square; −1 where none."""
-    pairs = list(zip(mazes.states, mazes.squares))
-    return {
-        "cheese": np.array([next_direction(s, d, s.cheese) for s, d in pairs], dtype=np.int64),
-        "top_right": np.array(
-            [next_direction(s, d, top_right_cell(s)) for s, d in pairs], dtype=np.int64
-        ),
-    }
-
-
-def target_log_odds(logits: Tensor, target: Tensor) -> Tensor:
-    """log P(target direction) − log P(any other direction) from logits ``(..., maze, 15)``.
-
-    ``target`` holds one direction index per maze (negative values are read as 0).
-
-    Example:
-        >>> target_log_odds(torch.zeros(1, 15), torch.tensor([0])).item()  # 3 of 15 actions
-        -1.3862943649291992
-    """
-    hot = _target_actions(logits, target)
-    inside = logits.masked_fill(~hot, -torch.inf).logsumexp(-1)
-    return inside - logits.masked_fill(hot, -torch.inf).logsumexp(-1)
-
-
-def readouts(logits: np.ndarray | Tensor, target: np.ndarray, ts: Sequence[float]) -> np.ndarray:
-    """``(readout, ..., t, maze)``: :data:`READOUTS` from logits ``(..., t, maze, 15)`` along ts.
-
-    P(target), its log-odds l, and the margin: l linearised in the logits at the line's own
-    t = 0 slice z₀, l(z₀) + ∇l(z₀)·(z − z₀). The margin is linear in the logits, so its even part
-    is 0 wherever the logits' response is even-free (the network symmetrised at the logits): it
-    measures only the asymmetry the network makes in the logits, not the softmax's curvature.
-    Computed in float64; P = sigmoid(l). NaN at mazes whose ``target`` is negative.
-    """
-    ts = [float(t) for t in ts]
-    if 0.0 not in ts:
-        raise ShapeMismatchError(f"readouts needs t = 0 among the line's ts (got {ts}): the margin "
-                               "is linearised at t = 0; add 0 to ts")  # fmt: skip
-    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    tgt = torch.as_tensor(target)
-    log_odds = target_log_odds(x, tgt)
-    z0 = x.narrow(-3, ts.index(0.0), 1)
-    margin = target_log_odds(z0, tgt) + ((x - z0) * log_odds_gradient(z0, tgt)).sum(-1)
-    out = torch.stack([torch.sigmoid(log_odds), log_odds, margin]).numpy()
-    out[..., np.asarray(target) < 0] = np.nan
-    return out
-
-
-def target_probability(logits: np.ndarray | Tensor, target: np.ndarray) -> np.ndarray:
-    """P(target direction) from logits ``(..., maze, 15)`` in float64 (any t; NaN without target)."""
-    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    out = torch.sigmoid(target_log_odds(x, torch.as_tensor(target))).numpy()
-    out[..., np.asarray(target) < 0] = np.nan
-    return out
-
-
-def log_odds_gradient(logits: Tensor, target: Tensor) -> Tensor:
-    """∂ :func:`target_log_odds` / ∂logits ``(..., maze, 15)``, in closed form.
-
-    The log-odds are logsumexp over the target direction's actions minus logsumexp over the
-    others, so the gradient is the softmax within the target's actions minus the softmax within
-    the others'.
-
-    Example:
-        >>> log_odds_gradient(torch.zeros(1, 15), torch.tensor([0]))[0, :4]  # 3 of 15 are "left"
-        tensor([ 0.3333,  0.3333,  0.3333, -0.0833])
-    """
-    hot = _target_actions(logits, target)
-    inside = torch.softmax(logits.masked_fill(~hot, -torch.inf), dim=-1)
-    return inside - torch.softmax(logits.masked_fill(hot, -torch.inf), dim=-1)
-
-
-def _target_actions(logits: Tensor, target: Tensor) -> Tensor:
-    """``(..., maze, 15)`` bool: the actions that step in each maze's target direction."""
-    if logits.shape[-1] != len(ACTION_DIRECTIONS):
-        raise ShapeMismatchError(f"expected logits with {len(ACTION_DIRECTIONS)} actions on the "
-                                 f"last axis, got shape {tuple(logits.shape)}")  # fmt: skip
-    direction = torch.tensor(ACTION_DIRECTIONS, device=logits.device)
-    hot = direction == target.to(logits.device).clamp(min=0)[:, None]  # (maze, 15)
-    return hot.expand(logits.shape)
-
-
-def label_readouts(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with the attr ``readout`` (what each readout is) on every variable over ``readout``."""
-    for name in ds.data_vars:
-        if "readout" in ds[name].dims:
-            ds[name].attrs["readout"] = READOUT_TEXT
-    return ds
 
 
 def _line_ts(ts_pos: Sequence[float]) -> list[float]:
@@ -351,7 +230,7 @@ def _exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network."""
-    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=_LOGITS,
+    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=LOGITS_HOOK,
                            max_rows=config.max_rows)  # fmt: skip
     return readouts(logits.values, target, ts)
 
@@ -410,7 +289,7 @@ def _cut_even(
 ) -> xr.DataArray:
     """E(t) at every valid cut and variant: (variant, cut, readout, t_loc, maze)."""
     ts = _line_ts(config.localise_ts)
-    scan = cut_scan(policy, acts, config.hook, v, ts, depth=_LOGITS, max_rows=config.max_rows)
+    scan = cut_scan(policy, acts, config.hook, v, ts, depth=LOGITS_HOOK, max_rows=config.max_rows)
     scan = scan.sel(variant=list(SCAN_VARIANTS))
     r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
@@ -423,7 +302,7 @@ def _frozen_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.Dataset:
     """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
-    layers = freezable(policy, config.hook, _LOGITS)
+    layers = freezable(policy, config.hook, LOGITS_HOOK)
     ts = _line_ts(config.localise_ts)
     kinds = {
         "loc_even_knockout": [[layer] for layer in layers],
@@ -440,7 +319,7 @@ def _frozen_even(
                         config.hook,
                         v,
                         ts,
-                        depth=_LOGITS,
+                        depth=LOGITS_HOOK,
                         freeze=f,
                         max_rows=config.max_rows,
                     ).values,  # fmt: skip
@@ -515,12 +394,12 @@ def _kink_even(
     """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
     hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
     w = _log_odds_gradient(policy, acts, hook, target)
-    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=_LOGITS,
+    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=LOGITS_HOOK,
                                    max_pieces=config.max_pieces)  # fmt: skip
     channels = _layer_channels(policy, acts, hook)
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
-    logits = line_response(policy, acts, hook, v, line, depth=_LOGITS).values  # (t, maze, 15)
+    logits = line_response(policy, acts, hook, v, line, depth=LOGITS_HOOK).values  # (t, maze, 15)
     r = np.einsum("tmo,mo->tm", logits, w.cpu().numpy())
     direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
     ds["kink_even_direct"] = direct["even"]
@@ -554,9 +433,9 @@ def _kink_sums(
 
 def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int]:
     """The channels (first axis after the batch) of each freezable layer, in forward order."""
-    layers = freezable(policy, hook, _LOGITS)
+    layers = freezable(policy, hook, LOGITS_HOOK)
     with torch.no_grad(), capture(policy, layers) as seen:
-        policy.run_segment(acts[:1], hook, _LOGITS)
+        policy.run_segment(acts[:1], hook, LOGITS_HOOK)
     return {layer: int(seen[layer].shape[1]) for layer in layers}
 
 
@@ -564,192 +443,9 @@ def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.nd
     """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
     tgt = torch.as_tensor(target, device=acts.device)
     with torch.enable_grad():
-        logits = policy.run_segment(acts, hook, _LOGITS).detach().requires_grad_(True)
+        logits = policy.run_segment(acts, hook, LOGITS_HOOK).detach().requires_grad_(True)
         (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)
     return w.detach() * (tgt >= 0)[:, None].to(w.dtype)
-
-
-# --------------------------------------------------------------------------------------------
-# Rollouts at the cuts that matter
-# --------------------------------------------------------------------------------------------
-
-#: The reach outcomes recorded by :func:`localise_rollouts` (variable name, rollout outcome).
-ROLL_OUTCOMES = (("loc_roll_reached_cheese", "cheese"), ("loc_roll_reached_top_right", "top_right"))
-
-
-def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
-    """Per vector, the cuts whose cut network is rolled out, in forward order.
-
-    Read from the symmetrised scan of the margin (the target log-odds linearised in the logits,
-    whose even part is 0 once the logits are symmetrised) at the ``t_loc`` closest to 1
-    (:func:`hookdiff.study.answer.created_cut`): the cut where the asymmetry is created (from it
-    on every cut's E is indistinguishable from 0), the cut just before it (E still there) and the
-    logits (the softmax-only test). Those three put the scan's claim to a behavioural test:
-    cutting before the creation cut should keep the add/subtract asymmetry of reaching the
-    target, cutting at it should remove it, and cutting at the logits shows what the softmax
-    alone does. Without a creation cut (E distinguishable at the last cut): the first cut and the
-    logits; without an exact E distinguishable from 0: the logits only.
-    """
-    t, cuts = t_loc_one(scan), [str(c) for c in scan["cut"].values]
-    out = {}
-    for vector in [str(v) for v in scan["vector"].values]:
-        e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
-        if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
-            out[vector] = [_LOGITS]
-            continue
-        first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
-        picked = [0] if first is None else [max(first - 1, 0), first]
-        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [_LOGITS]))
-    return out
-
-
-def localise_cut_rollouts(
-    policy: nn.Module,
-    mazes: StudyMazes,
-    vectors: StudyVectors,
-    config: StudyConfig,
-    scan: xr.Dataset,
-) -> xr.Dataset:
-    """:func:`localise_rollouts` at the cuts :func:`rollout_cuts` picks from ``scan`` (the
-    localisation computed so far, over every studied maze)."""
-    cuts = rollout_cuts(scan, config.seeds()["analysis"])
-    return localise_rollouts(policy, mazes, vectors, config, cuts)
-
-
-def localise_rollouts(
-    policy: nn.Module,
-    mazes: StudyMazes,
-    vectors: StudyVectors,
-    config: StudyConfig,
-    cuts: Mapping[str, Sequence[str]],
-) -> xr.Dataset:
-    """Rollouts at ±t with the network cut at ``cuts[vector]`` (:func:`rollout_cuts`).
-
-    t is the ``localise_ts`` closest to 1; each of the first ``localise_rollout_mazes`` rollout
-    mazes is rolled out from its start under every chosen (variant, cut), steered by its own
-    vector (:data:`ROLL_OUTCOMES`: 1 reached, 0 not; NaN where not rolled out). Every maze has its
-    own sampling seed (from the rollout seed and its level seed), shared by its conditions, so a
-    maze's rollouts do not depend on which other mazes run with it (or in which block).
-
-    Returns:
-        ``loc_roll_reached_cheese``, ``loc_roll_reached_top_right`` and ``loc_roll_steps`` over
-        (vector, variant, cut, sign, maze), on the scan's ``variant`` and ``cut`` coordinates,
-        and ``loc_roll_cut_chosen`` (vector, cut) recording ``cuts``.
-    """
-    n = len(mazes.states)
-    r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
-    t = roll_t(config)
-    variants = list(config.localise_rollout_variants)
-    all_cuts = valid_cuts(policy, config.hook, _LOGITS)
-    shape = (len(VECTORS), len(variants), len(all_cuts), len(SIGNS), n)
-    out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
-    own = vectors.applied(config.hook)
-    for i in range(r):
-        seed = maze_seed(config.seeds()["rollout"], mazes.states[i].level_seed)
-        for wi, variant in enumerate(variants):
-            for ci, cut in enumerate(all_cuts):
-                chosen = [k for k, v in enumerate(VECTORS) if cut in cuts.get(v, ())]
-                if not chosen:
-                    continue
-                vecs = [own[VECTORS[k]][i] if vectors.per_maze else own[VECTORS[k]] for k in chosen]
-                roll = cut_rollout(policy, mazes.states[i], config.hook, vecs, t, cut, variant,
-                                   max_steps=config.rollout_max_steps, seed=seed)  # fmt: skip
-                for name, values in roll.items():
-                    out[name][chosen, wi, ci, :, i] = values
-    ds = _roll_dataset(out, variants, all_cuts, n)
-    chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in VECTORS]
-    ds["loc_roll_cut_chosen"] = (
-        ("vector", "cut"),
-        np.array(chosen, dtype=np.int8),
-        {"long_name": "cut rolled out", "description": "1 where the vector's rollouts were "
-         "run with the network cut there (rollout_cuts: creation cut, the one before, logits)"},
-    )  # fmt: skip
-    return ds
-
-
-def roll_t(config: StudyConfig) -> float:
-    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|)."""
-    return float(min(config.localise_ts, key=lambda x: abs(x - 1.0)))
-
-
-def maze_seed(seed: int, level_seed: int) -> int:
-    """A maze's own sampling seed, from the study's rollout seed and the maze's level seed."""
-    return int(np.random.SeedSequence([int(seed), int(level_seed)]).generate_state(1)[0])
-
-
-#: The variables of :func:`localise_rollouts`: the reach outcomes and the step count.
-_ROLL_NAMES = (*(name for name, _ in ROLL_OUTCOMES), "loc_roll_steps")
-
-
-def cut_rollout(
-    policy: nn.Module,
-    state: MazeState,
-    hook: str,
-    vecs: Sequence[Tensor],
-    t: float,
-    cut: str,
-    variant: str,
-    *,
-    max_steps: int,
-    seed: int,
-) -> dict[str, np.ndarray]:
-    """One maze rolled out at +t and −t for each of ``vecs``, the network cut at ``cut``.
-
-    Returns ``{variable: (len(vecs), 2)}`` over (vector, sign) for :data:`_ROLL_NAMES`: one
-    rollout of ``2·len(vecs)`` envs with per-env vectors and coefficients (+t, −t, +t, −t, …).
-    """
-    v = torch.stack([x for x in vecs for _ in SIGNS])
-    coeffs = torch.tensor([t, -t] * len(vecs), dtype=torch.float32)
-    steering = Steering(hook, v, coeffs, per_env=True, cut=cut, variant=variant)
-    roll = rollout(policy, [state] * len(v), steering=[steering], max_steps=max_steps, seed=seed)
-    shape = (len(vecs), len(SIGNS))
-    out = {name: (roll["outcome"].values == o).reshape(shape).astype(float)
-           for name, o in ROLL_OUTCOMES}  # fmt: skip
-    out["loc_roll_steps"] = roll["steps"].values.reshape(shape).astype(float)
-    return out
-
-
-#: long_name and description of each rollout variable.
-_ROLL_ATTRS = {
-    "loc_roll_reached_cheese": (
-        "reached the cheese, network cut",
-        "1 if the rollout from the start reached the cheese with t·v added at the steering "
-        "layer and the network cut (variant) at cut, 0 if not; NaN where not rolled out",
-    ),
-    "loc_roll_reached_top_right": (
-        "reached the top-right region, network cut",
-        "1 if the rollout from the start reached the top-right region of the inner maze with "
-        "t·v added and the network cut (variant) at cut, 0 if not; NaN where not rolled out",
-    ),
-    "loc_roll_steps": (
-        "rollout steps, network cut",
-        "steps until the rollout ended (cheese, top-right region or the step limit)",
-    ),
-}
-
-
-def _roll_dataset(
-    out: Mapping[str, np.ndarray], variants: Sequence[str], cuts: Sequence[str], n: int
-) -> xr.Dataset:
-    """The rollout arrays as a labelled Dataset over (vector, variant, cut, sign, maze)."""
-    dims = ("vector", "variant", "cut", "sign", "maze")
-    return xr.Dataset(
-        {
-            name: (
-                dims,
-                arr,
-                {"long_name": _ROLL_ATTRS[name][0], "description": _ROLL_ATTRS[name][1]},
-            )  # fmt: skip
-            for name, arr in out.items()
-        },
-        coords={
-            "vector": list(VECTORS),
-            "variant": list(variants),
-            "cut": list(cuts),
-            "sign": list(SIGNS),
-            "maze": np.arange(n),
-        },  # fmt: skip
-    )
 
 
 def localise_attrs(config: StudyConfig, n_mazes: int) -> dict[str, Any]:

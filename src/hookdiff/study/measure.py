@@ -36,6 +36,7 @@ from hookdiff.maze.actions import direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
 from hookdiff.stats import bootstrap_mean
+from hookdiff.study.answer import READOUTS
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import POSITIONS, VECTORS, concat_labelled
 from hookdiff.study.inputs import (
@@ -44,9 +45,8 @@ from hookdiff.study.inputs import (
     decision_square_vectors,
     later_candidates,
 )
-from hookdiff.study.localise import (
-    READOUTS,
-    SCAN_VARIANTS,
+from hookdiff.study.localise import SCAN_VARIANTS
+from hookdiff.study.readouts import (
     label_readouts,
     readouts,
     target_directions,

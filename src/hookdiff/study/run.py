@@ -7,11 +7,12 @@
    effects over every maze — these run on the driver;
 2. the per-maze steps (:data:`_PER_MAZE`) at the steering layer and at the later layer
    ("sites"): the nonlinearity of diff(t) per depth, the behaviour, the vector fields of example
-   mazes (:mod:`hookdiff.study.measure`) and the localisation (:mod:`hookdiff.study.localise`),
-   each as tasks over blocks of mazes run by the backend's executor
-   (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``, in two maps:
-   the rollouts at the cuts that matter need the cuts that the joined localisation scan of every
-   maze picks, so the scan runs first;
+   mazes (:mod:`hookdiff.study.measure`) and the localisation (:mod:`hookdiff.study.localise`,
+   :mod:`hookdiff.study.cut_rollouts`), each as tasks over blocks of mazes run by the backend's
+   executor (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``, in
+   two maps: the rollouts at the cuts that matter need the cuts that the joined localisation scan
+   of every maze picks, so the scan runs first; finished blocks are kept on disk until the study
+   completes (:mod:`hookdiff.study.resume`: ``--resume`` continues a stopped run);
 3. one joined ``xarray.Dataset`` (:mod:`hookdiff.study.dataset`; over ``agent`` too with several
    agents), written as netCDF, plus ``run.json`` (with the time of every step), the figures and
    the report (with several agents: one per agent and a comparison).
@@ -46,6 +47,7 @@ from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
 from hookdiff.study.compare import comparison_rows, write_comparison
 from hookdiff.study.config import StudyConfig
+from hookdiff.study.cut_rollouts import localise_rollouts, rollout_cuts
 from hookdiff.study.dataset import (
     AGENT_ATTRS,
     DATASET_NAME,
@@ -72,9 +74,7 @@ from hookdiff.study.localise import (
     localise_attrs,
     localise_controls,
     localise_kinks,
-    localise_rollouts,
     localise_scan,
-    rollout_cuts,
 )
 from hookdiff.study.measure import (
     EFFECT_T,

@@ -1,0 +1,215 @@
+"""The localisation's answer tested in behaviour: rollouts at ±t with the network cut at the
+cuts that matter.
+
+:func:`rollout_cuts` reads the cuts from the joined scan (where the asymmetry is created, the cut
+before it, the logits); :func:`localise_rollouts` rolls each maze out from its start at +t and
+−t under every chosen (variant, cut), each maze with its own sampling seed, so that a maze's
+rollouts do not depend on the block it runs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor, nn
+
+from hookdiff.analysis import valid_cuts
+from hookdiff.maze.state import MazeState
+from hookdiff.rollout import Steering, rollout
+from hookdiff.stats import bootstrap_mean
+from hookdiff.study.answer import CUT_READOUT, created_cut, cut_intervals, t_loc_one
+from hookdiff.study.config import StudyConfig
+from hookdiff.study.dataset import SIGNS, VECTORS
+from hookdiff.study.inputs import StudyMazes, StudyVectors
+from hookdiff.study.readouts import LOGITS_HOOK
+
+__all__ = [
+    "ROLL_OUTCOMES",
+    "cut_rollout",
+    "localise_cut_rollouts",
+    "localise_rollouts",
+    "maze_seed",
+    "roll_t",
+    "rollout_cuts",
+]
+
+#: The reach outcomes recorded by :func:`localise_rollouts` (variable name, rollout outcome).
+ROLL_OUTCOMES = (("loc_roll_reached_cheese", "cheese"), ("loc_roll_reached_top_right", "top_right"))
+
+
+def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
+    """Per vector, the cuts whose cut network is rolled out, in forward order.
+
+    Read from the symmetrised scan of the margin (the target log-odds linearised in the logits,
+    whose even part is 0 once the logits are symmetrised) at the ``t_loc`` closest to 1
+    (:func:`hookdiff.study.answer.created_cut`): the cut where the asymmetry is created (from it
+    on every cut's E is indistinguishable from 0), the cut just before it (E still there) and the
+    logits (the softmax-only test). Those three put the scan's claim to a behavioural test:
+    cutting before the creation cut should keep the add/subtract asymmetry of reaching the
+    target, cutting at it should remove it, and cutting at the logits shows what the softmax
+    alone does. Without a creation cut (E distinguishable at the last cut): the first cut and the
+    logits; without an exact E distinguishable from 0: the logits only.
+    """
+    t, cuts = t_loc_one(scan), [str(c) for c in scan["cut"].values]
+    out = {}
+    for vector in [str(v) for v in scan["vector"].values]:
+        e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
+        if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
+            out[vector] = [LOGITS_HOOK]
+            continue
+        first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
+        picked = [0] if first is None else [max(first - 1, 0), first]
+        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [LOGITS_HOOK]))
+    return out
+
+
+def localise_cut_rollouts(
+    policy: nn.Module,
+    mazes: StudyMazes,
+    vectors: StudyVectors,
+    config: StudyConfig,
+    scan: xr.Dataset,
+) -> xr.Dataset:
+    """:func:`localise_rollouts` at the cuts :func:`rollout_cuts` picks from ``scan`` (the
+    localisation computed so far, over every studied maze)."""
+    cuts = rollout_cuts(scan, config.seeds()["analysis"])
+    return localise_rollouts(policy, mazes, vectors, config, cuts)
+
+
+def localise_rollouts(
+    policy: nn.Module,
+    mazes: StudyMazes,
+    vectors: StudyVectors,
+    config: StudyConfig,
+    cuts: Mapping[str, Sequence[str]],
+) -> xr.Dataset:
+    """Rollouts at ±t with the network cut at ``cuts[vector]`` (:func:`rollout_cuts`).
+
+    t is the ``localise_ts`` closest to 1; each of the first ``localise_rollout_mazes`` rollout
+    mazes is rolled out from its start under every chosen (variant, cut), steered by its own
+    vector (:data:`ROLL_OUTCOMES`: 1 reached, 0 not; NaN where not rolled out). Every maze has its
+    own sampling seed (from the rollout seed and its level seed), shared by its conditions, so a
+    maze's rollouts do not depend on which other mazes run with it (or in which block).
+
+    Returns:
+        ``loc_roll_reached_cheese``, ``loc_roll_reached_top_right`` and ``loc_roll_steps`` over
+        (vector, variant, cut, sign, maze), on the scan's ``variant`` and ``cut`` coordinates,
+        and ``loc_roll_cut_chosen`` (vector, cut) recording ``cuts``.
+    """
+    n = len(mazes.states)
+    r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
+    t = roll_t(config)
+    variants = list(config.localise_rollout_variants)
+    all_cuts = valid_cuts(policy, config.hook, LOGITS_HOOK)
+    shape = (len(VECTORS), len(variants), len(all_cuts), len(SIGNS), n)
+    out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
+    own = vectors.applied(config.hook)
+    for i in range(r):
+        seed = maze_seed(config.seeds()["rollout"], mazes.states[i].level_seed)
+        for wi, variant in enumerate(variants):
+            for ci, cut in enumerate(all_cuts):
+                chosen = [k for k, v in enumerate(VECTORS) if cut in cuts.get(v, ())]
+                if not chosen:
+                    continue
+                vecs = [own[VECTORS[k]][i] if vectors.per_maze else own[VECTORS[k]] for k in chosen]
+                roll = cut_rollout(policy, mazes.states[i], config.hook, vecs, t, cut, variant,
+                                   max_steps=config.rollout_max_steps, seed=seed)  # fmt: skip
+                for name, values in roll.items():
+                    out[name][chosen, wi, ci, :, i] = values
+    ds = _roll_dataset(out, variants, all_cuts, n)
+    chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in VECTORS]
+    ds["loc_roll_cut_chosen"] = (
+        ("vector", "cut"),
+        np.array(chosen, dtype=np.int8),
+        {"long_name": "cut rolled out", "description": "1 where the vector's rollouts were "
+         "run with the network cut there (rollout_cuts: creation cut, the one before, logits)"},
+    )  # fmt: skip
+    return ds
+
+
+def roll_t(config: StudyConfig) -> float:
+    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|)."""
+    return float(min(config.localise_ts, key=lambda x: abs(x - 1.0)))
+
+
+def maze_seed(seed: int, level_seed: int) -> int:
+    """A maze's own sampling seed, from the study's rollout seed and the maze's level seed."""
+    return int(np.random.SeedSequence([int(seed), int(level_seed)]).generate_state(1)[0])
+
+
+#: The variables of :func:`localise_rollouts`: the reach outcomes and the step count.
+_ROLL_NAMES = (*(name for name, _ in ROLL_OUTCOMES), "loc_roll_steps")
+
+
+def cut_rollout(
+    policy: nn.Module,
+    state: MazeState,
+    hook: str,
+    vecs: Sequence[Tensor],
+    t: float,
+    cut: str,
+    variant: str,
+    *,
+    max_steps: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """One maze rolled out at +t and −t for each of ``vecs``, the network cut at ``cut``.
+
+    Returns ``{variable: (len(vecs), 2)}`` over (vector, sign) for :data:`_ROLL_NAMES`: one
+    rollout of ``2·len(vecs)`` envs with per-env vectors and coefficients (+t, −t, +t, −t, …).
+    """
+    v = torch.stack([x for x in vecs for _ in SIGNS])
+    coeffs = torch.tensor([t, -t] * len(vecs), dtype=torch.float32)
+    steering = Steering(hook, v, coeffs, per_env=True, cut=cut, variant=variant)
+    roll = rollout(policy, [state] * len(v), steering=[steering], max_steps=max_steps, seed=seed)
+    shape = (len(vecs), len(SIGNS))
+    out = {name: (roll["outcome"].values == o).reshape(shape).astype(float)
+           for name, o in ROLL_OUTCOMES}  # fmt: skip
+    out["loc_roll_steps"] = roll["steps"].values.reshape(shape).astype(float)
+    return out
+
+
+#: long_name and description of each rollout variable.
+_ROLL_ATTRS = {
+    "loc_roll_reached_cheese": (
+        "reached the cheese, network cut",
+        "1 if the rollout from the start reached the cheese with t·v added at the steering "
+        "layer and the network cut (variant) at cut, 0 if not; NaN where not rolled out",
+    ),
+    "loc_roll_reached_top_right": (
+        "reached the top-right region, network cut",
+        "1 if the rollout from the start reached the top-right region of the inner maze with "
+        "t·v added and the network cut (variant) at cut, 0 if not; NaN where not rolled out",
+    ),
+    "loc_roll_steps": (
+        "rollout steps, network cut",
+        "steps until the rollout ended (cheese, top-right region or the step limit)",
+    ),
+}
+
+
+def _roll_dataset(
+    out: Mapping[str, np.ndarray], variants: Sequence[str], cuts: Sequence[str], n: int
+) -> xr.Dataset:
+    """The rollout arrays as a labelled Dataset over (vector, variant, cut, sign, maze)."""
+    dims = ("vector", "variant", "cut", "sign", "maze")
+    return xr.Dataset(
+        {
+            name: (
+                dims,
+                arr,
+                {"long_name": _ROLL_ATTRS[name][0], "description": _ROLL_ATTRS[name][1]},
+            )  # fmt: skip
+            for name, arr in out.items()
+        },
+        coords={
+            "vector": list(VECTORS),
+            "variant": list(variants),
+            "cut": list(cuts),
+            "sign": list(SIGNS),
+            "maze": np.arange(n),
+        },  # fmt: skip
+    )
