@@ -93,3 +93,22 @@ def test_candidate_effect_recomputed_from_the_saved_vectors(study):
         want = sign * float((steered[key] - base[key]).mean())
         assert float(effect.sel(vector=name)) == pytest.approx(want, abs=1e-5)
         assert want > 0.05  # the published direction, on the trained agent
+
+
+def test_each_rollout_env_gets_its_own_mazes_vector_and_its_groups_t():
+    """The rollout's envs are the mazes repeated per (vector, t) group: env j is maze j % r of
+    group j // r, and is steered by that maze's own vector at that group's t (0 for the other)."""
+    from hookdiff.study.dataset import VECTORS
+    from hookdiff.study.measure import _rollout_groups, _rollout_steering
+
+    r, shape = 3, (4, 2, 2)
+    vecs = {name: torch.randn((5, *shape), generator=torch.Generator().manual_seed(k))
+            for k, name in enumerate(VECTORS)}  # fmt: skip
+    groups = _rollout_groups((-1.0, 0.0, 2.0))
+    steering = _rollout_steering(STEERING_HOOK, vecs, groups, r, per_maze=True)
+    for vi, (s, name) in enumerate(zip(steering, VECTORS)):
+        assert s.per_env and s.hook == STEERING_HOOK
+        for j in range(len(groups) * r):
+            group_vector, t = groups[j // r]
+            assert torch.equal(s.vector[j], vecs[name][j % r]), (name, j)
+            assert float(s.coeff[j]) == (t if group_vector == vi else 0.0), (name, j)
