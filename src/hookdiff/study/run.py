@@ -257,11 +257,13 @@ def _map_blocks(
     todo = [k for k in keys if k not in results]
     tasks = [(step, mazes, agents[a], *block, *extra[a].get(step, ())) for a, step, block in todo]
     prog.add(len(tasks))
+    prog.bar.set_postfix_str(f"{len(tasks)} block tasks", refresh=True)
 
     def done(i: int, result: tuple[xr.Dataset, float, float]) -> None:
+        a, step, (start, stop) = todo[i]
         if store is not None:
-            a, step, block = todo[i]
-            store.save(store.path(a, step, *block, extra[a].get(step, ())), result)
+            store.save(store.path(a, step, start, stop, extra[a].get(step, ())), result)
+        prog.bar.set_postfix_str(f"done: {step} {start}:{stop} ({result[1]:.0f} s)", refresh=False)
         prog.advance()
 
     results |= dict(zip(todo, ex.map(run_block, tasks, done)))
