@@ -16,7 +16,8 @@ the peak GPU memory (``torch.cuda.max_memory_allocated``) is reported as well.
 
 ``--estimate-full`` also runs the default profile with twice its walked and rolled-out mazes and
 extrapolates each step's cost linearly to the ``--full`` profile (every maze walked and rolled out),
-which takes about an hour: the two runs differ only in those counts.
+which takes about 20 minutes for the shipped agent on 2 cores: the two runs differ only in those
+counts.
 
 Run: ``.venv/bin/python benchmarks/bench_study.py [--only quick|default|full] [--threads N]
 [--estimate-full] [--checkpoint PATH | --scale N] [--device D] [--out DIR]``. Not a test: these machines are shared and noisy, so the numbers
