@@ -76,6 +76,12 @@ def test_blocks_of_other_settings_are_refused(tmp_path):
     same_elsewhere = dataclasses.replace(config, resume=True, backend="ray", ray_workers=2)
     BlockStore(same_elsewhere)  # where the blocks run does not change them
 
+    record = tmp_path / BLOCKS_DIR / "study.json"
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps({**saved, "code_sha256": "0" * 64}))  # blocks of other code
+    with pytest.raises(ConfigError, match=r"other hookdiff code"):
+        BlockStore(dataclasses.replace(config, resume=True))
+
 
 def test_a_new_run_or_nothing_to_resume_starts_anew(tmp_path, capsys):
     config = tiny_config(out_dir=str(tmp_path))

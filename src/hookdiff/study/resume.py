@@ -11,7 +11,8 @@ it all). The blocks are pickles: resume only from run folders you wrote.
 
 A resume is refused (:class:`~hookdiff.errors.ConfigError`) when the saved blocks came from
 another study: other config fields (those that change results; not the run folder, the backend
-or the progress bars), other checkpoint contents or other package versions.
+or the progress bars), other checkpoint contents, other package versions or other hookdiff code
+(its source files' hash: an editable install changes without a new version).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from hookdiff.errors import ConfigError
 if TYPE_CHECKING:
     from hookdiff.study.config import StudyConfig
 
-__all__ = ["BLOCKS_DIR", "BlockStore", "study_fingerprint"]
+__all__ = ["BLOCKS_DIR", "BlockStore", "code_sha256", "study_fingerprint"]
 
 #: The folder of the run folder the finished blocks go to.
 BLOCKS_DIR = "blocks"
@@ -40,7 +41,8 @@ _NOT_RESULTS = ("out_dir", "resume", "backend", "ray_address", "ray_workers")
 
 def study_fingerprint(config: StudyConfig) -> dict[str, Any]:
     """What a block's result depends on: the config fields that change results, the contents
-    of each checkpoint (sha256; the shipped agent's when none is given) and package versions."""
+    of each checkpoint (sha256; the shipped agent's when none is given), package versions and
+    the hookdiff code."""
     from hookdiff.agent import checkpoint_sha256, default_checkpoint_path
 
     fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_RESULTS}
@@ -48,7 +50,22 @@ def study_fingerprint(config: StudyConfig) -> dict[str, Any]:
     if not paths and default_checkpoint_path().is_file():
         paths = [str(default_checkpoint_path())]
     hashes = [checkpoint_sha256(Path(p)) for p in paths]
-    return {"config": fields, "checkpoint_sha256": hashes, "versions": package_versions()}
+    return {
+        "config": fields,
+        "checkpoint_sha256": hashes,
+        "versions": package_versions(),
+        "code_sha256": code_sha256(),
+    }
+
+
+def code_sha256() -> str:
+    """sha256 over the hookdiff package's Python files (their paths and contents)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 class BlockStore:
@@ -84,6 +101,8 @@ class BlockStore:
             differ.append("the checkpoint contents")
         if saved["versions"] != ours["versions"]:
             differ.append("package versions")
+        if saved.get("code_sha256") != ours["code_sha256"]:
+            differ.append("hookdiff code")
         raise ConfigError(
             f"cannot resume the study in {self.folder.parent}: its finished blocks were computed "
             f"with other {', '.join(differ) or 'settings'}; rerun with the options of that run, or "
