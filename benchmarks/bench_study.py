@@ -76,8 +76,9 @@ def run_profile(name: str, out: Path, extra: list[str]) -> dict[str, object]:
         "target_s": target_s,
         "peak_rss_gib": round(peak_kib / 2**20, 2),
         "peak_gpu_gib": round(int(gpu_peak[-1]) / 2**30, 2) if gpu_peak else 0.0,
-        "steps_s": {k: v for k, v in timings.items() if k != "cpu_s"},
+        "steps_s": {k: v for k, v in timings.items() if k not in ("cpu_s", "peak_rss_mib")},
         "steps_cpu_s": timings.get("cpu_s", {}),
+        "steps_peak_mib": timings.get("peak_rss_mib", {}),
         "config": run["config"],
         "untrained": run["untrained"],
         "agent": run["agent"],
@@ -102,6 +103,11 @@ def _print(r: dict[str, object]) -> None:
     print("  steps (wall / CPU s): " + ", ".join(
         f"{k} {v:.1f}/{cpu[k]:.1f}" if k in cpu else f"{k} {v:.1f}" for k, v in steps.items()
     ))  # fmt: skip
+    peaks = r["steps_peak_mib"]
+    if peaks:
+        print("  process peak RSS when each step ended (GiB): " + ", ".join(
+            f"{k} {v / 1024:.2f}" for k, v in peaks.items()
+        ))  # fmt: skip
 
 
 def estimate_full(base: Path, extra: list[str]) -> None:

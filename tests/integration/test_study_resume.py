@@ -24,6 +24,7 @@ from _study_tiny import tiny_config
 from hookdiff.errors import ConfigError
 from hookdiff.study import load_dataset, run_study
 from hookdiff.study.resume import BLOCKS_DIR, BlockStore
+from hookdiff.study.run import peak_rss_mib
 
 #: Blocks on disk when the run is killed (of the tiny study's 14 block tasks).
 KILL_AFTER = 3
@@ -63,6 +64,9 @@ def test_a_killed_study_resumes_to_the_uninterrupted_dataset(tmp_path):
     out = run_study(dataclasses.replace(config, resume=True), progress=False)
     run = json.loads((out / "run.json").read_text())
     assert run["resumed_blocks"] == saved >= KILL_AFTER
+    peaks, cpu = run["timings_s"]["peak_rss_mib"], run["timings_s"]["cpu_s"]
+    assert set(peaks) == set(cpu) - {"total"} and min(peaks.values()) > 0
+    assert max(peaks.values()) <= peak_rss_mib()  # high-water marks of this process
     assert not blocks.exists()
     xr.testing.assert_equal(load_dataset(out), load_dataset(whole))
 

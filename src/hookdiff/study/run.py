@@ -28,6 +28,8 @@ import contextlib
 import copy
 import dataclasses
 import json
+import resource
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,10 +93,12 @@ __all__ = ["run_study", "study_dataset", "write_reports"]
 
 class _Progress:
     """One tqdm bar over the study's driver steps and finished block tasks, plus wall and CPU
-    time per step (for run.json).
+    time and peak memory per step (for run.json).
 
     CPU time is the process's (every thread's) user + system time: on a shared machine it says
-    what a step costs when wall time says how busy the machine was.
+    what a step costs when wall time says how busy the machine was. Peak memory is the running
+    process's high-water mark (RSS) when the step ended (a Ray block's: its worker's), so the
+    first step that reaches the run's peak is where it happened.
     """
 
     def __init__(self, total: int, enabled: bool):
@@ -102,6 +106,7 @@ class _Progress:
         self.bar = tqdm(total=total, desc="hookdiff study", unit="task", disable=not enabled)
         self.timings: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.peak: dict[str, float] = {}
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -109,7 +114,7 @@ class _Progress:
         self.bar.set_postfix_str(name)
         t0, c0 = time.perf_counter(), time.process_time()
         yield
-        self.record(name, time.perf_counter() - t0, time.process_time() - c0)
+        self.record(name, time.perf_counter() - t0, time.process_time() - c0, peak_rss_mib())
         self.bar.update(1)
 
     def add(self, n: int) -> None:
@@ -121,10 +126,11 @@ class _Progress:
         """One task finished."""
         self.bar.update(1)
 
-    def record(self, name: str, wall: float, cpu: float) -> None:
-        """Add ``wall`` and ``cpu`` seconds to the timings of step ``name``."""
+    def record(self, name: str, wall: float, cpu: float, peak: float) -> None:
+        """Add ``wall`` and ``cpu`` seconds to the timings of step ``name``; ``peak``: MiB."""
         self.timings[name] = round(self.timings.get(name, 0.0) + wall, 3)
         self.cpu[name] = round(self.cpu.get(name, 0.0) + cpu, 3)
+        self.peak[name] = round(max(self.peak.get(name, 0.0), peak), 1)
 
     def inner(self, total: int, desc: str) -> tqdm:
         """A transient bar inside a step."""
@@ -147,6 +153,13 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (``ru_maxrss``: KiB on Linux, bytes
+    on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def study_dataset(config: StudyConfig, *, progress: bool = True) -> xr.Dataset:
@@ -178,7 +191,7 @@ def _compute(
         executor(config) as ex,
     ):
         ds = _measure(config, prog, ex, store)
-    return ds, {**prog.timings, "cpu_s": prog.cpu}
+    return ds, {**prog.timings, "cpu_s": prog.cpu, "peak_rss_mib": prog.peak}
 
 
 @dataclass(frozen=True)
@@ -259,7 +272,7 @@ def _map_blocks(
     prog.add(len(tasks))
     prog.bar.set_postfix_str(f"{len(tasks)} block tasks", refresh=True)
 
-    def done(i: int, result: tuple[xr.Dataset, float, float]) -> None:
+    def done(i: int, result: tuple[xr.Dataset, float, float, float]) -> None:
         a, step, (start, stop) = todo[i]
         if store is not None:
             store.save(store.path(a, step, start, stop, extra[a].get(step, ())), result)
@@ -272,7 +285,8 @@ def _map_blocks(
         joined = {}
         for step in steps:
             done_blocks = [results[a, step, block] for block in blocks[step]]
-            prog.record(step, sum(r[1] for r in done_blocks), sum(r[2] for r in done_blocks))
+            wall, cpu = sum(r[1] for r in done_blocks), sum(r[2] for r in done_blocks)
+            prog.record(step, wall, cpu, max(r[3] for r in done_blocks))
             joined[step] = concat_blocks([r[0] for r in done_blocks])
         out.append(joined)
     return out
@@ -282,7 +296,7 @@ def _finished_blocks(
     store: BlockStore | None,
     keys: list[tuple[int, str, tuple[int, int]]],
     extra: list[dict[str, tuple[Any, ...]]],
-) -> dict[tuple[int, str, tuple[int, int]], tuple[xr.Dataset, float, float]]:
+) -> dict[tuple[int, str, tuple[int, int]], tuple[xr.Dataset, float, float, float]]:
     """The block tasks of ``keys`` that a stopped run of this study finished, from ``store``."""
     if store is None:
         return {}
@@ -344,10 +358,10 @@ def _agent_names(paths: list[str | None]) -> list[str]:
 
 def run_block(
     step: str, mazes: StudyMazes, agent: _Agent, start: int, stop: int, *extra: Any
-) -> tuple[xr.Dataset, float, float]:
+) -> tuple[xr.Dataset, float, float, float]:
     """The per-maze ``step`` on mazes ``start:stop`` (``extra``: the step's further arguments):
-    its part (maze coordinates counted from ``start``), its wall and its CPU seconds. One task
-    of a map over maze blocks."""
+    its part (maze coordinates counted from ``start``), its wall and CPU seconds and the peak
+    memory (MiB) of the process that ran it. One task of a map over maze blocks."""
     t0, c0 = time.perf_counter(), time.process_time()
     config = block_config(agent.config, start, stop)
     device = resolve_device(config.device)  # where the driver put them, or on a Ray worker its own
@@ -355,7 +369,7 @@ def run_block(
     block, vectors = mazes.block(start, stop), agent.vectors.block(start, stop)
     part = _PER_MAZE[step](agent.policy, block, vectors, config, agent, *extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return shift_mazes(part, start), wall, cpu
+    return shift_mazes(part, start), wall, cpu, peak_rss_mib()
 
 
 def _nonlinearity(
@@ -448,6 +462,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     timings["cpu_s"]["figures"] = round(time.process_time() - c_figs, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
     timings["cpu_s"]["total"] = round(time.process_time() - c0, 3)
+    timings["peak_rss_mib"]["figures"] = round(peak_rss_mib(), 1)
     record = _run_record(ds, timings, [DATASET_NAME, *files], summary, claims)
     record["resumed_blocks"] = store.reused
     write_json(record, out / "run.json")
