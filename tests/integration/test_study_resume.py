@@ -66,7 +66,7 @@ def test_a_killed_study_resumes_to_the_uninterrupted_dataset(tmp_path):
     assert run["resumed_blocks"] == saved >= KILL_AFTER
     peaks, cpu = run["timings_s"]["peak_rss_mib"], run["timings_s"]["cpu_s"]
     assert set(peaks) == set(cpu) - {"total"} and min(peaks.values()) > 0
-    assert max(peaks.values()) <= peak_rss_mib()  # high-water marks of this process
+    assert max(peaks.values()) <= peak_rss_mib() + 0.05  # this process's marks, to 0.1 MiB
     assert not blocks.exists()
     xr.testing.assert_equal(load_dataset(out), load_dataset(whole))
 
