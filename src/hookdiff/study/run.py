@@ -275,7 +275,7 @@ def _map_blocks(
     def done(i: int, result: tuple[xr.Dataset, float, float, float]) -> None:
         a, step, (start, stop) = todo[i]
         if store is not None:
-            store.save(store.path(a, step, start, stop, extra[a].get(step, ())), result)
+            store.save(_block_file(store, todo[i], extra), result)
         prog.bar.set_postfix_str(f"done: {step} {start}:{stop} ({result[1]:.0f} s)", refresh=False)
         prog.advance()
 
@@ -301,11 +301,21 @@ def _finished_blocks(
     if store is None:
         return {}
     found = {}
-    for a, step, block in keys:
-        result = store.load(store.path(a, step, *block, extra[a].get(step, ())))
+    for key in keys:
+        result = store.load(_block_file(store, key, extra))
         if result is not None:
-            found[a, step, block] = result
+            found[key] = result
     return found
+
+
+def _block_file(
+    store: BlockStore,
+    key: tuple[int, str, tuple[int, int]],
+    extra: list[dict[str, tuple[Any, ...]]],
+) -> Path:
+    """Where ``store`` keeps the block task ``key`` (agent, step, maze range)."""
+    a, step, (start, stop) = key
+    return store.path(a, step, start, stop, extra[a].get(step, ()))
 
 
 def _prepare(
