@@ -135,7 +135,12 @@ def main() -> None:
     ap.add_argument("--t-max", type=float, default=3.0, help="the line is t in [-t_max, t_max]")
     ap.add_argument("--grid", type=int, default=6001, help="grid points of the grid reference")
     ap.add_argument("--bisect", type=int, default=100, help="changed cells bisected (0: skip)")
-    ap.add_argument("--seed", type=int, default=0, help="maze seed")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="maze seed: the first qualifying levels from it, so nearby seeds can share mazes",
+    )
     ap.add_argument("--batch", type=int, default=0, help="also walk this many lines together")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
