@@ -162,8 +162,9 @@ class StudyConfig:
         8,
         "Mazes (the first of the study's) whose lines are walked for the exact breakpoints and "
         "the kink attribution of the asymmetry (--full: 104, every maze). On a trained agent a "
-        "line has thousands of pieces and the walks dominate the run time (about 36 s of one "
-        "core per maze); the rest of the analysis covers all n_mazes.",
+        "line has thousands of pieces and the walks dominate the run time (each walked maze "
+        "costs about 10 s of one core on the shipped agent, 50 s at scale 4); the rest of the "
+        "analysis covers all n_mazes.",
         min=1,
     )
     max_pieces: int = option(
