@@ -273,7 +273,7 @@ def _map_blocks(
     prog.bar.set_postfix_str(f"{len(tasks)} block tasks", refresh=True)
 
     def done(i: int, result: tuple[xr.Dataset, float, float, float]) -> None:
-        a, step, (start, stop) = todo[i]
+        _, step, (start, stop) = todo[i]
         if store is not None:
             store.save(_block_file(store, todo[i], extra), result)
         prog.bar.set_postfix_str(f"done: {step} {start}:{stop} ({result[1]:.0f} s)", refresh=False)
