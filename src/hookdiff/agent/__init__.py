@@ -26,7 +26,8 @@ from hookdiff.maze.actions import (
     direction_probs,
 )
 
-directions = direction_probs  # the name earlier releases exported
+#: The name earlier releases exported: an alias of :func:`direction_probs`.
+directions = direction_probs
 
 __all__ = [
     "ACTION_DIRECTIONS",
