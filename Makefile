@@ -2,14 +2,17 @@
 # Each creates .venv when needed: CPU torch first, then hookdiff with the maze and ray extras, every version
 # pinned by constraints.txt (the library itself only declares ranges).
 # `make test-engine` checks the library without the maze extra, as a user with numpy 2 has it.
+# `make docs` adds the docs extra to .venv and builds the site into site/ (a broken link, anchor or
+# a public name without a docstring fails it).
 PYTHON ?= python3.11
 VENV ?= .venv
 ENGINE_VENV ?= .venv-engine
 STAMP := $(VENV)/.hookdiff-installed
+DOCS_STAMP := $(VENV)/.hookdiff-docs-installed
 ENGINE_STAMP := $(ENGINE_VENV)/.hookdiff-installed
 TORCH := $(shell grep -E '^torch==' constraints.txt)
 
-.PHONY: setup run test test-engine bench lint
+.PHONY: setup run test test-engine bench lint docs
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +31,10 @@ $(ENGINE_STAMP): pyproject.toml constraints.txt
 	$(ENGINE_VENV)/bin/python -c "import importlib.util as u, sys; found = [m for m in ('procgen', 'gym', 'gym3') if u.find_spec(m)]; sys.exit(f'{found} installed without the maze extra: a core requirement pulls them in' if found else 0)"
 	touch $(ENGINE_STAMP)
 
+$(DOCS_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e ".[maze,ray,dev,docs]"
+	touch $(DOCS_STAMP)
+
 run: setup
 	$(VENV)/bin/hookdiff study
 
@@ -37,6 +44,10 @@ test: setup
 # tests/unit needs neither procgen nor numpy 1: they run here too.
 test-engine: $(ENGINE_STAMP)
 	$(ENGINE_VENV)/bin/python -m pytest tests/unit
+
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about MkDocs 2.0 says nothing about this site.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: setup
 	$(VENV)/bin/ruff check src tests examples benchmarks
