@@ -1,47 +1,16 @@
-"""What a new user reads: every docstring example runs, and every CLI option says what it does."""
+"""What a new user reads: every CLI option says what it does.
+
+Every docstring example runs once per session, as a doctest item of src/hookdiff (pytest's
+--doctest-modules; see pyproject.toml), not again here.
+"""
 
 from __future__ import annotations
 
 import argparse
-import doctest
-import importlib
-import pkgutil
 
-import numpy as np
 import pytest
-import torch
-from torch import nn
 
-import hookdiff
-from hookdiff.agent import ImpalaPolicy
 from hookdiff.cli import build_parser
-from hookdiff.maze import sample_mazes
-
-#: Every hookdiff module with docstring examples (the maze ones need procgen, installed here).
-MODULES = sorted(
-    m.name
-    for m in pkgutil.walk_packages(hookdiff.__path__, "hookdiff.")
-    if not m.name.startswith("hookdiff.study.")  # examples there run the whole study
-)
-
-
-#: What the maze modules' examples take as given (docs/api.md says so in its header).
-_AGENT_GLOBS = {
-    "ImpalaPolicy": ImpalaPolicy,
-    "policy": ImpalaPolicy(),
-    "sample_mazes": sample_mazes,
-}
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
-    module = importlib.import_module(name)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    globs = {"torch": torch, "np": np, "nn": nn, "hookdiff": hookdiff, **_AGENT_GLOBS}
-    for test in doctest.DocTestFinder().find(module, name, extraglobs=globs):
-        runner.run(test)
-    result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
