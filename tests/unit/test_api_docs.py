@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -150,3 +151,18 @@ def test_docstring_examples_run(name, request):
         pytest.skip("run once, as doctest items of this session (--doctest-modules)")
     result = run_doctests(name)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
+
+
+def test_the_site_reads_the_source_docstrings_as_written():
+    """The griffe extension of mkdocs.yml: its examples (needs the docs extra)."""
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location(
+        "griffe_hookdiff", ROOT / "tools" / "griffe_hookdiff.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(module, "griffe_hookdiff"):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.attempted >= 2 and result.failed == 0
