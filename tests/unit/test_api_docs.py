@@ -26,6 +26,8 @@ ENGINE_MODULES = (
     "hookdiff._config",
     "hookdiff.analysis._attrs",
     "hookdiff.analysis.breakpoints",
+    "hookdiff.analysis.heap",
+    "hookdiff.analysis.walk",
     "hookdiff.analysis.linear",
     "hookdiff.analysis.nonlinearity",
     "hookdiff.analysis.patterns",
