@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Modules whose examples need neither procgen nor the shipped agent's environment.
 ENGINE_MODULES = (
     "hookdiff.hooks",
+    "hookdiff.sweeps",
     "hookdiff.errors",
     "hookdiff.tiny",
     "hookdiff.testing",
     "hookdiff.contract",
+    "hookdiff.ops",
     "hookdiff.segments",
     "hookdiff._config",
     "hookdiff.analysis._attrs",

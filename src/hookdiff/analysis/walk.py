@@ -45,8 +45,9 @@ from hookdiff.analysis._chain import Chain, maxpool_gather
 from hookdiff.analysis._crossings import _maxpool_crossings, _relu_crossings, _split
 from hookdiff.analysis._pieces import _chunks, _LazyChunk, _Line, _Pieces
 from hookdiff.analysis.heap import tune_heap
-from hookdiff.contract import PATTERN_KINDS, Op, apply_op
+from hookdiff.contract import PATTERN_KINDS, Op
 from hookdiff.errors import NotPiecewiseLinearError, TrainingModeError
+from hookdiff.ops import apply_op
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "WalkResult", "walk_line"]
 
