@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import hookdiff.contract
+import hookdiff.ops
 from hookdiff.agent import ImpalaPolicy
 
 STEER = "embedder.block2.res1.resadd_out"
@@ -188,15 +188,15 @@ def main() -> None:
 
 def _pools(policy: nn.Module, obs: torch.Tensor, channels_last: bool) -> Callable[[], object]:
     """A forward of ``policy`` whose max pools take the channels-last path or the module's own."""
-    fast = hookdiff.contract._channels_last_pays
+    fast = hookdiff.ops._channels_last_pays
 
     def run() -> object:
         if not channels_last:
-            hookdiff.contract._channels_last_pays = lambda module, x: False
+            hookdiff.ops._channels_last_pays = lambda module, x: False
         try:
             return policy(obs)
         finally:
-            hookdiff.contract._channels_last_pays = fast
+            hookdiff.ops._channels_last_pays = fast
 
     return run
 

@@ -31,11 +31,11 @@ _HOMES = {
             "resolve_hook",
             "steer",
             "steering_hook",
-            "sweep",
             "tile_coeffs",
         ],
         "hookdiff.hooks",
     ),
+    "sweep": "hookdiff.sweeps",
     **dict.fromkeys(
         [
             "breakpoints_at",
@@ -88,9 +88,9 @@ if TYPE_CHECKING:
         resolve_hook,
         steer,
         steering_hook,
-        sweep,
         tile_coeffs,
     )
+    from hookdiff.sweeps import sweep
 
 __all__ = [
     "Captured",

@@ -412,6 +412,25 @@ def rollout(
             path,
             on_step,
         )
+    settings = (seed, max_steps, greedy, stop_at_top_right, top_right_size)
+    return _rollout_dataset(states, outcome, steps, path, steering, *settings)
+
+
+def _rollout_dataset(
+    states: Sequence[MazeState],
+    outcome: np.ndarray,
+    steps: np.ndarray,
+    path: np.ndarray,
+    steering: Sequence[Steering],
+    seed: int,
+    max_steps: int,
+    greedy: bool,
+    stop_at_top_right: bool,
+    top_right_size: int,
+) -> xr.Dataset:
+    """:func:`rollout`'s result, labelled: per env its outcome, steps and path; the settings
+    and steering in the attrs."""
+    n = len(states)
     return xr.Dataset(
         {
             "outcome": ("env", outcome.astype(str)),

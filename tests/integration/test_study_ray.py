@@ -2,7 +2,8 @@
 
 One tiny study of the shipped agent runs block by block (one maze per block, so every per-maze
 step, the first-K limits and the "other maze" control cross a block boundary) in this process;
-the same study on Ray, and again with one Ray worker killed mid-task, must give identical values,
+the same study on Ray, and again with one Ray worker killed mid-task (a fault the test injects:
+its tasks run through :func:`_kill_once`), must give identical values,
 and the steps that follow the joined scan must not depend on the blocks;
 with two agents on Ray, the shipped agent's part must be its one-agent study.
 Ray is an optional extra: without it these tests skip, and asking for the backend raises
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +26,23 @@ from _study_tiny import tiny_config
 
 from hookdiff.agent import ImpalaPolicy, default_checkpoint_path, save_checkpoint
 from hookdiff.errors import MissingExtraError
-from hookdiff.study import study_dataset
+from hookdiff.study import backends, study_dataset
 from hookdiff.study.dataset import agent_view
 
-KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
+
+def _kill_once(task, marker: Path):
+    """``task`` (the function each Ray task runs) with a fault injected: the first call that finds
+    no file at ``marker`` creates it and kills its own worker process, so Ray must retry the task.
+    A nested function, so Ray ships it to the workers by value (they need not import this file)."""
+    marker = str(marker)
+
+    def killing_task(*args):
+        if not os.path.exists(marker):
+            Path(marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return task(*args)
+
+    return killing_task
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +52,18 @@ def local_study():
 
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory):
-    """A local Ray instance (2 CPUs), shut down after the module; its workers see the test-only
-    kill switch, disarmed (its marker file exists) until a test removes the marker."""
+    """A local Ray instance (2 CPUs), shut down after the module; its tasks run through
+    :func:`_kill_once`, disarmed (its marker file exists) until a test removes the marker."""
     ray = pytest.importorskip(
         "ray", reason="the Ray backend needs Ray: pip install 'hookdiff[ray]'"
     )
     marker = tmp_path_factory.mktemp("fault") / "killed"
     marker.touch()
-    before = os.environ.get(KILL_ONCE)
-    os.environ[KILL_ONCE] = str(marker)  # workers inherit the driver's environment at init
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield marker
+    with pytest.MonkeyPatch.context() as patch:  # RayExecutor makes its remote function of this
+        patch.setattr(backends, "_ray_task", _kill_once(backends._ray_task, marker))
+        yield marker
     ray.shutdown()
-    if before is None:
-        os.environ.pop(KILL_ONCE)
-    else:
-        os.environ[KILL_ONCE] = before
 
 
 def test_blocks_cover_every_maze(local_study):
@@ -82,7 +94,7 @@ def test_ray_gives_the_local_dataset(ray_instance, local_study):
 
 
 def test_a_killed_worker_is_retried_and_changes_nothing(ray_instance, local_study):
-    ray_instance.unlink()  # arm the switch: the next task kills its own worker once
+    ray_instance.unlink()  # arm the fault: the next task kills its own worker once
     ds = study_dataset(tiny_config(backend="ray", ray_workers=2), progress=False)
     assert ray_instance.exists(), "no task was killed, so the retry was not exercised"
     xr.testing.assert_equal(ds, local_study)

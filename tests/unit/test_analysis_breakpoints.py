@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from hookdiff.analysis import breakpoints_at, line_breakpoints, pattern_flips
+from hookdiff.analysis import breakpoints_at, heap, line_breakpoints, pattern_flips
 from hookdiff.analysis._chain import build_chain
-from hookdiff.analysis.breakpoints import ANCHOR_EVERY, _anchors, _Pieces, _values, walk_line
+from hookdiff.analysis._pieces import ANCHOR_EVERY, _anchors, _Pieces, _values
+from hookdiff.analysis.walk import walk_line
 from hookdiff.errors import NotPiecewiseLinearError
 
 
@@ -192,6 +193,80 @@ def test_walk_finds_what_a_grid_with_bisection_finds(hookdiff_tiny_convnet) -> N
     for t in walk.t:
         sig = _patterns(chain, a, v, t + delta)
         assert (sig[0] != sig[1]).any(), t
+
+
+def _padded_pool_net() -> nn.Sequential:
+    """conv 3x3 (zero padding), relu, max pool 3x3 / stride 2 / padding 1 (the agent's pool),
+    flatten, linear: the windows on the top row and left column reach into the padding."""
+    torch.manual_seed(11)
+    return nn.Sequential(
+        nn.Identity(),
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 2),
+    ).double()
+
+
+def test_walk_through_a_padded_max_pool_equals_the_reference_and_a_grid() -> None:
+    net = _padded_pool_net()
+    gen = torch.Generator().manual_seed(12)
+    a = torch.randn(1, 2, 8, 8, generator=gen, dtype=torch.float64)
+    v = torch.randn(2, 8, 8, generator=gen, dtype=torch.float64)
+    chain = build_chain(net, "0", None)
+    walk = walk_line(chain, a, v, {}, -2.0, 2.0, slope_jumps=True)
+    pool = walk.layers.index("3")
+    window = walk.unit[walk.layer == pool] % 16  # the pooled position, 4 x 4 per channel
+    assert ((window // 4 == 0) | (window % 4 == 0)).sum() >= 3  # windows over the padding change
+    assert_same_walk(walk, _reference_walk()(chain, a, v, {}, -2.0, 2.0, slope_jumps=True))
+    found = _grid_changes(chain, a, v, -2.0, 2.0, 4001)  # independent: patterns + bisection
+    assert len(found) > 0.8 * len(walk.t)
+    near = np.abs(walk.t[None, :] - found[:, None]).min(axis=1)
+    assert near.max() <= 1e-9
+    delta = torch.tensor([-1e-9, 1e-9], dtype=torch.float64)
+    for t in walk.t[walk.layer == pool]:  # every max pool breakpoint changes an argmax there
+        sig = _patterns(chain, a, v, t + delta)
+        assert (sig[0] != sig[1]).any(), t
+
+
+class _FakeGlibc:
+    """Records ``mallopt`` calls instead of making them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return 1
+
+
+def test_heap_tuning_is_explicit_restored_and_switchable(monkeypatch) -> None:
+    fake = _FakeGlibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.delenv(heap.NO_HEAP_TUNING_VARIABLE, raising=False)
+    net = _relu_net(two_layers=False)
+    chain = build_chain(net, "0", None)
+    walk_line(chain, A, V, {}, -3.0, 3.0)  # the default: tuned while it runs, then restored
+    tuned = [(heap._M_MMAP_MAX, 0), (heap._M_TRIM_THRESHOLD, 2**30)]
+    restored = [
+        (heap._M_MMAP_MAX, heap._MMAP_MAX_DEFAULT),
+        (heap._M_TRIM_THRESHOLD, heap._TRIM_DEFAULT),
+    ]
+    assert fake.calls == tuned + restored
+    fake.calls.clear()
+    with heap.tune_heap("cpu") as outer:  # nested blocks: only the outermost sets and restores
+        with heap.tune_heap("cpu") as inner:
+            assert fake.calls == tuned
+        assert outer and inner and fake.calls == tuned
+    assert fake.calls == tuned + restored
+    fake.calls.clear()
+    walk_line(chain, A, V, {}, -3.0, 3.0, heap_tuning=False)
+    monkeypatch.setenv(heap.NO_HEAP_TUNING_VARIABLE, "1")
+    line_breakpoints(net, A, "0", V, (-3.0, 3.0))
+    with heap.tune_heap("cpu") as on:
+        assert not on
+    assert fake.calls == []
 
 
 def test_start_values_summed_over_many_pieces_by_hand() -> None:

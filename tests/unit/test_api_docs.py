@@ -30,14 +30,18 @@ API_DOCS = ROOT / "docs" / "api"
 #: Modules whose examples need neither procgen nor the shipped agent's environment.
 ENGINE_MODULES = (
     "hookdiff.hooks",
+    "hookdiff.sweeps",
     "hookdiff.errors",
     "hookdiff.tiny",
     "hookdiff.testing",
     "hookdiff.contract",
+    "hookdiff.ops",
     "hookdiff.segments",
     "hookdiff._config",
     "hookdiff.analysis._attrs",
     "hookdiff.analysis.breakpoints",
+    "hookdiff.analysis.heap",
+    "hookdiff.analysis.walk",
     "hookdiff.analysis.linear",
     "hookdiff.analysis.nonlinearity",
     "hookdiff.analysis.patterns",

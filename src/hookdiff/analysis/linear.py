@@ -14,6 +14,7 @@ for the meaning of every variable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -25,8 +26,8 @@ from torch import Tensor, nn
 from hookdiff.analysis._attrs import describe
 from hookdiff.analysis._chain import Chain, build_chain, line_batch, prepare
 from hookdiff.analysis.patterns import flip_fractions
-from hookdiff.contract import tile_rows
 from hookdiff.errors import ShapeMismatchError
+from hookdiff.ops import tile_rows
 
 __all__ = ["jvp_all_depths", "linear_radius", "linear_response"]
 
@@ -193,16 +194,8 @@ def linear_response(
     """
     chain = build_chain(model, hook, depths)
     a, v, ctx = prepare(chain, activations, vector, context)
-    t_np = np.asarray(torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1))
-    if t_np.size == 0:
-        raise ShapeMismatchError("ts is empty; give at least one coefficient t")
-    t_all = torch.as_tensor(t_np, dtype=a.dtype, device=a.device)
-    b, n_t, n_d = a.shape[0], len(t_np), len(chain.depths)
-    layers = [name for name, _ in chain.layers]
-    rows = max_rows or DEFAULT_MAX_ROWS
-    pairs = _pairs(t_np)
-    pair_of = {i: p for p, (i, _) in enumerate(pairs)}
-
+    t_np = _coefficients(ts)
+    b, pairs = a.shape[0], _pairs(t_np)
     _, jv = jvp_all_depths(chain, a, v, ctx)
     with torch.no_grad():
         base_run, base_pats = chain.run(a, ctx, flips)  # same no-grad arithmetic as the sweep
@@ -210,28 +203,90 @@ def linear_response(
     eps = torch.finfo(a.dtype).eps
     scale = torch.stack([x.reshape(b, -1).norm(dim=1) for x in base], dim=-1)  # (B, D)
     floor = _host(NOISE * eps * scale.clamp_min(torch.finfo(a.dtype).tiny))
+    line = _Line(chain, a, v, ctx, jv, base, base_pats)
+    norms = _sweep_norms(line, t_np, pairs, max_rows or DEFAULT_MAX_ROWS, flips)
+    residual, asym = _ratios(norms, t_np, pairs, floor)
+    radius = linear_radius(residual, t_np, threshold)
+    data, coords = _variables(chain, norms, residual, asym, radius, _host(scale), t_np, pairs)
+    if not flips:
+        del data["flip_fraction"]
+    _add_behaviour(data, coords, chain, norms.behaviour, base, pairs)
+    ds = xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "hook": hook,
+            "vector_norm": float(v.double().flatten(1).norm(dim=1).mean()),
+            "threshold": float(threshold),
+            "dtype": str(a.dtype).replace("torch.", ""),
+            "noise_factor": NOISE,
+        },
+    )
+    return describe(ds)
 
-    # accumulated on the model's device and copied to the host once, after the sweep
+
+def _coefficients(ts: Sequence[float] | Tensor | np.ndarray) -> np.ndarray:
+    """The coefficients t as a flat float64 array; at least one."""
+    t_np = np.asarray(torch.as_tensor(np.asarray(ts, dtype=np.float64)).reshape(-1))
+    if t_np.size == 0:
+        raise ShapeMismatchError("ts is empty; give at least one coefficient t")
+    return t_np
+
+
+@dataclass(frozen=True)
+class _Line:
+    """What the sweep along a + t·v needs: the chain, a, v, the context, J·v per depth and the
+    t = 0 outputs and patterns."""
+
+    chain: Chain
+    a: Tensor
+    v: Tensor
+    ctx: Mapping[str, Tensor]
+    jv: list[Tensor]
+    base: list[Tensor]
+    base_pats: Mapping[str, Tensor]
+
+
+@dataclass(frozen=True)
+class _Norms:
+    """The sweep's results on the host: norms of diff, L and diff − L ``(t, sample, depth)``,
+    of the even part ``(pair, sample, depth)``, flip fractions ``(t, sample, layer)`` and diff
+    at each behaviour depth ``(t, sample, ...)``."""
+
+    diff: np.ndarray
+    lin: np.ndarray
+    res: np.ndarray
+    even: np.ndarray
+    flip: np.ndarray
+    behaviour: dict[str, np.ndarray]
+
+
+def _sweep_norms(
+    line: _Line, t_np: np.ndarray, pairs: list[tuple[int, int]], rows: int, flips: bool
+) -> _Norms:
+    """Run the line in groups of coefficients (at most ``rows`` rows a forward); accumulate on
+    the model's device and copy to the host once, after the sweep."""
+    chain, a, v, base = line.chain, line.a, line.v, line.base
+    t_all = torch.as_tensor(t_np, dtype=a.dtype, device=a.device)
+    b, n_t, n_d = a.shape[0], len(t_np), len(chain.depths)
+    layers = [name for name, _ in chain.layers]
+    pair_of = {i: p for p, (i, _) in enumerate(pairs)}
     zeros = partial(torch.zeros, dtype=torch.float64, device=a.device)
     diff_norm, lin_norm, res_norm = zeros((n_t, b, n_d)), zeros((n_t, b, n_d)), zeros((n_t, b, n_d))
     even_norm = zeros((len(pairs), b, n_d))
     flip = zeros((n_t, b, len(layers)))
-    behaviour = {d: None for d in chain.behaviour}
     beh_idx = {d: chain.depths.index(d) for d in chain.behaviour}
-    for d in behaviour:
-        shape = tuple(base[beh_idx[d]].shape[1:])
-        behaviour[d] = zeros((n_t, b) + shape)
-
+    behaviour = {d: zeros((n_t, b) + tuple(base[beh_idx[d]].shape[1:])) for d in chain.behaviour}
     with torch.no_grad():
         for group in _groups(t_np, pairs, max(1, rows // max(b, 1))):
             k = len(group)
             c = t_all[group]
             x = line_batch(a, v, c)
-            outs, pats = chain.run(x, {n: tile_rows(t, k) for n, t in ctx.items()}, flips)
+            outs, pats = chain.run(x, {n: tile_rows(t, k) for n, t in line.ctx.items()}, flips)
             where = {ti: pos for pos, ti in enumerate(group)}
             for di, out in enumerate(outs):
                 diff = out.reshape(k, b, -1) - base[di].reshape(1, b, -1)
-                lin = c.reshape(k, 1, 1) * jv[di].reshape(1, b, -1)
+                lin = c.reshape(k, 1, 1) * line.jv[di].reshape(1, b, -1)
                 diff_norm[group, :, di] = diff.norm(dim=-1).double()
                 lin_norm[group, :, di] = lin.norm(dim=-1).double()
                 res_norm[group, :, di] = (diff - lin).norm(dim=-1).double()
@@ -245,47 +300,86 @@ def linear_response(
                 if depth in behaviour:
                     behaviour[depth][group] = diff.reshape((k, b) + tuple(out.shape[1:])).double()
             if flips and layers:
-                flip[group] = flip_fractions(pats, base_pats, layers, k, b).double()
-    diff_norm, lin_norm, res_norm = _host(diff_norm), _host(lin_norm), _host(res_norm)
-    even_norm, flip = _host(even_norm), _host(flip)
-    behaviour = {d: _host(arr) for d, arr in behaviour.items()}
+                flip[group] = flip_fractions(pats, line.base_pats, layers, k, b).double()
+    return _Norms(
+        _host(diff_norm),
+        _host(lin_norm),
+        _host(res_norm),
+        _host(even_norm),
+        _host(flip),
+        {d: _host(arr) for d, arr in behaviour.items()},
+    )
 
+
+def _ratios(
+    norms: _Norms, t_np: np.ndarray, pairs: list[tuple[int, int]], floor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The residual ``|diff − L| / max(|diff|, |L|)`` and the asymmetry ``|E| / (|diff(t)| +
+    |diff(−t)|)``, NaN where the denominator is below the noise ``floor`` (and at t = 0)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        denom = np.maximum(diff_norm, lin_norm)
-        residual = np.where(denom > floor[None], res_norm / denom, np.nan)
+        denom = np.maximum(norms.diff, norms.lin)
+        residual = np.where(denom > floor[None], norms.res / denom, np.nan)
         residual[t_np == 0] = np.nan
         pos = [i for i, _ in pairs]
         neg = [j for _, j in pairs]
-        den_even = diff_norm[pos] + diff_norm[neg]
-        asym = np.where(den_even > floor[None], even_norm / den_even, np.nan)
-    r_pos, r_neg = linear_radius(residual, t_np, threshold)
+        den_even = norms.diff[pos] + norms.diff[neg]
+        asym = np.where(den_even > floor[None], norms.even / den_even, np.nan)
+    return residual, asym
 
-    t_pos = t_np[pos] if pairs else np.zeros(0)
+
+def _variables(
+    chain: Chain,
+    norms: _Norms,
+    residual: np.ndarray,
+    asym: np.ndarray,
+    radius: tuple[np.ndarray, np.ndarray],
+    scale: np.ndarray,
+    t_np: np.ndarray,
+    pairs: list[tuple[int, int]],
+) -> tuple[dict[str, tuple], dict[str, object]]:
+    """The Dataset's norm, residual, radius, asymmetry and flip variables, and its coordinates."""
+    r_pos, r_neg = radius
+    b = norms.diff.shape[1]
     data = {
-        "diff_norm": (("sample", "t", "depth"), diff_norm.transpose(1, 0, 2)),
-        "linear_norm": (("sample", "t", "depth"), lin_norm.transpose(1, 0, 2)),
-        "residual_norm": (("sample", "t", "depth"), res_norm.transpose(1, 0, 2)),
+        "diff_norm": (("sample", "t", "depth"), norms.diff.transpose(1, 0, 2)),
+        "linear_norm": (("sample", "t", "depth"), norms.lin.transpose(1, 0, 2)),
+        "residual_norm": (("sample", "t", "depth"), norms.res.transpose(1, 0, 2)),
         "residual": (("sample", "t", "depth"), residual.transpose(1, 0, 2)),
         "linear_radius_pos": (("sample", "depth"), r_pos),
         "linear_radius_neg": (("sample", "depth"), r_neg),
         "asymmetry": (("sample", "t_pos", "depth"), asym.transpose(1, 0, 2)),
-        "base_norm": (("sample", "depth"), _host(scale)),
+        "base_norm": (("sample", "depth"), scale),
+        "flip_fraction": (("sample", "t", "layer"), norms.flip.transpose(1, 0, 2)),
     }
-    if flips:
-        data["flip_fraction"] = (("sample", "t", "layer"), flip.transpose(1, 0, 2))
     coords: dict[str, object] = {
         "sample": np.arange(b),
         "t": t_np,
         "depth": list(chain.depths),
-        "t_pos": t_pos,
-        "layer": np.asarray(layers, dtype=str),
+        "t_pos": t_np[[i for i, _ in pairs]] if pairs else np.zeros(0),
+        "layer": np.asarray([name for name, _ in chain.layers], dtype=str),
         "layer_kind": ("layer", np.asarray([k_ for _, k_ in chain.layers], dtype=str)),
     }
+    return data, coords
+
+
+def _add_behaviour(
+    data: dict[str, tuple],
+    coords: dict[str, object],
+    chain: Chain,
+    behaviour: dict[str, np.ndarray],
+    base: list[Tensor],
+    pairs: list[tuple[int, int]],
+) -> None:
+    """Add diff, the base and the signed pairs at every behaviour depth (and its readout's
+    labels, and the ``sign`` coordinate) to ``data`` and ``coords``."""
+    b = base[0].shape[0]
+    pos = [i for i, _ in pairs]
+    neg = [j for _, j in pairs]
     for d, arr in behaviour.items():
         name = _behaviour_name(chain, d)
         dims = _behaviour_dims(chain, d, arr.shape[2:])
         data[f"diff_{name}"] = (("sample", "t") + dims, arr.transpose(1, 0, *range(2, arr.ndim)))
-        data[f"base_{name}"] = (("sample",) + dims, _host(base[beh_idx[d]]))
+        data[f"base_{name}"] = (("sample",) + dims, _host(base[chain.depths.index(d)]))
         signed = (
             np.stack([arr[pos], arr[neg]], axis=2) if pairs else np.zeros((0, b, 2) + arr.shape[2:])
         )
@@ -298,15 +392,3 @@ def linear_response(
             coords[readout.dim] = list(readout.labels)
     if any(name.startswith("signed_") for name in data):
         coords["sign"] = ["+t", "-t"]
-    ds = xr.Dataset(
-        data,
-        coords=coords,
-        attrs={
-            "hook": hook,
-            "vector_norm": float(v.double().flatten(1).norm(dim=1).mean()),
-            "threshold": float(threshold),
-            "dtype": str(a.dtype).replace("torch.", ""),
-            "noise_factor": NOISE,
-        },
-    )
-    return describe(ds)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from jaxtyping import Int
@@ -135,9 +136,29 @@ def _bad(field: str, offset: int, got: object, expected: str) -> MazeStateError:
 
 
 def _parse(buf: bytes) -> tuple[_Layout, np.ndarray, tuple[float, float]]:
-    """Walk procgen 0.10.7's maze state fields in order; return layout, grid view, mouse (x, y)."""
+    """Walk procgen 0.10.7's maze state fields in order; return layout, grid view, mouse (x, y).
+
+    Each class's fields in turn (procgen's ``Game``, ``BasicAbstractGame``, ``MazeGame``), each
+    checked as it is read, then the checks across fields.
+    """
     r = _Reader(buf)
-    # --- Game ---
+    mode_int, level_seed = _parse_game(r, buf)
+    basic = _parse_basic(r, buf)
+    maze_dim, md_at, world_dim, wd_at = _parse_maze_game(r, buf)
+    cells = _checked_cells(buf, basic, maze_dim, md_at, world_dim, wd_at)
+    layout = _Layout(
+        mouse_offset=basic.mouse_at,
+        grid_offset=basic.grid_at,
+        world_dim=world_dim,
+        maze_dim=maze_dim,
+        distribution_mode=_DISTRIBUTION_MODES[mode_int],
+        level_seed=level_seed,
+    )
+    return layout, cells.reshape(basic.h, basic.w), (basic.x, basic.y)
+
+
+def _parse_game(r: _Reader, buf: bytes) -> tuple[int, int]:
+    """procgen's ``Game`` fields: the distribution mode's code and the level seed."""
     version = r.i32("version")
     if version != 0:
         raise _bad("version", 0, version, "0 (procgen 0.10.7's serialize version)")
@@ -156,7 +177,23 @@ def _parse(buf: bytes) -> tuple[_Layout, np.ndarray, tuple[float, float]]:
     r.rng("rand_gen")
     fixed_at = r.skip(4 * _N_GAME_FIXED, "reward..is_waiting_for_step")
     (level_seed,) = struct.unpack_from("<i", buf, fixed_at + 4 * _CUR_LEVEL_SEED)
-    # --- BasicAbstractGame ---
+    return mode_int, level_seed
+
+
+class _Basic(NamedTuple):
+    """What ``BasicAbstractGame``'s fields give: the mouse entity and the grid."""
+
+    mouse_at: int
+    x: float
+    y: float
+    w: int
+    h: int
+    count: int
+    grid_at: int
+
+
+def _parse_basic(r: _Reader, buf: bytes) -> _Basic:
+    """procgen's ``BasicAbstractGame`` fields: the one entity (the mouse) and the grid."""
     r.i32("grid_size")
     count_at = r.pos
     n_ent = r.i32("entities.count")
@@ -182,7 +219,12 @@ def _parse(buf: bytes) -> tuple[_Layout, np.ndarray, tuple[float, float]]:
     if count != w * h:
         raise _bad("grid.count", c_at, count, f"w*h = {w}*{h} = {w * h}")
     grid_at = r.skip(4 * count, "grid.cells")
-    # --- MazeGame ---
+    return _Basic(mouse_at, x, y, w, h, count, grid_at)
+
+
+def _parse_maze_game(r: _Reader, buf: bytes) -> tuple[int, int, int, int]:
+    """procgen's ``MazeGame`` fields and the trailer: ``(maze_dim, its offset, world_dim, its
+    offset)``; nothing may follow the trailer."""
     md_at = r.pos
     maze_dim = r.i32("maze_dim")
     wd_at = r.pos
@@ -198,14 +240,30 @@ def _parse(buf: bytes) -> tuple[_Layout, np.ndarray, tuple[float, float]]:
             field="trailer",
             offset=r.pos,
         )
-    # --- cross-field checks ---
+    return maze_dim, md_at, world_dim, wd_at
+
+
+def _checked_cells(
+    buf: bytes, basic: _Basic, maze_dim: int, md_at: int, world_dim: int, wd_at: int
+) -> np.ndarray:
+    """The grid's cells (a read-only view of ``buf``), after the checks across fields: a square
+    world of side ``world_dim`` with the maze centred in it, known cell codes, at most one
+    cheese, the mouse inside the grid on an open cell."""
+    w, h, x, y, mouse_at, grid_at = (
+        basic.w,
+        basic.h,
+        basic.x,
+        basic.y,
+        basic.mouse_at,
+        basic.grid_at,
+    )
     if not (w == h == world_dim):
         raise _bad("world_dim", wd_at, world_dim, f"the grid's side (w={w}, h={h}, square)")
     if not (1 <= maze_dim <= world_dim and maze_dim % 2 == 1 and (world_dim - maze_dim) % 2 == 0):
         raise _bad(
             "maze_dim", md_at, maze_dim, f"an odd size <= world_dim={world_dim}, centred in it"
         )
-    cells = np.frombuffer(buf, dtype="<i4", count=count, offset=grid_at)
+    cells = np.frombuffer(buf, dtype="<i4", count=basic.count, offset=grid_at)
     ok = (cells == EMPTY) | (cells == WALL) | (cells == CHEESE)
     if not ok.all():
         i = int(np.argmin(ok))
@@ -225,15 +283,7 @@ def _parse(buf: bytes) -> tuple[_Layout, np.ndarray, tuple[float, float]]:
         raise _bad("entities[0].x,y", mouse_at, (x, y), f"a mouse position inside [0, {w})^2")
     if cells[int(y) * w + int(x)] == WALL:
         raise _bad("entities[0].x,y", mouse_at, (x, y), "a mouse on an open cell, not on a wall")
-    layout = _Layout(
-        mouse_offset=mouse_at,
-        grid_offset=grid_at,
-        world_dim=world_dim,
-        maze_dim=maze_dim,
-        distribution_mode=_DISTRIBUTION_MODES[mode_int],
-        level_seed=level_seed,
-    )
-    return layout, cells.reshape(h, w), (x, y)
+    return cells
 
 
 class MazeState:

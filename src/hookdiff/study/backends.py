@@ -11,20 +11,13 @@ Ray tasks default to 1), since torch's float rounding depends on it, and on the 
 device. Ray tasks receive the shared values on the host and move them to the device
 ``config.device`` names on their worker; when it names a GPU on the driver, each task asks Ray
 for ``1 / ray_workers`` of one, so ``ray_workers`` tasks share a GPU.
-
-Test-only: with the environment variable ``HOOKDIFF_TEST_KILL_ONCE`` set to a file path, the
-first Ray task that finds no file there creates it and kills its own worker process (to test
-that Ray retries the task); nothing reads it otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import signal
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -49,8 +42,6 @@ __all__ = [
 
 #: Times Ray reruns a task whose worker died.
 MAX_RETRIES = 3
-#: The test-only switch (see the module docstring).
-_KILL_ONCE = "HOOKDIFF_TEST_KILL_ONCE"
 
 
 def maze_blocks(n: int, size: int) -> list[tuple[int, int]]:
@@ -147,10 +138,6 @@ def import_ray() -> Any:
 
 def _ray_task(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     """One task on a Ray worker: torch limited to ``threads``, then ``fn(*args)``."""
-    marker = os.environ.get(_KILL_ONCE)
-    if marker and not Path(marker).exists():
-        Path(marker).touch()
-        os.kill(os.getpid(), signal.SIGKILL)
     torch.set_num_threads(threads)
     with ieee_float32():  # as on the driver: a GPU's float32 in full precision
         return fn(*args)

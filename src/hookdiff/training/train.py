@@ -311,135 +311,179 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     Usage (minutes): ``train(TrainConfig(out_dir="runs/tiny", total_samples=512))``; the command
     line's ``hookdiff train`` calls it.
     """
-    torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "train_state.pt"
-    torch.manual_seed(config.seed)
-    policy = ImpalaPolicy(scale=config.scale).to(device, memory_format=torch.channels_last)
-    optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
-    step, samples, wall_before, history, chunk, offset, round_index = 0, 0, 0.0, [], 0, 0, 0
-    if state_path.exists():
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        _check_resumable(saved["config"], config, saved["samples"])
-        policy.load_state_dict(saved["model_state_dict"])
-        optim.load_state_dict(saved["optimizer"])
-        step, samples = saved["step"], saved["samples"]
-        wall_before, history = saved["wall_seconds"], saved["history"]
-        chunk, offset = saved["data_position"]
-        round_index = saved.get("dagger_round", 0)
-    policy.train()
-    val_obs, val_labels = _validation_set(config, device)
-    bc_steps = math.ceil(config.total_samples / config.batch_size)
-    bc_samples = bc_steps * config.batch_size
-    end_samples = bc_samples + config.dagger_samples
-    first_step = step
-    t0 = last_ckpt = time.monotonic()
-    val_acc = history[-1]["val_accuracy"] if history else None
-    bar = tqdm(total=end_samples, initial=samples, disable=not progress, desc="train", unit="obs")
+    run = _Run(config, progress)
+    stopped = run.step < run.bc_steps and _behaviour_cloning(run)
+    if not stopped:
+        _dagger(run)
+    run.bar.close()
+    run.checkpoint()
+    return TrainResult(
+        steps=run.step,
+        samples=run.samples,
+        wall_seconds=run.wall_before + time.monotonic() - run.t0,
+        val_accuracy=run.val_acc,
+        finished=run.samples >= run.end_samples,
+        history=run.history,
+    )
 
-    def checkpoint() -> None:
-        wall = wall_before + time.monotonic() - t0
+
+class _Run:
+    """One run of :func:`train`: the seeded policy and optimiser (or the saved ones, resumed), the
+    counters, history and data position that its checkpoint holds, its clock and progress bar.
+
+    Built in the order the run's random state depends on: threads, seed, the policy's
+    initialisation, the optimiser, the saved state, then the validation set.
+    """
+
+    def __init__(self, config: TrainConfig, progress: bool) -> None:
+        self.config, self.progress = config, progress
+        torch.set_num_threads(config.threads)
+        self.device = resolve_device(config.device)
+        self.out = Path(config.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "train_state.pt"
+        torch.manual_seed(config.seed)
+        policy = ImpalaPolicy(scale=config.scale)
+        self.policy = policy.to(self.device, memory_format=torch.channels_last)
+        self.optim = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
+        self.step, self.samples, self.wall_before, self.history = 0, 0, 0.0, []
+        self.chunk, self.offset, self.round_index = 0, 0, 0
+        if self.state_path.exists():
+            self._resume()
+        self.policy.train()
+        self.val_obs, self.val_labels = _validation_set(config, self.device)
+        self.bc_steps = math.ceil(config.total_samples / config.batch_size)
+        self.bc_samples = self.bc_steps * config.batch_size
+        self.end_samples = self.bc_samples + config.dagger_samples
+        self.first_step = self.step
+        self.t0 = self.last_ckpt = time.monotonic()
+        self.val_acc = self.history[-1]["val_accuracy"] if self.history else None
+        self.bar = tqdm(
+            total=self.end_samples,
+            initial=self.samples,
+            disable=not progress,
+            desc="train",
+            unit="obs",
+        )
+
+    def _resume(self) -> None:
+        """Load the saved weights, optimiser, counters, history and data position."""
+        saved = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        _check_resumable(saved["config"], self.config, saved["samples"])
+        self.policy.load_state_dict(saved["model_state_dict"])
+        self.optim.load_state_dict(saved["optimizer"])
+        self.step, self.samples = saved["step"], saved["samples"]
+        self.wall_before, self.history = saved["wall_seconds"], saved["history"]
+        self.chunk, self.offset = saved["data_position"]
+        self.round_index = saved.get("dagger_round", 0)
+
+    def checkpoint(self) -> None:
+        """Save the resumable state, the policy and the history."""
+        wall = self.wall_before + time.monotonic() - self.t0
         _atomic_save(
             {
-                "config": asdict(config),
-                "model_state_dict": policy.state_dict(),
-                "optimizer": optim.state_dict(),
-                "step": step,
-                "samples": samples,
+                "config": asdict(self.config),
+                "model_state_dict": self.policy.state_dict(),
+                "optimizer": self.optim.state_dict(),
+                "step": self.step,
+                "samples": self.samples,
                 "wall_seconds": wall,
-                "history": history,
-                "data_position": (chunk, offset),
-                "dagger_round": round_index,
+                "history": self.history,
+                "data_position": (self.chunk, self.offset),
+                "dagger_round": self.round_index,
             },
-            state_path,
+            self.state_path,
         )
-        save_checkpoint(policy, out / "policy.pt")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        save_checkpoint(self.policy, self.out / "policy.pt")
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
 
-    def learn(obs_u8: np.ndarray, labels: np.ndarray, lr: float, **log: Any) -> None:
-        nonlocal step, samples, val_acc
-        obs = obs_to_tensor(obs_u8, device=device, memory_format=torch.channels_last)
-        for group in optim.param_groups:
+    def checkpoint_if_due(self) -> None:
+        """:meth:`checkpoint` when ``checkpoint_every_s`` has passed since the last one."""
+        if time.monotonic() - self.last_ckpt >= self.config.checkpoint_every_s:
+            self.checkpoint()
+            self.last_ckpt = time.monotonic()
+
+    def learn(self, obs_u8: np.ndarray, labels: np.ndarray, lr: float, **log: Any) -> None:
+        """One optimiser step on a batch at learning rate ``lr``; evaluate when due."""
+        obs = obs_to_tensor(obs_u8, device=self.device, memory_format=torch.channels_last)
+        for group in self.optim.param_groups:
             group["lr"] = lr
-        target = torch.as_tensor(labels, dtype=torch.long).to(device)
-        loss, acc = _loss(policy, obs, target)
-        optim.zero_grad(set_to_none=True)
+        target = torch.as_tensor(labels, dtype=torch.long).to(self.device)
+        loss, acc = _loss(self.policy, obs, target)
+        self.optim.zero_grad(set_to_none=True)
         loss.backward()
-        optim.step()
-        step += 1
-        samples += len(labels)
-        bar.update(len(labels))
-        if progress and step % _POSTFIX_EVERY == 0:  # reading loss and accuracy waits for a GPU
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}", val=val_acc, **log)
-        if step % config.eval_every == 0 or step == bc_steps:
-            val_acc = _accuracy(policy, val_obs, val_labels)
-            history.append(
-                {
-                    "step": step,
-                    "samples": samples,
-                    "wall_seconds": round(wall_before + time.monotonic() - t0, 1),
-                    "train_loss": round(loss.item(), 4),
-                    "val_accuracy": round(val_acc, 4),
-                    **log,
-                }
+        self.optim.step()
+        self.step += 1
+        self.samples += len(labels)
+        self.bar.update(len(labels))
+        if self.progress and self.step % _POSTFIX_EVERY == 0:  # reading the loss waits for a GPU
+            self.bar.set_postfix(
+                loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}", val=self.val_acc, **log
             )
+        if self.step % self.config.eval_every == 0 or self.step == self.bc_steps:
+            self._evaluate(loss, log)
 
-    def out_of_time() -> bool:
+    def _evaluate(self, loss: torch.Tensor, log: dict[str, Any]) -> None:
+        """Validation accuracy now, appended to the history with the batch's loss."""
+        self.val_acc = _accuracy(self.policy, self.val_obs, self.val_labels)
+        self.history.append(
+            {
+                "step": self.step,
+                "samples": self.samples,
+                "wall_seconds": round(self.wall_before + time.monotonic() - self.t0, 1),
+                "train_loss": round(loss.item(), 4),
+                "val_accuracy": round(self.val_acc, 4),
+                **log,
+            }
+        )
+
+    def out_of_time(self) -> bool:
+        """Whether ``max_seconds`` or ``stop_after_steps`` (this session's) has run out."""
         now = time.monotonic()
-        if config.max_seconds is not None and now - t0 >= config.max_seconds:
+        if self.config.max_seconds is not None and now - self.t0 >= self.config.max_seconds:
             return True
-        return config.stop_after_steps is not None and step - first_step >= config.stop_after_steps
+        stop = self.config.stop_after_steps
+        return stop is not None and self.step - self.first_step >= stop
 
-    # phase 1: behaviour cloning on every cell of fresh mazes
+
+def _behaviour_cloning(run: _Run) -> bool:
+    """Phase 1: behaviour cloning on every cell of fresh mazes; whether the run stopped early."""
+    stream = ExpertStream(run.config, run.chunk, run.offset)
     stopped = False
-    if step < bc_steps:
-        stream = ExpertStream(config, chunk, offset)
-        while step < bc_steps:
-            learn(*stream.next_batch(), _lr_at(config, step))
-            chunk, offset = stream.chunk, stream.offset
-            if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if out_of_time():
-                stopped = True
-                break
-        stream.close()
+    while run.step < run.bc_steps:
+        run.learn(*stream.next_batch(), _lr_at(run.config, run.step))
+        run.chunk, run.offset = stream.chunk, stream.offset
+        run.checkpoint_if_due()
+        if run.out_of_time():
+            stopped = True
+            break
+    stream.close()
+    return stopped
 
-    # phase 2: DAgger rounds (checkpoints only between rounds, where resuming is exact)
-    while not stopped and samples < end_samples:
-        policy.eval()
-        data = on_policy_round(policy, config, round_index)
-        policy.train()
-        frac = (samples - bc_samples) / max(1, config.dagger_samples)
+
+def _dagger(run: _Run) -> None:
+    """Phase 2: DAgger rounds (checkpoints only between rounds, where resuming is exact)."""
+    config, stopped = run.config, False
+    while not stopped and run.samples < run.end_samples:
+        run.policy.eval()
+        data = on_policy_round(run.policy, config, run.round_index)
+        run.policy.train()
+        frac = (run.samples - run.bc_samples) / max(1, config.dagger_samples)
         lr = config.dagger_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
         bs = config.batch_size
         # full batches (the remainder is dropped); a round smaller than a batch is one step
         for i in range(0, max(1, len(data.labels) - bs + 1), bs):
-            learn(
+            run.learn(
                 data.obs[i : i + bs],
                 data.labels[i : i + bs],
                 lr,
                 phase="dagger",
-                round=round_index,
+                round=run.round_index,
                 round_reach=round(data.reach_rate, 3),
             )
-        round_index += 1
-        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
-            checkpoint()
-            last_ckpt = time.monotonic()
-        stopped = out_of_time()
-    bar.close()
-    checkpoint()
-    return TrainResult(
-        steps=step,
-        samples=samples,
-        wall_seconds=wall_before + time.monotonic() - t0,
-        val_accuracy=val_acc,
-        finished=samples >= end_samples,
-        history=history,
-    )
+        run.round_index += 1
+        run.checkpoint_if_due()
+        stopped = run.out_of_time()
 
 
 #: Steps between progress-bar updates of the loss and accuracy.
