@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from hookdiff.analysis._chain import Chain, maxpool_gather, maxpool_pattern
-from hookdiff.contract import Op, apply_op
+from hookdiff.contract import Op
 from hookdiff.errors import NotPiecewiseLinearError, TrainingModeError
+from hookdiff.ops import apply_op
 
 __all__ = ["walk_line"]
 

@@ -24,7 +24,7 @@ from hookdiff.agent import ImpalaPolicy, default_checkpoint_path, load_checkpoin
 from hookdiff.analysis import nonlinearity
 from hookdiff.analysis._chain import build_chain, prepare
 from hookdiff.analysis.breakpoints import walk_line
-from hookdiff.contract import tile_rows
+from hookdiff.ops import tile_rows
 
 HOOK = "embedder.block2.res1.resadd_out"
 

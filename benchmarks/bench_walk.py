@@ -28,8 +28,8 @@ import torch
 from hookdiff.agent import load_default
 from hookdiff.analysis._chain import Chain, build_chain, prepare
 from hookdiff.analysis.breakpoints import WalkResult, walk_line
-from hookdiff.contract import tile_rows
 from hookdiff.maze import sample_mazes
+from hookdiff.ops import tile_rows
 from hookdiff.vectors import activations_at, cheese_vector
 
 HOOK = "embedder.block2.res1.resadd_out"

@@ -11,7 +11,7 @@ Code checks these protocols once, at the boundary (:func:`hookdiff.segments.as_s
 
 This module declares types and names only. Running an op (:func:`~hookdiff.ops.apply_op`, with
 the CPU's channels-last max pool) and the coefficient-major batch layout
-(:func:`~hookdiff.ops.tile_rows`) live in :mod:`hookdiff.ops`; both stay importable from here.
+(:func:`~hookdiff.ops.tile_rows`) live in :mod:`hookdiff.ops`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from hookdiff.ops import apply_op, tile_rows
+    pass
 
 __all__ = [
     "INPUT",
@@ -36,8 +36,6 @@ __all__ = [
     "OpGraphModel",
     "Readout",
     "SegmentedModel",
-    "apply_op",
-    "tile_rows",
 ]
 
 #: Name standing for the model's input (the input of the first op).
@@ -191,13 +189,3 @@ class HoldsState(Protocol):
     ) -> list[tuple[str, Callable[..., Tensor | None]]]:
         """``(hook name, fn)`` pairs holding ``freeze`` at ``state`` over K tiled coefficients."""
         ...
-
-
-def __getattr__(name: str) -> object:
-    """``apply_op`` and ``tile_rows``, from :mod:`hookdiff.ops` (PEP 562; that module builds on
-    this one's :class:`Op`)."""
-    if name in ("apply_op", "tile_rows"):
-        import hookdiff.ops
-
-        return getattr(hookdiff.ops, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

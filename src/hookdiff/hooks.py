@@ -6,9 +6,8 @@ Every hook lives inside a context manager that removes it in ``finally`` — on 
 exception — and removes only the hooks it added, so a user's own hooks and TransformerLens's
 permanent hooks survive. Hook functions follow TransformerLens's ``fn(activation, hook)``
 signature, so :func:`steering_hook` also drops into a ``fwd_hooks`` list of ``run_with_hooks``.
-The batched sweep over coefficients built on these lives in :mod:`hookdiff.sweeps` (``sweep``,
-``OUTPUT``, ``OUTPUT_NAMES`` stay importable from here); the shape checks of ``steer`` in
-:mod:`hookdiff._steer_shapes`.
+The batched sweep over coefficients built on these lives in :mod:`hookdiff.sweeps`; the shape
+checks of ``steer`` in :mod:`hookdiff._steer_shapes`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +37,7 @@ from hookdiff.errors import (
 from hookdiff.ops import tile_rows
 from hookdiff.segments import as_segmented, locate
 
-if TYPE_CHECKING:
-    from hookdiff.sweeps import OUTPUT, OUTPUT_NAMES, sweep
-
 __all__ = [
-    "OUTPUT",
-    "OUTPUT_NAMES",
     "Captured",
     "HookContext",
     "HookFn",
@@ -58,7 +52,6 @@ __all__ = [
     "steer",
     "steering_hook",
     "tile_rows",
-    "sweep",
     "tile_coeffs",
 ]
 
@@ -511,13 +504,3 @@ def downstream(model: nn.Module, hook: str, n: int) -> Segment:
 
 #: The names that moved to :mod:`hookdiff.sweeps`, importable from here (imported on first use:
 #: that module builds on this one).
-_SWEEP_NAMES = ("OUTPUT", "OUTPUT_NAMES", "sweep")
-
-
-def __getattr__(name: str) -> object:
-    """:func:`sweep` and its constants, from :mod:`hookdiff.sweeps` (PEP 562)."""
-    if name in _SWEEP_NAMES:
-        import hookdiff.sweeps
-
-        return getattr(hookdiff.sweeps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

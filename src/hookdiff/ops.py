@@ -3,8 +3,7 @@
 :mod:`hookdiff.contract` declares what a model is (its :class:`~hookdiff.contract.Op` graph, its
 protocols); this module runs an op exactly as the model does — on the CPU a plain ``MaxPool2d``
 goes through the channels-last kernel, the same values about 2–4× faster — and lays out a batch
-for K coefficients (:func:`tile_rows`, coefficient-major). Both names stay importable from
-:mod:`hookdiff.contract`.
+for K coefficients (:func:`tile_rows`, coefficient-major).
 """
 
 from __future__ import annotations

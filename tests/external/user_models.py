@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import hookdiff
-from hookdiff.contract import INPUT, Op, apply_op
+from hookdiff.contract import INPUT, Op
+from hookdiff.ops import apply_op
 
 
 def build_transformer(seed: int = 0) -> HookedTransformer:

@@ -24,9 +24,9 @@ from hookdiff.contract import (
     OpGraphModel,
     Readout,
     SegmentedModel,
-    apply_op,
 )
 from hookdiff.errors import NoHookChainError, UnknownHookError
+from hookdiff.ops import apply_op
 
 
 class ResidualNet(nn.Module):

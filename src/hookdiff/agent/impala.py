@@ -23,9 +23,10 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from hookdiff.contract import INPUT, Op, Readout, apply_op
+from hookdiff.contract import INPUT, Op, Readout
 from hookdiff.errors import SegmentError, ShapeMismatchError, UnknownHookError, unknown_name_message
 from hookdiff.maze.actions import DIRECTION_NAMES, direction_probs
+from hookdiff.ops import apply_op
 
 __all__ = ["INPUT", "ImpalaPolicy", "Op"]
 

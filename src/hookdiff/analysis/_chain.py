@@ -26,10 +26,9 @@ from hookdiff.contract import (
     OpGraphModel,
     Readout,
     SegmentedModel,
-    apply_op,
-    tile_rows,
 )
 from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
+from hookdiff.ops import apply_op, tile_rows
 from hookdiff.segments import as_segmented, locate, output_of
 
 Runner = Callable[[Tensor, Mapping[str, Tensor], bool], tuple[list[Tensor], dict[str, Tensor]]]

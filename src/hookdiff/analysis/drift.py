@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from hookdiff.analysis._chain import Chain, build_chain, line_batch, prepare
 from hookdiff.analysis.attribution import _weights
 from hookdiff.analysis.linear import jvp_all_depths
-from hookdiff.contract import tile_rows
 from hookdiff.errors import ShapeMismatchError
+from hookdiff.ops import tile_rows
 
 __all__ = ["readout_onset"]
 

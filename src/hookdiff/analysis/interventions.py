@@ -32,9 +32,10 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from hookdiff.analysis._chain import Chain, build_chain, line_batch, maxpool_gather, prepare
-from hookdiff.contract import PATTERN_KINDS, HoldsState, Op, OpGraphModel, apply_op, tile_rows
+from hookdiff.contract import PATTERN_KINDS, HoldsState, Op, OpGraphModel
 from hookdiff.errors import InterventionError, ShapeMismatchError, unknown_name_message
 from hookdiff.hooks import attach, capture
+from hookdiff.ops import apply_op, tile_rows
 from hookdiff.segments import as_segmented
 
 __all__ = ["VARIANTS", "cut_scan", "freezable", "line_response", "valid_cuts"]

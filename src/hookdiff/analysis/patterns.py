@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from hookdiff.analysis._attrs import describe_variable
 from hookdiff.analysis._chain import build_chain, line_batch, prepare
-from hookdiff.contract import tile_rows
+from hookdiff.ops import tile_rows
 
 __all__ = ["flip_fractions", "pattern_flips"]
 
