@@ -146,41 +146,41 @@ def nonlinearity(
     """
     chain = build_chain(model, hook, depths)
     skipped = _walk_skipped(chain, breakpoints)  # fail before the sweep
-    breakpoints = skipped is None
-    ds = linear_response(
-        model,
-        activations,
-        hook,
-        vector,
-        ts,
-        depths=depths,
-        context=context,
-        threshold=threshold,
-        max_rows=max_rows,
-    )
-    t = ds["t"].values
-    t_min, t_max = float(t.min()), float(t.max())
     if breakpoint_samples is not None and breakpoint_samples < 1:
         raise ValueError(f"breakpoint_samples must be None or >= 1, got {breakpoint_samples}")
+    kwargs = {"depths": depths, "context": context, "threshold": threshold, "max_rows": max_rows}
+    ds = linear_response(model, activations, hook, vector, ts, **kwargs)
+    t = ds["t"].values
     walked = 0
-    if breakpoints and t_max > t_min:
-        a, v, ctx = prepare(chain, activations, vector, context)
-        b = a.shape[0]
-        walked = b if breakpoint_samples is None else min(b, breakpoint_samples)
-        ctx = {name: c[:walked] for name, c in ctx.items()}
-        walk = walk_line(chain, a[:walked], v[:walked], ctx, t_min, t_max, max_pieces=max_pieces)
-        ds = ds.merge(breakpoint_dataset(chain, walk, b, t_min, t_max, density_bins, walked=walked))
-    ds.attrs.update(
-        hook=hook,
-        seed=-1 if seed is None else int(seed),
-        threshold=float(threshold),
-        t_min=t_min,
-        t_max=t_max,
-        breakpoints=int(bool(breakpoints)),
-        breakpoint_samples=walked,
-        breakpoints_skipped=skipped or "",
-    )
+    if skipped is None and t.max() > t.min():
+        line = (activations, vector, context)
+        ds, walked = _with_walk(ds, chain, line, breakpoint_samples, max_pieces, density_bins)
+    ds.attrs.update(hook=hook, seed=-1 if seed is None else int(seed), threshold=float(threshold))
+    ds.attrs.update(t_min=float(t.min()), t_max=float(t.max()), breakpoints=int(skipped is None))
+    ds.attrs.update(breakpoint_samples=walked, breakpoints_skipped=skipped or "")
     return describe(ds)
+
+
+def _with_walk(
+    ds: xr.Dataset,
+    chain: Chain,
+    line: tuple[Tensor, Tensor, Mapping[str, Tensor] | None],
+    breakpoint_samples: int | None,
+    max_pieces: int | None,
+    density_bins: int,
+) -> tuple[xr.Dataset, int]:
+    """``ds`` with the exact line walk's variables over [min t, max t] of its first samples
+    (``line`` = activations, vector, context), and how many samples were walked."""
+    t = ds["t"].values
+    t_min, t_max = float(t.min()), float(t.max())
+    a, v, ctx = prepare(chain, *line)
+    b = a.shape[0]
+    walked = b if breakpoint_samples is None else min(b, breakpoint_samples)
+    ctx = {name: c[:walked] for name, c in ctx.items()}
+    walk = walk_line(chain, a[:walked], v[:walked], ctx, t_min, t_max, max_pieces=max_pieces)
+    return ds.merge(
+        breakpoint_dataset(chain, walk, b, t_min, t_max, density_bins, walked=walked)
+    ), walked
 
 
 def _walk_skipped(chain: Chain, breakpoints: bool | None) -> str | None:

@@ -93,14 +93,7 @@ def plot_vector_field(
             color=color, angles="xy", scale_units="xy", scale=1.6, width=0.006,
         )  # fmt: skip
     if mark:
-        if state.cheese is not None:
-            ax.plot(state.cheese[1], state.cheese[0], "o", color="gold", ms=7, mec="k")
-        ax.plot(state.margin, state.margin, "o", color="tab:blue", ms=5)
-        tr = top_right_cell(state)
-        ax.plot(tr[1], tr[0], "s", mfc="none", mec="tab:green", ms=9, mew=1.5)
-        ds = decision_square(state)
-        if ds is not None:
-            ax.plot(ds[1], ds[0], "o", mfc="none", mec="k", ms=11, mew=1.5)
+        _mark_cells(ax, state)
     ax.set_xlim(-0.5, wd - 0.5)
     ax.set_ylim(-0.5, wd - 0.5)
     ax.set_xticks([])
@@ -111,3 +104,16 @@ def plot_vector_field(
     if path is not None:
         fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
+
+
+def _mark_cells(ax: Any, state: MazeState) -> None:
+    """Mark the cheese (yellow), the start (blue), the top-right cell (green square) and the
+    decision square (black ring)."""
+    if state.cheese is not None:
+        ax.plot(state.cheese[1], state.cheese[0], "o", color="gold", ms=7, mec="k")
+    ax.plot(state.margin, state.margin, "o", color="tab:blue", ms=5)
+    tr = top_right_cell(state)
+    ax.plot(tr[1], tr[0], "s", mfc="none", mec="tab:green", ms=9, mew=1.5)
+    ds = decision_square(state)
+    if ds is not None:
+        ax.plot(ds[1], ds[0], "o", mfc="none", mec="k", ms=11, mew=1.5)
