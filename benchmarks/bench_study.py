@@ -100,14 +100,18 @@ def _print(r: dict[str, object]) -> None:
         + f"  [{r['agent']}, device {r['config']['device']}]"
     )
     steps, cpu = r["steps_s"], r["steps_cpu_s"]
-    print("  steps (wall / CPU s): " + ", ".join(
-        f"{k} {v:.1f}/{cpu[k]:.1f}" if k in cpu else f"{k} {v:.1f}" for k, v in steps.items()
-    ))  # fmt: skip
+    print(
+        "  steps (wall / CPU s): "
+        + ", ".join(
+            f"{k} {v:.1f}/{cpu[k]:.1f}" if k in cpu else f"{k} {v:.1f}" for k, v in steps.items()
+        )
+    )
     peaks = r["steps_peak_mib"]
     if peaks:
-        print("  process peak RSS when each step ended (GiB): " + ", ".join(
-            f"{k} {v / 1024:.2f}" for k, v in peaks.items()
-        ))  # fmt: skip
+        print(
+            "  process peak RSS when each step ended (GiB): "
+            + ", ".join(f"{k} {v / 1024:.2f}" for k, v in peaks.items())
+        )
 
 
 def estimate_full(base: Path, extra: list[str]) -> None:

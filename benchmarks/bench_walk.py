@@ -102,8 +102,9 @@ def grid_bisection(chain, a, v, ctx, t_max, points, n_bisect, seed):
 def pick(r: WalkResult, i: int) -> WalkResult:
     """The breakpoints of sample ``i`` of a walk of several lines, as a walk of that line alone."""
     m = r.sample == i
-    return WalkResult(r.sample[m] * 0, r.t[m], r.layer[m], r.layers, r.kink[m], r.kink_depth,
-                      r.unit[m])  # fmt: skip
+    return WalkResult(
+        r.sample[m] * 0, r.t[m], r.layer[m], r.layers, r.kink[m], r.kink_depth, r.unit[m]
+    )
 
 
 def together(chain: Chain, todo: list, singles: list, old_per_line: float, tm: float, repeats: int):
@@ -173,8 +174,10 @@ def main() -> None:
             f"{'identical' if not diff else 'DIFFERENT: ' + diff}; reference {best['old']:.2f} s, "
             f"new {best['new']:.2f} s, ratio {ratios[-1]:.2f}x"
         )
-    print(f"ratio reference / new: total {total_old / total_new:.2f}x, per line "
-          f"median {np.median(ratios):.2f}x, min {min(ratios):.2f}x")  # fmt: skip
+    print(
+        f"ratio reference / new: total {total_old / total_new:.2f}x, per line "
+        f"median {np.median(ratios):.2f}x, min {min(ratios):.2f}x"
+    )
     if args.batch > 1:
         n = min(args.batch, len(todo))
         together(chain, todo[:n], news, float(np.mean(olds[:n])), tm, args.repeats)

@@ -53,8 +53,10 @@ def main() -> None:
         k: build_chain(copy.deepcopy(policy).double().to(d), HOOK, None) for k, d in devices.items()
     }
     name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else str(gpu)
-    print(f"shipped agent, float64, {HOOK}, t in [-{args.t_max}, {args.t_max}]; "
-          f"CPU {args.threads} thread(s) vs {name}")  # fmt: skip
+    print(
+        f"shipped agent, float64, {HOOK}, t in [-{args.t_max}, {args.t_max}]; "
+        f"CPU {args.threads} thread(s) vs {name}"
+    )
     ratios = []
     for i in range(args.lines):
         best, out = {}, {}
@@ -71,9 +73,11 @@ def main() -> None:
         gap = np.abs(cpu.t - cuda.t).max() if same and len(cpu.t) else np.nan
         same = same and (not len(cpu.t) or gap <= 1e-9)
         ratios.append(best["cpu"] / best["gpu"])
-        print(f"line {i}: {len(cpu.t)} breakpoints on the CPU, {len(cuda.t)} on the GPU, "
-              f"{'identical' if same else 'DIFFERENT'} (max |dt| {gap:.1e}); CPU {best['cpu']:.2f} s,"
-              f" GPU {best['gpu']:.2f} s, ratio {ratios[-1]:.2f}x")  # fmt: skip
+        print(
+            f"line {i}: {len(cpu.t)} breakpoints on the CPU, {len(cuda.t)} on the GPU, "
+            f"{'identical' if same else 'DIFFERENT'} (max |dt| {gap:.1e}); CPU {best['cpu']:.2f} s,"
+            f" GPU {best['gpu']:.2f} s, ratio {ratios[-1]:.2f}x"
+        )
     print(f"CPU / GPU per line: median {np.median(ratios):.2f}x, min {min(ratios):.2f}x")
 
 

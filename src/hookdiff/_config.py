@@ -231,16 +231,23 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         text += f" (default: {_shown(f)})"
         if hint is bool:
             parser.add_argument(
-                flag(f), dest=f.name, action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS, help=text,
-            )  # fmt: skip
+                flag(f),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=text,
+            )
             continue
         is_list = typing.get_origin(_split_optional(hint)[0]) is tuple
         metavar = "A,B,..." if is_list else flag(f).lstrip("-").replace("-", "_").upper()
         parser.add_argument(
-            flag(f), dest=f.name, type=_argument_type(f, hint), default=argparse.SUPPRESS,
-            metavar=metavar, help=text,
-        )  # fmt: skip
+            flag(f),
+            dest=f.name,
+            type=_argument_type(f, hint),
+            default=argparse.SUPPRESS,
+            metavar=metavar,
+            help=text,
+        )
 
 
 def from_args(cls: type[C], args: argparse.Namespace, base: C | None = None) -> C:

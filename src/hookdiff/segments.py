@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 
 from hookdiff.contract import INPUT, DeclaresReadouts, Op, Readout, SegmentedModel
-from hookdiff.ops import tile_rows
 from hookdiff.errors import NoHookChainError, UnknownHookError, unknown_name_message
+from hookdiff.ops import tile_rows
 
 __all__ = ["as_segmented", "locate", "output_of"]
 

@@ -59,8 +59,9 @@ def test_agent_nonlinearity_on_cuda_equals_the_cpu_in_float64(line):
     policy64, acts, v = line
     ts = [-1.0, -0.5, 0.0, 0.5, 1.0]
     cpu = nonlinearity(policy64, acts, HOOK, v, ts, breakpoints=True)
-    gpu = nonlinearity(copy.deepcopy(policy64).cuda(), acts.cuda(), HOOK, v.cuda(), ts,
-                       breakpoints=True)  # fmt: skip
+    gpu = nonlinearity(
+        copy.deepcopy(policy64).cuda(), acts.cuda(), HOOK, v.cuda(), ts, breakpoints=True
+    )
     assert set(gpu.data_vars) == set(cpu.data_vars)
     for name in cpu.data_vars:
         a, b = cpu[name].values, gpu[name].values
@@ -78,8 +79,9 @@ def test_greedy_rollout_on_cuda_takes_the_cpu_actions(mazes):
     steering = [Steering(HOOK, v, -1.0)]
     with ieee_float32():
         cpu = rollout(policy, mazes, steering=steering, greedy=True, max_steps=60)
-        gpu = rollout(copy.deepcopy(policy).cuda(), mazes, steering=steering, greedy=True,
-                      max_steps=60)  # fmt: skip
+        gpu = rollout(
+            copy.deepcopy(policy).cuda(), mazes, steering=steering, greedy=True, max_steps=60
+        )
         p_cpu = decision_square_probs(policy, mazes, steering=steering)
         p_gpu = decision_square_probs(copy.deepcopy(policy).cuda(), mazes, steering=steering)
     np.testing.assert_array_equal(gpu["path"].values, cpu["path"].values)
@@ -97,8 +99,17 @@ def test_quick_study_on_cuda_matches_the_cpu():
     gpu = study_dataset(dataclasses.replace(config, device="cuda"), progress=False)
     assert gpu.attrs["later_hook"] == cpu.attrs["later_hook"]
     assert set(gpu.data_vars) == set(cpu.data_vars) and dict(gpu.sizes) == dict(cpu.sizes)
-    for name in ("p_toward_cheese", "p_toward_top_right", "vector_norm", "candidate_effect",
-                 "diff_norm", "linear_norm", "base_norm", "field_probs", "loc_base"):  # fmt: skip
+    for name in (
+        "p_toward_cheese",
+        "p_toward_top_right",
+        "vector_norm",
+        "candidate_effect",
+        "diff_norm",
+        "linear_norm",
+        "base_norm",
+        "field_probs",
+        "loc_base",
+    ):
         np.testing.assert_allclose(
             gpu[name].values, cpu[name].values, rtol=1e-4, atol=1e-6, equal_nan=True, err_msg=name
         )
@@ -109,9 +120,17 @@ def test_quick_study_on_cuda_matches_the_cpu():
 
 
 def test_training_and_evaluation_run_on_cuda(tmp_path):
-    config = TrainConfig(out_dir=str(tmp_path / "run"), total_samples=64 * 4, batch_size=64,
-                         eval_every=2, eval_mazes=2, chunk_mazes=2, threads=1,
-                         dagger_samples=0, device="cuda")  # fmt: skip
+    config = TrainConfig(
+        out_dir=str(tmp_path / "run"),
+        total_samples=64 * 4,
+        batch_size=64,
+        eval_every=2,
+        eval_mazes=2,
+        chunk_mazes=2,
+        threads=1,
+        dagger_samples=0,
+        device="cuda",
+    )
     result = train(config, progress=False)
     assert result.finished and result.steps == 4 and result.val_accuracy is not None
     policy = load_checkpoint(tmp_path / "run" / "policy.pt")  # written from the GPU, read on CPU

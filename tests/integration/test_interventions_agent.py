@@ -41,8 +41,9 @@ def setup():
 
 def test_linearize_at_the_logits_is_the_jvp(setup) -> None:
     policy, a, v = setup
-    lin = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out",
-                        variant="linearize")  # fmt: skip
+    lin = line_response(
+        policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out", variant="linearize"
+    )
     f = lambda x: policy.run_segment(x, HOOK, "fc_policy_out")  # noqa: E731
     base, jv = torch.func.jvp(f, (a,), (v.expand_as(a),))
     for t in TS:
@@ -55,8 +56,9 @@ def test_freezing_every_layer_makes_the_logits_affine_and_equal_to_linearizing(s
     every = freezable(policy, HOOK, "fc_policy_out")
     assert len(every) == 9  # 2 relus in block2.res2, maxpool + 4 relus in block3, relu3, relufc
     fro = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out", freeze=every).values
-    lin = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out",
-                        variant="linearize").values  # fmt: skip
+    lin = line_response(
+        policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out", variant="linearize"
+    ).values
     np.testing.assert_allclose(fro, lin, rtol=1e-9, atol=1e-9)
     exact = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out").values
     assert np.abs(exact - fro).max() > 1e-3  # the agent is not linear along this line
@@ -64,8 +66,9 @@ def test_freezing_every_layer_makes_the_logits_affine_and_equal_to_linearizing(s
 
 def test_symmetrize_at_the_logits_removes_the_even_part_of_the_directions(setup) -> None:
     policy, a, v = setup
-    sym = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out",
-                        variant="symmetrize").values  # fmt: skip
+    sym = line_response(
+        policy, a, HOOK, v, TS, depth="fc_policy_out", cut="fc_policy_out", variant="symmetrize"
+    ).values
     exact = line_response(policy, a, HOOK, v, TS, depth="fc_policy_out").values
     base = exact[TS.index(0.0)]
     for i, t in enumerate(TS):
@@ -80,11 +83,11 @@ def test_cuts_inside_a_residual_branch_or_upstream_are_refused(setup) -> None:
     assert not any(".conv1_out" in c or ".relu1_out" in c for c in cuts)
     for bad in ("embedder.block2.res2.conv1_out", "embedder.block2.maxpool_out"):
         with pytest.raises(InterventionError, match="closest|valid"):
-            line_response(policy, a, HOOK, v, TS, depth="directions", cut=bad,
-                          variant="linearize")  # fmt: skip
+            line_response(policy, a, HOOK, v, TS, depth="directions", cut=bad, variant="linearize")
     with pytest.raises(InterventionError, match="relu1_out"):
-        line_response(policy, a, HOOK, v, TS, depth="directions",
-                      freeze=["embedder.block3.res1.relu_out"])  # fmt: skip
+        line_response(
+            policy, a, HOOK, v, TS, depth="directions", freeze=["embedder.block3.res1.relu_out"]
+        )
 
 
 def test_even_part_of_a_log_prob_readout_splits_exactly_over_kinks(setup) -> None:
@@ -100,8 +103,9 @@ def test_even_part_of_a_log_prob_readout_splits_exactly_over_kinks(setup) -> Non
     logit_line = line_response(policy, a1, HOOK, v, grid, depth="fc_policy_out")
     r = logit_line.values[:, 0] @ w[0].numpy()
     direct = [r[grid.index(t)] + r[grid.index(-t)] - 2 * r[grid.index(0.0)] for t in ts]
-    np.testing.assert_allclose(even_from_kinks(attribution, ts).values[0], direct, rtol=1e-7,
-                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        even_from_kinks(attribution, ts).values[0], direct, rtol=1e-7, atol=1e-9
+    )
     per_layer = even_from_kinks(attribution, [1.0], by="layer")
     assert per_layer.sizes["layer"] >= 3
 
@@ -113,7 +117,9 @@ def test_cut_scan_of_the_directions_readout_equals_line_response(setup) -> None:
     assert scan.dims[-1] == "direction" and scan.sizes["direction"] == 5
     for cut in cuts:
         for variant in ("linearize", "symmetrize"):
-            one = line_response(policy, a, HOOK, v, TS, depth="directions", cut=cut,
-                                variant=variant)  # fmt: skip
-            np.testing.assert_allclose(scan.sel(cut=cut, variant=variant).values, one.values,
-                                       rtol=1e-9, atol=1e-12)  # fmt: skip
+            one = line_response(
+                policy, a, HOOK, v, TS, depth="directions", cut=cut, variant=variant
+            )
+            np.testing.assert_allclose(
+                scan.sel(cut=cut, variant=variant).values, one.values, rtol=1e-9, atol=1e-12
+            )

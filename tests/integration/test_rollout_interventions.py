@@ -87,8 +87,9 @@ def test_symmetrized_rollout_equals_a_per_step_computation(policy, mazes, vector
             return policy(x) + 0.5 * (plus - minus)
 
     _check_moves(ds, seen, states, logits_of)
-    exact = rollout(policy, states, steering=[Steering(HOOK, vector, coeffs)], max_steps=STEPS,
-                    greedy=True)  # fmt: skip
+    exact = rollout(
+        policy, states, steering=[Steering(HOOK, vector, coeffs)], max_steps=STEPS, greedy=True
+    )
     assert (exact.path.values != ds.path.values).any()  # the intervention changed behaviour
     assert_no_hooks(policy)
 
@@ -107,8 +108,16 @@ def test_linearized_rollout_with_per_env_vectors_equals_line_response(
         _, cache = policy.run_with_cache(obs_to_tensor(obs))
         rows = []
         for i, e in enumerate(envs):
-            r = line_response(policy, cache[HOOK][i : i + 1], HOOK, vectors[e],
-                              [float(coeffs[e])], depth=OUT, cut=cut, variant="linearize")  # fmt: skip
+            r = line_response(
+                policy,
+                cache[HOOK][i : i + 1],
+                HOOK,
+                vectors[e],
+                [float(coeffs[e])],
+                depth=OUT,
+                cut=cut,
+                variant="linearize",
+            )
             rows.append(torch.from_numpy(r.values[0, 0]))
         return torch.stack(rows)
 
@@ -136,13 +145,24 @@ def test_freezing_every_layer_equals_linearizing_at_the_output(policy, mazes, ve
     coeffs = torch.tensor([-3.0] * 3 + [3.0] * 3)
     every = tuple(freezable(policy, HOOK, OUT))
     assert len(every) == 9
-    frozen = rollout(policy, states, steering=[Steering(HOOK, vector, coeffs, freeze=every)],
-                     max_steps=STEPS, greedy=True)  # fmt: skip
-    linear = rollout(policy, states, max_steps=STEPS, greedy=True,
-                     steering=[Steering(HOOK, vector, coeffs, cut=OUT, variant="linearize")])  # fmt: skip
+    frozen = rollout(
+        policy,
+        states,
+        steering=[Steering(HOOK, vector, coeffs, freeze=every)],
+        max_steps=STEPS,
+        greedy=True,
+    )
+    linear = rollout(
+        policy,
+        states,
+        max_steps=STEPS,
+        greedy=True,
+        steering=[Steering(HOOK, vector, coeffs, cut=OUT, variant="linearize")],
+    )
     np.testing.assert_array_equal(frozen.path.values, linear.path.values)
-    exact = rollout(policy, states, steering=[Steering(HOOK, vector, coeffs)], max_steps=STEPS,
-                    greedy=True)  # fmt: skip
+    exact = rollout(
+        policy, states, steering=[Steering(HOOK, vector, coeffs)], max_steps=STEPS, greedy=True
+    )
     assert (exact.path.values != frozen.path.values).any()
 
 

@@ -19,6 +19,7 @@ from hookdiff.agent import checkpoint_sha256, default_checkpoint_path
 from hookdiff.cli import main
 from hookdiff.training.ship import model_card_path
 
+# fmt: skip below: the flag-value pairs read as a table
 TINY_TRAIN = [
     "--total-samples", "128", "--batch-size", "64", "--chunk-mazes", "2", "--eval-mazes", "2",
     "--eval-every", "1", "--threads", "1", "--dagger-samples", "64", "--dagger-mazes", "2",
@@ -63,6 +64,7 @@ def test_demo_runs_without_pytest(tmp_path):
 
 def test_study_then_plot(tmp_path, capsys):
     out = tmp_path / "study"
+    # fmt: skip below: the flag-value pairs read as a table
     argv = [
         "study", "--quick", "--n-mazes", "1", "--ts=-1,0,1", "--rollout-ts=-1,0,1",
         "--rollout-max-steps", "3", "--later-candidates", "embedder.block2.res1.resadd_out",

@@ -169,9 +169,10 @@ def test_random_scale4_checkpoint_is_the_published_size_and_seeded(tmp_path: Pat
     again = write_random_checkpoint(tmp_path / "again.pt", scale=4, seed=7)
     other = load_checkpoint(write_random_checkpoint(tmp_path / "other.pt", scale=4, seed=8))
     for (name, a), b, c in zip(
-        policy.state_dict().items(), load_checkpoint(again).state_dict().values(),
+        policy.state_dict().items(),
+        load_checkpoint(again).state_dict().values(),
         other.state_dict().values(),
-    ):  # fmt: skip
+    ):
         assert torch.equal(a, b), name
         if name.endswith("weight"):
             assert not torch.equal(a, c), name

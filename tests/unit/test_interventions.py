@@ -177,8 +177,14 @@ def test_bad_interventions_name_the_valid_choices() -> None:
 def test_kink_attribution_by_hand() -> None:
     net = nn.Sequential(nn.Identity(), nn.ReLU()).double()
     a = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
-    ds = kink_attribution(net, a, "0", torch.tensor([1.0, -0.5], dtype=torch.float64), 5.0,
-                          weights=torch.tensor([2.0, 3.0], dtype=torch.float64))  # fmt: skip
+    ds = kink_attribution(
+        net,
+        a,
+        "0",
+        torch.tensor([1.0, -0.5], dtype=torch.float64),
+        5.0,
+        weights=torch.tensor([2.0, 3.0], dtype=torch.float64),
+    )
     # unit 0 turns on at t = -1 (slope 0 -> 1, weight 2); unit 1 turns off at t = -4 going
     # right (slope -0.5 -> 0, weight 3): jumps 2·1 and 3·0.5
     np.testing.assert_allclose(ds["t"].values, [-4.0, -1.0])

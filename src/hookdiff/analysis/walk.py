@@ -236,8 +236,13 @@ def _walk(
             k += 1
         else:  # this batch reached the deepest op: keep its slope on every piece
             p_out, d_out = pieces.env[steps[-1].name]
-            d_out = torch.zeros((len(pieces),) + p_out.shape[1:], dtype=p_out.dtype,
-                                device=p_out.device) if d_out is None else d_out  # fmt: skip
+            d_out = (
+                torch.zeros(
+                    (len(pieces),) + p_out.shape[1:], dtype=p_out.dtype, device=p_out.device
+                )
+                if d_out is None
+                else d_out
+            )
             finals.append((pieces.sample, pieces.t0, d_out.reshape(len(pieces), -1)))
     return records, finals
 
@@ -328,8 +333,9 @@ def _conv_rows(m: nn.Module, d: Tensor) -> Tensor:
     out = d.new_empty((len(d), m.out_channels) + _conv_size(m, d.shape[2:]))
     size, stride, pad = list(m.kernel_size), list(m.stride), list(m.padding)
     for i in range(0, len(d), rows):
-        torch._C._nn.thnn_conv2d(d[i : i + rows], m.weight, size, None, stride, pad,
-                                 out=out[i : i + rows])  # fmt: skip
+        torch._C._nn.thnn_conv2d(
+            d[i : i + rows], m.weight, size, None, stride, pad, out=out[i : i + rows]
+        )
     return out
 
 
