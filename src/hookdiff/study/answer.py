@@ -27,7 +27,28 @@ import numpy as np
 import xarray as xr
 
 from hookdiff.errors import UnknownNameError, unknown_name_message
-from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference, wilson
+from hookdiff.stats import Interval, bootstrap_mean, paired_difference, wilson
+from hookdiff.study.schema import (
+    CONTROLS,
+    CUT_READOUT,
+    PRIMARY,
+    READOUT_TEXT,
+    READOUTS,
+    SOFTMAX_READOUTS,
+)
+from hookdiff.study.select import (
+    bootstrap_seed,
+    created_cut,
+    cut_intervals,
+    even_of_target,
+    layer_scan,
+    loc_values,
+    made_between,
+    published_t,
+    t_loc_one,
+    target_readout,
+)
+from hookdiff.study.targets import VECTOR_SPECS
 
 __all__ = [
     "CONTROLS",
@@ -60,27 +81,6 @@ __all__ = [
     "verdict",
 ]
 
-#: Readouts of the target (the localisation's ``readout`` coordinate): the probability of the
-#: step toward it, that probability's log-odds, and the margin (the log-odds linearised in the
-#: logits at t = 0: linear in the logits, so its even part is the asymmetry made in the logits).
-READOUTS = ("p", "logodds", "margin")
-#: What each readout is (the ``readout`` attr of every variable over ``readout``).
-READOUT_TEXT = (
-    "p: P(step toward the vector's target) at the decision square; logodds: log P − log(1 − P) "
-    "from the logits; margin: the log-odds linearised in the logits at the line's own t = 0, "
-    "l(z0) + grad l(z0)·(z − z0), linear in the logits, so its even part is the asymmetry made "
-    "in the logits (0 with the logits symmetrised)"
-)
-#: The readouts of the softmax's output: behaviour, and the softmax-only test.
-SOFTMAX_READOUTS = ("p", "logodds")
-#: The readout of the claims compared across conditions (layers, base swap, controls): log-odds
-#: has no floor or ceiling, so a change of size does not come from P saturating.
-PRIMARY = "logodds"
-#: The readout the creation cut is read on: the margin's even part is exactly 0 with the logits
-#: symmetrised, so a cut scan of it can reach 0 (the log-odds' cannot: the softmax's curvature).
-CUT_READOUT = "margin"
-#: The controls set beside each maze's own vector.
-CONTROLS = ("random", "other_maze", "untrained")
 #: The claims in the order the answer gives them.
 KINDS = (
     "asymmetry",
@@ -123,12 +123,6 @@ NEEDS = {
 #: The cut whose symmetrised scan point is the softmax-only test.
 LOGITS = "fc_policy_out"
 
-_TARGET = {"cheese": "p_toward_cheese", "top_right": "p_toward_top_right"}
-_REACH = {"cheese": "reached_cheese", "top_right": "reached_top_right"}
-_LOC_REACH = {"cheese": "loc_roll_reached_cheese", "top_right": "loc_roll_reached_top_right"}
-_NAME = {"cheese": "cheese", "top_right": "the top-right cell"}
-_LABEL = {"cheese": "cheese", "top_right": "top-right"}
-_SWAPPED_BASE = {"cheese": "the maze without cheese", "top_right": "the maze with the corridor"}
 _CONTROL_TEXT = {
     "random": "a random direction (same norm per position)",
     "other_maze": "another maze's vector",
@@ -139,72 +133,6 @@ _CONTROL_TEXT = {
 # --------------------------------------------------------------------------------------------
 # Reading the dataset
 # --------------------------------------------------------------------------------------------
-
-
-def target_readout(
-    ds: xr.Dataset, vector: str, readout: str, site: str = "steering"
-) -> xr.DataArray:
-    """The vector's target readout over (t, maze) at ``site``: P(step toward it) or its log-odds."""
-    p = ds[_TARGET[vector]].sel(site=site, vector=vector)
-    return p if readout == "p" else p.copy(data=log_odds(p.values))
-
-
-def even_of_target(r: xr.DataArray, t: float) -> np.ndarray:
-    """E(t) = r(t) + r(−t) − 2 r(0) per maze, from a readout over (t, maze)."""
-    return (r.sel(t=t) + r.sel(t=-t) - 2 * r.sel(t=0.0)).values
-
-
-def t_loc_one(ds: xr.Dataset) -> float:
-    """The localisation's t closest to 1 (the published |t|)."""
-    ts = np.asarray(ds["t_loc"].values, dtype=float)
-    return float(ts[np.argmin(np.abs(ts - 1.0))])
-
-
-def loc_values(ds: xr.Dataset, name: str, vector: str, t: float, **sel: Any) -> np.ndarray:
-    """One localisation variable at ``vector`` and ``t_loc = t`` (and ``sel``), over mazes."""
-    return ds[name].sel(vector=vector, t_loc=t, **sel).values
-
-
-def published_t(ds: xr.Dataset) -> dict[str, float]:
-    """The coefficient at which each vector was published to steer (the dataset's ``effect_t``)."""
-    if "effect_t" in ds.attrs:
-        return {k: float(v) for k, v in json.loads(ds.attrs["effect_t"]).items()}
-    from hookdiff.study.measure import EFFECT_T
-
-    return dict(EFFECT_T)
-
-
-def bootstrap_seed(ds: xr.Dataset) -> int:
-    """The bootstrap seed: the study's analysis seed (0 without one)."""
-    return int(json.loads(ds.attrs.get("seeds", "{}")).get("analysis", 0))
-
-
-def cut_intervals(
-    ds: xr.Dataset, vector: str, variant: str, readout: str, t: float, seed: int
-) -> list[tuple[str, Interval]]:
-    """E(t) with the network cut at each cut (forward order) and ``variant``, with intervals."""
-    return [
-        (
-            str(c),
-            bootstrap_mean(
-                loc_values(ds, "loc_even_cut", vector, t, variant=variant, cut=c, readout=readout),
-                seed=seed,
-            ),
-        )
-        for c in ds["cut"].values
-    ]
-
-
-def layer_scan(
-    ds: xr.Dataset, name: str, vector: str, readout: str, t: float, seed: int
-) -> list[tuple[str, Interval]]:
-    """Per frozen layer: the paired change of E from the exact network (``name``'s E − exact E)."""
-    exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
-    out = []
-    for layer in ds["frozen_layer"].values:
-        e = loc_values(ds, name, vector, t, frozen_layer=layer, readout=readout)
-        out.append((str(layer), paired_difference(e, exact, seed=seed)))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +188,7 @@ def verdict(iv: Interval) -> str:
 
 
 def _readout_text(vector: str, readout: str) -> str:
-    p = f"P(toward {_NAME[vector]})"
+    p = f"P(toward {VECTOR_SPECS[vector].target})"
     return {
         "p": p,
         "logodds": f"the log-odds of {p}",
@@ -305,7 +233,7 @@ def _asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") -
         )
         at = "" if where is None else f" steered at the later layer `{where}`"
         text = (
-            f"Add/subtract asymmetry of the {_LABEL[vector]} vector{at} at |t| = 1: "
+            f"Add/subtract asymmetry of the {VECTOR_SPECS[vector].label} vector{at} at |t| = 1: "
             f"E = r(+1) + r(−1) − 2r(0) of {_readout_text(vector, readout)} = "
             f"{interval_text(iv)} (n = {iv.n} mazes), {verdict(iv)}."
         )
@@ -362,25 +290,6 @@ def _created(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     return out
 
 
-def made_between(ds: xr.Dataset, vector: str, t: float, seed: int) -> list[tuple[str, Interval]]:
-    """The margin's asymmetry made between consecutive cuts, paired per maze.
-
-    With the network symmetrised at cut c, E(c) is the asymmetry made after c (the exact E: after
-    the steering layer). So E(c_prev) − E(c) is what the layers between c_prev and c make; the
-    steps telescope to the exact E, since E with the logits symmetrised is 0. Entries are
-    ``("c_prev → c", paired interval)`` in forward order, the first from the steering layer.
-    """
-    exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=CUT_READOUT)
-    before, name, out = exact, str(ds.attrs.get("steering_hook", "the steering layer")), []
-    for cut in [str(c) for c in ds["cut"].values]:
-        e = loc_values(
-            ds, "loc_even_cut", vector, t, variant="symmetrize", cut=cut, readout=CUT_READOUT
-        )
-        out.append((f"{name} → {cut}", paired_difference(before, e, seed=seed)))
-        before, name = e, cut
-    return out
-
-
 def _made(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     """Between which consecutive cuts the largest part of the margin's asymmetry is made."""
     t = t_loc_one(ds)
@@ -401,32 +310,6 @@ def _made(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         f" ({verdict(iv)}); the steps between consecutive cuts add up to the exact E."
     )
     return [_claim("made", text, iv, span, CUT_READOUT)]
-
-
-def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]]:
-    """Where a cut scan says the asymmetry is created, and the cuts that break monotonicity.
-
-    The creation cut is the first measured cut from which on every measured cut's E is
-    indistinguishable from 0: the asymmetry is made before it, and nothing after it adds any. A
-    cut before it whose E is also indistinguishable from 0 is named as non-monotone (E comes back
-    after it), not taken as the answer. ``None`` when the last measured cut's E is still
-    distinguishable from 0 (part of the asymmetry is made after the last cut).
-
-    Example:
-        >>> z, e = Interval(0.0, -1.0, 1.0, 9), Interval(2.0, 1.0, 3.0, 9)
-        >>> created_cut([("a", e), ("b", z), ("c", e), ("d", z), ("e", z)])
-        (3, ['b'])
-    """
-    measured = [i for i, (_, iv) in enumerate(scan) if iv.n]
-    first = None
-    for i in reversed(measured):
-        if scan[i][1].excludes(0.0):
-            break
-        first = i
-    if first is None:
-        return None, []
-    dips = [scan[i][0] for i in measured if i < first and not scan[i][1].excludes(0.0)]
-    return first, dips
 
 
 def _created_text(
@@ -618,7 +501,7 @@ def _base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         fate = f"is not distinguishable from 0 on {' and '.join(bases)} base"
     text = (
         f"Base swap ({_readout_text(vector, PRIMARY)}, t = {t:g}): added to "
-        f"{_SWAPPED_BASE[vector]}, the {_LABEL[vector]} vector gives E = {interval_text(swap)} "
+        f"{VECTOR_SPECS[vector].swapped_base}, the {VECTOR_SPECS[vector].label} vector gives E = {interval_text(swap)} "
         f"against "
         f"{interval_text(own)} on its own maze (n = {swap.n}); paired change "
         f"{interval_text(change)}, {verdict(change)}; the asymmetry {fate}."
@@ -666,7 +549,7 @@ def _controls(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
 def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     """Rates of reaching the target in rollouts at the published t, 0 and the mirrored t."""
     t_pub = published_t(ds)[vector]
-    reach = ds[_REACH[vector]].sel(site="steering", vector=vector)
+    reach = ds[VECTOR_SPECS[vector].reach_var].sel(site="steering", vector=vector)
     ts = [t for t in (t_pub, 0.0, -t_pub) if t in reach["t"].values]
     if t_pub not in ts or np.isfinite(reach.sel(t=t_pub).values).sum() == 0:
         return []
@@ -678,7 +561,7 @@ def _rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     parts = [
         f"t = {_t_text(t)}: {interval_text(w, 2, False)} (n = {w.n})" for t, w in rates.items()
     ]
-    text = f"Rollouts, rate of reaching {_NAME[vector]} (Wilson 95 %): " + "; ".join(parts)
+    text = f"Rollouts, rate of reaching {VECTOR_SPECS[vector].target} (Wilson 95 %): " + "; ".join(parts)
     if 0.0 in rates:
         diff = paired_difference(reach.sel(t=t_pub).values, reach.sel(t=0.0).values, seed=seed)
         text += (
@@ -707,9 +590,9 @@ def cut_rollout_rates(ds: xr.Dataset, vector: str) -> list[tuple[str, str, dict]
     for variant in [str(v) for v in ds["variant"].values]:
         for cut in [str(c) for c in ds["cut"].values if chosen.sel(cut=c) == 1]:
             rates = {
-                (target, sign): rate(ds[_LOC_REACH[target]].sel(
+                (target, sign): rate(ds[VECTOR_SPECS[target].loc_reach_var].sel(
                     vector=vector, variant=variant, cut=cut, sign=sign).values)
-                for target in _REACH for sign in ("+t", "-t")
+                for target in VECTOR_SPECS for sign in ("+t", "-t")
             }  # fmt: skip
             if any(r.n for r in rates.values()):
                 out.append((variant, cut, rates))
@@ -726,9 +609,9 @@ def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], In
         [d for d in ds["loc_roll_reached_cheese"].dims if d not in ("vector", "maze")]
     )
     rates = {
-        (target, sign): rate(ds[_REACH[target]].sel(site="steering", vector=vector,
+        (target, sign): rate(ds[VECTOR_SPECS[target].reach_var].sel(site="steering", vector=vector,
                                                      t=s * t).values[rolled.values])
-        for target in _REACH for sign, s in (("+t", 1.0), ("-t", -1.0))
+        for target in VECTOR_SPECS for sign, s in (("+t", 1.0), ("-t", -1.0))
     }  # fmt: skip
     return rates if all(r.n for r in rates.values()) else None
 
@@ -736,11 +619,11 @@ def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], In
 def _rates_text(rates: dict[tuple[str, str], Interval]) -> str:
     """``"cheese +t 0.50 [0.09, 0.91], −t …; top-right +t …"`` (Wilson 95 %)."""
     return "; ".join(
-        _LABEL[target] + " " + ", ".join(
+        VECTOR_SPECS[target].label + " " + ", ".join(
             f"{sign.replace('-', '−')} {interval_text(rates[target, sign], 2, False)}"
             for sign in ("+t", "-t")
         )
-        for target in _REACH
+        for target in VECTOR_SPECS
     )  # fmt: skip
 
 
@@ -754,8 +637,8 @@ def _cut_rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
         iv = rates[vector, published]
         verb = {"symmetrize": "symmetrised", "linearize": "linearised"}[variant]
         text = (
-            f"Rollouts of the {_LABEL[vector]} vector at t = ±{t:g} with the network {verb} at "
-            f"`{cut}` (n = {iv.n} mazes): it reaches {_NAME[vector]} at the published sign "
+            f"Rollouts of the {VECTOR_SPECS[vector].label} vector at t = ±{t:g} with the network {verb} at "
+            f"`{cut}` (n = {iv.n} mazes): it reaches {VECTOR_SPECS[vector].target} at the published sign "
             f"{published.replace('-', '−')} in {interval_text(iv, 2, False)} (Wilson 95 %); "
             f"reach rates {_rates_text(rates)}"
         )
@@ -807,7 +690,7 @@ def _matched(ds: xr.Dataset, vector: str, seed: int) -> list[dict]:
     t_max = json.loads(ds.attrs.get("config", "{}")).get("later_max_t", math.nan)
     lead = (
         f"Later layers, each coefficient matched to the steering layer's mean |effect| on "
-        f"P(toward {_NAME[vector]}) at t = {_t_text(published_t(ds)[vector])} "
+        f"P(toward {VECTOR_SPECS[vector].target}) at t = {_t_text(published_t(ds)[vector])} "
         f"({goal:.3f}): {'; '.join(parts) or 'no later candidate'}. A layer still steers when "
         f"the match is reached within |t| ≤ {t_max:g} and the effect toward the published "
         f"direction has its 95 % interval above 0."
@@ -900,8 +783,10 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
     out: dict[str, list[dict[str, Any]]] = {}
     vectors = ds["vector"].values if "vector" in ds.coords else []  # a dataset with no vectors
     for vector in [str(v) for v in vectors]:
-        if vector not in _TARGET:
-            raise UnknownNameError(unknown_name_message("study vector", vector, list(_TARGET)))
+        if vector not in VECTOR_SPECS:
+            raise UnknownNameError(
+                unknown_name_message("study vector", vector, list(VECTOR_SPECS))
+            )
         out[vector] = [
             claim
             for kind in KINDS
