@@ -158,7 +158,8 @@ def _created(c: Claim) -> str:
             f"{_main(c)} (n = {c.n}), {verdict_text(c)}: the logits carry no asymmetry to "
             f"locate at this n, so neither scan names a cut."
         )
-    return _scan_text(c, c.detail["variant"])
+    exact = interval_text(c.detail["exact"])
+    return _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
 
 
 def _made(c: Claim) -> str:
@@ -218,8 +219,8 @@ def _kinks(c: Claim) -> str:
         f"; the sum matches the directly evaluated even part within {d['direct_gap']:.1e}"
     )  # fmt: skip
     return (
-        f"Exact kink attribution (even part at t = {c.t:g} of the margin, the log-odds readout "
-        f"linearised in the logits, on {_count(d['walked'], 'walked maze')}): `{c.where}` "
+        f"Exact kink attribution ({VECTOR_SPECS[c.vector].label} vector, even part at t = "
+        f"{c.t:g} of the margin, the log-odds readout linearised in the logits, on {_count(d['walked'], 'walked maze')}): `{c.where}` "
         f"carries {_main(c)} of the total {interval_text(d['total'])}, {d['share']:.0%} of it, "
         f"the most of any layer{gap}."
     )
