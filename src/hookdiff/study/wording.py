@@ -373,7 +373,7 @@ _LABELS = {
     "softmax": "exact − softmax-only E",
     "knockout": "knock-out: drop of E",
     "knockin": "knock-in: E kept",
-    "kinks": "kink share of E",
+    "kinks": "E carried by one layer's kinks",
     "base_swap": "E on the swapped base",
     "distance": "distance (+v) − (−v)",
     "controls": "E of a control",
