@@ -9,6 +9,7 @@ the sentences carry the fields' numbers).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -372,3 +373,29 @@ def test_verdicts_from_the_fields():
     assert verdict_of(-3e-8, (-6e-8, -1e-9), 40, 0.0) == "negative"  # the tolerance decides
     assert verdict_of(0.01, (-0.02, 0.03), 9, margin=0.05) == "equivalent"
     assert verdict_of(0.01, (-0.02, 0.08), 9, margin=0.05) == "inconclusive"
+
+
+def test_claims_follow_every_vector_of_the_dataset(ds, monkeypatch):
+    # a third vector (a copy of the cheese vector's data): its claims, table and figures come
+    # from its VectorSpec alone, with no branch naming it
+    import xarray as xr
+
+    from hookdiff.study import report
+    from hookdiff.study.answer import claims as claim_records
+    from hookdiff.study.figures import draw
+    from hookdiff.study.targets import VECTOR_SPECS, VectorSpec
+
+    spec = VectorSpec("third", "third", "cheese", -1.0, "p_toward_cheese", "reached_cheese",
+                      "the maze without cheese")  # fmt: skip
+    monkeypatch.setitem(VECTOR_SPECS, "third", spec)
+    third = ds.sel(vector=["cheese"]).assign_coords(vector=["third"])
+    three = xr.concat([ds, third], dim="vector", data_vars="minimal", coords="minimal")
+    three.attrs["effect_t"] = json.dumps({"cheese": -1.0, "top_right": 1.0, "third": -1.0})
+    got = answer(three)
+    assert list(got) == ["cheese", "top_right", "third"]
+    strip = [{k: v for k, v in c.items() if k not in ("claim", "vector")} for c in got["third"]]
+    want = [{k: v for k, v in c.items() if k not in ("claim", "vector")} for c in got["cheese"]]
+    assert strip == want
+    md = report._md(report._answer(three, claim_records(three)), Path("."))
+    assert md.count("| claim | estimate [95 % CI] | n | t | verdict |") == 3
+    assert len(draw(three, "answer_controls").axes) == 2
