@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -18,7 +19,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "package_versions", "remove_stale_temporaries", "write_json"]
+import numpy as np
+
+__all__ = [
+    "atomic_write",
+    "jsonable",
+    "package_versions",
+    "remove_stale_temporaries",
+    "write_json",
+]
 
 #: Distributions whose versions are recorded beside every result.
 RECORDED_PACKAGES = (
@@ -63,6 +72,31 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
     """Delete the temporary files an interrupted :func:`atomic_write` left in ``folder`` (recursively)."""
     for p in Path(folder).rglob(".*.tmp"):
         p.unlink(missing_ok=True)
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with every value JSON can hold as it is: NaN as None (no number), ±inf as
+    ``"inf"`` / ``"-inf"``, numpy scalars and arrays as Python numbers and lists, tuples as lists
+    (dict keys as they are). The one sanitiser for run.json, the answer and the summary.
+
+    Example:
+        >>> jsonable({"a": float("nan"), "b": (float("inf"), np.float32(0.5))})
+        {'a': None, 'b': ['inf', 0.5]}
+    """
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+    return x
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:

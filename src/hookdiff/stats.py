@@ -15,7 +15,7 @@ import numpy as np
 
 from hookdiff.errors import ShapeMismatchError
 
-__all__ = ["Interval", "bootstrap_mean", "log_odds", "paired_difference", "wilson"]
+__all__ = ["Interval", "bootstrap_mean", "log_odds", "paired_difference", "rate", "wilson"]
 
 #: Bootstrap resamples by default.
 N_BOOT = 2000
@@ -98,6 +98,20 @@ def wilson(successes: int, n: int, *, z: float = Z95) -> Interval:
     lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the edges
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return Interval(p, float(lo), float(hi), n)
+
+
+def rate(values: np.ndarray) -> Interval:
+    """The rate of 1s among the finite entries of ``values`` (e.g. rolled-out mazes that reached
+    their target; NaN: not rolled out), with Wilson's interval. The one place a rate is computed.
+
+    Example:
+        >>> iv = rate(np.array([1.0, 0.0, np.nan, 1.0]))
+        >>> iv.estimate, iv.n
+        (0.6666666666666666, 3)
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    x = x[np.isfinite(x)]
+    return wilson(int(x.sum()), int(x.size))
 
 
 def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:

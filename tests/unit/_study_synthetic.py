@@ -6,7 +6,8 @@ answer: noise is symmetric (z and −z), so a quantity built to be 0 has a mean 
 cheese vector: E(1) of P(toward cheese) = r(+1) + r(−1) − 2r(0) = −0.25 (r(0) = 0.6, r(−1) = 0.3,
 r(+1) = 0.65); symmetrised E reaches 0 at ``CUTS[3]``, linearised at ``CUTS[2]``; the softmax-only E
 is 0 (the softmax explains none of it); knock-out of ``L2`` drops it most, knock-in keeps most with
-``L3``; kinks mostly in ``L2``; the base swap flips its sign; +v interpolates.
+``L3`` (``L1`` keeps more in size, with the opposite sign: not "most" of E); kinks mostly in
+``L2``; the base swap flips its sign; +v interpolates.
 top-right vector: E of P(toward top-right) is 0 (r(t) = r(0) + 0.1 t + b·t² with b symmetric);
 the localisation's E = 0.3 everywhere, symmetrised included (the softmax explains all of it);
 the base swap keeps its sign.
@@ -22,6 +23,8 @@ import json
 import numpy as np
 import xarray as xr
 
+from hookdiff.study.schema import CONTROL_LINES, READOUTS, VARIABLES
+
 N = 40
 ROLLOUT_MAZES = 30
 TS = [-1.0, -0.5, 0.0, 0.5, 1.0]
@@ -34,9 +37,8 @@ CUTS = [
     "fc_policy_out",
 ]
 LAYERS = ["L1", "L2", "L3"]
-CONTROLS = ["vector", "random", "other_maze", "base_swap", "untrained"]
-READOUT_SCALE = {"p": 1.0, "logodds": 4.0, "margin": 4.0}
-READOUTS = list(READOUT_SCALE)
+CONTROLS = list(CONTROL_LINES)
+READOUT_SCALE = dict(zip(READOUTS, (1.0, 4.0, 4.0)))  # p, log-odds, margin
 #: Rollouts of the cheese vector: how many of the 30 mazes reach cheese at t = −1, 0, +1.
 REACH_CHEESE = {-1.0: 10, 0.0: 25, 1.0: 26}
 
@@ -83,7 +85,7 @@ CUT_ROLL = {
 }
 
 
-def cut_rollouts() -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+def cut_rollouts() -> dict[str, np.ndarray]:
     """loc_roll_* over (vector, variant, cut, sign, maze) and loc_roll_cut_chosen (vector, cut)."""
     shape = (2, 2, len(CUTS), 2, N)
     reach = {k: np.full(shape, np.nan) for k in ("cheese", "top_right")}
@@ -96,11 +98,10 @@ def cut_rollouts() -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
                 reach[k][vi, 1, ci, :, :CUT_ROLL_MAZES] = 0.0
             for si, count in enumerate(counts):
                 reach[vector][vi, 1, ci, si, :count] = 1.0
-    dims = ("vector", "variant", "cut", "sign", "maze")
     return {
-        "loc_roll_reached_cheese": (dims, reach["cheese"]),
-        "loc_roll_reached_top_right": (dims, reach["top_right"]),
-        "loc_roll_cut_chosen": (("vector", "cut"), chosen),
+        "loc_roll_reached_cheese": reach["cheese"],
+        "loc_roll_reached_top_right": reach["top_right"],
+        "loc_roll_cut_chosen": chosen,
     }
 
 
@@ -112,7 +113,7 @@ MATCHED_LAYERS = ["embedder.block2.res1.resadd_out", "embedder.block3.res1.resad
 LATER_CUTS = ["embedder.relu3_out", "embedder.fc_out", "fc_policy_out"]
 
 
-def matched(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+def matched(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """matched_* / still_steers / later_* with the known answers above."""
     t = np.full((3, 2, 2), np.nan)
     t[0, 0] = [-1.0, 1.0]
@@ -127,15 +128,15 @@ def matched(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.nda
     even = np.full((2, len(READOUTS), N), np.nan)
     even[0] = -0.3 + noise(rng)
     return {
-        "matched_t": (("matched_layer", "pair_position", "vector"), t),
-        "matched_effect": (("matched_layer", "pair_position", "vector", "maze"), effect),
-        "still_steers": (("matched_layer", "pair_position", "vector"), still),
-        "matched_goal": (("vector",), np.array([0.25, 0.1])),
-        "later_even": (("vector", "readout", "maze"), even),
-        "later_even_cut": (("vector", "variant", "later_cut", "readout", "maze"), even_cut),
-        "later_scan_layer": (("vector",), np.array([MATCHED_LAYERS[2], ""])),
-        "later_scan_position": (("vector",), np.array(["decision_square", ""])),
-        "later_scan_t": (("vector",), np.array([2.5, np.nan])),
+        "matched_t": t,
+        "matched_effect": effect,
+        "still_steers": still,
+        "matched_goal": np.array([0.25, 0.1]),
+        "later_even": even,
+        "later_even_cut": even_cut,
+        "later_scan_layer": np.array([MATCHED_LAYERS[2], ""]),
+        "later_scan_position": np.array(["decision_square", ""]),
+        "later_scan_t": np.array([2.5, np.nan]),
     }
 
 
@@ -146,7 +147,7 @@ def _by_readout(per_maze: np.ndarray) -> np.ndarray:
     return s[:, None, *([None] * per_maze.ndim)] * tl[None, :, *([None] * per_maze.ndim)] * per_maze
 
 
-def localisation(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+def localisation(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The loc_* / kink_* / base_swap_distance variables with the known answers above."""
     z = {v: noise(rng) for v in ("cheese", "top_right")}
     exact = {"cheese": -0.25 + z["cheese"], "top_right": 0.3 + z["top_right"]}
@@ -156,7 +157,7 @@ def localisation(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], n
     }
     sym = {"cheese": [-0.25, -0.2, -0.1, 0.0, 0.0], "top_right": [0.3] * 5}
     lin = {"cheese": [-0.25, -0.15, 0.0, 0.0, 0.0], "top_right": [0.3] * 5}
-    ko, ki = [1.0, 0.2, 0.9], [0.1, 0.3, 0.9]
+    ko, ki = [1.0, 0.2, 0.9], [-1.2, 0.3, 0.9]
     loc_even = np.stack([np.stack(control[v]) for v in ("cheese", "top_right")])
     cut = np.stack(
         [
@@ -174,26 +175,14 @@ def localisation(rng: np.random.Generator) -> dict[str, tuple[tuple[str, ...], n
     loc_even[m, :, 1, 0] = _by_readout(z["top_right"])[m]  # top-right logits: no asymmetry
     cut[m, :, 1] = _by_readout(z["top_right"])[m][:, None, None]
     return {
-        "loc_even": (
-            ("control", "vector", "readout", "t_loc", "maze"),
-            loc_even.transpose(3, 2, 0, 1, 4),
-        ),
-        "loc_even_cut": (
-            ("vector", "variant", "cut", "readout", "t_loc", "maze"),
-            cut.transpose(2, 3, 4, 0, 1, 5),
-        ),
-        "loc_even_knockout": (
-            ("vector", "frozen_layer", "readout", "t_loc", "maze"),
-            _by_readout(knockout).transpose(2, 3, 0, 1, 4),
-        ),
-        "loc_even_knockin": (
-            ("vector", "frozen_layer", "readout", "t_loc", "maze"),
-            _by_readout(knockin).transpose(2, 3, 0, 1, 4),
-        ),
-        "kink_even": (("vector", "frozen_layer", "t_loc", "kink_maze"), kinks),
-        "kink_even_total": (("vector", "t_loc", "kink_maze"), total),
-        "kink_even_direct": (("vector", "t_loc", "kink_maze"), total + 1e-12),
-        "base_swap_distance": (("vector", "sign", "maze"), dist),
+        "loc_even": loc_even.transpose(3, 2, 0, 1, 4),
+        "loc_even_cut": cut.transpose(2, 3, 4, 0, 1, 5),
+        "loc_even_knockout": _by_readout(knockout).transpose(2, 3, 0, 1, 4),
+        "loc_even_knockin": _by_readout(knockin).transpose(2, 3, 0, 1, 4),
+        "kink_even": kinks,
+        "kink_even_total": total,
+        "kink_even_direct": total + 1e-12,
+        "base_swap_distance": dist,
     }
 
 
@@ -202,7 +191,7 @@ def synthetic_study(
 ) -> xr.Dataset:
     """The hand-built study Dataset (``localised=False``: without the localisation variables)."""
     rng = np.random.default_rng(7)
-    data = {k: (("site", "vector", "t", "maze"), v) for k, v in {**targets(rng), **reach()}.items()}
+    data = {k: (v) for k, v in {**targets(rng), **reach()}.items()}
     coords = {
         "site": ["steering", "later"],
         "vector": ["cheese", "top_right"],
@@ -217,7 +206,7 @@ def synthetic_study(
             "cut": CUTS,
             "variant": ["linearize", "symmetrize"],
             "frozen_layer": LAYERS,
-            "readout": READOUTS,
+            "readout": list(READOUTS),
             "control": CONTROLS,
             "kink_maze": np.arange(4),
             "sign": ["+t", "-t"],
@@ -233,4 +222,5 @@ def synthetic_study(
         "loc_roll_t": 1.0,
         "config": json.dumps({"later_max_t": 8.0}),
     }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    dims = {k: VARIABLES[k] for k in data}  # the study's own dims (hookdiff.study.schema)
+    return xr.Dataset({k: (dims[k], v) for k, v in data.items()}, coords=coords, attrs=attrs)

@@ -60,3 +60,23 @@ def test_one_maze_gives_no_interval_and_is_never_distinguishable() -> None:
     iv = bootstrap_mean(np.array([3.0]), seed=0)
     assert iv.estimate == 3.0 and iv.n == 1 and np.isnan(iv.lo) and np.isnan(iv.hi)
     assert not iv.excludes(0.0)
+
+
+def test_the_bootstrap_draws_every_maze() -> None:
+    # one maze of n carries all the mass: every resample that draws it has a mean above 0, so
+    # the interval's upper bound is above 0 for each position (the last maze included)
+    for n in (2, 3, 7):
+        for i in range(n):
+            x = np.zeros(n)
+            x[i] = 1.0
+            iv = bootstrap_mean(x, seed=0, n_boot=400)
+            assert iv.hi > 0.0, (n, i)
+            assert iv.estimate == 1.0 / n
+
+
+def test_rate_counts_the_finite_entries() -> None:
+    from hookdiff.stats import rate
+
+    iv = rate(np.array([1.0, 0.0, np.nan, 1.0, 1.0]))
+    w = wilson(3, 4)
+    assert (iv.estimate, iv.lo, iv.hi, iv.n) == (w.estimate, w.lo, w.hi, 4)

@@ -1,20 +1,25 @@
 """The study's answer on a hand-built dataset with known answers (hookdiff.study.answer).
 
-Each test recomputes its claim's number independently (plain numpy on the built arrays) and checks
-that the wording follows it: an even part built to be 0 is "not distinguishable from 0", a scan
-built to reach 0 at one cut names that cut, swapping +t and −t changes the answer.
+Each test recomputes its claim's numbers independently (plain numpy on the built arrays) and
+checks the claim's fields: ``estimate``, ``ci95``, ``n``, ``where``, ``verdict`` and the
+kind-specific ``detail``. No test here reads a claim's sentence (test_study_wording.py checks that
+the sentences carry the fields' numbers).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from _study_synthetic import CUTS, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
 from hookdiff.stats import wilson
-from hookdiff.study.answer import KINDS, answer, missing
+from hookdiff.study.answer import KINDS, VERDICTS, answer, missing
+from hookdiff.study.claim import verdict_of
+
+VECTORS = ("cheese", "top_right")
 
 
 @pytest.fixture(scope="module")
@@ -39,58 +44,68 @@ def _one(claims, vector, kind, readout=None, where=...):
     return found
 
 
-def test_every_claim_has_an_interval_around_its_estimate_and_a_sample_size(claims):
-    for vector in ("cheese", "top_right"):
+def _mean(x) -> float:
+    return float(np.nanmean(np.asarray(x, dtype=float)))
+
+
+def _loc(ds, vector, control="vector", readout="logodds"):
+    return ds["loc_even"].sel(control=control, vector=vector, readout=readout, t_loc=1.0).values
+
+
+def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(claims):
+    for vector in VECTORS:
         kinds = [c["kind"] for c in claims[vector]]
         assert kinds == sorted(kinds, key=KINDS.index)
         for c in claims[vector]:
+            assert c["vector"] == vector and c["verdict"] in VERDICTS
+            assert c["margin"] is None and c["tolerance"] > 0
+            assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"])
             if c["kind"] == "matched" and c["estimate"] is None:  # no later layer steers
                 assert c["n"] == 0 and c["where"] is None and c["ci95"] == [None, None]
+                assert c["verdict"] == "inconclusive"
                 continue
             lo, hi = c["ci95"]
             assert lo <= c["estimate"] <= hi, c
-            assert c["n"] > 0 and isinstance(c["claim"], str) and c["claim"].endswith(".")
-            assert "[" in c["claim"]  # the text carries the interval
+            assert c["n"] > 0 and isinstance(c["claim"], str)
     json.dumps(claims, allow_nan=False)  # run.json stays valid JSON
 
 
-def test_even_part_built_to_be_zero_is_not_distinguishable_from_zero(ds, claims):
+def test_even_part_built_to_be_zero_is_inconclusive_and_the_odd_part_is_beside_it(ds, claims):
     (c,) = _one(claims, "top_right", "asymmetry", "p")
     p = ds["p_toward_top_right"].sel(site="steering", vector="top_right")
     e = (p.sel(t=1.0) + p.sel(t=-1.0) - 2 * p.sel(t=0.0)).values
-    assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12)
-    assert c["ci95"][0] < 0 < c["ci95"][1]
-    assert "not distinguishable from 0" in c["claim"]
+    assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12) and c["t"] == 1.0
+    assert c["ci95"][0] < 0 < c["ci95"][1] and c["verdict"] == "inconclusive"
+    assert c["odd"] == pytest.approx(_mean(p.sel(t=1.0) - p.sel(t=-1.0)))  # 0.2
     (c,) = _one(claims, "cheese", "asymmetry", "p")
     assert c["estimate"] == pytest.approx(-0.25) and c["ci95"][1] < 0
-    assert "below 0" in c["claim"] and "not distinguishable" not in c["claim"]
+    assert c["verdict"] == "negative" and c["odd"] == pytest.approx(0.35)
 
 
 def test_published_sign_compared_with_the_mirrored_sign(claims):
     # cheese: r(0) = 0.6 + z, r(−1) = r(0) − 0.3, r(+1) = r(0) + 0.05. The published t = −1
     # lowers P by 0.30, t = +1 raises it by 0.05: the published sign is stronger by 0.25.
-    # Swapping +t and −t would give −0.25 (and the mirrored sign "stronger").
     (c,) = _one(claims, "cheese", "published", "p")
-    assert c["estimate"] == pytest.approx(0.25)
-    assert "published t = −1 changes P(toward cheese) by -0.300" in c["claim"]
-    assert "the published sign is the stronger" in c["claim"]
+    assert c["estimate"] == pytest.approx(0.25) and c["verdict"] == "positive" and c["t"] == -1
+    assert c["detail"]["published_change"]["estimate"] == pytest.approx(-0.30)
+    assert c["detail"]["mirrored_change"]["estimate"] == pytest.approx(0.05)
     (c,) = _one(claims, "top_right", "published", "p")
-    assert "not distinguishable in size" in c["claim"]
+    assert c["verdict"] == "inconclusive"
 
 
 def test_the_cut_scan_locates_the_cut_where_the_even_part_reaches_zero(claims):
-    sym = [c for c in _one(claims, "cheese", "created") if "Symmetrised" in c["claim"]]
-    lin = [c for c in _one(claims, "cheese", "created") if "Linearised" in c["claim"]]
-    assert [c["where"] for c in sym] == [CUTS[3]]  # read on the margin only
-    assert [c["where"] for c in lin] == [CUTS[2]]
-    assert {c["readout"] for c in sym + lin} == {"margin"}
-    assert f"its last part made between `{CUTS[2]}`" in sym[0]["claim"]
-    assert sym[0]["ci95"][0] < 0 < sym[0]["ci95"][1]
+    found = {c["detail"]["variant"]: c for c in _one(claims, "cheese", "created")}
+    sym, lin = found["symmetrize"], found["linearize"]
+    assert sym["where"] == CUTS[3] and lin["where"] == CUTS[2]
+    assert {sym["readout"], lin["readout"]} == {"margin"}  # read on the margin only
+    assert sym["detail"]["before"] == CUTS[2] and sym["detail"]["dips"] == []
+    assert sym["detail"]["before_e"]["estimate"] == pytest.approx(-0.4)  # 4 × −0.1
+    assert sym["ci95"][0] < 0 < sym["ci95"][1] and sym["verdict"] == "inconclusive"
     # top-right: the logits carry no asymmetry (margin E is noise), so no cut is named, although
     # the log-odds' symmetrised E stays 0.3 at every cut (the softmax's own curvature)
     (c,) = _one(claims, "top_right", "created")
-    assert c["where"] is None and "the logits carry no asymmetry to locate" in c["claim"]
-    assert c["readout"] == "margin"
+    assert c["where"] is None and c["detail"]["variant"] is None and c["readout"] == "margin"
+    assert c["verdict"] == "inconclusive"
 
 
 def _margin_means(ds, vector):
@@ -112,6 +127,7 @@ def test_most_of_the_asymmetry_is_made_where_the_symmetrised_even_part_drops_mos
     (c,) = _one(claims, "cheese", "made")
     k = int(np.argmax(np.sign(exact) * drops))
     assert c["where"] == steps[k][0] and c["estimate"] == pytest.approx(drops[k])
+    assert c["detail"]["share"] == pytest.approx(drops[k] / exact)
     assert c["readout"] == "margin" and c["ci95"][0] <= c["estimate"] <= c["ci95"][1]
     # move the whole asymmetry into the step before the last cut: the claim follows
     built = ds.copy(deep=True)
@@ -121,56 +137,99 @@ def test_most_of_the_asymmetry_is_made_where_the_symmetrised_even_part_drops_mos
         cut.loc[sel] = built["loc_even"].sel(control="vector", vector="cheese", readout="margin")
     (moved,) = _one(answer(built), "cheese", "made")
     assert moved["where"] == f"{CUTS[-2]} → {CUTS[-1]}"
-    assert "100%" in moved["claim"]
+    assert moved["detail"]["share"] == pytest.approx(1.0)
     # the top-right logits carry no asymmetry: no claim of where it is made
     assert not [c for c in claims["top_right"] if c["kind"] == "made"]
 
 
-def test_softmax_only_test(claims):
+def test_softmax_only_test(ds, claims):
     for readout in ("p", "logodds"):
-        (c,) = _one(claims, "top_right", "softmax", readout)  # symmetrised logits give all of E
-        assert c["estimate"] == pytest.approx(0.0, abs=1e-12)
-        assert "plus the softmax already explains it" in c["claim"]
-        assert "The logits' own asymmetry, read on the margin, is E = +0.000" in c["claim"]
-        (c,) = _one(claims, "cheese", "softmax", readout)  # … none of it
         scale = 1.0 if readout == "p" else 4.0
-        assert c["estimate"] == pytest.approx(-0.25 * scale)
-        assert "does not explain it" in c["claim"]
+        (c,) = _one(claims, "top_right", "softmax", readout)  # symmetrised logits give all of E
+        assert c["estimate"] == pytest.approx(0.0, abs=1e-12) and c["verdict"] == "inconclusive"
+        assert c["detail"]["reading"] == "softmax_explains"
+        assert c["detail"]["softmax_only"]["estimate"] == pytest.approx(0.3 * scale)
+        assert c["detail"]["logits_e"]["estimate"] == pytest.approx(0.0, abs=1e-12)
+        (c,) = _one(claims, "cheese", "softmax", readout)  # … none of it
+        assert c["estimate"] == pytest.approx(-0.25 * scale) and c["verdict"] == "negative"
+        assert c["detail"]["reading"] == "logits_add"
 
 
-def test_layers_knockout_knockin_and_kinks(claims):
+def test_softmax_only_test_when_both_the_softmax_and_the_logits_make_part_of_it(ds):
+    # half of the cheese E with the logits symmetrised: the softmax-only E and the difference
+    # are both below 0, so the logits' own even part adds to what the softmax makes
+    built = ds.copy(deep=True)
+    for readout in ("p", "logodds"):
+        exact = built["loc_even"].sel(control="vector", vector="cheese", readout=readout)
+        sel = dict(vector="cheese", variant="symmetrize", cut="fc_policy_out", readout=readout)
+        built["loc_even_cut"].loc[sel] = exact / 2
+    for c in _one(answer(built), "cheese", "softmax"):
+        scale = 1.0 if c["readout"] == "p" else 4.0
+        assert c["detail"]["softmax_only"]["ci95"][1] < 0
+        assert c["estimate"] == pytest.approx(-0.125 * scale) and c["verdict"] == "negative"
+        assert c["detail"]["reading"] == "logits_add"
+
+
+def test_layers_knockout_knockin_and_kinks(ds, claims):
     (c,) = _one(claims, "cheese", "knockout")
     # freezing L2 leaves 0.2 of E = −1 (log-odds): the asymmetry shrinks by 0.8
     assert c["where"] == "L2" and c["estimate"] == pytest.approx(0.8)
-    (c,) = _one(claims, "cheese", "knockin")
-    assert c["where"] == "L3" and c["estimate"] == pytest.approx(-0.9) and "90%" in c["claim"]
+    assert c["detail"]["exact"]["estimate"] == pytest.approx(_mean(_loc(ds, "cheese")))
+    for vector, exact in (("cheese", -1.0), ("top_right", 1.2)):
+        # L1 keeps 1.2 × |E| with the opposite sign: the most in size, not the most of E
+        (c,) = _one(claims, vector, "knockin")
+        assert c["where"] == "L3" and c["estimate"] == pytest.approx(0.9 * exact)
+        assert c["detail"]["share"] == pytest.approx(0.9)
     (c,) = _one(claims, "cheese", "kinks")
     assert c["where"] == "L2" and c["n"] == 4 and c["estimate"] == pytest.approx(-0.5)
-    assert "on 4 walked mazes" in c["claim"] and "143%" in c["claim"]
+    assert c["detail"]["walked"] == 4 and c["detail"]["share"] == pytest.approx(0.5 / 0.35)
+    assert c["detail"]["direct_gap"] == pytest.approx(1e-12, rel=1e-3)
 
 
-def test_base_swap_and_distance(claims):
+def test_base_swap_change_is_swapped_minus_own_paired_on_the_maze(ds, claims):
+    for vector in VECTORS:
+        (c,) = _one(claims, vector, "base_swap")
+        swap, own = _loc(ds, vector, "base_swap"), _loc(ds, vector)
+        assert c["estimate"] == pytest.approx(swap.mean())
+        assert c["detail"]["own"]["estimate"] == pytest.approx(own.mean())
+        assert c["detail"]["change"]["estimate"] == pytest.approx(_mean(swap - own))
     (c,) = _one(claims, "cheese", "base_swap")
-    assert c["estimate"] == pytest.approx(0.8) and "flips sign" in c["claim"]
+    assert c["estimate"] == pytest.approx(0.8) and c["detail"]["sign"] == "flips"
+    assert c["detail"]["change"]["estimate"] == pytest.approx(1.8)
     (c,) = _one(claims, "top_right", "base_swap")
-    assert "keeps its sign" in c["claim"]
+    assert c["detail"]["sign"] == "keeps"
+
+
+def test_distance(claims):
     (c,) = _one(claims, "cheese", "distance")
-    assert c["estimate"] == pytest.approx(-1.2)
-    assert "+v moves toward the paired real state (interpolates)" in c["claim"]
+    assert c["estimate"] == pytest.approx(-1.2) and c["verdict"] == "negative"
+    assert c["detail"]["plus"]["estimate"] == pytest.approx(0.4)
 
 
-def test_controls_and_rollouts(claims):
-    controls = {c["where"]: c for c in _one(claims, "cheese", "controls")}
-    assert set(controls) == {"random", "other_maze", "untrained"}
-    assert (
-        "E = -0.000" in controls["random"]["claim"] or "E = +0.000" in controls["random"]["claim"]
-    )
-    assert "not distinguishable from 0; the maze's own vector minus" in controls["random"]["claim"]
-    assert controls["other_maze"]["estimate"] == pytest.approx(-0.4)
+def test_controls_beside_the_own_vector_minus_each_control(ds, claims):
+    for vector in VECTORS:
+        controls = {c["where"]: c for c in _one(claims, vector, "controls")}
+        assert set(controls) == {"random", "other_maze", "untrained"}
+        for name, c in controls.items():
+            e = _loc(ds, vector, name)
+            assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12)
+            diff = c["detail"]["own_minus_control"]
+            assert diff["estimate"] == pytest.approx(_mean(_loc(ds, vector) - e))
+            assert diff["n"] == c["n"] == 40
+    cheese = {c["where"]: c for c in _one(claims, "cheese", "controls")}
+    assert cheese["random"]["verdict"] == "inconclusive"
+    assert cheese["other_maze"]["estimate"] == pytest.approx(-0.4)
+    assert cheese["other_maze"]["detail"]["own_minus_control"]["estimate"] == pytest.approx(-0.6)
+
+
+def test_rollouts(claims):
     (c,) = _one(claims, "cheese", "rollouts")
     w = wilson(REACH_CHEESE[-1.0], ROLLOUT_MAZES)
     assert c["estimate"] == pytest.approx(w.estimate) and c["ci95"] == pytest.approx([w.lo, w.hi])
-    assert c["n"] == ROLLOUT_MAZES and "published minus unsteered -0.50" in c["claim"]
+    assert c["n"] == ROLLOUT_MAZES and c["t"] == -1.0
+    diff = c["detail"]["published_minus_unsteered"]
+    assert diff["estimate"] == pytest.approx((REACH_CHEESE[-1.0] - REACH_CHEESE[0.0]) / 30)
+    assert c["detail"]["rates"]["0"]["estimate"] == pytest.approx(REACH_CHEESE[0.0] / 30)
 
 
 def test_later_layer_only_when_it_differs_from_the_steering_layer(claims):
@@ -195,9 +254,13 @@ def test_absent_variables_skip_their_claims_and_are_named_once():
 
 
 def test_the_answer_is_reproducible_and_follows_the_seed(ds, claims):
-    assert answer(ds) == claims
-    other = answer(ds, seed=1)["cheese"]
-    assert [c["estimate"] for c in other] == [c["estimate"] for c in claims["cheese"]]
+    assert answer(ds) == claims == answer(ds, seed=0)  # the dataset's analysis seed is 0
+    other = answer(ds, seed=1)
+    for vector in VECTORS:
+        assert [c["estimate"] for c in other[vector]] == [c["estimate"] for c in claims[vector]]
+    bounds = [c["ci95"] for v in VECTORS for c in claims[v] if c["kind"] != "rollouts"]
+    other_bounds = [c["ci95"] for v in VECTORS for c in other[v] if c["kind"] != "rollouts"]
+    assert bounds != other_bounds  # another bootstrap seed draws other resamples
 
 
 def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_explain():
@@ -206,22 +269,26 @@ def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_exp
     ds["loc_even"].loc[own] = ds["loc_even"].sel(control="random", vector="cheese").values
     claims = answer(ds)
     (c,) = _one(claims, "cheese", "created")
-    assert c["where"] is None and "no asymmetry to locate" in c["claim"]
-    assert c["ci95"][0] < 0 < c["ci95"][1]
+    assert c["where"] is None and c["detail"]["variant"] is None
+    assert c["ci95"][0] < 0 < c["ci95"][1] and c["verdict"] == "inconclusive"
     for c in _one(claims, "cheese", "softmax"):
-        assert "no asymmetry distinguishable from 0 to explain" in c["claim"]
+        assert c["detail"]["reading"] == "no_asymmetry"
     (c,) = _one(claims, "cheese", "base_swap")
-    assert "not distinguishable from 0 on its own base" in c["claim"]
+    assert c["detail"]["sign"] == "inconclusive" and c["detail"]["zero_on"] == ["own"]
     (c,) = _one(claims, "cheese", "knockin")
-    assert "%" not in c["claim"]  # no share of an E indistinguishable from 0
+    assert c["detail"]["share"] is None  # no share of an E indistinguishable from 0
 
 
-def test_numbers_too_small_for_three_decimals_show_their_size():
-    from hookdiff.stats import Interval
-    from hookdiff.study.answer import interval_text
-
-    assert interval_text(Interval(-2e-5, -3e-5, -1e-5, 4)) == "-2.0e-05 [-3.0e-05, -1.0e-05]"
-    assert interval_text(Interval(0.25, 0.0, 0.5, 4)) == "+0.250 [+0.000, +0.500]"
+def test_a_rounding_residue_is_zero_within_tolerance_not_an_effect():
+    # a float32 residue: −3e−08 with a tight interval below 0 is no effect, whatever its interval
+    ds = synthetic_study()
+    sel = dict(control="random", vector="cheese")
+    residue = -3e-8 + np.concatenate([np.full(20, 1e-8), np.full(20, -1e-8)])
+    ds["loc_even"].loc[sel] = residue[None, None, :]
+    (c,) = _one(answer(ds), "cheese", "controls", where="random")
+    assert c["ci95"][1] < 0 and c["estimate"] == pytest.approx(-3e-8)
+    assert max(map(abs, [c["estimate"], *c["ci95"]])) <= c["tolerance"]
+    assert c["verdict"] == "inconclusive"
 
 
 def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
@@ -233,13 +300,11 @@ def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
     at = cut.loc[dict(**sel, cut=CUTS[1])]
     cut.loc[dict(**sel, cut=CUTS[1])] = at - at.mean("maze")  # mean exactly 0, same noise
     ds["loc_even_cut"] = cut
-    for c in _one(answer(ds), "cheese", "created"):
-        if "Symmetrised" in c["claim"]:
-            assert c["where"] == CUTS[3], c["claim"]  # not CUTS[1], the first zero
-            assert f"Not monotone: at `{CUTS[1]}`" in c["claim"]
-            assert f"its last part made between `{CUTS[2]}`" in c["claim"]
-        else:
-            assert c["where"] == CUTS[2] and "Not monotone" not in c["claim"]
+    found = {c["detail"]["variant"]: c for c in _one(answer(ds), "cheese", "created")}
+    assert found["symmetrize"]["where"] == CUTS[3]  # not CUTS[1], the first zero
+    assert found["symmetrize"]["detail"]["dips"] == [CUTS[1]]
+    assert found["symmetrize"]["detail"]["before"] == CUTS[2]
+    assert found["linearize"]["where"] == CUTS[2] and found["linearize"]["detail"]["dips"] == []
 
 
 def test_created_cut_on_built_scans():
@@ -253,6 +318,10 @@ def test_created_cut_on_built_scans():
     assert created_cut([("a", some), ("b", zero), ("c", none)]) == (1, [])  # unmeasured: skipped
 
 
+def _rate(iv):
+    return [iv["estimate"], *iv["ci95"]]
+
+
 def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_network(claims):
     from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES
 
@@ -263,26 +332,70 @@ def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_ne
             want = wilson(CUT_ROLL[vector][c["where"]][published], CUT_ROLL_MAZES)
             assert c["estimate"] == pytest.approx(want.estimate)
             assert c["ci95"] == pytest.approx([want.lo, want.hi]) and c["n"] == CUT_ROLL_MAZES
-            assert "symmetrised" in c["claim"]
+            assert c["detail"]["variant"] == "symmetrize"
+            assert c["detail"]["sign"] == ("-t" if published else "+t")
+            own = c["detail"]["rates"][vector][c["detail"]["sign"]]
+            assert _rate(own) == pytest.approx([c["estimate"], *c["ci95"]])
     # the exact network on the same 20 mazes: t = −1 reaches cheese on 10, t = +1 on all 20
     (c, *_) = _one(claims, "cheese", "cut_rollouts")
-    exact = c["claim"].split("the exact network on the same mazes: ")[1]
-    lo, hi = wilson(10, CUT_ROLL_MAZES).lo, wilson(10, CUT_ROLL_MAZES).hi
-    assert exact.startswith(f"cheese +t 1.00 [{wilson(20, 20).lo:.2f}, 1.00], −t 0.50 [{lo:.2f}, ")
-    assert f"{hi:.2f}]; top-right +t 0.00" in exact
+    exact = c["detail"]["exact"]
+    for (target, sign), k in {("cheese", "+t"): 20, ("cheese", "-t"): 10,
+                              ("top_right", "+t"): 0}.items():  # fmt: skip
+        w = wilson(k, CUT_ROLL_MAZES)
+        assert _rate(exact[target][sign]) == pytest.approx([w.estimate, w.lo, w.hi])
 
 
 def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(ds, claims):
     from _study_synthetic import LATER_CUTS, MATCHED_LAYERS
 
     (c,) = _one(claims, "cheese", "matched")
-    assert c["where"] == MATCHED_LAYERS[2] and "decision-square pairs, |t| = 2.5" in c["claim"]
+    assert c["where"] == MATCHED_LAYERS[2] and c["t"] == 2.5
+    assert c["detail"]["position"] == "decision_square"
     e = ds["matched_effect"].sel(matched_layer=MATCHED_LAYERS[2], pair_position="decision_square",
                                  vector="cheese")  # fmt: skip
-    assert c["estimate"] == pytest.approx(float(e.mean())) and c["ci95"][0] > 0
-    assert f"`{MATCHED_LAYERS[1]}`: start pairs t = −4 (does not steer)" in c["claim"]
+    assert c["estimate"] == pytest.approx(float(e.mean())) and c["verdict"] == "positive"
+    assert c["detail"]["layers"][MATCHED_LAYERS[1]]["start"] == {"t": -4.0, "steers": False}
     (c,) = _one(claims, "cheese", "later_created")
-    assert c["where"] == LATER_CUTS[1] and f"At the later layer `{MATCHED_LAYERS[2]}`" in c["claim"]
+    assert c["where"] == LATER_CUTS[1] and c["detail"]["layer"] == MATCHED_LAYERS[2]
+    assert c["detail"]["exact"]["estimate"] == pytest.approx(-0.3)
     (c,) = _one(claims, "top_right", "matched")
-    assert c["where"] is None and c["claim"].endswith("No later layer still steers.")
+    assert c["where"] is None and c["estimate"] is None
     assert not [c for c in claims["top_right"] if c["kind"] == "later_created"]
+
+
+def test_verdicts_from_the_fields():
+    assert verdict_of(0.3, (0.1, 0.5), 9) == "positive"
+    assert verdict_of(-0.3, (-0.5, -0.1), 9) == "negative"
+    assert verdict_of(0.3, (-0.1, 0.5), 9) == "inconclusive"
+    assert verdict_of(0.3, (0.1, 0.5), 1) == "inconclusive"  # n < 2: no test against 0
+    assert verdict_of(0.3, (None, None), 9) == "inconclusive"
+    assert verdict_of(-3e-8, (-6e-8, -1e-9), 40, 1e-6) == "inconclusive"
+    assert verdict_of(-3e-8, (-6e-8, -1e-9), 40, 0.0) == "negative"  # the tolerance decides
+    assert verdict_of(0.01, (-0.02, 0.03), 9, margin=0.05) == "equivalent"
+    assert verdict_of(0.01, (-0.02, 0.08), 9, margin=0.05) == "inconclusive"
+
+
+def test_claims_follow_every_vector_of_the_dataset(ds, monkeypatch):
+    # a third vector (a copy of the cheese vector's data): its claims, table and figures come
+    # from its VectorSpec alone, with no branch naming it
+    import xarray as xr
+
+    from hookdiff.study import report
+    from hookdiff.study.answer import claims as claim_records
+    from hookdiff.study.figures import draw
+    from hookdiff.study.targets import VECTOR_SPECS, VectorSpec
+
+    spec = VectorSpec("third", "third", "cheese", -1.0, "p_toward_cheese", "reached_cheese",
+                      "the maze without cheese")  # fmt: skip
+    monkeypatch.setitem(VECTOR_SPECS, "third", spec)
+    third = ds.sel(vector=["cheese"]).assign_coords(vector=["third"])
+    three = xr.concat([ds, third], dim="vector", data_vars="minimal", coords="minimal")
+    three.attrs["effect_t"] = json.dumps({"cheese": -1.0, "top_right": 1.0, "third": -1.0})
+    got = answer(three)
+    assert list(got) == ["cheese", "top_right", "third"]
+    strip = [{k: v for k, v in c.items() if k not in ("claim", "vector")} for c in got["third"]]
+    want = [{k: v for k, v in c.items() if k not in ("claim", "vector")} for c in got["cheese"]]
+    assert strip == want
+    md = report._md(report._answer(three, claim_records(three)), Path("."))
+    assert md.count("| claim | estimate [95 % CI] | n | t | verdict |") == 3
+    assert len(draw(three, "answer_controls").axes) == 2

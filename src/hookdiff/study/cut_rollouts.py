@@ -20,11 +20,12 @@ from hookdiff.analysis import valid_cuts
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.answer import CUT_READOUT, created_cut, cut_intervals, t_loc_one
 from hookdiff.study.config import StudyConfig
-from hookdiff.study.dataset import SIGNS, VECTORS
 from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.readouts import LOGITS_HOOK
+from hookdiff.study.schema import CUT_READOUT, SIGNS
+from hookdiff.study.select import created_cut, cut_intervals, t_loc_one
+from hookdiff.study.targets import VECTORS
 
 __all__ = [
     "ROLL_OUTCOMES",

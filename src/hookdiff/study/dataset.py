@@ -18,6 +18,8 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import atomic_write, package_versions
+from hookdiff.study.schema import DATASET_NAME, POSITIONS, SITES
+from hookdiff.study.targets import VECTORS
 
 if TYPE_CHECKING:
     from hookdiff.study.config import StudyConfig
@@ -46,16 +48,6 @@ __all__ = [
     "write_dataset",
 ]
 
-#: File name of the dataset inside a run folder.
-DATASET_NAME = "study.nc"
-#: The two steering vectors, in the order of the ``vector`` coordinate.
-VECTORS = ("cheese", "top_right")
-#: The sign of the vector's coefficient: +t and −t (the ``sign`` coordinate).
-SIGNS = ("+t", "-t")
-#: Where the nonlinearity is measured: mouse on the decision square, mouse at the start.
-POSITIONS = ("decision_square", "start")
-#: The two studied hook points: the steering layer and the selected later layer.
-SITES = ("steering", "later")
 
 
 def concat_labelled(

@@ -47,7 +47,7 @@ from hookdiff.maze import (
 from hookdiff.maze.edit import top_right_corridor
 from hookdiff.maze.state import MazeState
 from hookdiff.study.config import StudyConfig
-from hookdiff.study.dataset import POSITIONS
+from hookdiff.study.schema import POSITIONS
 from hookdiff.vectors import cheese_vector, top_right_vector
 
 __all__ = [

@@ -55,12 +55,8 @@ from hookdiff.maze import (
     without_cheese,
 )
 from hookdiff.maze.state import MazeState
-from hookdiff.study.answer import (
-    READOUTS,
-)
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.cut_rollouts import roll_t
-from hookdiff.study.dataset import SIGNS, VECTORS
 from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
 from hookdiff.study.readouts import (
     LOGITS_HOOK,
@@ -69,6 +65,8 @@ from hookdiff.study.readouts import (
     target_directions,
     target_log_odds,
 )
+from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS
+from hookdiff.study.targets import VECTORS
 from hookdiff.vectors import activations_at, activations_from_obs
 
 __all__ = [
@@ -87,10 +85,8 @@ __all__ = [
     "paired_states",
 ]
 
-#: The real vectors and the controls they are compared with (the ``control`` coordinate).
-CONTROLS = ("vector", "random", "other_maze", "base_swap", "untrained")
-#: The interventions of the cut scan (the ``variant`` coordinate).
-SCAN_VARIANTS = ("linearize", "symmetrize")
+#: The lines of the localisation (the ``control`` coordinate; :data:`schema.CONTROL_LINES`).
+CONTROLS = CONTROL_LINES
 
 
 def _line_ts(ts_pos: Sequence[float]) -> list[float]:

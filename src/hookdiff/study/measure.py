@@ -36,22 +36,22 @@ from hookdiff.maze.actions import direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.answer import READOUTS
 from hookdiff.study.config import StudyConfig
-from hookdiff.study.dataset import POSITIONS, VECTORS, concat_labelled
+from hookdiff.study.dataset import concat_labelled
 from hookdiff.study.inputs import (
     StudyMazes,
     StudyVectors,
     decision_square_vectors,
     later_candidates,
 )
-from hookdiff.study.localise import SCAN_VARIANTS
 from hookdiff.study.readouts import (
     label_readouts,
     readouts,
     target_directions,
     target_probability,
 )
+from hookdiff.study.schema import POSITIONS, READOUTS, SCAN_VARIANTS
+from hookdiff.study.targets import VECTOR_SPECS, VECTORS
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 #: The published coefficient at which each vector's steering effect is measured.
-EFFECT_T = {"cheese": -1.0, "top_right": 1.0}
+EFFECT_T = {name: spec.published_t for name, spec in VECTOR_SPECS.items()}
 #: The direction order of :func:`hookdiff.agent.directions`.
 _DIRECTIONS = ["left", "down", "up", "right", "none"]
 
@@ -317,7 +317,7 @@ def later_scan(
 
 #: The direction of each vector's published effect on P(step toward its target): the cheese
 #: vector at t = −1 lowers P(toward cheese), the top-right vector at t = +1 raises P(toward it).
-_DIRECTION = {"cheese": -1.0, "top_right": 1.0}
+_DIRECTION = EFFECT_T
 
 
 def _match(

@@ -19,8 +19,8 @@ from torch import Tensor
 
 from hookdiff.errors import ShapeMismatchError
 from hookdiff.maze import ACTION_DIRECTIONS, next_direction, top_right_cell
-from hookdiff.study.answer import READOUT_TEXT
 from hookdiff.study.inputs import StudyMazes
+from hookdiff.study.schema import READOUT_TEXT
 
 __all__ = [
     "LOGITS_HOOK",

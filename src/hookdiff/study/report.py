@@ -21,42 +21,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hookdiff._io import atomic_write
-from hookdiff.study.answer import answer, missing, no_later_layer_steers
-from hookdiff.study.figures import OUTPUT_DEPTH, figure_sites
+from hookdiff._io import atomic_write, jsonable
+from hookdiff.study.answer import CLAIMS, claims, missing
+from hookdiff.study.claim import Claim
+from hookdiff.study.figures import FIGURE_SPECS, OUTPUT_DEPTH, figure_sites
+from hookdiff.study.select import no_later_layer_steers, published_t
+from hookdiff.study.targets import VECTOR_SPECS
+from hookdiff.study.wording import label, number, sentence, short, t_text
 
-__all__ = ["summarize", "write_report"]
+__all__ = ["summarize", "verdict_rows", "write_report"]
 
 _POSITION = "decision_square"
-
-#: The answer's paragraphs per vector: a lead-in and the claim kinds it holds.
-_GROUPS = (
-    ("Is there an asymmetry?", ("asymmetry", "published")),
-    ("Where is the logits' asymmetry created?", ("created", "made")),
-    ("How much does the softmax add?", ("softmax",)),
-    ("Which layers carry it?", ("knockout", "knockin", "kinks")),
-    ("Does it follow the base?", ("base_swap", "distance")),
-    ("Against controls.", ("controls",)),
-    ("In rollouts.", ("rollouts",)),
-    ("In rollouts with the network cut.", ("cut_rollouts",)),
-    ("At the later layer.", ("later",)),
-    ("At later layers, matched to a common effect.", ("matched", "later_created")),
-)
-
-#: One caption per answer figure (file stem), in claim order.
-_CAPTIONS = {
-    "answer_asymmetry": "The add/subtract asymmetry: E(|t|) and both signed effects, per readout.",
-    "answer_cuts": "Where it is created: E with the network cut (symmetrised, linearised) there; "
-    "the creation cut is read on the margin.",
-    "answer_softmax": "The softmax-only test: exact E beside E with the logits symmetrised.",
-    "answer_layers": "Which layers carry it: knock-out and knock-in of each relu / maxpool layer.",
-    "answer_kinks": "Exact attribution: the even part per layer from the kinks of the line.",
-    "answer_base_swap": "Base swap: E on the paired base, and the distances of a ± v.",
-    "answer_controls": "Controls side by side, and rollout reach rates (Wilson 95 %).",
-    "answer_cut_rollouts": "Rollouts with the network cut at the cuts that matter (Wilson 95 %).",
-    "answer_later": "Later layers: matched coefficients, and the cut scan at the latest that steers.",
-    "vector_fields": "Vector fields: the unsteered mean step, then the change steering makes.",
-}
 
 
 def _median_inf(x: np.ndarray) -> float:
@@ -103,7 +78,7 @@ def summarize(ds: xr.Dataset) -> dict[str, Any]:
         "candidates": _candidates(ds),
         "later_hook": ds.attrs.get("later_hook", ""),
     }
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _site_entry(ds: xr.Dataset, site: str, vec: str) -> dict[str, Any]:
@@ -145,18 +120,6 @@ def _candidates(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and math.isinf(x):
-        return "inf"
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    return x
-
-
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None:
         return "n/a"
@@ -174,11 +137,16 @@ def _fmt(x: Any, digits: int = 2) -> str:
 Blocks = list[tuple[str, Any]]
 
 
-def _blocks(ds: xr.Dataset, summary: dict[str, Any], figures: list[Path]) -> Blocks:
+def _blocks(
+    ds: xr.Dataset,
+    summary: dict[str, Any],
+    figures: list[Path],
+    per_vector: dict[str, list[Claim]],
+) -> Blocks:
     """The whole report: header, answer, one figure per claim, supporting measurements."""
     figs = {p.stem: p for p in figures}
     b = _header(ds, summary)
-    b += _answer(ds, answer(ds))
+    b += _answer(ds, per_vector)
     b += _answer_figures(figs)
     b += _support(ds, summary, figs)
     b += _reading()
@@ -204,21 +172,41 @@ def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
     return b
 
 
-def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
-    """The answer: a paragraph per question and vector, every number with its interval."""
+_READING = (
+    "E(t) = r(t) + r(−t) − 2r(0) is the even part of the vector's target readout r at the "
+    "decision square (P of the step toward the target, its log-odds, or the margin: the "
+    "log-odds linearised in the logits at t = 0): 0 when adding and subtracting the vector act "
+    "equally and oppositely. The margin is linear in the logits, so its E is the asymmetry the "
+    "network makes in the logits (exactly 0 with the logits symmetrised); the creation cut is "
+    "read on it. P and log-odds add the softmax's own curvature, which the softmax-only test "
+    "measures. Each number is a mean over mazes with its 95 % bootstrap interval [lo, hi] "
+    "(paired on the maze where two conditions are compared; Wilson for rollout rates) and its "
+    "n. Verdict: positive / negative when the interval lies above / below 0; inconclusive when "
+    "it holds 0, when there is no interval (n < 2), or when the estimate and interval are 0 "
+    "within the claim's numerical tolerance; equivalent only for a claim with a stated "
+    "equivalence margin whose interval lies inside it."
+)
+
+
+def verdict_rows(per_vector_claims: list[Claim]) -> list[list[str]]:
+    """One vector's verdict table: claim · estimate [95 % CI] · n · t · verdict (header first)."""
+    rows = [["claim", "estimate [95 % CI]", "n", "t", "verdict"]]
+    for c in per_vector_claims:
+        t = "—" if c.t is None or not math.isfinite(c.t) else t_text(c.t)
+        verdict = "0 within tolerance" if c.within_tolerance else c.verdict
+        rows.append([label(c), number(c), str(c.n), t, verdict])
+    return rows
+
+
+def _answer(ds: xr.Dataset, per_vector: dict[str, list[Claim]]) -> Blocks:
+    """The answer: per vector a verdict table and one short line per claim; then the details."""
     b: Blocks = [("h2", "Answer")]
-    b.append((
-        "p",
-        "E(t) = r(t) + r(−t) − 2r(0) is the even part of the vector's target readout r at the "
-        "decision square (P of the step toward the target, its log-odds, or the margin: the "
-        "log-odds linearised in the logits at t = 0): 0 when adding and subtracting the vector "
-        "act equally and oppositely. The margin is linear in the logits, so its E is the "
-        "asymmetry the network makes in the logits (exactly 0 with the logits symmetrised); "
-        "the creation cut is read on it. P and log-odds add the softmax's own curvature, which "
-        "the softmax-only test measures. Each number is a mean over mazes "
-        "with its 95 % bootstrap interval [lo, hi] (paired on the maze where two conditions are "
-        "compared; Wilson for rollout rates) and its n.",
-    ))  # fmt: skip
+    for vector, vclaims in per_vector.items():
+        b.append(("h3", f"{VECTOR_SPECS[vector].label} vector"))
+        b.append(("table", verdict_rows(vclaims)))
+        b.append(("ul", [short(c) for c in vclaims]))
+    b.append(("h3", "In detail"))
+    b.append(("p", _READING))
     if ds.attrs.get("later_hook") == ds.attrs.get("steering_hook"):
         b.append(("p", "At the fixed published t, no later candidate steers as well as the "
                        "steering layer: the later layer is the steering layer, so nothing is "
@@ -226,17 +214,19 @@ def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
     none_steers = no_later_layer_steers(ds)
     if none_steers:
         b.append(("p", "**At later layers, matched to a common effect.** No later layer still "
-                       "steers either vector once its coefficient is matched to the steering "
+                       "steers any vector once its coefficient is matched to the steering "
                        "layer's effect (the matched coefficients per layer are in run.json and "
                        "the figure `answer_later`), so no later scan is shown."))  # fmt: skip
-    for vector, vclaims in claims.items():
-        b.append(("h3", f"{vector.replace('_', '-')} vector"))
-        for lead, kinds in _GROUPS:
+    questions = list(dict.fromkeys(k.question for k in CLAIMS))
+    for vector, vclaims in per_vector.items():
+        b.append(("p", f"**The {VECTOR_SPECS[vector].label} vector.**"))
+        for question in questions:
+            kinds = {k.kind for k in CLAIMS if k.question == question}
             if none_steers:
-                kinds = tuple(k for k in kinds if k != "matched")
-            texts = [c["claim"] for c in vclaims if c["kind"] in kinds]
+                kinds.discard("matched")
+            texts = [sentence(c) for c in vclaims if c.kind in kinds]
             if texts:
-                b.append(("p", f"**{lead}** " + " ".join(texts)))
+                b.append(("p", f"**{question}** " + " ".join(texts)))
     gone = missing(ds)
     if gone:
         b.append(("p", "Not measured in this run, so not claimed: " + "; ".join(gone) + "."))
@@ -244,11 +234,11 @@ def _answer(ds: xr.Dataset, claims: dict[str, list[dict[str, Any]]]) -> Blocks:
 
 
 def _answer_figures(figs: dict[str, Path]) -> Blocks:
-    """One figure per claim, each with its caption."""
+    """One figure per claim, each with its caption (the registry's)."""
     b: Blocks = [("h2", "Figures: one per claim")]
-    for stem, caption in _CAPTIONS.items():
-        if stem in figs:
-            b += [("p", caption), ("img", figs[stem])]
+    for spec in FIGURE_SPECS:
+        if spec.section == "answer" and spec.stem in figs:
+            b += [("p", spec.caption), ("img", figs[spec.stem])]
     return b
 
 
@@ -274,8 +264,8 @@ def _support(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]) -> 
                    f"smallest |t| of the grid whose relative residual exceeds "
                    f"{summary['threshold']:g}."))  # fmt: skip
     for site in sites:
-        for stem in ("behaviour", "residual_heatmap", "norms", "asymmetry", "flips_breakpoints"):
-            b.append(("img", figs.get(f"{stem}_{site}")))
+        for spec in [f for f in FIGURE_SPECS if f.per_site]:
+            b.append(("img", figs.get(f"{spec.stem}_{site}")))
     return b + _later_layers(ds, summary, figs)
 
 
@@ -290,12 +280,17 @@ def _later_layers(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]
     for c, e in summary["candidates"].items():
         mark = " ← chosen" if c == summary["later_hook"] else ""
         rows.append(
-            [f"`{c}`{mark}", *[f"{x:+.4f}" for x in e["effect"].values()], f"{e['score']:+.4f}"]
+            [f"`{c}`{mark}", *[_fmt(x, 4) for x in e["effect"].values()], _fmt(e["score"], 4)]
         )
+    pub = published_t(ds)
+    each = "; ".join(
+        f"{VECTOR_SPECS[v].label} vector at t = {t_text(pub[v])}"
+        for v in [str(x) for x in ds["vector"].values]
+    )
     text = (
-        "Effect: cheese vector at t = −1, mean drop of P(toward cheese) at the decision square; "
-        "top-right vector at t = +1, mean rise of P(toward top-right). The later layer is the "
-        f"latest candidate whose score (the mean) is within {tolerance:.0%} of the best."
+        f"Effect: the mean change of P(toward the vector's target) at the decision square in the "
+        f"published direction ({each}). The later layer is the latest candidate whose score (the "
+        f"mean) is within {tolerance:.0%} of the best."
     )
     return [("h2", "Later layers"), ("table", rows), ("p", text), ("img", figs.get("later_layers"))]
 
@@ -328,6 +323,8 @@ def _md(blocks: list[tuple[str, Any]], run_dir: Path) -> str:
             lines += [f"> **WARNING — {x}**", ""]
         elif kind == "p":
             lines += [x, ""]
+        elif kind == "ul":
+            lines += [f"- {item}" for item in x] + [""]
         elif kind == "table":
             lines.append("| " + " | ".join(x[0]) + " |")
             lines.append("|" + "---|" * len(x[0]))
@@ -357,6 +354,8 @@ def _html(blocks: list[tuple[str, Any]]) -> str:
             body.append(f'<div class="warning"><strong>WARNING</strong> — {_inline(x)}</div>')
         elif kind == "p":
             body.append(f"<p>{_inline(x)}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in x) + "</ul>")
         elif kind == "table":
             head = "".join(f"<th>{_inline(c)}</th>" for c in x[0])
             rows = "".join(
@@ -389,8 +388,8 @@ def _vector_source(config: dict[str, Any], seeds: dict[str, int]) -> str:
     """One sentence on where the steering vectors came from."""
     if config.get("vectors_from", "pairs") == "same_maze":
         return (
-            "each maze is steered by its own cheese and top-right vectors (one pair of that maze, "
-            "mouse at the start: the published batch protocol)."
+            "each maze is steered by its own vectors (one pair of that maze per vector, mouse at "
+            "the start: the published batch protocol)."
         )
     return (
         f"every maze is steered by one vector per kind, the mean over {config['vector_pairs']} "
@@ -403,6 +402,7 @@ def write_report(
     run_dir: str | os.PathLike[str],
     figures: list[Path],
     summary: dict[str, Any] | None = None,
+    per_vector: dict[str, list[Claim]] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and the self-contained ``report.html`` into ``run_dir`` (atomically).
 
@@ -411,13 +411,16 @@ def write_report(
         run_dir: the run folder (the figures lie under ``run_dir/figures``).
         figures: the figure files (from :func:`~hookdiff.study.figures.draw_figures`).
         summary: :func:`summarize` of ``ds`` (computed if not given).
+        per_vector: the claims (:func:`hookdiff.study.answer.claims` of ``ds``; computed if not
+            given), so a caller that also saves the answer computes it once.
 
     Returns:
         The paths of the Markdown and HTML reports.
     """
     run_dir = Path(run_dir).resolve()
     summary = summary if summary is not None else summarize(ds)
-    blocks = _blocks(ds, summary, [Path(f).resolve() for f in figures])
+    per_vector = per_vector if per_vector is not None else claims(ds)
+    blocks = _blocks(ds, summary, [Path(f).resolve() for f in figures], per_vector)
     paths = (run_dir / "report.md", run_dir / "report.html")
     for path, text in zip(paths, (_md(blocks, run_dir), _html(blocks))):
         with atomic_write(path) as tmp:

@@ -488,17 +488,20 @@ def write_reports(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any],
 
 
 def _report(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
-    """One agent's figures and report in ``out``: the files written, the summary, the answer."""
+    """One agent's figures and report in ``out``: the files written, the summary, the answer
+    (the claims computed once, worded in the report and returned as data for run.json)."""
+    from hookdiff.study.answer import answer_data, claims
     from hookdiff.study.figures import draw_figures
     from hookdiff.study.report import summarize, write_report
 
     figures = draw_figures(ds, out)
     summary = summarize(ds)
-    write_report(ds, out, figures, summary)
+    per_vector = claims(ds)
+    write_report(ds, out, figures, summary, per_vector)
     return (
         ["report.md", "report.html", *[f"figures/{f.name}" for f in figures]],
         summary,
-        answer(ds),
+        answer_data(per_vector),
     )
 
 

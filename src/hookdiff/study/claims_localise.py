@@ -1,0 +1,285 @@
+"""The localisation's claims, as :class:`~hookdiff.study.claim.Claim` records (no words here).
+
+Where the logits' asymmetry is created (the cut scan of the margin) and made (between which
+cuts), how much the softmax adds (the softmax-only test), which layers carry it (knock-out,
+knock-in, exact kinks), whether it follows the base (base swap, distances), how it compares with
+the controls, and the cut scan at the latest later layer that still steers. Each builder is
+``(ds, vector, seed) -> [Claim]``; :mod:`hookdiff.study.wording` words them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from hookdiff.stats import Interval, bootstrap_mean, paired_difference
+from hookdiff.study.claim import Claim, verdict_of
+from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, SOFTMAX_READOUTS
+from hookdiff.study.select import (
+    best,
+    created_cut,
+    cut_intervals,
+    exact_even,
+    later_steers,
+    layer_scan,
+    loc_values,
+    made_between,
+    odd_mean,
+    readout_tolerance,
+    scaled,
+    t_loc_one,
+)
+
+__all__ = [
+    "LOGITS",
+    "base_swap",
+    "controls",
+    "created",
+    "distance",
+    "kinks",
+    "knockin",
+    "knockout",
+    "later_created",
+    "made",
+    "softmax",
+]
+
+#: The cut whose symmetrised scan point is the softmax-only test.
+LOGITS = "fc_policy_out"
+
+
+def _distinct(iv: Interval, tol: float) -> bool:
+    """Whether ``iv`` is distinguishable from 0 (its verdict is positive or negative)."""
+    return verdict_of(iv.estimate, (iv.lo, iv.hi), iv.n, tol) in ("positive", "negative")
+
+
+def _at(ds: xr.Dataset, vector: str, readout: str, t: float, control: str = "vector") -> dict:
+    """The fields every localisation claim shares: readout, t, odd part, tolerance."""
+    return dict(readout=readout, t=t, odd=odd_mean(ds, vector, t, control, readout),
+                tolerance=readout_tolerance(ds, vector, readout))  # fmt: skip
+
+
+def created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """Per variant: the first cut from which the cut network's E of the margin is 0 at every
+    later cut (where ``where`` is None: none); one claim on the exact E when it is 0 itself."""
+    t = t_loc_one(ds)
+    at = _at(ds, vector, CUT_READOUT, t)
+    exact = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
+    if not _distinct(exact, at["tolerance"]):
+        return [Claim.of("created", vector, exact, **at, detail={"variant": None})]
+    out = []
+    for variant in ("symmetrize", "linearize"):
+        scan = cut_intervals(ds, vector, variant, CUT_READOUT, t, seed)
+        where, iv, detail = scan_claim(scan)
+        detail |= {"variant": variant, "exact": exact}
+        out.append(Claim.of("created", vector, iv, where=where, **at, detail=detail))
+    return out
+
+
+def scan_claim(scan: list[tuple[str, Interval]]) -> tuple[str | None, Interval, dict]:
+    """The cut a cut scan names (None: none), that cut's interval (the last cut's without one),
+    and the detail: the cut before it with its interval, the non-monotone dips."""
+    first, dips = created_cut(scan)
+    if first is None:
+        cut, iv = scan[-1]
+        return None, iv, {"last_cut": cut, "before": None, "before_e": None, "dips": []}
+    cut, iv = scan[first]
+    prev = scan[first - 1] if first else (None, None)
+    return cut, iv, {"last_cut": scan[-1][0], "before": prev[0], "before_e": prev[1],
+                     "dips": dips}  # fmt: skip
+
+
+def made(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """Between which consecutive cuts the largest part of the margin's asymmetry is made."""
+    t = t_loc_one(ds)
+    at = _at(ds, vector, CUT_READOUT, t)
+    exact = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
+    if not exact.n or not _distinct(exact, at["tolerance"]):
+        return []
+    sign = float(np.sign(exact.estimate))
+    found = best(made_between(ds, vector, t, seed), lambda x: sign * x.estimate)
+    if found is None:
+        return []
+    span, iv = found
+    detail = {"share": iv.estimate / exact.estimate, "exact": exact}
+    return [Claim.of("made", vector, iv, where=span, **at, detail=detail)]
+
+
+def softmax(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """The softmax-only test: the exact E minus E with the logits symmetrised (paired), beside
+    both and the logits' own (margin) E; ``reading`` says what the three intervals say."""
+    if LOGITS not in ds["cut"].values:
+        return []
+    t, out = t_loc_one(ds), []
+    logits_e = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
+    for readout in SOFTMAX_READOUTS:
+        at = _at(ds, vector, readout, t)
+        soft = loc_values(
+            ds, "loc_even_cut", vector, t, variant="symmetrize", cut=LOGITS, readout=readout
+        )
+        exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
+        diff = paired_difference(exact, soft, seed=seed)
+        ivs = (bootstrap_mean(soft, seed=seed), bootstrap_mean(exact, seed=seed), diff)
+        detail = {"softmax_only": ivs[0], "exact": ivs[1], "logits_e": logits_e,
+                  "reading": softmax_reading(*ivs, tol=at["tolerance"])}  # fmt: skip
+        out.append(Claim.of("softmax", vector, diff, where=LOGITS, **at, detail=detail))
+    return out
+
+
+def softmax_reading(soft: Interval, exact: Interval, diff: Interval, tol: float = 0.0) -> str:
+    """What the softmax-only test says: ``"no_asymmetry"`` (the exact E is 0 at this n),
+    ``"logits_add"`` (the difference is not 0: the softmax alone does not explain E),
+    ``"softmax_explains"`` (no difference, and the softmax-only E is not 0), or
+    ``"cannot_tell"``."""
+    if not _distinct(exact, tol):
+        return "no_asymmetry"
+    if _distinct(diff, tol):
+        return "logits_add"
+    if _distinct(soft, tol):
+        return "softmax_explains"
+    return "cannot_tell"
+
+
+def knockout(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """The layer whose freezing alone shrinks E the most (toward 0; paired, with its interval)."""
+    t = t_loc_one(ds)
+    scan = layer_scan(ds, "loc_even_knockout", vector, PRIMARY, t, seed)
+    exact = exact_even(ds, vector, t, seed)
+    sign = 1.0 if exact.estimate >= 0 else -1.0
+    found = best([(x, scaled(c, -sign)) for x, c in scan], lambda iv: iv.estimate)
+    if found is None:
+        return []
+    layer, drop = found
+    detail = {"exact": exact, "layers": len(scan)}
+    return [Claim.of("knockout", vector, drop, where=layer, **_at(ds, vector, PRIMARY, t),
+                     detail=detail)]  # fmt: skip
+
+
+def knockin(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """The layer that, left alone free, keeps the most of E (in E's own direction)."""
+    t = t_loc_one(ds)
+    at = _at(ds, vector, PRIMARY, t)
+    exact = exact_even(ds, vector, t, seed)
+    sign = 1.0 if exact.estimate >= 0 else -1.0
+    kept = [
+        (str(layer), bootstrap_mean(
+            loc_values(ds, "loc_even_knockin", vector, t, frozen_layer=layer, readout=PRIMARY),
+            seed=seed,
+        ))
+        for layer in ds["frozen_layer"].values
+    ]  # fmt: skip
+    found = best(kept, lambda iv: sign * iv.estimate)
+    if found is None:
+        return []
+    layer, iv = found
+    share = iv.estimate / exact.estimate if _distinct(exact, at["tolerance"]) else None
+    detail = {"exact": exact, "share": share}
+    return [Claim.of("knockin", vector, iv, where=layer, **at, detail=detail)]
+
+
+def kinks(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """The layer whose exact kinks carry the largest share of the even part (walked mazes)."""
+    t = t_loc_one(ds)
+    total_v = ds["kink_even_total"].sel(vector=vector, t_loc=t).values
+    walked = np.isfinite(total_v)
+    total = bootstrap_mean(total_v, seed=seed)
+    per = [
+        (str(layer), bootstrap_mean(
+            ds["kink_even"].sel(vector=vector, t_loc=t, frozen_layer=layer).values[walked],
+            seed=seed,
+        ))
+        for layer in ds["frozen_layer"].values
+    ]  # fmt: skip
+    found = best(per, lambda iv: abs(iv.estimate))
+    if found is None:
+        return []
+    layer, iv = found
+    detail = {"total": total, "walked": int(walked.sum()),
+              "share": iv.estimate / total.estimate if total.estimate else math.nan,
+              "direct_gap": _kink_gap(ds, vector, t, total_v)}  # fmt: skip
+    return [Claim.of("kinks", vector, iv, where=layer, readout=CUT_READOUT, t=t,
+                     tolerance=readout_tolerance(ds, vector, CUT_READOUT), detail=detail)]  # fmt: skip
+
+
+def _kink_gap(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> float | None:
+    """The largest gap between the kinks' sum and the directly evaluated E (None: not recorded)."""
+    if "kink_even_direct" not in ds:
+        return None
+    direct = ds["kink_even_direct"].sel(vector=vector, t_loc=t).values
+    ok = np.isfinite(direct) & np.isfinite(total)
+    return float(np.max(np.abs(direct[ok] - total[ok]))) if ok.any() else None
+
+
+def base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """E with the vector added at the paired base, beside E on the maze's own base; ``change``
+    is swapped − own, paired on the maze; ``sign`` says whether E keeps or flips its sign."""
+    if "base_swap" not in ds["control"].values:
+        return []
+    t = t_loc_one(ds)
+    at = _at(ds, vector, PRIMARY, t, control="base_swap")
+    own, swap = (exact_even(ds, vector, t, seed, c) for c in ("vector", "base_swap"))
+    swapped, mine = (
+        loc_values(ds, "loc_even", vector, t, control=c, readout=PRIMARY)
+        for c in ("base_swap", "vector")
+    )
+    change = paired_difference(swapped, mine, seed=seed)
+    tol = at["tolerance"]
+    if _distinct(own, tol) and _distinct(swap, tol):
+        sign = "flips" if own.estimate * swap.estimate < 0 else "keeps"
+    else:
+        sign = "inconclusive"
+    zero = [b for b, iv in (("own", own), ("swapped", swap)) if not _distinct(iv, tol)]
+    detail = {"own": own, "change": change, "sign": sign, "zero_on": zero}
+    return [Claim.of("base_swap", vector, swap, **at, detail=detail)]
+
+
+def distance(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """‖a ± v − a_paired‖ / ‖a_paired − a‖: the paired difference (+v − −v); negative: +v moves
+    toward the paired real state (interpolates), −v away."""
+    d = {s: ds["base_swap_distance"].sel(vector=vector, sign=s).values for s in ("+t", "-t")}
+    plus, minus = (bootstrap_mean(d[s], seed=seed) for s in ("+t", "-t"))
+    diff = paired_difference(d["+t"], d["-t"], seed=seed)
+    detail = {"plus": plus, "minus": minus}
+    return [Claim.of("distance", vector, diff, detail=detail)]
+
+
+def controls(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """E for each control (``where``), with the maze's own vector minus the control (paired)."""
+    t, out = t_loc_one(ds), []
+    own = loc_values(ds, "loc_even", vector, t, control="vector", readout=PRIMARY)
+    for control in [c for c in CONTROLS if c in ds["control"].values]:
+        e = loc_values(ds, "loc_even", vector, t, control=control, readout=PRIMARY)
+        iv = bootstrap_mean(e, seed=seed)
+        if iv.n == 0:
+            continue
+        at = _at(ds, vector, PRIMARY, t, control=control)
+        detail = {"own_minus_control": paired_difference(own, e, seed=seed)}
+        out.append(Claim.of("controls", vector, iv, where=control, **at, detail=detail))
+    return out
+
+
+def later_created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
+    """The cut scan at the latest layer that still steers, read like the steering layer's."""
+    found = later_steers(ds, vector)
+    if found is None:
+        return []
+    layer, _, t = found
+    tol = readout_tolerance(ds, vector, CUT_READOUT)
+    exact = bootstrap_mean(
+        ds["later_even"].sel(vector=vector, readout=CUT_READOUT).values, seed=seed
+    )
+    at = dict(readout=CUT_READOUT, t=t, tolerance=tol)
+    if not _distinct(exact, tol):
+        return [Claim.of("later_created", vector, exact, where=None, **at,
+                         detail={"layer": layer, "exact": exact, "located": False})]  # fmt: skip
+    e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=CUT_READOUT)
+    scan = [
+        (str(c), bootstrap_mean(e.sel(later_cut=c).values, seed=seed))
+        for c in ds["later_cut"].values
+        if np.isfinite(e.sel(later_cut=c).values).any()
+    ]
+    where, iv, detail = scan_claim(scan)
+    detail |= {"layer": layer, "exact": exact, "located": True, "variant": "symmetrize"}
+    return [Claim.of("later_created", vector, iv, where=where, **at, detail=detail)]

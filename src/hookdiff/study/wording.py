@@ -1,0 +1,420 @@
+"""The answer's sentences, generated from the claims' fields (the one place claims are worded).
+
+Every number in a sentence is formatted here from a :class:`~hookdiff.study.claim.Claim`'s
+fields (its estimate and interval, n, t, where, verdict and ``detail``), so a sentence cannot say
+what its fields do not: a verdict of ``"inconclusive"`` is never worded as an effect, and a claim
+whose numbers are 0 within its numerical tolerance says so. :func:`sentence` words a claim in
+full, :func:`label` names it in a verdict table's row, :func:`short` is its one-line summary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from hookdiff.stats import Interval
+from hookdiff.study.claim import Claim
+from hookdiff.study.targets import VECTOR_SPECS
+
+__all__ = [
+    "interval_text",
+    "label",
+    "number",
+    "readout_text",
+    "sentence",
+    "short",
+    "t_text",
+    "verdict_text",
+]
+
+_CONTROL_TEXT = {
+    "random": "a random direction (same norm per position)",
+    "other_maze": "another maze's vector",
+    "untrained": "a random-init agent (its own vectors)",
+}
+_VARIANT = {"symmetrize": "symmetrised", "linearize": "linearised"}
+
+
+def interval_text(iv: Interval, digits: int = 3, signed: bool = True) -> str:
+    """``"+0.123 [+0.080, +0.160]"``: the estimate and its 95 % interval."""
+    bounds = [b for b in (iv.lo, iv.hi) if np.isfinite(b)]
+    size = max([abs(iv.estimate), *map(abs, bounds)])
+    tiny = 0 < size < 0.5 * 10.0**-digits  # would print as 0.000 [0.000, 0.000]: show its size
+    f = f"{'+' if signed else ''}.{'1e' if tiny else f'{digits}f'}"
+    if not np.isfinite(iv.estimate):
+        return "not measured"
+    if len(bounds) < 2:
+        return f"{iv.estimate:{f}} (no interval from n = {iv.n})"
+    return f"{iv.estimate:{f}} [{iv.lo:{f}}, {iv.hi:{f}}]"
+
+
+def t_text(t: float) -> str:
+    """``"+1"``, ``"−1"``, ``"0"``."""
+    return "0" if t == 0 else f"{t:+.3g}".replace("-", "−")
+
+
+def verdict_text(c: Claim) -> str:
+    """The claim's verdict in words (with why, where it is inconclusive)."""
+    if c.n == 0:
+        return "not measured"
+    if c.verdict == "equivalent":
+        return f"equivalent to 0 within ±{c.margin:g}"
+    if c.within_tolerance:
+        return f"0 within numerical tolerance (|x| ≤ {c.tolerance:.0e})"
+    if c.n < 2:
+        return "one maze only, so not tested against 0"
+    return {"positive": "above 0", "negative": "below 0"}.get(
+        c.verdict, "not distinguishable from 0"
+    )
+
+
+def _iv_verdict(iv: Interval, c: Claim) -> str:
+    """The verdict of another interval of the claim, read with the claim's tolerance."""
+    return verdict_text(Claim.of(c.kind, c.vector, iv, tolerance=c.tolerance))
+
+
+def readout_text(vector: str, readout: str | None) -> str:
+    """``"the log-odds of P(toward cheese)"``: what the readout is, for ``vector``."""
+    p = f"P(toward {VECTOR_SPECS[vector].target})"
+    return {
+        None: p,
+        "p": p,
+        "logodds": f"the log-odds of {p}",
+        "margin": f"the margin (the log-odds of {p} linearised in the logits at t = 0)",
+    }[readout]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _main(c: Claim, digits: int = 3, signed: bool = True) -> str:
+    return interval_text(c.interval, digits, signed)
+
+
+# --- one function per kind -------------------------------------------------------------------
+
+
+def _asymmetry(c: Claim) -> str:
+    at = "" if c.where is None else f" steered at the later layer `{c.where}`"
+    return (
+        f"Add/subtract asymmetry of the {VECTOR_SPECS[c.vector].label} vector{at} at |t| = "
+        f"{c.t:g}: E = r(+{c.t:g}) + r(−{c.t:g}) − 2r(0) of {readout_text(c.vector, c.readout)} = "
+        f"{_main(c)} (n = {c.n} mazes), {verdict_text(c)}."
+    )
+
+
+def _published(c: Claim) -> str:
+    d = c.detail
+    stronger = {
+        "positive": "the published sign is the stronger",
+        "negative": "the mirrored sign is the stronger",
+    }.get(c.verdict, "the two signs are not distinguishable in size")
+    return (
+        f"The published t = {t_text(c.t)} changes {readout_text(c.vector, c.readout)} by "
+        f"{interval_text(d['published_change'])}, t = {t_text(-c.t)} by "
+        f"{interval_text(d['mirrored_change'])}; along the published direction the published "
+        f"sign moves it more by {_main(c)} (paired, n = {c.n}): {stronger}."
+    )
+
+
+def _scan_text(c: Claim, variant: str) -> str:
+    """The sentence of one cut scan (steering layer or later layer)."""
+    d, verb = c.detail, _VARIANT[variant]
+    what = f"the even part E({c.t:.3g}) of {readout_text(c.vector, c.readout)}"
+    if c.where is None:
+        return (
+            f"{verb.capitalize()} at the last cut `{d['last_cut']}`, {what} stays "
+            f"{verdict_text(c)} ({_main(c)}, n = {c.n}): part of the asymmetry in the logits is "
+            f"made after the last cut, by what follows `{d['last_cut']}`."
+        )
+    before = (
+        "between the steering layer and it"
+        if d["before"] is None
+        else f"between `{d['before']}` (where {verb} it is still "
+        f"{interval_text(d['before_e'])}) and `{c.where}`"
+    )
+    text = (
+        f"{verb.capitalize()} at `{c.where}`, {what} is {_main(c)} (n = {c.n}), "
+        f"{verdict_text(c)}, and so at every later cut: the asymmetry in the logits is complete "
+        f"at `{c.where}`, its last part made {before}."
+    )
+    if d["dips"]:
+        text += (
+            f" Not monotone: at {', '.join(f'`{x}`' for x in d['dips'])} it is also not "
+            f"distinguishable from 0, yet distinguishable again at a later cut, so "
+            f"{'that cut does' if len(d['dips']) == 1 else 'those cuts do'} not mark where it "
+            f"is made."
+        )
+    return text
+
+
+def _created(c: Claim) -> str:
+    if c.detail["variant"] is None:
+        return (
+            f"The exact even part E({c.t:g}) of {readout_text(c.vector, c.readout)} is "
+            f"{_main(c)} (n = {c.n}), {verdict_text(c)}: the logits carry no asymmetry to "
+            f"locate at this n, so neither scan names a cut."
+        )
+    exact = interval_text(c.detail["exact"])
+    return _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
+
+
+def _made(c: Claim) -> str:
+    d = c.detail
+    return (
+        f"Most of the asymmetry in the logits is made between "
+        f"`{c.where.replace(' → ', '` and `')}`: the paired drop of the symmetrised E({c.t:g}) "
+        f"of the margin there is {_main(c)} (n = {c.n}), {d['share']:.0%} of the exact "
+        f"{interval_text(d['exact'])} ({verdict_text(c)}); the steps between consecutive cuts "
+        f"add up to the exact E."
+    )
+
+
+_SOFTMAX_READING = {
+    "no_asymmetry": "there is no asymmetry distinguishable from 0 to explain at this n",
+    "logits_add": "the softmax alone does not explain it; the logits' own even part adds to it",
+    "softmax_explains": "a logit response without even part plus the softmax already explains it",
+    "cannot_tell": "neither part is distinguishable from 0, so this n cannot tell",
+}
+
+
+def _softmax(c: Claim) -> str:
+    d = c.detail
+    return (
+        f"Softmax-only test ({readout_text(c.vector, c.readout)}, t = {c.t:g}): with the logits' "
+        f"response symmetrised at `{c.where}`, the softmax alone makes E = "
+        f"{interval_text(d['softmax_only'])}; the exact network's E = "
+        f"{interval_text(d['exact'])}; the difference exact − softmax-only = {_main(c)} "
+        f"(paired, n = {c.n}) is {verdict_text(c)}: {_SOFTMAX_READING[d['reading']]}. The "
+        f"logits' own asymmetry, read on the margin, is E = {interval_text(d['logits_e'])}."
+    )
+
+
+def _knockout(c: Claim) -> str:
+    return (
+        f"Knock-out ({readout_text(c.vector, c.readout)}, t = {c.t:g}): freezing `{c.where}` "
+        f"alone at its t = 0 pattern shrinks the asymmetry (toward 0) by {_main(c)} (paired, "
+        f"n = {c.n}), {verdict_text(c)}; the largest drop of the {c.detail['layers']} layers "
+        f"(exact E = {interval_text(c.detail['exact'])})."
+    )
+
+
+def _knockin(c: Claim) -> str:
+    share = c.detail["share"]
+    of = "against" if share is None else f"{share:.0%} of"
+    return (
+        f"Knock-in ({readout_text(c.vector, c.readout)}, t = {c.t:g}): with only `{c.where}` free "
+        f"(every other relu / maxpool layer frozen at t = 0), E = {_main(c)} (n = {c.n}), "
+        f"{verdict_text(c)}; {of} the exact E {interval_text(c.detail['exact'])}, the most of "
+        f"any single layer."
+    )
+
+
+def _kinks(c: Claim) -> str:
+    d = c.detail
+    gap = "" if d["direct_gap"] is None else (
+        f"; the sum matches the directly evaluated even part within {d['direct_gap']:.1e}"
+    )  # fmt: skip
+    return (
+        f"Exact kink attribution ({VECTOR_SPECS[c.vector].label} vector, even part at t = "
+        f"{c.t:g} of the margin, the log-odds readout linearised in the logits, on {_count(d['walked'], 'walked maze')}): `{c.where}` "
+        f"carries {_main(c)} of the total {interval_text(d['total'])}, {d['share']:.0%} of it, "
+        f"the most of any layer{gap}."
+    )
+
+
+def _base_swap(c: Claim) -> str:
+    d = c.detail
+    fate = {"flips": "flips sign", "keeps": "keeps its sign"}.get(d["sign"])
+    if fate is None:
+        bases = {"own": "its own", "swapped": "the swapped"}
+        fate = (
+            f"is not distinguishable from 0 on {' and '.join(bases[b] for b in d['zero_on'])} base"
+        )
+    return (
+        f"Base swap ({readout_text(c.vector, c.readout)}, t = {c.t:g}): added to "
+        f"{VECTOR_SPECS[c.vector].swapped_base}, the {VECTOR_SPECS[c.vector].label} vector gives "
+        f"E = {_main(c)} against {interval_text(d['own'])} on its own maze (n = {c.n}); paired "
+        f"change swapped − own {interval_text(d['change'])}, {_iv_verdict(d['change'], c)}; "
+        f"the asymmetry {fate}."
+    )
+
+
+def _distance(c: Claim) -> str:
+    reading = {
+        "negative": "+v moves toward the paired real state (interpolates), −v away (extrapolates)",
+        "positive": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
+    }.get(c.verdict, "neither sign is closer to the paired real state")
+    return (
+        f"Distance of the vector added to its own maze from the paired real activation at the "
+        f"decision square, relative to ‖a_paired − a‖: {interval_text(c.detail['plus'])} for "
+        f"a + v, {interval_text(c.detail['minus'])} for a − v; paired difference {_main(c)} "
+        f"(n = {c.n}), {verdict_text(c)}: {reading}."
+    )
+
+
+def _controls(c: Claim) -> str:
+    diff = c.detail["own_minus_control"]
+    return (
+        f"Control, {_CONTROL_TEXT.get(c.where, c.where)} ({readout_text(c.vector, c.readout)}, "
+        f"t = {c.t:g}): E = {_main(c)} (n = {c.n}), {verdict_text(c)}; the maze's own vector "
+        f"minus the control = {interval_text(diff)} (paired, n = {diff.n}), "
+        f"{_iv_verdict(diff, c)}."
+    )
+
+
+def _rollouts(c: Claim) -> str:
+    parts = [
+        f"t = {t_text(float(t))}: {interval_text(w, 2, False)} (n = {w.n})"
+        for t, w in c.detail["rates"].items()
+    ]
+    text = (
+        f"Rollouts, rate of reaching {VECTOR_SPECS[c.vector].target} (Wilson 95 %): "
+        + "; ".join(parts)
+    )
+    diff = c.detail["published_minus_unsteered"]
+    if diff is not None:
+        text += (
+            f"; published minus unsteered {interval_text(diff, 2)} (paired, n = {diff.n}), "
+            f"{_iv_verdict(diff, c)}"
+        )
+    return text + "."
+
+
+def _rates_text(rates: dict[str, dict[str, Interval]]) -> str:
+    """``"cheese +t 0.50 [0.09, 0.91], −t …; top-right +t …"`` (Wilson 95 %)."""
+    return "; ".join(
+        target.replace("_", "-") + " " + ", ".join(
+            f"{sign.replace('-', '−')} {interval_text(iv, 2, False)}" for sign, iv in by.items()
+        )
+        for target, by in rates.items()
+    )  # fmt: skip
+
+
+def _cut_rollouts(c: Claim) -> str:
+    d = c.detail
+    text = (
+        f"Rollouts of the {VECTOR_SPECS[c.vector].label} vector at t = ±{abs(c.t):g} with the "
+        f"network {_VARIANT[d['variant']]} at `{c.where}` (n = {c.n} mazes): it reaches "
+        f"{VECTOR_SPECS[c.vector].target} at the published sign {d['sign'].replace('-', '−')} in "
+        f"{_main(c, 2, False)} (Wilson 95 %); reach rates {_rates_text(d['rates'])}"
+    )
+    if d["exact"] is not None:
+        text += f"; the exact network on the same mazes: {_rates_text(d['exact'])}"
+    return text + "."
+
+
+def _t_or_none(t: float) -> str:
+    return f"{t:+.3g}".replace("-", "−") if np.isfinite(t) else "not reached"
+
+
+def _matched(c: Claim) -> str:
+    d = c.detail
+    parts = [
+        f"`{layer}`: " + ", ".join(
+            f"{pos.replace('_', '-')} pairs t = {_t_or_none(x['t'])}"
+            + ("" if x["steers"] else " (does not steer)")
+            for pos, x in by.items()
+        )
+        for layer, by in d["layers"].items()
+    ]  # fmt: skip
+    lead = (
+        f"Later layers, each coefficient matched to the steering layer's mean |effect| on "
+        f"P(toward {VECTOR_SPECS[c.vector].target}) at t = {t_text(d['published_t'])} "
+        f"({d['goal']:.3f}): {'; '.join(parts) or 'no later candidate'}. A layer still steers "
+        f"when the match is reached within |t| ≤ {d['t_max']:g} and the effect toward the "
+        f"published direction has its 95 % interval above 0."
+    )
+    if c.where is None:
+        return lead + " No later layer still steers."
+    text = (
+        f"{lead} The latest that still steers is `{c.where}` "
+        f"({d['position'].replace('_', '-')} pairs, |t| = {c.t:.3g}): effect toward the "
+        f"published direction {_main(c)} (n = {c.n}), {verdict_text(c)}."
+    )
+    if d["position"] == "decision_square":
+        text += (
+            " A maze's own decision-square pair makes the published sign at |t| = 1 its paired "
+            "real state's activation at any layer, so a match near |t| = 1 is by construction."
+        )
+    return text
+
+
+def _later_created(c: Claim) -> str:
+    d = c.detail
+    at = (
+        f"At the later layer `{d['layer']}` (t = ±{c.t:.3g}): the exact E = "
+        f"{interval_text(d['exact'])}, "
+    )
+    if not d["located"]:
+        return at + f"{verdict_text(c)}, so there is no asymmetry to locate there."
+    text = _scan_text(c, d["variant"])
+    return at + text[0].lower() + text[1:]
+
+
+#: The sentence of each claim kind.
+_SENTENCES: dict[str, Callable[[Claim], str]] = {
+    "asymmetry": _asymmetry, "published": _published, "created": _created, "made": _made,
+    "softmax": _softmax, "knockout": _knockout, "knockin": _knockin, "kinks": _kinks,
+    "base_swap": _base_swap, "distance": _distance, "controls": _controls,
+    "rollouts": _rollouts, "cut_rollouts": _cut_rollouts, "later": _asymmetry,
+    "matched": _matched, "later_created": _later_created,
+}  # fmt: skip
+
+#: What each kind's estimate is, in a verdict table's row.
+_LABELS = {
+    "asymmetry": "asymmetry E",
+    "published": "published − mirrored effect",
+    "created": "E at the creation cut",
+    "made": "E made between cuts",
+    "softmax": "exact − softmax-only E",
+    "knockout": "knock-out: drop of E",
+    "knockin": "knock-in: E kept",
+    "kinks": "E carried by one layer's kinks",
+    "base_swap": "E on the swapped base",
+    "distance": "distance (+v) − (−v)",
+    "controls": "E of a control",
+    "rollouts": "reach rate at the published t",
+    "cut_rollouts": "reach rate, network cut",
+    "later": "asymmetry E at the later layer",
+    "matched": "effect at the latest layer that steers",
+    "later_created": "E at the later creation cut",
+}
+
+
+#: Kinds whose estimate is a rate (two decimals, unsigned).
+_RATES = ("rollouts", "cut_rollouts")
+
+
+def number(c: Claim) -> str:
+    """The claim's estimate with its interval, as its table row and short line give it."""
+    return _main(c, 2, False) if c.kind in _RATES else _main(c)
+
+
+def sentence(c: Claim) -> str:
+    """The claim in full, every number formatted from its fields."""
+    return _SENTENCES[c.kind](c)
+
+
+def label(c: Claim) -> str:
+    """The claim's row label: what its estimate is, on which readout, where."""
+    nothing = c.kind == "created" and c.detail.get("variant") is None
+    parts = ["exact E, no cut to name" if nothing else _LABELS[c.kind]]
+    if c.readout is not None:
+        parts.append(f"({c.readout})")
+    variant = c.detail.get("variant") if c.kind in ("created", "cut_rollouts") else None
+    if variant:
+        parts.append(_VARIANT[variant])
+    if c.where is not None:
+        parts.append(f"at `{c.where}`")
+    return " ".join(parts)
+
+
+def short(c: Claim) -> str:
+    """One line: the label, the estimate with its interval, n and the verdict in words."""
+    t = "" if c.t is None or not math.isfinite(c.t) else f", t = {t_text(c.t)}"
+    head = label(c)
+    return f"{head[0].upper() + head[1:]}: {number(c)} (n = {c.n}{t}), {verdict_text(c)}."
