@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 
-
 def concat_labelled(
     parts: Sequence[xr.Dataset], dim: str, labels: Sequence[str], combine_attrs: str = "drop"
 ) -> xr.Dataset:
