@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,6 +28,7 @@ __all__ = [
     "PUBLISHED_TS",
     "VECTOR_SOURCES",
     "PlotConfig",
+    "closest_to_one",
     "StudyConfig",
     "default_config",
     "full_config",
@@ -45,6 +47,19 @@ _MAX_LEVEL = 2**31 - 1
 VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
 #: Values of :attr:`StudyConfig.backend`.
 BACKENDS: tuple[str, ...] = ("local", "ray")
+
+
+def closest_to_one(ts: Iterable[float]) -> float:
+    """The t of ``ts`` closest to 1 (the published |t|), the lower of two equally close.
+
+    The one rule for "the localisation's t closest to 1": the cut rollouts' t and every reader of
+    the localisation's ``t_loc`` (sorted ascending) must agree, whatever order ``ts`` come in.
+
+    Example:
+        >>> closest_to_one((1.5, 0.5, 2.0))
+        0.5
+    """
+    return float(min(sorted(float(t) for t in ts), key=lambda t: abs(t - 1.0)))
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from hookdiff.analysis import valid_cuts
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.config import StudyConfig
+from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.inputs import StudyMazes, StudyVectors
-from hookdiff.study.readouts import LOGITS_HOOK
 from hookdiff.study.schema import CUT_READOUT, SIGNS
 from hookdiff.study.select import created_cut, cut_intervals, t_loc_one
 from hookdiff.study.targets import VECTORS
@@ -59,11 +58,11 @@ def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
     for vector in [str(v) for v in scan["vector"].values]:
         e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
         if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
-            out[vector] = [LOGITS_HOOK]
+            out[vector] = [cuts[-1]]
             continue
         first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
         picked = [0] if first is None else [max(first - 1, 0), first]
-        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [LOGITS_HOOK]))
+        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [cuts[-1]]))
     return out
 
 
@@ -104,7 +103,7 @@ def localise_rollouts(
     r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
     t = roll_t(config)
     variants = list(config.localise_rollout_variants)
-    all_cuts = valid_cuts(policy, config.hook, LOGITS_HOOK)
+    all_cuts = valid_cuts(policy, config.hook, policy.output_hook)
     shape = (len(VECTORS), len(variants), len(all_cuts), len(SIGNS), n)
     out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
     own = vectors.applied(config.hook)
@@ -132,8 +131,9 @@ def localise_rollouts(
 
 
 def roll_t(config: StudyConfig) -> float:
-    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|)."""
-    return float(min(config.localise_ts, key=lambda x: abs(x - 1.0)))
+    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|;
+    :func:`~hookdiff.study.config.closest_to_one`, the lower on a tie)."""
+    return closest_to_one(config.localise_ts)
 
 
 def maze_seed(seed: int, level_seed: int) -> int:

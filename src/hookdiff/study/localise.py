@@ -59,7 +59,6 @@ from hookdiff.study.config import StudyConfig
 from hookdiff.study.cut_rollouts import roll_t
 from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
 from hookdiff.study.readouts import (
-    LOGITS_HOOK,
     label_readouts,
     readouts,
     target_directions,
@@ -226,8 +225,8 @@ def _exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network."""
-    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=LOGITS_HOOK,
-                           max_rows=config.max_rows)  # fmt: skip
+    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts,
+                           depth=line.policy.output_hook, max_rows=config.max_rows)  # fmt: skip
     return readouts(logits.values, target, ts)
 
 
@@ -285,7 +284,9 @@ def _cut_even(
 ) -> xr.DataArray:
     """E(t) at every valid cut and variant: (variant, cut, readout, t_loc, maze)."""
     ts = _line_ts(config.localise_ts)
-    scan = cut_scan(policy, acts, config.hook, v, ts, depth=LOGITS_HOOK, max_rows=config.max_rows)
+    scan = cut_scan(
+        policy, acts, config.hook, v, ts, depth=policy.output_hook, max_rows=config.max_rows
+    )
     scan = scan.sel(variant=list(SCAN_VARIANTS))
     r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
@@ -298,7 +299,7 @@ def _frozen_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.Dataset:
     """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
-    layers = freezable(policy, config.hook, LOGITS_HOOK)
+    layers = freezable(policy, config.hook, policy.output_hook)
     ts = _line_ts(config.localise_ts)
     kinds = {
         "loc_even_knockout": [[layer] for layer in layers],
@@ -315,7 +316,7 @@ def _frozen_even(
                         config.hook,
                         v,
                         ts,
-                        depth=LOGITS_HOOK,
+                        depth=policy.output_hook,
                         freeze=f,
                         max_rows=config.max_rows,
                     ).values,  # fmt: skip
@@ -390,12 +391,12 @@ def _kink_even(
     """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
     hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
     w = _log_odds_gradient(policy, acts, hook, target)
-    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=LOGITS_HOOK,
-                                   max_pieces=config.max_pieces)  # fmt: skip
+    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w,
+                                   depth=policy.output_hook, max_pieces=config.max_pieces)  # fmt: skip
     channels = _layer_channels(policy, acts, hook)
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
-    logits = line_response(policy, acts, hook, v, line, depth=LOGITS_HOOK).values  # (t, maze, 15)
+    logits = line_response(policy, acts, hook, v, line, depth=policy.output_hook).values
     r = np.einsum("tmo,mo->tm", logits, w.cpu().numpy())
     direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
     ds["kink_even_direct"] = direct["even"]
@@ -429,9 +430,9 @@ def _kink_sums(
 
 def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int]:
     """The channels (first axis after the batch) of each freezable layer, in forward order."""
-    layers = freezable(policy, hook, LOGITS_HOOK)
+    layers = freezable(policy, hook, policy.output_hook)
     with torch.no_grad(), capture(policy, layers) as seen:
-        policy.run_segment(acts[:1], hook, LOGITS_HOOK)
+        policy.run_segment(acts[:1], hook, policy.output_hook)
     return {layer: int(seen[layer].shape[1]) for layer in layers}
 
 
@@ -439,7 +440,7 @@ def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.nd
     """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
     tgt = torch.as_tensor(target, device=acts.device)
     with torch.enable_grad():
-        logits = policy.run_segment(acts, hook, LOGITS_HOOK).detach().requires_grad_(True)
+        logits = policy.run_segment(acts, hook, policy.output_hook).detach().requires_grad_(True)
         (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)
     return w.detach() * (tgt >= 0)[:, None].to(w.dtype)
 

@@ -32,7 +32,7 @@ from hookdiff.agent import obs_to_tensor
 from hookdiff.analysis import cut_scan, line_response, valid_cuts
 from hookdiff.hooks import steer, tile_rows
 from hookdiff.maze import observations_at_every_cell
-from hookdiff.maze.actions import direction_probs
+from hookdiff.maze.actions import DIRECTION_NAMES, direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
 from hookdiff.stats import bootstrap_mean
@@ -72,8 +72,6 @@ __all__ = [
 
 #: The published coefficient at which each vector's steering effect is measured.
 EFFECT_T = {name: spec.published_t for name, spec in VECTOR_SPECS.items()}
-#: The direction order of :func:`hookdiff.agent.directions`.
-_DIRECTIONS = ["left", "down", "up", "right", "none"]
 
 
 def _no_op() -> None:
@@ -169,8 +167,6 @@ def pick_later(
 #: Where a later layer's vector pairs are taken: mouse at the start (the published protocol) or
 #: on the decision square (where the vectors are applied).
 PAIR_POSITIONS = ("start", "decision_square")
-#: The readout the coefficients are matched on and its depth: the policy logits.
-_LOGITS = "fc_policy_out"
 
 
 def matched_t(
@@ -214,7 +210,9 @@ def target_p(
     target: np.ndarray, max_rows: int,
 ) -> np.ndarray:  # fmt: skip
     """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
-    logits = line_response(policy, acts, hook, v, list(ts), depth=_LOGITS, max_rows=max_rows)
+    logits = line_response(
+        policy, acts, hook, v, list(ts), depth=policy.output_hook, max_rows=max_rows
+    )
     return target_probability(logits.values, target)
 
 
@@ -289,7 +287,8 @@ def later_scan(
     n = len(next(iter(targets.values())))
     order = {h: i for i, h in enumerate(policy.hook_names)}
     picked = {v: latest_steering(matched, config.hook, v) for v in VECTORS}
-    cuts = sorted({c for p in picked.values() if p for c in valid_cuts(policy, p[0], _LOGITS)},
+    logits = policy.output_hook
+    cuts = sorted({c for p in picked.values() if p for c in valid_cuts(policy, p[0], logits)},
                   key=order.__getitem__)  # fmt: skip
     exact = np.full((len(VECTORS), len(READOUTS), n), np.nan)
     by_cut = np.full((len(VECTORS), len(SCAN_VARIANTS), len(cuts), len(READOUTS), n), np.nan)
@@ -303,21 +302,16 @@ def later_scan(
             float(matched["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=name))
         )
         ts, v = [-t, 0.0, t], sources[pos][layer][name]
-        r = readouts(line_response(policy, acts[layer], layer, v, ts, depth=_LOGITS,
+        r = readouts(line_response(policy, acts[layer], layer, v, ts, depth=logits,
                                    max_rows=config.max_rows).values, targets[name], ts)  # fmt: skip
         exact[vi] = r[:, 2] + r[:, 0] - 2 * r[:, 1]
-        scan = cut_scan(policy, acts[layer], layer, v, ts, depth=_LOGITS, max_rows=config.max_rows)
+        scan = cut_scan(policy, acts[layer], layer, v, ts, depth=logits, max_rows=config.max_rows)
         r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name], ts)
         even = r[..., 2, :] + r[..., 0, :] - 2 * r[..., 1, :]  # (readout, variant, cut, maze)
         idx = [cuts.index(str(c)) for c in scan["cut"].values]
         by_cut[vi][:, idx] = even.transpose(1, 2, 0, 3)
         where["layer"][vi], where["position"][vi], t_at[vi] = layer, pos, t
     return _later_scan_dataset(exact, by_cut, cuts, where, t_at)
-
-
-#: The direction of each vector's published effect on P(step toward its target): the cheese
-#: vector at t = −1 lowers P(toward cheese), the top-right vector at t = +1 raises P(toward it).
-_DIRECTION = EFFECT_T
 
 
 def _match(
@@ -338,7 +332,7 @@ def _match(
     t = matched_t(mean_abs, goal, config.later_max_t, config.later_match_steps)
     if not np.isfinite(t):
         return t, np.full(len(p0), np.nan)
-    return sign * t, _DIRECTION[name] * (p_at([t])[0] - p0)
+    return sign * t, EFFECT_T[name] * (p_at([t])[0] - p0)
 
 
 #: long_name and description of the matched-layer variables.
@@ -640,7 +634,7 @@ def vector_fields(
             "vector": list(VECTORS),
             "field_t": np.asarray(field_ts, dtype=np.float64),
             "cell": ["row", "col"],
-            "direction": _DIRECTIONS,
+            "direction": list(DIRECTION_NAMES),
         },
     )
 

@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from hookdiff.agent.impala import DIRECTIONS_READOUT
 from hookdiff.errors import ShapeMismatchError
 from hookdiff.maze import ACTION_DIRECTIONS, next_direction, top_right_cell
 from hookdiff.study.inputs import StudyMazes
@@ -32,8 +33,9 @@ __all__ = [
     "target_probability",
 ]
 
-#: Where the readouts are read from: the policy logits.
-LOGITS_HOOK = "fc_policy_out"
+#: Where the readouts are read from: the maze agent's logits, the hook its contract declares
+#: (``policy.output_hook``; code with a policy at hand reads it from the policy).
+LOGITS_HOOK = DIRECTIONS_READOUT.source
 
 
 def target_directions(mazes: StudyMazes) -> dict[str, np.ndarray]:
