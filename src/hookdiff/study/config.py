@@ -16,12 +16,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hookdiff import _config
 from hookdiff._config import option
 from hookdiff._device import DEVICE_HELP, check_device_name
 from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
+
+if TYPE_CHECKING:
+    from hookdiff.study.targets import VectorSpec
 
 __all__ = [
     "BACKENDS",
@@ -124,6 +127,14 @@ class StudyConfig:
     )
     vector_pairs: int = option(
         1, "Maze pairs averaged into each vector (vectors_from=pairs).", min=1
+    )
+    vectors: tuple[str, ...] = option(
+        ("cheese", "top_right"),
+        "The steering vectors studied (the dataset's 'vector' coordinate, in the built-in order): "
+        "'cheese' and 'top_right' (the published two), 'cheese_location' (act(cheese at its own "
+        "cell) - act(cheese moved to the reachable cell farthest from it); not published), or "
+        "'all' for every built-in vector.",
+        check=lambda names: _check_vectors(names),
     )
     maze_spec: str = option(
         "eval-decision-square", "Maze spec of the study's mazes (they must have a decision square)."
@@ -284,6 +295,12 @@ class StudyConfig:
             "untrained": s + 5,
         }
 
+    def vector_specs(self) -> tuple[VectorSpec, ...]:
+        """The specs of the studied vectors (:attr:`vectors`), in the built-in order."""
+        from hookdiff.study.targets import selected_specs
+
+        return selected_specs(self.vectors)
+
     def checkpoints(self) -> tuple[str, ...]:
         """The checkpoint paths of :attr:`checkpoint` (a folder: its ``*.pt`` files, sorted);
         empty when none is given (the shipped agent).
@@ -434,6 +451,21 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a JSON object of field values")
     return d
+
+
+def _check_vectors(names: tuple[str, ...]) -> None:
+    """Every name is a built-in vector or ``all``, and there is at least one.
+
+    Raises:
+        ConfigError: an unknown name (the message names the known vectors) or no name.
+    """
+    from hookdiff.study.targets import ALL_VECTORS
+
+    if not names:
+        raise ConfigError(f"expected at least one vector of {', '.join(ALL_VECTORS)} (or 'all')")
+    for name in names:
+        if name != "all" and name not in ALL_VECTORS:
+            raise ConfigError(unknown_name_message("built-in vector", name, [*ALL_VECTORS, "all"]))
 
 
 @functools.cache

@@ -1,8 +1,8 @@
 """The study's measurements, each returning its own labelled part of the study's Dataset.
 
 - :func:`later_layer`: each candidate vector's steering effect at the published coefficients
-  (cheese t = −1: drop of P(toward cheese); top-right t = +1: rise of P(toward top-right)) at the
-  decision squares, and the latest candidate within ``later_tolerance`` of the best
+  (:attr:`~hookdiff.study.targets.VectorSpec.published_t`; cheese t = −1: drop of P(toward
+  cheese); top-right t = +1: rise of P(toward top-right)) at the decision squares, and the latest candidate within ``later_tolerance`` of the best
   (:func:`pick_later`);
 - :func:`matched_later`: each candidate's coefficient matched to the steering layer's effect
   (vectors from pairs at the start and on the decision square), whether it still steers, and the
@@ -14,7 +14,8 @@
 - :func:`vector_fields`: the direction probabilities at every cell of example mazes.
 
 A new measurement is one more function here returning an ``xarray.Dataset`` over the study's
-coordinates (:mod:`hookdiff.study.dataset`); :mod:`hookdiff.study.run` calls it.
+coordinates (:mod:`hookdiff.study.dataset`); :mod:`hookdiff.study.steps` registers it. Every
+function loops over the studied vectors (``vectors.specs``), never names one.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ from hookdiff.study.readouts import (
     target_directions,
     target_probability,
 )
-from hookdiff.study.schema import POSITIONS, READOUTS, SCAN_VARIANTS
-from hookdiff.study.targets import VECTOR_SPECS, VECTORS
+from hookdiff.study.schema import POSITIONS, REACH_TARGETS, READOUTS, SCAN_VARIANTS
+from hookdiff.study.targets import VECTOR_SPECS, VectorSpec
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -70,7 +71,8 @@ __all__ = [
     "vector_fields",
 ]
 
-#: The published coefficient at which each vector's steering effect is measured.
+#: The published coefficient at which each built-in vector's steering effect is measured
+#: (:attr:`VectorSpec.published_t`; the steps read it from the spec).
 EFFECT_T = {name: spec.published_t for name, spec in VECTOR_SPECS.items()}
 
 
@@ -96,12 +98,13 @@ def later_layer(
     ``advance`` is called after each candidate (progress).
     """
     base = decision_square_probs(policy, mazes.states)
-    effect = np.zeros((len(candidates), len(VECTORS)))
+    names = vectors.names
+    effect = np.zeros((len(candidates), len(names)))
     for i, hook in enumerate(candidates):
         effect[i] = candidate_effect(policy, mazes.states, hook, vectors.applied(hook), base)
         advance()
     hook, scores = pick_later(candidates, effect, tolerance)
-    norms = [[vectors.norm(h, v) for v in VECTORS] for h in candidates]
+    norms = [[vectors.norm(h, v) for v in names] for h in candidates]
     record = xr.Dataset(
         {
             "candidate_effect": (("candidate", "vector"), effect),
@@ -111,7 +114,7 @@ def later_layer(
                 np.array(norms).reshape(effect.shape),
             ),
         },
-        coords={"candidate": list(candidates), "vector": list(VECTORS)},
+        coords={"candidate": list(candidates), "vector": list(names)},
     )
     return hook, record
 
@@ -123,26 +126,27 @@ def candidate_effect(
     vecs: Mapping[str, Tensor],
     base: xr.Dataset,
 ) -> np.ndarray:
-    """Per vector: the mean steering effect at ``hook`` and the published coefficient.
+    """Per vector of ``vecs`` (``{name: V}``, built-in names): the mean steering effect at
+    ``hook`` and the published coefficient.
 
-    Cheese (t = −1): mean drop of P(toward cheese); top-right (t = +1): mean rise of
-    P(toward top-right), from the unsteered ``base`` (:func:`decision_square_probs`). Per-maze
-    vectors ``(N, ...)`` steer maze i with row i.
+    The change of P(toward the vector's target) (:attr:`VectorSpec.target_var`) from the
+    unsteered ``base`` (:func:`decision_square_probs`), signed so the published direction is
+    positive (cheese, t = −1: mean drop of P(toward cheese); top-right, t = +1: mean rise of
+    P(toward top-right)). Per-maze vectors ``(N, ...)`` steer maze i with row i.
     """
-    out = np.zeros(len(VECTORS))
-    for i, name in enumerate(VECTORS):
-        steering = [Steering(hook, vecs[name], EFFECT_T[name])]
-        key = "p_toward_cheese" if name == "cheese" else "p_toward_top_right"
-        steered = decision_square_probs(policy, mazes, steering=steering)[key].values
-        unsteered = base[key].values
-        out[i] = float(np.mean(unsteered - steered if name == "cheese" else steered - unsteered))
+    out = np.zeros(len(vecs))
+    for i, (name, v) in enumerate(vecs.items()):
+        spec = VECTOR_SPECS[name]
+        steering = [Steering(hook, v, spec.published_t)]
+        steered = decision_square_probs(policy, mazes, steering=steering)[spec.target_var].values
+        out[i] = float(np.mean(spec.direction * (steered - base[spec.target_var].values)))
     return out
 
 
 def pick_later(
     hooks: Sequence[str], effect: np.ndarray, tolerance: float
 ) -> tuple[str, np.ndarray]:
-    """The latest candidate whose score (mean effect of both vectors) is within ``tolerance``.
+    """The latest candidate whose score (mean effect of the vectors) is within ``tolerance``.
 
     "Within 10% of the best" means ``score >= best - tolerance·|best|``; candidates are compared
     in the model's forward order as given.
@@ -237,26 +241,28 @@ def matched_later(
     matching averages over every maze, so this step is not split by maze.
     """
     hooks = list(dict.fromkeys([config.hook, *later_candidates(policy, config)]))
+    specs = vectors.specs
     sources = {"start": {h: vectors.applied(h) for h in hooks},
-               "decision_square": decision_square_vectors(policy, mazes, hooks)}  # fmt: skip
+               "decision_square": decision_square_vectors(policy, mazes, hooks, specs=specs)}  # fmt: skip
     dtype = next(policy.parameters()).dtype
     obs = mazes.obs["decision_square"].to(dtype)
     acts = {h: activations_from_obs(policy, obs, h) for h in hooks}
-    targets = target_directions(mazes)
-    shape = (len(hooks), len(PAIR_POSITIONS), len(VECTORS))
+    targets = target_directions(mazes, specs)
+    shape = (len(hooks), len(PAIR_POSITIONS), len(specs))
     t_found, norms = np.full(shape, np.nan), np.full(shape, np.nan)
     effects = np.full((*shape, len(mazes.states)), np.nan)
     goal = {}
-    for vi, name in enumerate(VECTORS):
+    for vi, spec in enumerate(specs):
+        name = spec.name
         p = target_p(policy, acts[config.hook], config.hook, sources["start"][config.hook][name],
-                     [0.0, EFFECT_T[name]], targets[name], config.max_rows)  # fmt: skip
+                     [0.0, spec.published_t], targets[name], config.max_rows)  # fmt: skip
         goal[name] = float(np.nanmean(np.abs(p[1] - p[0])))
         for hi, h in enumerate(hooks):
             for pi, pos in enumerate(PAIR_POSITIONS):
                 v = sources[pos][h][name]
                 norms[hi, pi, vi] = float(v.flatten(1 if v.ndim > acts[h].ndim - 1 else 0)
                                           .norm(dim=-1).mean())  # fmt: skip
-                t, effect = _match(policy, acts[h], h, v, targets[name], goal[name], name, config)
+                t, effect = _match(policy, acts[h], h, v, targets[name], goal[name], spec, config)
                 t_found[hi, pi, vi], effects[hi, pi, vi] = t, effect
             advance()
     matched = _matched_dataset(hooks, t_found, effects, norms, goal, config)
@@ -286,15 +292,16 @@ def later_scan(
     cut lies before the layer. ``later_scan_layer`` / ``_position`` / ``_t`` say where."""
     n = len(next(iter(targets.values())))
     order = {h: i for i, h in enumerate(policy.hook_names)}
-    picked = {v: latest_steering(matched, config.hook, v) for v in VECTORS}
+    names = [str(v) for v in matched["vector"].values]
+    picked = {v: latest_steering(matched, config.hook, v) for v in names}
     logits = policy.output_hook
     cuts = sorted({c for p in picked.values() if p for c in valid_cuts(policy, p[0], logits)},
                   key=order.__getitem__)  # fmt: skip
-    exact = np.full((len(VECTORS), len(READOUTS), n), np.nan)
-    by_cut = np.full((len(VECTORS), len(SCAN_VARIANTS), len(cuts), len(READOUTS), n), np.nan)
-    where = {"layer": [""] * len(VECTORS), "position": [""] * len(VECTORS)}
-    t_at = np.full(len(VECTORS), np.nan)
-    for vi, name in enumerate(VECTORS):
+    exact = np.full((len(names), len(READOUTS), n), np.nan)
+    by_cut = np.full((len(names), len(SCAN_VARIANTS), len(cuts), len(READOUTS), n), np.nan)
+    where = {"layer": [""] * len(names), "position": [""] * len(names)}
+    t_at = np.full(len(names), np.nan)
+    for vi, name in enumerate(names):
         if picked[name] is None:
             continue
         layer, pos = picked[name]
@@ -311,16 +318,16 @@ def later_scan(
         idx = [cuts.index(str(c)) for c in scan["cut"].values]
         by_cut[vi][:, idx] = even.transpose(1, 2, 0, 3)
         where["layer"][vi], where["position"][vi], t_at[vi] = layer, pos, t
-    return _later_scan_dataset(exact, by_cut, cuts, where, t_at)
+    return _later_scan_dataset(names, exact, by_cut, cuts, where, t_at)
 
 
 def _match(
     policy: nn.Module, acts: Tensor, hook: str, v: Tensor, target: np.ndarray, goal: float,
-    name: str, config: StudyConfig,
+    spec: VectorSpec, config: StudyConfig,
 ) -> tuple[float, np.ndarray]:  # fmt: skip
     """The matched t (published sign) of one layer and vector, and the per-maze effect there
     toward the published direction (NaN where the goal is not reached within ``later_max_t``)."""
-    sign = float(np.sign(EFFECT_T[name]))
+    sign = spec.direction
     p0 = target_p(policy, acts, hook, v, [0.0], target, config.max_rows)[0]
 
     def p_at(ts: Sequence[float]) -> np.ndarray:
@@ -332,7 +339,7 @@ def _match(
     t = matched_t(mean_abs, goal, config.later_max_t, config.later_match_steps)
     if not np.isfinite(t):
         return t, np.full(len(p0), np.nan)
-    return sign * t, EFFECT_T[name] * (p_at([t])[0] - p0)
+    return sign * t, sign * (p_at([t])[0] - p0)
 
 
 #: long_name and description of the matched-layer variables.
@@ -354,7 +361,8 @@ def _matched_dataset(
     hooks: Sequence[str], t_found: np.ndarray, effects: np.ndarray, norms: np.ndarray,
     goal: Mapping[str, float], config: StudyConfig,
 ) -> xr.Dataset:  # fmt: skip
-    """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``."""
+    """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``
+    (``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis)."""
     seed = config.seeds()["analysis"]
     still = np.zeros(t_found.shape, dtype=np.int8)
     for idx in np.ndindex(t_found.shape):
@@ -366,10 +374,10 @@ def _matched_dataset(
         "matched_effect": ((*dims, "maze"), effects),
         "matched_vector_norm": (dims, norms),
         "still_steers": (dims, still),
-        "matched_goal": (("vector",), np.array([goal[v] for v in VECTORS])),
+        "matched_goal": (("vector",), np.array(list(goal.values()))),
     }
     coords = {"matched_layer": list(hooks), "pair_position": list(PAIR_POSITIONS),
-              "vector": list(VECTORS), "maze": np.arange(effects.shape[-1])}  # fmt: skip
+              "vector": list(goal), "maze": np.arange(effects.shape[-1])}  # fmt: skip
     ds = xr.Dataset(data, coords=coords)
     for name, (long, text) in _MATCHED_ATTRS.items():
         ds[name].attrs = {"long_name": long, "description": text}
@@ -377,6 +385,7 @@ def _matched_dataset(
 
 
 def _later_scan_dataset(
+    names: Sequence[str],
     exact: np.ndarray, by_cut: np.ndarray, cuts: Sequence[str], where: Mapping[str, list[str]],
     t_at: np.ndarray,
 ) -> xr.Dataset:  # fmt: skip
@@ -394,7 +403,7 @@ def _later_scan_dataset(
             "later_scan_position": (("vector",), np.array(where["position"], dtype=str)),
             "later_scan_t": (("vector",), t_at),
         },
-        coords={"vector": list(VECTORS), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
+        coords={"vector": list(names), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
                 "readout": list(READOUTS), "maze": np.arange(exact.shape[-1])},
     )  # fmt: skip
     return label_readouts(ds)
@@ -423,13 +432,13 @@ def nonlinearity_at(
     vecs = vectors.applied(hook)
     acts = {p: activations_from_obs(policy, mazes.obs[p], hook) for p in POSITIONS}
     per_vector = []
-    for name in VECTORS:
+    for name in vectors.names:
         per_position = []
         for p in POSITIONS:
             per_position.append(_analyse(policy, acts[p], hook, vecs[name], config))
             advance()
         per_vector.append(concat_labelled(per_position, "position", POSITIONS))
-    return concat_labelled(per_vector, "vector", VECTORS)
+    return concat_labelled(per_vector, "vector", vectors.names)
 
 
 def _analyse(
@@ -467,8 +476,7 @@ def _analyse(
 
 #: Rollout variables: (study name, the outcome it counts); ``rollout_steps`` is the step count.
 _OUTCOMES = (
-    ("reached_cheese", "cheese"),
-    ("reached_top_right", "top_right"),
+    *((var, target) for target, var in REACH_TARGETS.items()),
     ("timed_out", "timeout"),
 )
 
@@ -485,7 +493,7 @@ def behaviour_at(
     Rollouts cover the first ``rollout_mazes`` mazes and the ``rollout_ts``; NaN elsewhere.
     """
     vecs, states = vectors.applied(hook), mazes.states
-    coords = {"vector": list(VECTORS), "t": np.asarray(config.ts, dtype=np.float64)}
+    coords = {"vector": list(vectors.names), "t": np.asarray(config.ts, dtype=np.float64)}
     ds = _decision_square_probs(policy, states, hook, vecs, config.ts)
     seed = mazes.seed(config.seeds()["rollout"])
     roll = _rollouts(
@@ -502,18 +510,18 @@ def _decision_square_probs(
     vecs: Mapping[str, Tensor],
     ts: Sequence[float],
 ) -> xr.Dataset:
-    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze).
+    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze), for
+    each vector of ``vecs`` (the two readouts of :func:`decision_square_probs`, whatever vector
+    steers: each vector's own is its :attr:`VectorSpec.target_var`).
 
     Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major);
     per-maze vectors ``(N, ...)`` are tiled over the coefficients by the steering hook.
     """
     n, k = len(mazes), len(ts)
-    probs = {
-        key: np.zeros((len(VECTORS), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")
-    }
+    probs = {key: np.zeros((len(vecs), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")}
     coeffs = torch.tensor(np.repeat(np.asarray(ts, dtype=np.float32), n))
-    for vi, name in enumerate(VECTORS):
-        steering = [Steering(hook, vecs[name], coeffs)]
+    for vi, v in enumerate(vecs.values()):
+        steering = [Steering(hook, v, coeffs)]
         ds = decision_square_probs(policy, list(mazes) * k, steering=steering)
         for key, arr in probs.items():
             arr[vi] = ds[key].values.reshape(k, n)
@@ -537,13 +545,14 @@ def _rollouts(
     ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used);
     ``seed`` seeds the action sampling.
     Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze) on the full ``ts``
-    grid, NaN where not rolled out; the t = 0 baseline is shared by both vectors.
+    grid, NaN where not rolled out; the t = 0 baseline is shared by every vector. The outcomes
+    are what a rollout ends in (:data:`_OUTCOMES`), the same table whatever vector steers.
     """
     r, ts = len(mazes), [float(t) for t in config.ts]
-    shape = (len(VECTORS), len(ts), r)
+    shape = (len(vecs), len(ts), r)
     names = ("reached_cheese", "reached_top_right", "rollout_steps", "timed_out")
     out = {key: np.full(shape, np.nan) for key in names}
-    groups = _rollout_groups(config.rollout_ts) if r else []
+    groups = _rollout_groups(config.rollout_ts, len(vecs)) if r else []
     if groups:
         steering = _rollout_steering(hook, vecs, groups, r, per_maze)
         ds = rollout(
@@ -564,10 +573,10 @@ def _rollouts(
     return xr.Dataset({k: (dims, v) for k, v in out.items()}, coords={"maze": np.arange(r)})
 
 
-def _rollout_groups(rollout_ts: Sequence[float]) -> list[tuple[int | None, float]]:
+def _rollout_groups(rollout_ts: Sequence[float], n_vectors: int) -> list[tuple[int | None, float]]:
     """The rollout's groups of envs: ``(vector index, t)``, first ``(None, 0.0)`` (unsteered)."""
     groups: list[tuple[int | None, float]] = [(None, 0.0)] if 0.0 in rollout_ts else []
-    return groups + [(vi, float(t)) for vi in range(len(VECTORS)) for t in rollout_ts if t != 0]
+    return groups + [(vi, float(t)) for vi in range(n_vectors) for t in rollout_ts if t != 0]
 
 
 def _rollout_steering(
@@ -577,19 +586,19 @@ def _rollout_steering(
     r: int,
     per_maze: bool,
 ) -> list[Steering]:
-    """Both vectors at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
-    coeffs = np.zeros((len(VECTORS), len(groups) * r), dtype=np.float32)
+    """Every vector at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
+    coeffs = np.zeros((len(vecs), len(groups) * r), dtype=np.float32)
     for g, (vi, t) in enumerate(groups):
         if vi is not None:
             coeffs[vi, g * r : (g + 1) * r] = t
     return [
         Steering(
             hook,
-            tile_rows(vecs[name][:r], len(groups)) if per_maze else vecs[name],
+            tile_rows(v[:r], len(groups)) if per_maze else v,
             torch.from_numpy(coeffs[i]),
             per_env=per_maze,
         )
-        for i, name in enumerate(VECTORS)
+        for i, v in enumerate(vecs.values())
     ]
 
 
@@ -617,7 +626,7 @@ def vector_fields(
     raws = [np.frombuffer(m.to_bytes(), dtype=np.uint8) for m in examples]
     n_cell = max([len(c) for c, _ in fields], default=0)
     cells = np.full((n_f, n_cell, 2), -1, dtype=np.int64)
-    probs = np.full((len(VECTORS), n_f, n_t, n_cell, 5), np.nan)
+    probs = np.full((len(vecs), n_f, n_t, n_cell, 5), np.nan)
     state = np.zeros((n_f, max([len(r) for r in raws], default=0)), dtype=np.uint8)
     for i, ((c, p), raw) in enumerate(zip(fields, raws)):
         cells[i, : len(c)] = c
@@ -631,7 +640,7 @@ def vector_fields(
             "field_state_len": (("field_maze",), np.array([len(r) for r in raws], dtype=np.int64)),
         },
         coords={
-            "vector": list(VECTORS),
+            "vector": list(vecs),
             "field_t": np.asarray(field_ts, dtype=np.float64),
             "cell": ["row", "col"],
             "direction": list(DIRECTION_NAMES),
@@ -651,10 +660,10 @@ def _field_probs(
     """Example maze ``i``: its cells ``(C, 2)`` and direction probabilities ``(vector, t, C, 5)``."""
     obs, cells = observations_at_every_cell(maze)
     x, c, n_t = obs_to_tensor(obs, device=model_device(policy)), len(cells), len(field_ts)
-    probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
+    probs = np.zeros((len(vecs), n_t, c, 5), dtype=np.float64)
     coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
-    for vi, name in enumerate(VECTORS):
-        v = vecs[name][i] if per_maze else vecs[name]
+    for vi, vec in enumerate(vecs.values()):
+        v = vec[i] if per_maze else vec
         with torch.no_grad(), steer(policy, hook, v, coeffs):
             p = direction_probs(policy(x.repeat(n_t, 1, 1, 1)))
         probs[vi] = p.double().cpu().numpy().reshape(n_t, c, 5)

@@ -79,7 +79,6 @@ from hookdiff.study.localise import (
     localise_scan,
 )
 from hookdiff.study.measure import (
-    EFFECT_T,
     behaviour_at,
     later_layer,
     matched_later,
@@ -349,7 +348,8 @@ def _join(
     info, later, candidate_part = driver_parts
     inputs = [vector_record(agent.vectors, agent.sites), maze_record(mazes)]
     parts = [*per_step.values(), candidate_part, *inputs]
-    attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
+    effect_t = {spec.name: spec.published_t for spec in agent.vectors.specs}
+    attrs = study_attrs(config, info, later, effect_t) | localise_attrs(config, len(mazes.states))
     attrs["skipped_levels"] = json.dumps([list(s) for s in mazes.skipped])
     return merge_parts(parts, attrs)
 

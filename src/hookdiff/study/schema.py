@@ -18,6 +18,7 @@ __all__ = [
     "PRIMARY",
     "READOUTS",
     "READOUT_TEXT",
+    "REACH_TARGETS",
     "SCAN_VARIANTS",
     "SIGNS",
     "SITES",
@@ -60,3 +61,7 @@ CONTROL_LINES = ("vector", "random", "other_maze", "base_swap", "untrained")
 CONTROLS = ("random", "other_maze", "untrained")
 #: The interventions of the cut scan (the ``variant`` coordinate).
 SCAN_VARIANTS = tuple(v for v in VARIANTS if v != "exact")
+
+#: What a rollout can reach, each with its outcome variable (the rollout outcomes are not
+#: vectors: every vector's rollouts record both, whatever it steers toward).
+REACH_TARGETS = {"cheese": "reached_cheese", "top_right": "reached_top_right"}
