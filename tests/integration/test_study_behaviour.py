@@ -104,7 +104,7 @@ def test_each_rollout_env_gets_its_own_mazes_vector_and_its_groups_t():
     r, shape = 3, (4, 2, 2)
     vecs = {name: torch.randn((5, *shape), generator=torch.Generator().manual_seed(k))
             for k, name in enumerate(VECTORS)}  # fmt: skip
-    groups = _rollout_groups((-1.0, 0.0, 2.0))
+    groups = _rollout_groups((-1.0, 0.0, 2.0), len(VECTORS))
     steering = _rollout_steering(STEERING_HOOK, vecs, groups, r, per_maze=True)
     for vi, (s, name) in enumerate(zip(steering, VECTORS)):
         assert s.per_env and s.hook == STEERING_HOOK

@@ -208,3 +208,13 @@ def test_plot_of_a_folder_without_a_study_fails_clearly(tmp_path):
     proc = _run("plot", str(tmp_path))
     assert proc.returncode == 2
     assert "study.nc" in proc.stderr
+
+
+def test_an_unknown_vector_is_one_message_naming_the_known_ones(tmp_path):
+    proc = _run("study", "--vectors", "cheese,bogus", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "--vectors" in lines[0] and "'bogus'" in lines[0]
+    assert all(name in lines[0] for name in ("cheese", "top_right", "cheese_location", "all"))
+    assert not (tmp_path / "run").exists()

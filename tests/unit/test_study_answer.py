@@ -8,6 +8,7 @@ the sentences carry the fields' numbers).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -383,10 +384,9 @@ def test_claims_follow_every_vector_of_the_dataset(ds, monkeypatch):
     from hookdiff.study import report
     from hookdiff.study.answer import claims as claim_records
     from hookdiff.study.figures import draw
-    from hookdiff.study.targets import VECTOR_SPECS, VectorSpec
+    from hookdiff.study.targets import VECTOR_SPECS
 
-    spec = VectorSpec("third", "third", "cheese", -1.0, "p_toward_cheese", "reached_cheese",
-                      "the maze without cheese")  # fmt: skip
+    spec = dataclasses.replace(VECTOR_SPECS["cheese"], name="third", label="third")
     monkeypatch.setitem(VECTOR_SPECS, "third", spec)
     third = ds.sel(vector=["cheese"]).assign_coords(vector=["third"])
     three = xr.concat([ds, third], dim="vector", data_vars="minimal", coords="minimal")

@@ -1,10 +1,14 @@
-"""The matched coefficient's search (hookdiff.study.measure.matched_t) on known functions."""
+"""The matched coefficient's search (hookdiff.study.measure.matched_t) on known functions, and
+the matching's pure parts on hand-built numbers: the common effect size, the latest layer that
+still steers, and what "still steers" requires."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
+import xarray as xr
 
 from hookdiff.study.measure import matched_t
 
@@ -34,3 +38,68 @@ def test_a_non_monotone_effect_is_matched_at_its_first_crossing():
 
 def test_an_effect_never_reached_gives_nan():
     assert math.isnan(matched_t(lambda ts: np.zeros(len(ts)), 0.1, 8.0, 5))
+
+
+# --------------------------------------------------------------------------------------------
+# The common effect size, the latest layer that still steers, "still steers"
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_common_effect_size_is_the_mean_of_the_absolute_changes():
+    """Mazes pushed up and down by the same amount: mean |Δ| = 0.2, while |mean Δ| = 0."""
+    from hookdiff.study.later import mean_abs_change
+
+    p0, p1 = np.array([0.5, 0.5, 0.4, np.nan]), np.array([0.7, 0.3, 0.4, 0.9])
+    assert mean_abs_change(p1, p0) == pytest.approx((0.2 + 0.2 + 0.0) / 3)
+    # over several t at once: one value per row
+    rows = mean_abs_change(np.stack([p1, p0]), p0)
+    assert rows == pytest.approx([0.4 / 3, 0.0])
+
+
+def _matched(still: dict[tuple[str, str], int]) -> xr.Dataset:
+    """A matching record over three layers (the first is the steering layer) for one vector."""
+    layers, positions = ["steer", "mid", "late"], ["start", "decision_square"]
+    arr = np.zeros((3, 2, 1), dtype=np.int8)
+    for (layer, pos), v in still.items():
+        arr[layers.index(layer), positions.index(pos), 0] = v
+    return xr.Dataset(
+        {"still_steers": (("matched_layer", "pair_position", "vector"), arr)},
+        coords={"matched_layer": layers, "pair_position": positions, "vector": ["cheese"]},
+    )
+
+
+def test_latest_steering_takes_the_latest_layer_and_decision_square_pairs_first():
+    from hookdiff.study.later import latest_steering
+
+    both = _matched({("mid", "decision_square"): 1, ("late", "start"): 1})
+    assert latest_steering(both, "steer", "cheese") == ("late", "start")
+    same_layer = _matched({("late", "start"): 1, ("late", "decision_square"): 1})
+    assert latest_steering(same_layer, "steer", "cheese") == ("late", "decision_square")
+    only_steering = _matched({("steer", "decision_square"): 1})
+    assert latest_steering(only_steering, "steer", "cheese") is None
+
+
+def test_still_steers_needs_the_interval_above_zero_not_only_the_estimate():
+    """Per (layer, position, vector): effects whose mean is positive but whose 95 % interval
+    reaches below 0 do not still steer; a clearly positive one does; no matched t never does."""
+    from hookdiff.study.config import StudyConfig
+    from hookdiff.study.later import _matched_dataset
+
+    effects = np.array(
+        [
+            [[[0.5, 0.6, 0.55, 0.52, 0.58, 0.61]]],  # clearly above 0
+            [[[-1.0, 2.0, -1.0, 2.0, -0.9, 0.1]]],  # mean > 0, interval across 0
+        ]
+    )  # (matched_layer, pair_position=1, vector=1, maze)
+    t_found = np.array([[[1.0]], [[1.0]]])
+    shape = t_found.shape
+    effects2 = np.concatenate([effects, effects], axis=1)  # both pair positions
+    t2 = np.concatenate([t_found, np.array([[[np.nan]], [[1.0]]])], axis=1)
+    assert effects2[1, 0, 0].mean() > 0
+    ds = _matched_dataset(["a", "b"], t2, effects2, np.ones((2, 2, 1)), {"cheese": 0.1},
+                          StudyConfig())  # fmt: skip
+    still = ds["still_steers"].values
+    assert still.shape == (shape[0], 2, 1)
+    assert still[0, 0, 0] == 1  # interval above 0
+    assert still[1, 0, 0] == 0  # estimate above 0, interval not
+    assert still[0, 1, 0] == 0  # no matched t

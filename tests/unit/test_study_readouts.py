@@ -68,3 +68,19 @@ def test_no_target_gives_nan_and_a_line_without_t0_is_refused():
     assert np.isnan(r[:, :, 1]).all() and np.isfinite(r[:, :, [0, 2]]).all()
     with pytest.raises(ShapeMismatchError, match="t = 0"):
         readouts(_line(2, 0.1).numpy(), np.array([0, 1, 2]), [-1.0, 0.5, 1.0])
+
+
+def test_target_probability_is_the_probability_of_the_target_direction_not_its_complement():
+    """Hand-computed: 'left' (actions 0, 1, 2) at logit ln 8, the 12 other actions at 0:
+    P(left) = 3·8 / (3·8 + 12) = 2/3, P(right) = 3 / 36 = 1/12; no target gives NaN."""
+    from hookdiff.study.readouts import target_probability
+
+    z = np.zeros((2, 15))
+    z[:, :3] = np.log(8.0)
+    p = target_probability(z, np.array([0, 3]))
+    np.testing.assert_allclose(p, [2 / 3, 1 / 12], rtol=1e-12)
+    np.testing.assert_allclose(p, direction_probs(torch.as_tensor(z))[[0, 1], [0, 3]].numpy())
+    assert np.isnan(target_probability(z, np.array([0, -1]))[1])
+    # readouts' p agrees (the same sign)
+    r = readouts(np.stack([z, z, z]), np.array([0, 3]), TS)
+    np.testing.assert_allclose(r[READOUTS.index("p"), 1], [2 / 3, 1 / 12], rtol=1e-12)

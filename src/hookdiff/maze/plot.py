@@ -88,17 +88,8 @@ def plot_vector_field(
     if len(cells):
         rc = np.asarray(cells, dtype=float).reshape(-1, 2)
         uv = p @ _STEP_XY  # mean step (dx, dy) per cell
-        ax.quiver(
-            rc[:, 1],
-            rc[:, 0],
-            uv[:, 0],
-            uv[:, 1],
-            color=color,
-            angles="xy",
-            scale_units="xy",
-            scale=1.6,
-            width=0.006,
-        )
+        style = {"angles": "xy", "scale_units": "xy", "scale": 1.6, "width": 0.006}
+        ax.quiver(rc[:, 1], rc[:, 0], uv[:, 0], uv[:, 1], color=color, **style)
     if mark:
         _mark_cells(ax, state)
     ax.set_xlim(-0.5, wd - 0.5)

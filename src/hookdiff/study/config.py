@@ -13,20 +13,25 @@ import dataclasses
 import functools
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hookdiff import _config
 from hookdiff._config import option
 from hookdiff._device import DEVICE_HELP, check_device_name
 from hookdiff.errors import ConfigError, UnknownMazeSpecError, unknown_name_message
 
+if TYPE_CHECKING:
+    from hookdiff.study.targets import VectorSpec
+
 __all__ = [
     "BACKENDS",
     "PUBLISHED_TS",
     "VECTOR_SOURCES",
     "PlotConfig",
+    "closest_to_one",
     "StudyConfig",
     "default_config",
     "full_config",
@@ -45,6 +50,19 @@ _MAX_LEVEL = 2**31 - 1
 VECTOR_SOURCES: tuple[str, ...] = ("same_maze", "pairs")
 #: Values of :attr:`StudyConfig.backend`.
 BACKENDS: tuple[str, ...] = ("local", "ray")
+
+
+def closest_to_one(ts: Iterable[float]) -> float:
+    """The t of ``ts`` closest to 1 (the published |t|), the lower of two equally close.
+
+    The one rule for "the localisation's t closest to 1": the cut rollouts' t and every reader of
+    the localisation's ``t_loc`` (sorted ascending) must agree, whatever order ``ts`` come in.
+
+    Example:
+        >>> closest_to_one((1.5, 0.5, 2.0))
+        0.5
+    """
+    return float(min(sorted(float(t) for t in ts), key=lambda t: abs(t - 1.0)))
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,14 @@ class StudyConfig:
     )
     vector_pairs: int = option(
         1, "Maze pairs averaged into each vector (vectors_from=pairs).", min=1
+    )
+    vectors: tuple[str, ...] = option(
+        ("cheese", "top_right"),
+        "The steering vectors studied (the dataset's 'vector' coordinate, in the built-in order): "
+        "'cheese' and 'top_right' (the published two), 'cheese_location' (act(cheese at its own "
+        "cell) - act(cheese moved to the reachable cell farthest from it); not published), or "
+        "'all' for every built-in vector.",
+        check=lambda names: _check_vectors(names),
     )
     maze_spec: str = option(
         "eval-decision-square", "Maze spec of the study's mazes (they must have a decision square)."
@@ -269,6 +295,12 @@ class StudyConfig:
             "untrained": s + 5,
         }
 
+    def vector_specs(self) -> tuple[VectorSpec, ...]:
+        """The specs of the studied vectors (:attr:`vectors`), in the built-in order."""
+        from hookdiff.study.targets import selected_specs
+
+        return selected_specs(self.vectors)
+
     def checkpoints(self) -> tuple[str, ...]:
         """The checkpoint paths of :attr:`checkpoint` (a folder: its ``*.pt`` files, sorted);
         empty when none is given (the shipped agent).
@@ -419,6 +451,21 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a JSON object of field values")
     return d
+
+
+def _check_vectors(names: tuple[str, ...]) -> None:
+    """Every name is a built-in vector or ``all``, and there is at least one.
+
+    Raises:
+        ConfigError: an unknown name (the message names the known vectors) or no name.
+    """
+    from hookdiff.study.targets import ALL_VECTORS
+
+    if not names:
+        raise ConfigError(f"expected at least one vector of {', '.join(ALL_VECTORS)} (or 'all')")
+    for name in names:
+        if name != "all" and name not in ALL_VECTORS:
+            raise ConfigError(unknown_name_message("built-in vector", name, [*ALL_VECTORS, "all"]))
 
 
 @functools.cache

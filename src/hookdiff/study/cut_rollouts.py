@@ -20,12 +20,10 @@ from hookdiff.analysis import valid_cuts
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.config import StudyConfig
+from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.inputs import StudyMazes, StudyVectors
-from hookdiff.study.readouts import LOGITS_HOOK
-from hookdiff.study.schema import CUT_READOUT, SIGNS
+from hookdiff.study.schema import CUT_READOUT, REACH_TARGETS, SIGNS
 from hookdiff.study.select import created_cut, cut_intervals, t_loc_one
-from hookdiff.study.targets import VECTORS
 
 __all__ = [
     "ROLL_OUTCOMES",
@@ -38,7 +36,7 @@ __all__ = [
 ]
 
 #: The reach outcomes recorded by :func:`localise_rollouts` (variable name, rollout outcome).
-ROLL_OUTCOMES = (("loc_roll_reached_cheese", "cheese"), ("loc_roll_reached_top_right", "top_right"))
+ROLL_OUTCOMES = tuple((f"loc_roll_{var}", target) for target, var in REACH_TARGETS.items())
 
 
 def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
@@ -59,11 +57,11 @@ def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
     for vector in [str(v) for v in scan["vector"].values]:
         e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
         if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
-            out[vector] = [LOGITS_HOOK]
+            out[vector] = [cuts[-1]]
             continue
         first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
         picked = [0] if first is None else [max(first - 1, 0), first]
-        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [LOGITS_HOOK]))
+        out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [cuts[-1]]))
     return out
 
 
@@ -104,24 +102,25 @@ def localise_rollouts(
     r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
     t = roll_t(config)
     variants = list(config.localise_rollout_variants)
-    all_cuts = valid_cuts(policy, config.hook, LOGITS_HOOK)
-    shape = (len(VECTORS), len(variants), len(all_cuts), len(SIGNS), n)
+    all_cuts = valid_cuts(policy, config.hook, policy.output_hook)
+    names = vectors.names
+    shape = (len(names), len(variants), len(all_cuts), len(SIGNS), n)
     out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
     own = vectors.applied(config.hook)
     for i in range(r):
         seed = maze_seed(config.seeds()["rollout"], mazes.states[i].level_seed)
         for wi, variant in enumerate(variants):
             for ci, cut in enumerate(all_cuts):
-                chosen = [k for k, v in enumerate(VECTORS) if cut in cuts.get(v, ())]
+                chosen = [k for k, v in enumerate(names) if cut in cuts.get(v, ())]
                 if not chosen:
                     continue
-                vecs = [own[VECTORS[k]][i] if vectors.per_maze else own[VECTORS[k]] for k in chosen]
+                vecs = [own[names[k]][i] if vectors.per_maze else own[names[k]] for k in chosen]
                 roll = cut_rollout(policy, mazes.states[i], config.hook, vecs, t, cut, variant,
                                    max_steps=config.rollout_max_steps, seed=seed)  # fmt: skip
                 for name, values in roll.items():
                     out[name][chosen, wi, ci, :, i] = values
-    ds = _roll_dataset(out, variants, all_cuts, n)
-    chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in VECTORS]
+    ds = _roll_dataset(out, names, variants, all_cuts, n)
+    chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in names]
     ds["loc_roll_cut_chosen"] = (
         ("vector", "cut"),
         np.array(chosen, dtype=np.int8),
@@ -132,8 +131,9 @@ def localise_rollouts(
 
 
 def roll_t(config: StudyConfig) -> float:
-    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|)."""
-    return float(min(config.localise_ts, key=lambda x: abs(x - 1.0)))
+    """The |t| of the cut rollouts: the ``localise_ts`` closest to 1 (the published |t|;
+    :func:`~hookdiff.study.config.closest_to_one`, the lower on a tie)."""
+    return closest_to_one(config.localise_ts)
 
 
 def maze_seed(seed: int, level_seed: int) -> int:
@@ -193,7 +193,11 @@ _ROLL_ATTRS = {
 
 
 def _roll_dataset(
-    out: Mapping[str, np.ndarray], variants: Sequence[str], cuts: Sequence[str], n: int
+    out: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    variants: Sequence[str],
+    cuts: Sequence[str],
+    n: int,
 ) -> xr.Dataset:
     """The rollout arrays as a labelled Dataset over (vector, variant, cut, sign, maze)."""
     dims = ("vector", "variant", "cut", "sign", "maze")
@@ -207,7 +211,7 @@ def _roll_dataset(
             for name, arr in out.items()
         },
         coords={
-            "vector": list(VECTORS),
+            "vector": list(names),
             "variant": list(variants),
             "cut": list(cuts),
             "sign": list(SIGNS),

@@ -204,18 +204,19 @@ def vector_record(vectors: StudyVectors, site_hooks: Mapping[str, str]) -> xr.Da
     ``vector_{site}`` holds each pair's vector (float32, as computed) flattened; the study steers
     with the same maze's (``same_maze``) or with their mean (``pairs``).
     """
-    norms = [[vectors.norm(site_hooks[s], v) for v in VECTORS] for s in SITES]
+    names = vectors.names
+    norms = [[vectors.norm(site_hooks[s], v) for v in names] for s in SITES]
     data: dict[str, Any] = {
         "site_hook": (("site",), np.array([site_hooks[s] for s in SITES], dtype=str)),
         "vector_norm": (("site", "vector"), np.array(norms)),
     }
     for s in SITES:
         pairs = vectors.pairs[site_hooks[s]]
-        v = np.stack([pairs[n].flatten(1).cpu().numpy() for n in VECTORS])
+        v = np.stack([pairs[n].flatten(1).cpu().numpy() for n in names])
         data[f"vector_{s}"] = (("vector", "vector_maze", f"{s}_feature"), v)
     seeds = np.array([m.level_seed for m in vectors.mazes], dtype=np.int64)
     data["vector_level_seed"] = (("vector_maze",), seeds)
-    return xr.Dataset(data, coords={"site": list(SITES), "vector": list(VECTORS)})
+    return xr.Dataset(data, coords={"site": list(SITES), "vector": list(names)})
 
 
 def merge_parts(parts: Sequence[xr.Dataset], attrs: Mapping[str, Any]) -> xr.Dataset:

@@ -3,10 +3,10 @@
 The policy is ``config.checkpoint``, else the shipped agent, else a seeded random-init policy
 (flagged as untrained everywhere). The studied mazes are the first ``n_mazes`` of ``maze_spec``
 that have a decision square; the analysis starts from two observations of each (mouse on the
-decision square, mouse at the start). The cheese and top-right vectors are computed at every hook
-the study may steer at: by default from each studied maze itself (``vectors_from="same_maze"``,
-the published batch protocol), or from seeded pairs of ``vector_spec`` whose mean steers every
-maze (``"pairs"``). Everything here is seeded from :meth:`StudyConfig.seeds`.
+decision square, mouse at the start). The selected vectors (``config.vectors``, each a
+:class:`~hookdiff.study.targets.VectorSpec`) are computed at every hook the study may steer at:
+by default from each studied maze itself (``vectors_from="same_maze"``, the published batch
+protocol), or from seeded pairs of ``vector_spec`` whose mean steers every maze (``"pairs"``). Everything here is seeded from :meth:`StudyConfig.seeds`.
 """
 
 from __future__ import annotations
@@ -41,14 +41,12 @@ from hookdiff.maze import (
     sample_mazes,
     start_cell,
     with_mouse,
-    with_walls,
-    without_cheese,
 )
-from hookdiff.maze.edit import top_right_corridor
 from hookdiff.maze.state import MazeState
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.schema import POSITIONS
-from hookdiff.vectors import cheese_vector, top_right_vector
+from hookdiff.study.targets import VECTOR_SPECS, VectorSpec, selected_specs
+from hookdiff.vectors import pair_vector
 
 __all__ = [
     "StudyMazes",
@@ -224,7 +222,7 @@ def named_levels(config: StudyConfig) -> tuple[list[MazeState], tuple[tuple[int,
     seeds = list(dict.fromkeys(config.level_seeds() or ()))
     kept, skipped = [], []
     for state in level_states(seeds, distribution_mode="hard"):
-        why = _unusable(state, config.vectors_from == "same_maze")
+        why = _unusable(state, config.vector_specs() if config.vectors_from == "same_maze" else ())
         if why:
             skipped.append((state.level_seed, why))
         else:
@@ -238,16 +236,17 @@ def named_levels(config: StudyConfig) -> tuple[list[MazeState], tuple[tuple[int,
     if not kept:
         raise ConfigError(
             f"StudyConfig.levels = {config.levels!r} (--levels): none of the {len(seeds)} levels "
-            f"has a decision square and both vector pairs; name other levels"
+            f"has a decision square and every studied vector's pair; name other levels"
         )
     return kept, tuple(skipped)
 
 
-def _unusable(state: MazeState, needs_pairs: bool) -> str:
-    """Why a level cannot be studied ('' when it can)."""
+def _unusable(state: MazeState, specs: Sequence[VectorSpec]) -> str:
+    """Why a level cannot be studied ('' when it can); ``specs``: the vectors whose pairs it must
+    make (none: the vectors come from other mazes)."""
     if decision_square(state) is None:
         return "no decision square"
-    if needs_pairs and not _makes_pairs(state):
+    if not _makes_pairs(state, specs):
         return "no room for the vector pairs"
     return ""
 
@@ -255,16 +254,17 @@ def _unusable(state: MazeState, needs_pairs: bool) -> str:
 def _sample_study_mazes(config: StudyConfig) -> list[MazeState]:
     """The first ``n_mazes`` of ``maze_spec`` from the seed.
 
-    With ``vectors_from="same_maze"`` each maze must also make both pairs (cheese off the start,
-    room for the top-right corridor), so mazes filling the world are skipped.
+    With ``vectors_from="same_maze"`` each maze must also make every studied vector's pair
+    (:attr:`VectorSpec.usable`: e.g. cheese off the start, room for the top-right corridor), so
+    mazes that cannot are skipped.
     """
     seed = config.seeds()["mazes"]
     if config.vectors_from != "same_maze":
         return sample_mazes(config.maze_spec, config.n_mazes, seed=seed)
-    want = config.n_mazes
+    want, specs = config.n_mazes, config.vector_specs()
     for _ in range(20):
         cands = sample_mazes(config.maze_spec, want, seed=seed)  # a prefix-stable sequence
-        ok = [s for s in cands if _makes_pairs(s)]
+        ok = [s for s in cands if _makes_pairs(s, specs)]
         if len(ok) >= config.n_mazes:
             return ok[: config.n_mazes]
         want = 2 * want
@@ -274,13 +274,9 @@ def _sample_study_mazes(config: StudyConfig) -> list[MazeState]:
     )
 
 
-def _makes_pairs(state: MazeState) -> bool:
-    """Whether both vector pairs can be made from ``state``."""
-    return (
-        state.cheese is not None
-        and state.cheese != start_cell(state)
-        and bool(top_right_corridor(state))
-    )
+def _makes_pairs(state: MazeState, specs: Sequence[VectorSpec]) -> bool:
+    """Whether the pair of every vector of ``specs`` can be made from ``state``."""
+    return all(spec.usable(state) for spec in specs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +286,7 @@ def _makes_pairs(state: MazeState) -> bool:
 
 @dataclass(frozen=True)
 class StudyVectors:
-    """The cheese and top-right vectors at every hook the study may steer at."""
+    """The studied vectors at every hook the study may steer at."""
 
     mazes: list[MazeState]
     """The mazes the pairs are made from (the ``vector_maze`` dimension)."""
@@ -329,6 +325,16 @@ class StudyVectors:
             return {k: v.roll(-1, dims=0) for k, v in own.items()}
         return {k: torch.cat([v[1:], self.following[hook][k]]) for k, v in own.items()}
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The vectors' names, in the order of the ``vector`` coordinate."""
+        return tuple(next(iter(self.pairs.values())))
+
+    @property
+    def specs(self) -> tuple[VectorSpec, ...]:
+        """The vectors' specs, in the order of the ``vector`` coordinate."""
+        return tuple(VECTOR_SPECS[name] for name in self.names)
+
     def applied(self, hook: str) -> dict[str, Tensor]:
         """``{vector: V}`` that steers at ``hook``: per maze ``(N, ...)``, or the pairs' mean."""
         return {n: v if self.per_maze else v.mean(dim=0) for n, v in self.pairs[hook].items()}
@@ -342,13 +348,16 @@ class StudyVectors:
 def study_vectors(
     policy: nn.Module, config: StudyConfig, mazes: Sequence[MazeState], hooks: Sequence[str]
 ) -> StudyVectors:
-    """Both vectors at each of ``hooks``, from the studied ``mazes`` or from seeded pairs."""
+    """Every studied vector (``config.vector_specs()``) at each of ``hooks``, from the studied
+    ``mazes`` or from seeded pairs: each pair's own vector from its published pair (mouse at the
+    start, :meth:`VectorSpec.start_pair`)."""
     per_maze = config.vectors_from == "same_maze"
     vmazes = list(mazes) if per_maze else _vector_mazes(config)
+    specs = config.vector_specs()
     pairs = {
         h: {
-            "cheese": cheese_vector(policy, vmazes, h, per_maze=True),
-            "top_right": top_right_vector(policy, vmazes, h, per_maze=True),
+            spec.name: pair_vector(policy, [spec.start_pair(m) for m in vmazes], h, per_maze=True)
+            for spec in specs
         }
         for h in dict.fromkeys(hooks)
     }
@@ -356,14 +365,15 @@ def study_vectors(
 
 
 def _vector_mazes(config: StudyConfig) -> list[MazeState]:
-    """Seeded mazes of ``vector_spec`` that make valid pairs for both vectors (``"pairs"`` mode)."""
-    seed = config.seeds()["vector_mazes"]
+    """Seeded mazes of ``vector_spec`` that make valid pairs for every studied vector (``"pairs"``
+    mode)."""
+    seed, specs = config.seeds()["vector_mazes"], config.vector_specs()
     out: list[MazeState] = []
     want = config.vector_pairs
     batch = 0
     while len(out) < want:
         cands = sample_mazes(config.vector_spec, 4 * want, seed=seed + batch * 4 * want)
-        out.extend([s for s in cands if _makes_pairs(s)][: want - len(out)])
+        out.extend([s for s in cands if _makes_pairs(s, specs)][: want - len(out)])
         batch += 1
         if batch > 50:
             raise ConfigError(f"spec {config.vector_spec!r} gives too few mazes with valid pairs")
@@ -371,20 +381,26 @@ def _vector_mazes(config: StudyConfig) -> list[MazeState]:
 
 
 def decision_square_vectors(
-    policy: nn.Module, mazes: StudyMazes, hooks: Sequence[str], batch_size: int = 128
+    policy: nn.Module,
+    mazes: StudyMazes,
+    hooks: Sequence[str],
+    batch_size: int = 128,
+    specs: Sequence[VectorSpec] | None = None,
 ) -> dict[str, dict[str, Tensor]]:
     """``{hook: {vector: V (N, ...)}}``: each studied maze's own vectors from pairs taken with the
     mouse on its decision square, where the vectors are applied (the published pairs put it at
     the start).
 
-    Cheese: the maze − the maze without its cheese; top-right: the maze with the top-right
-    corridor open − the maze. Every hook is read from the same forwards (one capture).
+    Each vector of ``specs`` (default: the published two) from its :attr:`VectorSpec.pair` of the
+    placed maze (cheese: the maze − the maze without its cheese; top-right: the maze with the
+    top-right corridor open − the maze). Every hook is read from the same forwards (one capture).
     """
     placed = [with_mouse(s, d) for s, d in zip(mazes.states, mazes.squares)]
-    pairs = {
-        "cheese": (placed, [without_cheese(s) for s in placed]),
-        "top_right": ([with_walls(s, top_right_corridor(s), wall=False) for s in placed], placed),
+    built = {
+        spec.name: [spec.pair(s) for s in placed]
+        for spec in (selected_specs(None) if specs is None else specs)
     }
+    pairs = {name: ([a for a, _ in two], [b for _, b in two]) for name, two in built.items()}
     hooks = list(dict.fromkeys(hooks))
     states = [s for first, second in pairs.values() for s in (*first, *second)]
     obs = obs_to_tensor(render(states), device=model_device(policy))

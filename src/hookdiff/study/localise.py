@@ -1,7 +1,8 @@
 """Where the add/subtract asymmetry is created: the localisation scan, its controls, its kinks.
 
-The target readout r at a maze's decision square is P(step toward the vector's target) (cheese
-vector: toward the cheese; top-right vector: toward the top-right cell), its log-odds, or the
+The target readout r at a maze's decision square is P(step toward the vector's target cell)
+(:attr:`~hookdiff.study.targets.VectorSpec.target_cell`; cheese vector: toward the cheese;
+top-right vector: toward the top-right cell), its log-odds, or the
 margin (the log-odds linearised in the logits at the line's t = 0, whose even part is the
 asymmetry made in the logits: the creation cut is read on it), all read from the logits along
 a + t·v (a: the activation at the steering hook, mouse on the decision square; v: the maze's
@@ -48,25 +49,19 @@ from hookdiff.analysis import (
     line_response,
 )
 from hookdiff.hooks import capture
-from hookdiff.maze import (
-    top_right_corridor,
-    with_mouse,
-    with_walls,
-    without_cheese,
-)
+from hookdiff.maze import with_mouse
 from hookdiff.maze.state import MazeState
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.cut_rollouts import roll_t
 from hookdiff.study.inputs import StudyMazes, StudyVectors, random_init_policy, study_vectors
 from hookdiff.study.readouts import (
-    LOGITS_HOOK,
     label_readouts,
     readouts,
     target_directions,
     target_log_odds,
 )
 from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS
-from hookdiff.study.targets import VECTORS
+from hookdiff.study.targets import VectorSpec, selected_specs
 from hookdiff.vectors import activations_at, activations_from_obs
 
 __all__ = [
@@ -130,17 +125,19 @@ def _own_line(
     return acts, vecs
 
 
-def paired_states(mazes: StudyMazes) -> dict[str, list[MazeState]]:
-    """Per vector, each maze's paired real state, mouse on the maze's decision square.
+def paired_states(
+    mazes: StudyMazes, specs: Sequence[VectorSpec] | None = None
+) -> dict[str, list[MazeState]]:
+    """Per vector of ``specs`` (default: the published two), each maze's paired real state
+    (:meth:`VectorSpec.paired_state`: the other state of its pair), mouse on the maze's decision
+    square.
 
     Cheese vector (made as with − without cheese): the maze without its cheese. Top-right vector
     (with − without the corridor): the maze with the top-right corridor open.
     """
     placed = [with_mouse(s, d) for s, d in zip(mazes.states, mazes.squares)]
-    return {
-        "cheese": [without_cheese(s) for s in placed],
-        "top_right": [with_walls(s, top_right_corridor(s), wall=False) for s in placed],
-    }
+    chosen = selected_specs(None) if specs is None else specs
+    return {spec.name: [spec.paired_state(s) for s in placed] for spec in chosen}
 
 
 def matched_random(
@@ -166,7 +163,8 @@ def control_lines(
     hook = config.hook
     acts, own = _own_line(policy, mazes, vectors, hook)
     other = vectors.others(hook) if vectors.per_maze else own
-    paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes).items()}
+    specs = vectors.specs
+    paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes, specs).items()}
     seeds = config.seeds()
     generator = torch.Generator().manual_seed(seeds["localise"])
     rows = (mazes.first, mazes.total or len(mazes.states))
@@ -181,7 +179,7 @@ def control_lines(
             "base_swap": ControlLine(policy, paired[name], own[name]),
             "untrained": ControlLine(untrained, u_acts, u_own[name]),
         }
-        for name in VECTORS
+        for name in vectors.names
     }
 
 
@@ -196,21 +194,22 @@ def localise_controls(
     """``loc_base``, ``loc_even``, ``loc_odd`` over (control, vector, readout, [t_loc,] maze) and
     ``base_swap_distance`` over (vector, sign, maze)."""
     lines = control_lines(policy, mazes, vectors, config)
-    targets = target_directions(mazes)
+    names = vectors.names
+    targets = target_directions(mazes, vectors.specs)
     ts = _line_ts(config.localise_ts)
     r = np.stack(
         [
-            np.stack([_exact_readouts(lines[v][c], config, ts, targets[v]) for v in VECTORS])
+            np.stack([_exact_readouts(lines[v][c], config, ts, targets[v]) for v in names])
             for c in CONTROLS
         ]
     )  # (control, vector, readout, t, maze)
     dims = ("control", "vector", "readout", "t", "maze")
-    coords = {"control": list(CONTROLS), "vector": list(VECTORS), "readout": list(READOUTS)}
+    coords = {"control": list(CONTROLS), "vector": list(names), "readout": list(READOUTS)}
     coords |= {"t": ts, "maze": np.arange(r.shape[-1])}
     parts = _even_odd(r, dims, coords)
     base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
-    own = {v: lines[v]["vector"] for v in VECTORS}
-    swapped = {v: lines[v]["base_swap"].acts for v in VECTORS}
+    own = {v: lines[v]["vector"] for v in names}
+    swapped = {v: lines[v]["base_swap"].acts for v in names}
     ds = xr.Dataset(
         {
             "loc_base": base,
@@ -226,8 +225,8 @@ def _exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network."""
-    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts, depth=LOGITS_HOOK,
-                           max_rows=config.max_rows)  # fmt: skip
+    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts,
+                           depth=line.policy.output_hook, max_rows=config.max_rows)  # fmt: skip
     return readouts(logits.values, target, ts)
 
 
@@ -240,8 +239,9 @@ def base_swap_distance(
     its paired real state (:func:`paired_states`) at the same square. Small for the sign that
     moves a toward a real state (interpolation), about 2 for the one that extrapolates.
     """
-    out = np.zeros((len(VECTORS), len(SIGNS), len(paired[VECTORS[0]])))
-    for i, name in enumerate(VECTORS):
+    names = list(lines)
+    out = np.zeros((len(names), len(SIGNS), len(paired[names[0]])))
+    for i, name in enumerate(names):
         a = lines[name].acts.double().flatten(1)
         v, p = lines[name].vectors.double().flatten(1), paired[name].double().flatten(1)
         gap = (p - a).norm(dim=1)
@@ -250,7 +250,7 @@ def base_swap_distance(
     return xr.DataArray(
         out,
         dims=("vector", "sign", "maze"),
-        coords={"vector": list(VECTORS), "sign": list(SIGNS), "maze": np.arange(out.shape[-1])},
+        coords={"vector": names, "sign": list(SIGNS), "maze": np.arange(out.shape[-1])},
     )
 
 
@@ -266,7 +266,7 @@ def localise_scan(
     ``loc_even_knockout`` / ``loc_even_knockin`` over (vector, frozen_layer, readout, t_loc, maze),
     each maze steered by its own vector."""
     acts, own = _own_line(policy, mazes, vectors, config.hook)
-    targets = target_directions(mazes)
+    targets = target_directions(mazes, vectors.specs)
     per_vector = [
         xr.merge(
             [
@@ -274,9 +274,9 @@ def localise_scan(
                 _frozen_even(policy, acts, own[v], targets[v], config),
             ]
         )
-        for v in VECTORS
+        for v in vectors.names
     ]
-    ds = xr.concat(per_vector, dim="vector").assign_coords(vector=list(VECTORS))
+    ds = xr.concat(per_vector, dim="vector").assign_coords(vector=list(vectors.names))
     return label_readouts(ds)
 
 
@@ -285,7 +285,9 @@ def _cut_even(
 ) -> xr.DataArray:
     """E(t) at every valid cut and variant: (variant, cut, readout, t_loc, maze)."""
     ts = _line_ts(config.localise_ts)
-    scan = cut_scan(policy, acts, config.hook, v, ts, depth=LOGITS_HOOK, max_rows=config.max_rows)
+    scan = cut_scan(
+        policy, acts, config.hook, v, ts, depth=policy.output_hook, max_rows=config.max_rows
+    )
     scan = scan.sel(variant=list(SCAN_VARIANTS))
     r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
@@ -298,7 +300,7 @@ def _frozen_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.Dataset:
     """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
-    layers = freezable(policy, config.hook, LOGITS_HOOK)
+    layers = freezable(policy, config.hook, policy.output_hook)
     ts = _line_ts(config.localise_ts)
     kinds = {
         "loc_even_knockout": [[layer] for layer in layers],
@@ -315,7 +317,7 @@ def _frozen_even(
                         config.hook,
                         v,
                         ts,
-                        depth=LOGITS_HOOK,
+                        depth=policy.output_hook,
                         freeze=f,
                         max_rows=config.max_rows,
                     ).values,  # fmt: skip
@@ -348,10 +350,12 @@ def localise_kinks(
     policy64 = copy.deepcopy(policy).double()
     acts, own = _own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
     if k == 0:
-        return _no_kinks(_layer_channels(policy64, acts, config.hook), config.localise_ts)
-    targets = target_directions(_first(mazes, k))
-    parts = [_kink_even(policy64, acts, own[v][:k].double(), targets[v], config) for v in VECTORS]
-    return xr.concat(parts, dim="vector").assign_coords(vector=list(VECTORS))
+        channels = _layer_channels(policy64, acts, config.hook)
+        return _no_kinks(vectors.names, channels, config.localise_ts)
+    targets = target_directions(_first(mazes, k), vectors.specs)
+    names = vectors.names
+    parts = [_kink_even(policy64, acts, own[v][:k].double(), targets[v], config) for v in names]
+    return xr.concat(parts, dim="vector").assign_coords(vector=list(names))
 
 
 def kink_maze_count(config: StudyConfig, n_mazes: int) -> int:
@@ -359,12 +363,13 @@ def kink_maze_count(config: StudyConfig, n_mazes: int) -> int:
     return min(config.breakpoint_mazes, n_mazes) if config.breakpoints else 0
 
 
-def _no_kinks(channels: Mapping[str, int], ts: Sequence[float]) -> xr.Dataset:
-    """The kink variables over an empty ``kink_maze`` (nothing walked)."""
-    shape = (len(VECTORS), len(channels), len(ts), 0)
+def _no_kinks(names: Sequence[str], channels: Mapping[str, int], ts: Sequence[float]) -> xr.Dataset:
+    """The kink variables of the vectors ``names`` over an empty ``kink_maze`` (nothing
+    walked)."""
+    shape = (len(names), len(channels), len(ts), 0)
     dims = ("vector", "frozen_layer", "t_loc", "kink_maze")
     n = max(channels.values())
-    coords = {"vector": list(VECTORS), "frozen_layer": list(channels), "kink_channel": np.arange(n)}
+    coords = {"vector": list(names), "frozen_layer": list(channels), "kink_channel": np.arange(n)}
     coords |= {"t_loc": sorted(float(t) for t in ts), "kink_maze": np.arange(0)}
     channel_dims = ("vector", "frozen_layer", "kink_channel", "t_loc", "kink_maze")
     return xr.Dataset(
@@ -390,12 +395,12 @@ def _kink_even(
     """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
     hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
     w = _log_odds_gradient(policy, acts, hook, target)
-    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w, depth=LOGITS_HOOK,
-                                   max_pieces=config.max_pieces)  # fmt: skip
+    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w,
+                                   depth=policy.output_hook, max_pieces=config.max_pieces)  # fmt: skip
     channels = _layer_channels(policy, acts, hook)
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)
-    logits = line_response(policy, acts, hook, v, line, depth=LOGITS_HOOK).values  # (t, maze, 15)
+    logits = line_response(policy, acts, hook, v, line, depth=policy.output_hook).values
     r = np.einsum("tmo,mo->tm", logits, w.cpu().numpy())
     direct = _even_odd(r, ("t", "kink_maze"), {"t": line, "kink_maze": ds["kink_maze"].values})
     ds["kink_even_direct"] = direct["even"]
@@ -429,9 +434,9 @@ def _kink_sums(
 
 def _layer_channels(policy: nn.Module, acts: Tensor, hook: str) -> dict[str, int]:
     """The channels (first axis after the batch) of each freezable layer, in forward order."""
-    layers = freezable(policy, hook, LOGITS_HOOK)
+    layers = freezable(policy, hook, policy.output_hook)
     with torch.no_grad(), capture(policy, layers) as seen:
-        policy.run_segment(acts[:1], hook, LOGITS_HOOK)
+        policy.run_segment(acts[:1], hook, policy.output_hook)
     return {layer: int(seen[layer].shape[1]) for layer in layers}
 
 
@@ -439,7 +444,7 @@ def _log_odds_gradient(policy: nn.Module, acts: Tensor, hook: str, target: np.nd
     """w = ∂(target log-odds)/∂logits at t = 0, per maze ``(K, 15)`` (0 where no target)."""
     tgt = torch.as_tensor(target, device=acts.device)
     with torch.enable_grad():
-        logits = policy.run_segment(acts, hook, LOGITS_HOOK).detach().requires_grad_(True)
+        logits = policy.run_segment(acts, hook, policy.output_hook).detach().requires_grad_(True)
         (w,) = torch.autograd.grad(target_log_odds(logits, tgt).sum(), logits)
     return w.detach() * (tgt >= 0)[:, None].to(w.dtype)
 

@@ -1,12 +1,7 @@
 """The study's measurements, each returning its own labelled part of the study's Dataset.
 
-- :func:`later_layer`: each candidate vector's steering effect at the published coefficients
-  (cheese t = −1: drop of P(toward cheese); top-right t = +1: rise of P(toward top-right)) at the
-  decision squares, and the latest candidate within ``later_tolerance`` of the best
-  (:func:`pick_later`);
-- :func:`matched_later`: each candidate's coefficient matched to the steering layer's effect
-  (vectors from pairs at the start and on the decision square), whether it still steers, and the
-  localisation's cut scan at the latest layer that does;
+- the later layers (:func:`later_layer`, :func:`matched_later`) are in
+  :mod:`hookdiff.study.later` (re-exported here);
 - :func:`nonlinearity_at`: the nonlinearity of diff(t) per downstream depth
   (:func:`hookdiff.analysis.nonlinearity`) at the decision-square and start observations;
 - :func:`behaviour_at`: the decision-square probabilities at every t, and steered rollouts (every
@@ -14,7 +9,8 @@
 - :func:`vector_fields`: the direction probabilities at every cell of example mazes.
 
 A new measurement is one more function here returning an ``xarray.Dataset`` over the study's
-coordinates (:mod:`hookdiff.study.dataset`); :mod:`hookdiff.study.run` calls it.
+coordinates (:mod:`hookdiff.study.dataset`); :mod:`hookdiff.study.steps` registers it. Every
+function loops over the studied vectors (``vectors.specs``), never names one.
 """
 
 from __future__ import annotations
@@ -29,29 +25,27 @@ from torch import Tensor, nn
 
 from hookdiff._device import model_device
 from hookdiff.agent import obs_to_tensor
-from hookdiff.analysis import cut_scan, line_response, valid_cuts
 from hookdiff.hooks import steer, tile_rows
 from hookdiff.maze import observations_at_every_cell
-from hookdiff.maze.actions import direction_probs
+from hookdiff.maze.actions import DIRECTION_NAMES, direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
-from hookdiff.stats import bootstrap_mean
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import concat_labelled
-from hookdiff.study.inputs import (
-    StudyMazes,
-    StudyVectors,
-    decision_square_vectors,
-    later_candidates,
+from hookdiff.study.inputs import StudyMazes, StudyVectors
+from hookdiff.study.later import (
+    PAIR_POSITIONS,
+    candidate_effect,
+    later_layer,
+    later_scan,
+    latest_steering,
+    matched_later,
+    matched_t,
+    pick_later,
+    target_p,
 )
-from hookdiff.study.readouts import (
-    label_readouts,
-    readouts,
-    target_directions,
-    target_probability,
-)
-from hookdiff.study.schema import POSITIONS, READOUTS, SCAN_VARIANTS
-from hookdiff.study.targets import VECTOR_SPECS, VECTORS
+from hookdiff.study.schema import POSITIONS, REACH_TARGETS
+from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -70,340 +64,13 @@ __all__ = [
     "vector_fields",
 ]
 
-#: The published coefficient at which each vector's steering effect is measured.
+#: The published coefficient at which each built-in vector's steering effect is measured
+#: (:attr:`VectorSpec.published_t`; the steps read it from the spec).
 EFFECT_T = {name: spec.published_t for name, spec in VECTOR_SPECS.items()}
-#: The direction order of :func:`hookdiff.agent.directions`.
-_DIRECTIONS = ["left", "down", "up", "right", "none"]
 
 
 def _no_op() -> None:
     """The default progress callback."""
-
-
-# --------------------------------------------------------------------------------------------
-# Later layer
-# --------------------------------------------------------------------------------------------
-
-
-def later_layer(
-    policy: nn.Module,
-    mazes: StudyMazes,
-    vectors: StudyVectors,
-    candidates: Sequence[str],
-    tolerance: float,
-    advance: Callable[[], None] = _no_op,
-) -> tuple[str, xr.Dataset]:
-    """The later layer (:func:`pick_later`) and the record over ``candidate`` it was picked from.
-
-    ``advance`` is called after each candidate (progress).
-    """
-    base = decision_square_probs(policy, mazes.states)
-    effect = np.zeros((len(candidates), len(VECTORS)))
-    for i, hook in enumerate(candidates):
-        effect[i] = candidate_effect(policy, mazes.states, hook, vectors.applied(hook), base)
-        advance()
-    hook, scores = pick_later(candidates, effect, tolerance)
-    norms = [[vectors.norm(h, v) for v in VECTORS] for h in candidates]
-    record = xr.Dataset(
-        {
-            "candidate_effect": (("candidate", "vector"), effect),
-            "candidate_score": (("candidate",), scores),
-            "candidate_vector_norm": (
-                ("candidate", "vector"),
-                np.array(norms).reshape(effect.shape),
-            ),
-        },
-        coords={"candidate": list(candidates), "vector": list(VECTORS)},
-    )
-    return hook, record
-
-
-def candidate_effect(
-    policy: nn.Module,
-    mazes: Sequence[MazeState],
-    hook: str,
-    vecs: Mapping[str, Tensor],
-    base: xr.Dataset,
-) -> np.ndarray:
-    """Per vector: the mean steering effect at ``hook`` and the published coefficient.
-
-    Cheese (t = −1): mean drop of P(toward cheese); top-right (t = +1): mean rise of
-    P(toward top-right), from the unsteered ``base`` (:func:`decision_square_probs`). Per-maze
-    vectors ``(N, ...)`` steer maze i with row i.
-    """
-    out = np.zeros(len(VECTORS))
-    for i, name in enumerate(VECTORS):
-        steering = [Steering(hook, vecs[name], EFFECT_T[name])]
-        key = "p_toward_cheese" if name == "cheese" else "p_toward_top_right"
-        steered = decision_square_probs(policy, mazes, steering=steering)[key].values
-        unsteered = base[key].values
-        out[i] = float(np.mean(unsteered - steered if name == "cheese" else steered - unsteered))
-    return out
-
-
-def pick_later(
-    hooks: Sequence[str], effect: np.ndarray, tolerance: float
-) -> tuple[str, np.ndarray]:
-    """The latest candidate whose score (mean effect of both vectors) is within ``tolerance``.
-
-    "Within 10% of the best" means ``score >= best - tolerance·|best|``; candidates are compared
-    in the model's forward order as given.
-
-    Returns:
-        ``(hook, scores)``.
-
-    Example:
-        >>> pick_later(["a", "b"], np.array([[1.0, 1.0], [0.95, 0.95]]), 0.1)[0]
-        'b'
-    """
-    scores = effect.mean(axis=1)
-    best = float(np.max(scores))
-    ok = np.flatnonzero(scores >= best - tolerance * abs(best))
-    return hooks[int(ok[-1])], scores
-
-
-# --------------------------------------------------------------------------------------------
-# Later layers matched to a common effect size
-# --------------------------------------------------------------------------------------------
-
-#: Where a later layer's vector pairs are taken: mouse at the start (the published protocol) or
-#: on the decision square (where the vectors are applied).
-PAIR_POSITIONS = ("start", "decision_square")
-#: The readout the coefficients are matched on and its depth: the policy logits.
-_LOGITS = "fc_policy_out"
-
-
-def matched_t(
-    effect: Callable[[Sequence[float]], np.ndarray],
-    target: float,
-    t_max: float,
-    steps: int,
-    grid: int = 16,
-    rtol: float = 1e-5,
-) -> float:
-    """The smallest t in (0, t_max] where ``effect`` reaches ``target`` (to within the bisection's
-    precision); NaN if no grid point reaches it.
-
-    ``effect`` maps several t to their effects at once. The first of ``grid`` evenly spaced t
-    (one batched call) that reaches ``target`` closes a bracket [lo, hi] with ``effect(lo) <
-    target <= effect(hi)`` (lo = 0, where there is no effect, at the start), which is then halved
-    ``steps`` times; the returned ``hi`` reaches the target and lies within
-    ``t_max / grid / 2**steps`` of a crossing. The grid keeps a non-monotone effect (one that
-    overshoots and falls back) from being matched at a later crossing. ``target`` counts as
-    reached within ``rtol`` (float32 rounding differs between batches).
-
-    Example:
-        >>> round(matched_t(lambda ts: np.square(ts), 2.0, 4.0, 20), 4)
-        1.4142
-    """
-    goal = target * (1.0 - rtol)
-    ts = np.linspace(0.0, float(t_max), grid + 1)[1:]
-    hit = np.flatnonzero(np.asarray(effect(ts)) >= goal)
-    if not hit.size:
-        return float("nan")
-    hi = float(ts[hit[0]])
-    lo = float(ts[hit[0] - 1]) if hit[0] else 0.0
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if effect([mid])[0] >= goal else (mid, hi)
-    return hi
-
-
-def target_p(
-    policy: nn.Module, acts: Tensor, hook: str, v: Tensor, ts: Sequence[float],
-    target: np.ndarray, max_rows: int,
-) -> np.ndarray:  # fmt: skip
-    """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
-    logits = line_response(policy, acts, hook, v, list(ts), depth=_LOGITS, max_rows=max_rows)
-    return target_probability(logits.values, target)
-
-
-def matched_later(
-    policy: nn.Module,
-    mazes: StudyMazes,
-    vectors: StudyVectors,
-    config: StudyConfig,
-    advance: Callable[[], None] = _no_op,
-) -> xr.Dataset:
-    """Each candidate layer's coefficient matched to the steering layer's effect, and the scan
-    at the latest layer that still steers.
-
-    The common effect size is the steering layer's mean |P(t) − P(0)| of the step toward the
-    vector's target at the published t (start pairs, as published). Per candidate, pair
-    position (:data:`PAIR_POSITIONS`) and vector, the matched t (published sign) is found by
-    bisection (:func:`matched_t`) within |t| ≤ ``later_max_t``; the per-maze signed effect
-    there is kept. A layer *still steers* a vector when its matched t exists and the 95 %
-    bootstrap interval of the mean effect toward the published direction lies above 0 (the
-    sign pattern kept). The cut scan (:func:`later_scan`) runs at each vector's latest
-    candidate after the steering layer that still steers (decision-square pairs first). The
-    matching averages over every maze, so this step is not split by maze.
-    """
-    hooks = list(dict.fromkeys([config.hook, *later_candidates(policy, config)]))
-    sources = {"start": {h: vectors.applied(h) for h in hooks},
-               "decision_square": decision_square_vectors(policy, mazes, hooks)}  # fmt: skip
-    dtype = next(policy.parameters()).dtype
-    obs = mazes.obs["decision_square"].to(dtype)
-    acts = {h: activations_from_obs(policy, obs, h) for h in hooks}
-    targets = target_directions(mazes)
-    shape = (len(hooks), len(PAIR_POSITIONS), len(VECTORS))
-    t_found, norms = np.full(shape, np.nan), np.full(shape, np.nan)
-    effects = np.full((*shape, len(mazes.states)), np.nan)
-    goal = {}
-    for vi, name in enumerate(VECTORS):
-        p = target_p(policy, acts[config.hook], config.hook, sources["start"][config.hook][name],
-                     [0.0, EFFECT_T[name]], targets[name], config.max_rows)  # fmt: skip
-        goal[name] = float(np.nanmean(np.abs(p[1] - p[0])))
-        for hi, h in enumerate(hooks):
-            for pi, pos in enumerate(PAIR_POSITIONS):
-                v = sources[pos][h][name]
-                norms[hi, pi, vi] = float(v.flatten(1 if v.ndim > acts[h].ndim - 1 else 0)
-                                          .norm(dim=-1).mean())  # fmt: skip
-                t, effect = _match(policy, acts[h], h, v, targets[name], goal[name], name, config)
-                t_found[hi, pi, vi], effects[hi, pi, vi] = t, effect
-            advance()
-    matched = _matched_dataset(hooks, t_found, effects, norms, goal, config)
-    scan = later_scan(policy, matched, sources, acts, targets, config)
-    return xr.merge([matched, scan], combine_attrs="drop_conflicts")
-
-
-def latest_steering(matched: xr.Dataset, steering_hook: str, vector: str) -> tuple[str, str] | None:
-    """``(layer, pair position)`` of the latest layer after ``steering_hook`` that still steers
-    ``vector`` (decision-square pairs before start pairs), or None."""
-    still = matched["still_steers"].sel(vector=vector)
-    layers = [str(h) for h in matched["matched_layer"].values if h != steering_hook]
-    for layer in reversed(layers):
-        for pos in ("decision_square", "start"):
-            if int(still.sel(matched_layer=layer, pair_position=pos)):
-                return layer, pos
-    return None
-
-
-def later_scan(
-    policy: nn.Module, matched: xr.Dataset, sources: Mapping[str, Mapping[str, Mapping[str, Tensor]]],
-    acts: Mapping[str, Tensor], targets: Mapping[str, np.ndarray], config: StudyConfig,
-) -> xr.Dataset:  # fmt: skip
-    """The cut scan of the localisation at each vector's latest layer that still steers, at its
-    matched t: ``later_even`` (vector, readout, maze) on the exact network and
-    ``later_even_cut`` (vector, variant, later_cut, readout, maze); NaN where none steers or a
-    cut lies before the layer. ``later_scan_layer`` / ``_position`` / ``_t`` say where."""
-    n = len(next(iter(targets.values())))
-    order = {h: i for i, h in enumerate(policy.hook_names)}
-    picked = {v: latest_steering(matched, config.hook, v) for v in VECTORS}
-    cuts = sorted({c for p in picked.values() if p for c in valid_cuts(policy, p[0], _LOGITS)},
-                  key=order.__getitem__)  # fmt: skip
-    exact = np.full((len(VECTORS), len(READOUTS), n), np.nan)
-    by_cut = np.full((len(VECTORS), len(SCAN_VARIANTS), len(cuts), len(READOUTS), n), np.nan)
-    where = {"layer": [""] * len(VECTORS), "position": [""] * len(VECTORS)}
-    t_at = np.full(len(VECTORS), np.nan)
-    for vi, name in enumerate(VECTORS):
-        if picked[name] is None:
-            continue
-        layer, pos = picked[name]
-        t = abs(
-            float(matched["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=name))
-        )
-        ts, v = [-t, 0.0, t], sources[pos][layer][name]
-        r = readouts(line_response(policy, acts[layer], layer, v, ts, depth=_LOGITS,
-                                   max_rows=config.max_rows).values, targets[name], ts)  # fmt: skip
-        exact[vi] = r[:, 2] + r[:, 0] - 2 * r[:, 1]
-        scan = cut_scan(policy, acts[layer], layer, v, ts, depth=_LOGITS, max_rows=config.max_rows)
-        r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name], ts)
-        even = r[..., 2, :] + r[..., 0, :] - 2 * r[..., 1, :]  # (readout, variant, cut, maze)
-        idx = [cuts.index(str(c)) for c in scan["cut"].values]
-        by_cut[vi][:, idx] = even.transpose(1, 2, 0, 3)
-        where["layer"][vi], where["position"][vi], t_at[vi] = layer, pos, t
-    return _later_scan_dataset(exact, by_cut, cuts, where, t_at)
-
-
-#: The direction of each vector's published effect on P(step toward its target): the cheese
-#: vector at t = −1 lowers P(toward cheese), the top-right vector at t = +1 raises P(toward it).
-_DIRECTION = EFFECT_T
-
-
-def _match(
-    policy: nn.Module, acts: Tensor, hook: str, v: Tensor, target: np.ndarray, goal: float,
-    name: str, config: StudyConfig,
-) -> tuple[float, np.ndarray]:  # fmt: skip
-    """The matched t (published sign) of one layer and vector, and the per-maze effect there
-    toward the published direction (NaN where the goal is not reached within ``later_max_t``)."""
-    sign = float(np.sign(EFFECT_T[name]))
-    p0 = target_p(policy, acts, hook, v, [0.0], target, config.max_rows)[0]
-
-    def p_at(ts: Sequence[float]) -> np.ndarray:
-        return target_p(policy, acts, hook, v, [sign * t for t in ts], target, config.max_rows)
-
-    def mean_abs(ts: Sequence[float]) -> np.ndarray:
-        return np.nanmean(np.abs(p_at(ts) - p0), axis=-1)
-
-    t = matched_t(mean_abs, goal, config.later_max_t, config.later_match_steps)
-    if not np.isfinite(t):
-        return t, np.full(len(p0), np.nan)
-    return sign * t, _DIRECTION[name] * (p_at([t])[0] - p0)
-
-
-#: long_name and description of the matched-layer variables.
-_MATCHED_ATTRS = {
-    "matched_t": ("matched coefficient", "the t (published sign) at which the layer's vector "
-                  "moves P(toward the target) by the steering layer's mean |effect| at the "
-                  "published t (bisection); NaN: not reached within later_max_t"),
-    "matched_effect": ("effect at the matched t", "P(toward the target) at the matched t minus "
-                       "at t = 0, signed so the published direction is positive, per maze"),
-    "matched_vector_norm": ("vector norm", "mean over mazes of ‖v‖ at the layer"),
-    "still_steers": ("still steers", "1 where the matched t exists and the 95 % bootstrap "
-                     "interval of the mean matched_effect lies above 0 (sign pattern kept)"),
-    "matched_goal": ("common effect size", "the steering layer's mean |P(t) − P(0)| of the step "
-                     "toward the target at the published t, start pairs"),
-}  # fmt: skip
-
-
-def _matched_dataset(
-    hooks: Sequence[str], t_found: np.ndarray, effects: np.ndarray, norms: np.ndarray,
-    goal: Mapping[str, float], config: StudyConfig,
-) -> xr.Dataset:  # fmt: skip
-    """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``."""
-    seed = config.seeds()["analysis"]
-    still = np.zeros(t_found.shape, dtype=np.int8)
-    for idx in np.ndindex(t_found.shape):
-        iv = bootstrap_mean(effects[idx], seed=seed)
-        still[idx] = bool(np.isfinite(t_found[idx]) and iv.n >= 2 and iv.lo > 0)
-    dims = ("matched_layer", "pair_position", "vector")
-    data = {
-        "matched_t": (dims, t_found),
-        "matched_effect": ((*dims, "maze"), effects),
-        "matched_vector_norm": (dims, norms),
-        "still_steers": (dims, still),
-        "matched_goal": (("vector",), np.array([goal[v] for v in VECTORS])),
-    }
-    coords = {"matched_layer": list(hooks), "pair_position": list(PAIR_POSITIONS),
-              "vector": list(VECTORS), "maze": np.arange(effects.shape[-1])}  # fmt: skip
-    ds = xr.Dataset(data, coords=coords)
-    for name, (long, text) in _MATCHED_ATTRS.items():
-        ds[name].attrs = {"long_name": long, "description": text}
-    return ds
-
-
-def _later_scan_dataset(
-    exact: np.ndarray, by_cut: np.ndarray, cuts: Sequence[str], where: Mapping[str, list[str]],
-    t_at: np.ndarray,
-) -> xr.Dataset:  # fmt: skip
-    """The later scan's arrays as a labelled Dataset."""
-    what = "E(t) = r(t) + r(−t) − 2 r(0) of the target readout at the matched t, steered at "
-    ds = xr.Dataset(
-        {
-            "later_even": (("vector", "readout", "maze"), exact, {
-                "long_name": "even part at the later layer",
-                "description": what + "later_scan_layer, exact network"}),
-            "later_even_cut": (("vector", "variant", "later_cut", "readout", "maze"), by_cut, {
-                "long_name": "even part at the later layer, network cut",
-                "description": what + "later_scan_layer, network cut (variant) at later_cut"}),
-            "later_scan_layer": (("vector",), np.array(where["layer"], dtype=str)),
-            "later_scan_position": (("vector",), np.array(where["position"], dtype=str)),
-            "later_scan_t": (("vector",), t_at),
-        },
-        coords={"vector": list(VECTORS), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
-                "readout": list(READOUTS), "maze": np.arange(exact.shape[-1])},
-    )  # fmt: skip
-    return label_readouts(ds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,13 +96,13 @@ def nonlinearity_at(
     vecs = vectors.applied(hook)
     acts = {p: activations_from_obs(policy, mazes.obs[p], hook) for p in POSITIONS}
     per_vector = []
-    for name in VECTORS:
+    for name in vectors.names:
         per_position = []
         for p in POSITIONS:
             per_position.append(_analyse(policy, acts[p], hook, vecs[name], config))
             advance()
         per_vector.append(concat_labelled(per_position, "position", POSITIONS))
-    return concat_labelled(per_vector, "vector", VECTORS)
+    return concat_labelled(per_vector, "vector", vectors.names)
 
 
 def _analyse(
@@ -473,8 +140,7 @@ def _analyse(
 
 #: Rollout variables: (study name, the outcome it counts); ``rollout_steps`` is the step count.
 _OUTCOMES = (
-    ("reached_cheese", "cheese"),
-    ("reached_top_right", "top_right"),
+    *((var, target) for target, var in REACH_TARGETS.items()),
     ("timed_out", "timeout"),
 )
 
@@ -491,7 +157,7 @@ def behaviour_at(
     Rollouts cover the first ``rollout_mazes`` mazes and the ``rollout_ts``; NaN elsewhere.
     """
     vecs, states = vectors.applied(hook), mazes.states
-    coords = {"vector": list(VECTORS), "t": np.asarray(config.ts, dtype=np.float64)}
+    coords = {"vector": list(vectors.names), "t": np.asarray(config.ts, dtype=np.float64)}
     ds = _decision_square_probs(policy, states, hook, vecs, config.ts)
     seed = mazes.seed(config.seeds()["rollout"])
     roll = _rollouts(
@@ -508,18 +174,18 @@ def _decision_square_probs(
     vecs: Mapping[str, Tensor],
     ts: Sequence[float],
 ) -> xr.Dataset:
-    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze).
+    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze), for
+    each vector of ``vecs`` (the two readouts of :func:`decision_square_probs`, whatever vector
+    steers: each vector's own is its :attr:`VectorSpec.target_var`).
 
     Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major);
     per-maze vectors ``(N, ...)`` are tiled over the coefficients by the steering hook.
     """
     n, k = len(mazes), len(ts)
-    probs = {
-        key: np.zeros((len(VECTORS), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")
-    }
+    probs = {key: np.zeros((len(vecs), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")}
     coeffs = torch.tensor(np.repeat(np.asarray(ts, dtype=np.float32), n))
-    for vi, name in enumerate(VECTORS):
-        steering = [Steering(hook, vecs[name], coeffs)]
+    for vi, v in enumerate(vecs.values()):
+        steering = [Steering(hook, v, coeffs)]
         ds = decision_square_probs(policy, list(mazes) * k, steering=steering)
         for key, arr in probs.items():
             arr[vi] = ds[key].values.reshape(k, n)
@@ -543,13 +209,14 @@ def _rollouts(
     ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used);
     ``seed`` seeds the action sampling.
     Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze) on the full ``ts``
-    grid, NaN where not rolled out; the t = 0 baseline is shared by both vectors.
+    grid, NaN where not rolled out; the t = 0 baseline is shared by every vector. The outcomes
+    are what a rollout ends in (:data:`_OUTCOMES`), the same table whatever vector steers.
     """
     r, ts = len(mazes), [float(t) for t in config.ts]
-    shape = (len(VECTORS), len(ts), r)
+    shape = (len(vecs), len(ts), r)
     names = ("reached_cheese", "reached_top_right", "rollout_steps", "timed_out")
     out = {key: np.full(shape, np.nan) for key in names}
-    groups = _rollout_groups(config.rollout_ts) if r else []
+    groups = _rollout_groups(config.rollout_ts, len(vecs)) if r else []
     if groups:
         steering = _rollout_steering(hook, vecs, groups, r, per_maze)
         ds = rollout(
@@ -570,10 +237,10 @@ def _rollouts(
     return xr.Dataset({k: (dims, v) for k, v in out.items()}, coords={"maze": np.arange(r)})
 
 
-def _rollout_groups(rollout_ts: Sequence[float]) -> list[tuple[int | None, float]]:
+def _rollout_groups(rollout_ts: Sequence[float], n_vectors: int) -> list[tuple[int | None, float]]:
     """The rollout's groups of envs: ``(vector index, t)``, first ``(None, 0.0)`` (unsteered)."""
     groups: list[tuple[int | None, float]] = [(None, 0.0)] if 0.0 in rollout_ts else []
-    return groups + [(vi, float(t)) for vi in range(len(VECTORS)) for t in rollout_ts if t != 0]
+    return groups + [(vi, float(t)) for vi in range(n_vectors) for t in rollout_ts if t != 0]
 
 
 def _rollout_steering(
@@ -583,19 +250,19 @@ def _rollout_steering(
     r: int,
     per_maze: bool,
 ) -> list[Steering]:
-    """Both vectors at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
-    coeffs = np.zeros((len(VECTORS), len(groups) * r), dtype=np.float32)
+    """Every vector at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
+    coeffs = np.zeros((len(vecs), len(groups) * r), dtype=np.float32)
     for g, (vi, t) in enumerate(groups):
         if vi is not None:
             coeffs[vi, g * r : (g + 1) * r] = t
     return [
         Steering(
             hook,
-            tile_rows(vecs[name][:r], len(groups)) if per_maze else vecs[name],
+            tile_rows(v[:r], len(groups)) if per_maze else v,
             torch.from_numpy(coeffs[i]),
             per_env=per_maze,
         )
-        for i, name in enumerate(VECTORS)
+        for i, v in enumerate(vecs.values())
     ]
 
 
@@ -623,7 +290,7 @@ def vector_fields(
     raws = [np.frombuffer(m.to_bytes(), dtype=np.uint8) for m in examples]
     n_cell = max([len(c) for c, _ in fields], default=0)
     cells = np.full((n_f, n_cell, 2), -1, dtype=np.int64)
-    probs = np.full((len(VECTORS), n_f, n_t, n_cell, 5), np.nan)
+    probs = np.full((len(vecs), n_f, n_t, n_cell, 5), np.nan)
     state = np.zeros((n_f, max([len(r) for r in raws], default=0)), dtype=np.uint8)
     for i, ((c, p), raw) in enumerate(zip(fields, raws)):
         cells[i, : len(c)] = c
@@ -637,10 +304,10 @@ def vector_fields(
             "field_state_len": (("field_maze",), np.array([len(r) for r in raws], dtype=np.int64)),
         },
         coords={
-            "vector": list(VECTORS),
+            "vector": list(vecs),
             "field_t": np.asarray(field_ts, dtype=np.float64),
             "cell": ["row", "col"],
-            "direction": _DIRECTIONS,
+            "direction": list(DIRECTION_NAMES),
         },
     )
 
@@ -657,10 +324,10 @@ def _field_probs(
     """Example maze ``i``: its cells ``(C, 2)`` and direction probabilities ``(vector, t, C, 5)``."""
     obs, cells = observations_at_every_cell(maze)
     x, c, n_t = obs_to_tensor(obs, device=model_device(policy)), len(cells), len(field_ts)
-    probs = np.zeros((len(VECTORS), n_t, c, 5), dtype=np.float64)
+    probs = np.zeros((len(vecs), n_t, c, 5), dtype=np.float64)
     coeffs = torch.tensor(np.repeat(np.asarray(field_ts, dtype=np.float32), c))
-    for vi, name in enumerate(VECTORS):
-        v = vecs[name][i] if per_maze else vecs[name]
+    for vi, vec in enumerate(vecs.values()):
+        v = vec[i] if per_maze else vec
         with torch.no_grad(), steer(policy, hook, v, coeffs):
             p = direction_probs(policy(x.repeat(n_t, 1, 1, 1)))
         probs[vi] = p.double().cpu().numpy().reshape(n_t, c, 5)

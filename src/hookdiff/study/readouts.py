@@ -2,7 +2,8 @@
 and the margin (the log-odds linearised in the logits at the line's t = 0).
 
 The target is each maze's next direction from its decision square toward the vector's target
-(cheese vector: the cheese; top-right vector: the top-right cell). The log-odds are
+cell (:attr:`~hookdiff.study.targets.VectorSpec.target_cell`; cheese vector: the cheese;
+top-right vector: the top-right cell). The log-odds are
 log P − log(1 − P) from the logits (a log-sum-exp over the target direction's actions and over
 the others): exact where P rounds to 0 or 1 in floating point, and equal to
 :func:`hookdiff.stats.log_odds` of P wherever P lies in [1e-6, 1 − 1e-6].
@@ -17,10 +18,12 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from hookdiff.agent.impala import DIRECTIONS_READOUT
 from hookdiff.errors import ShapeMismatchError
-from hookdiff.maze import ACTION_DIRECTIONS, next_direction, top_right_cell
+from hookdiff.maze import ACTION_DIRECTIONS, next_direction
 from hookdiff.study.inputs import StudyMazes
 from hookdiff.study.schema import READOUT_TEXT
+from hookdiff.study.targets import VectorSpec, selected_specs
 
 __all__ = [
     "LOGITS_HOOK",
@@ -32,18 +35,23 @@ __all__ = [
     "target_probability",
 ]
 
-#: Where the readouts are read from: the policy logits.
-LOGITS_HOOK = "fc_policy_out"
+#: Where the readouts are read from: the maze agent's logits, the hook its contract declares
+#: (``policy.output_hook``; code with a policy at hand reads it from the policy).
+LOGITS_HOOK = DIRECTIONS_READOUT.source
 
 
-def target_directions(mazes: StudyMazes) -> dict[str, np.ndarray]:
-    """Per vector, each maze's target direction (0..3) at its decision square; −1 where none."""
+def target_directions(
+    mazes: StudyMazes, specs: Sequence[VectorSpec] | None = None
+) -> dict[str, np.ndarray]:
+    """Per vector of ``specs`` (default: the published two), each maze's direction (0..3) from its
+    decision square toward the vector's target cell (:attr:`VectorSpec.target_cell`); −1 where
+    none."""
     pairs = list(zip(mazes.states, mazes.squares))
     return {
-        "cheese": np.array([next_direction(s, d, s.cheese) for s, d in pairs], dtype=np.int64),
-        "top_right": np.array(
-            [next_direction(s, d, top_right_cell(s)) for s, d in pairs], dtype=np.int64
-        ),
+        spec.name: np.array(
+            [next_direction(s, d, spec.target_cell(s)) for s, d in pairs], dtype=np.int64
+        )
+        for spec in (selected_specs(None) if specs is None else specs)
     }
 
 

@@ -5,14 +5,16 @@
 1. the studied mazes; per agent (one, or each of several checkpoints) the policy, the vectors
    (:mod:`hookdiff.study.inputs`) and the later layer, picked from the candidates' steering
    effects over every maze — these run on the driver;
-2. the per-maze steps (:data:`_PER_MAZE`) at the steering layer and at the later layer
-   ("sites"): the nonlinearity of diff(t) per depth, the behaviour, the vector fields of example
-   mazes (:mod:`hookdiff.study.measure`) and the localisation (:mod:`hookdiff.study.localise`,
+2. the per-maze steps (:data:`hookdiff.study.steps.STEPS`, the one registry) at the steering
+   layer and at the later layer ("sites"): the nonlinearity of diff(t) per depth, the behaviour,
+   the vector fields of example mazes (:mod:`hookdiff.study.measure`), the later layers
+   (:mod:`hookdiff.study.later`) and the localisation (:mod:`hookdiff.study.localise`,
    :mod:`hookdiff.study.cut_rollouts`), each as tasks over blocks of mazes run by the backend's
    executor (:mod:`hookdiff.study.backends`: this process or Ray) and joined along ``maze``, in
-   two maps: the rollouts at the cuts that matter need the cuts that the joined localisation scan
-   of every maze picks, so the scan runs first; finished blocks are kept on disk until the study
-   completes (:mod:`hookdiff.study.resume`: ``--resume`` continues a stopped run);
+   waves (:func:`hookdiff.study.steps.waves`): the rollouts at the cuts that matter need the cuts
+   that the joined localisation scan of every maze picks, so the scan runs first; finished blocks
+   are kept on disk until the study completes (:mod:`hookdiff.study.resume`: ``--resume``
+   continues a stopped run);
 3. one joined ``xarray.Dataset`` (:mod:`hookdiff.study.dataset`; over ``agent`` too with several
    agents), written as netCDF, plus ``run.json`` (with the time of every step), the figures and
    the report (with several agents: one per agent and a comparison).
@@ -25,14 +27,12 @@ file, and a rerun starts the computation over and replaces the outputs.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from torch import nn
 from tqdm.auto import tqdm
 
-from hookdiff._device import ieee_float32, model_device, resolve_device
+from hookdiff._device import ieee_float32, resolve_device
 from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
 from hookdiff.study.compare import comparison_rows, write_comparison
 from hookdiff.study.config import StudyConfig
-from hookdiff.study.cut_rollouts import localise_rollouts, rollout_cuts
 from hookdiff.study.dataset import (
     AGENT_ATTRS,
     DATASET_NAME,
@@ -58,7 +56,6 @@ from hookdiff.study.dataset import (
     concat_blocks,
     maze_record,
     merge_parts,
-    per_site,
     shift_mazes,
     study_attrs,
     vector_record,
@@ -66,27 +63,16 @@ from hookdiff.study.dataset import (
 )
 from hookdiff.study.inputs import (
     StudyMazes,
-    StudyVectors,
     later_candidates,
     load_policy,
     study_mazes,
     study_vectors,
 )
-from hookdiff.study.localise import (
-    localise_attrs,
-    localise_controls,
-    localise_kinks,
-    localise_scan,
-)
-from hookdiff.study.measure import (
-    EFFECT_T,
-    behaviour_at,
-    later_layer,
-    matched_later,
-    nonlinearity_at,
-    vector_fields,
-)
+from hookdiff.study.later import later_layer
+from hookdiff.study.localise import localise_attrs
 from hookdiff.study.resume import BlockStore
+from hookdiff.study.steps import STEPS, Agent, given_args, waves
+from hookdiff.study.steps import step as step_named
 
 __all__ = ["run_study", "study_dataset", "write_reports"]
 
@@ -194,35 +180,14 @@ def _compute(
     return ds, {**prog.timings, "cpu_s": prog.cpu, "peak_rss_mib": prog.peak}
 
 
-@dataclass(frozen=True)
-class _Agent:
-    """What the per-maze steps of one agent need (shipped to Ray workers once)."""
-
-    policy: nn.Module
-    vectors: StudyVectors
-    """The vectors at the steering layer and at every later candidate."""
-    config: StudyConfig
-    """The study's config with this agent's checkpoint."""
-    sites: dict[str, str]
-    """``{site: hook}``."""
-
-    def to(self, device: str | torch.device) -> _Agent:
-        """This agent with its policy and vectors on ``device`` (the policy copied, not moved,
-        when it lives elsewhere)."""
-        device = torch.empty(0, device=device).device  # "cuda" as the "cuda:0" it means
-        policy = self.policy
-        if model_device(policy) != device:
-            policy = copy.deepcopy(policy).to(device)
-        return dataclasses.replace(self, policy=policy, vectors=self.vectors.to(device))
-
-
 def _measure(
     config: StudyConfig, prog: _Progress, ex: Executor, store: BlockStore | None
 ) -> xr.Dataset:
     """Every step of the study, each timed by ``prog``: the mazes; per agent the policy, vectors
-    and later layer; the per-maze steps over maze blocks on ``ex`` in two maps (first the steps
-    the cut rollouts read, :data:`_SCAN`; then the rest, the cut rollouts at the cuts that each
-    agent's joined scan picks); the joined Dataset. ``store``: finished blocks (or None)."""
+    and later layer; the per-maze steps of :data:`~hookdiff.study.steps.STEPS` over maze blocks
+    on ``ex``, one map per wave (:func:`~hookdiff.study.steps.waves`: first the steps others
+    need, then the rest, given what they need from each agent's joined parts); the joined
+    Dataset. ``store``: finished blocks (or None)."""
     paths: list[str | None] = list(config.checkpoints()) or [None]
     prog.add(1 + 3 * len(paths))
     with prog.step("mazes"):
@@ -231,14 +196,14 @@ def _measure(
     shared = [ex.share(agent) for agent, _ in prepared]
     n, size = len(mazes.states), config.maze_block
     run_map = partial(_map_blocks, ex, prog, store, ex.share(mazes), shared, n, size)
-    scans = run_map([s for s in _PER_MAZE if s in _SCAN], [{}] * len(paths))
-    seed = config.seeds()["analysis"]
-    cuts = [rollout_cuts(merge_parts(list(scan.values()), {}), seed) for scan in scans]
-    rest = [s for s in _PER_MAZE if s not in _SCAN]
-    others = run_map(rest, [{"localise rollouts": (c,)} for c in cuts])
+    joined: list[dict[str, xr.Dataset]] = [{} for _ in paths]
+    for wave in waves(STEPS):
+        extra = [{s.name: given_args(s, mine, config) for s in wave if s.needs} for mine in joined]
+        for mine, parts in zip(joined, run_map([s.name for s in wave], extra)):
+            mine.update(parts)
     studies = []
-    for (agent, driver_parts), scan, other in zip(prepared, scans, others):
-        per_step = {s: {**scan, **other}[s] for s in _PER_MAZE}
+    for (agent, driver_parts), mine in zip(prepared, joined):
+        per_step = {s.name: mine[s.name] for s in STEPS}
         studies.append(_join(config, agent, mazes, per_step, driver_parts))
     if len(studies) == 1:
         return studies[0]
@@ -257,10 +222,10 @@ def _map_blocks(
     extra: list[dict[str, tuple[Any, ...]]],
 ) -> list[dict[str, xr.Dataset]]:
     """Per agent, ``{step: part}``: each of ``steps`` run on blocks of ``size`` of the ``n``
-    mazes (one task for :data:`_ONE_TASK`) on ``ex``, joined along the maze dims. ``mazes`` and
+    mazes (one task for a :attr:`~hookdiff.study.steps.Step.one_task` step) on ``ex``, joined along the maze dims. ``mazes`` and
     ``agents`` as shared by ``ex``; ``extra[a][step]``: further arguments of agent a's tasks.
     Blocks ``store`` holds are taken from it; the others are saved there as they finish."""
-    blocks = {s: [(0, n)] if s in _ONE_TASK else maze_blocks(n, size) for s in steps}
+    blocks = {s: [(0, n)] if step_named(s).one_task else maze_blocks(n, size) for s in steps}
     # Block-major order: the first blocks (where the costly walks are) start first.
     keys = sorted(
         ((a, step, block) for a in range(len(agents)) for step in steps for block in blocks[step]),
@@ -320,7 +285,7 @@ def _block_file(
 
 def _prepare(
     config: StudyConfig, path: str | None, mazes: StudyMazes, prog: _Progress
-) -> tuple[_Agent, tuple[dict[str, Any], str, xr.Dataset]]:
+) -> tuple[Agent, tuple[dict[str, Any], str, xr.Dataset]]:
     """One agent's driver steps: its policy, vectors, later layer (compared over every maze)."""
     config = config if path is None else dataclasses.replace(config, checkpoint=path)
     with prog.step("policy"):
@@ -334,12 +299,12 @@ def _prepare(
             policy, mazes, vectors, candidates, tolerance, bar.update
         )
     sites = {"steering": config.hook, "later": later}
-    return _Agent(policy, vectors, config, sites), (info, later, candidate_part)
+    return Agent(policy, vectors, config, sites), (info, later, candidate_part)
 
 
 def _join(
     config: StudyConfig,
-    agent: _Agent,
+    agent: Agent,
     mazes: StudyMazes,
     per_step: dict[str, xr.Dataset],
     driver_parts: tuple[dict[str, Any], str, xr.Dataset],
@@ -349,7 +314,8 @@ def _join(
     info, later, candidate_part = driver_parts
     inputs = [vector_record(agent.vectors, agent.sites), maze_record(mazes)]
     parts = [*per_step.values(), candidate_part, *inputs]
-    attrs = study_attrs(config, info, later, EFFECT_T) | localise_attrs(config, len(mazes.states))
+    effect_t = {spec.name: spec.published_t for spec in agent.vectors.specs}
+    attrs = study_attrs(config, info, later, effect_t) | localise_attrs(config, len(mazes.states))
     attrs["skipped_levels"] = json.dumps([list(s) for s in mazes.skipped])
     return merge_parts(parts, attrs)
 
@@ -367,9 +333,9 @@ def _agent_names(paths: list[str | None]) -> list[str]:
 
 
 def run_block(
-    step: str, mazes: StudyMazes, agent: _Agent, start: int, stop: int, *extra: Any
+    name: str, mazes: StudyMazes, agent: Agent, start: int, stop: int, *extra: Any
 ) -> tuple[xr.Dataset, float, float, float]:
-    """The per-maze ``step`` on mazes ``start:stop`` (``extra``: the step's further arguments):
+    """The per-maze step ``name`` on mazes ``start:stop`` (``extra``: the step's further arguments):
     its part (maze coordinates counted from ``start``), its wall and CPU seconds and the peak
     memory (MiB) of the process that ran it. One task of a map over maze blocks."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -377,68 +343,9 @@ def run_block(
     device = resolve_device(config.device)  # where the driver put them, or on a Ray worker its own
     agent, mazes = agent.to(device), mazes.to(device)
     block, vectors = mazes.block(start, stop), agent.vectors.block(start, stop)
-    part = _PER_MAZE[step](agent.policy, block, vectors, config, agent, *extra)
+    part = step_named(name).fn(agent.policy, block, vectors, config, agent, *extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return shift_mazes(part, start), wall, cpu, peak_rss_mib()
-
-
-def _nonlinearity(
-    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, agent: _Agent
-) -> xr.Dataset:
-    """The nonlinearity at both sites."""
-    return per_site(agent.sites, partial(nonlinearity_at, policy, mazes, vectors, config=config))
-
-
-def _behaviour(
-    policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig, agent: _Agent
-) -> xr.Dataset:
-    """The behaviour at both sites."""
-    return per_site(agent.sites, partial(behaviour_at, policy, mazes, vectors, config=config))
-
-
-def _site_free(measure: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
-    """``measure(policy, mazes, vectors, config, *extra)`` as a per-maze step."""
-
-    def step(
-        policy: nn.Module,
-        mazes: StudyMazes,
-        vectors: StudyVectors,
-        config: StudyConfig,
-        _: _Agent,
-        *extra: Any,
-    ) -> xr.Dataset:
-        return measure(policy, mazes, vectors, config, *extra)
-
-    return step
-
-
-#: The localisation's steps, in order: the cut / freeze scan, the controls, the kink walk, the
-#: later layers matched to a common effect size with the scan at the latest that still steers,
-#: and the rollouts at the cuts that matter (given the cuts :func:`rollout_cuts` picks).
-_LOCALISE = {
-    "localise scan": localise_scan,
-    "localise controls": localise_controls,
-    "localise kinks": localise_kinks,
-    "later matched": matched_later,
-    "localise rollouts": localise_rollouts,
-}
-
-#: The steps whose joined parts (every maze) :func:`rollout_cuts` reads to pick the cuts of the
-#: "localise rollouts" step: they run in a first map, the other steps in a second.
-_SCAN = ("localise scan", "localise controls")
-
-#: Per-maze steps that run as one task over every maze: the vector fields cover a few example
-#: mazes, padded to the largest maze's cells (a block would pad to its own largest); the later
-#: layers are matched on the mean effect over every maze.
-_ONE_TASK = ("vector fields", "later matched")
-
-#: The per-maze steps, in order: each runs on blocks of mazes and its blocks join along ``maze``.
-_PER_MAZE: dict[str, Callable[..., xr.Dataset]] = {
-    "nonlinearity": _nonlinearity,
-    "behaviour": _behaviour,
-    "vector fields": _site_free(vector_fields),
-    **{name: _site_free(measure) for name, measure in _LOCALISE.items()},
-}
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> Path:

@@ -18,6 +18,7 @@ __all__ = [
     "PRIMARY",
     "READOUTS",
     "READOUT_TEXT",
+    "REACH_TARGETS",
     "SCAN_VARIANTS",
     "SIGNS",
     "SITES",
@@ -132,3 +133,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "level_seed": ("maze",),
     "maze_dim": ("maze",),
 }
+
+#: What a rollout can reach, each with its outcome variable (the rollout outcomes are not
+#: vectors: every vector's rollouts record both, whatever it steers toward).
+REACH_TARGETS = {"cheese": "reached_cheese", "top_right": "reached_top_right"}

@@ -16,7 +16,7 @@ import xarray as xr
 
 from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference, rate
 from hookdiff.study.claim import tolerance
-from hookdiff.study.schema import CUT_READOUT, PRIMARY, SIGNS
+from hookdiff.study.schema import CUT_READOUT, PRIMARY, REACH_TARGETS, SIGNS
 from hookdiff.study.targets import VECTOR_SPECS
 
 __all__ = [
@@ -202,15 +202,15 @@ def rollout_t(ds: xr.Dataset) -> float:
 
 
 def outcomes() -> dict[str, str]:
-    """``{outcome: rollout variable}`` of every target a vector steers toward (``"cheese"``:
-    ``"reached_cheese"``): rollout outcomes are what was reached, not vectors (two vectors may
-    share one)."""
-    return {s.reach_var.removeprefix("reached_"): s.reach_var for s in VECTOR_SPECS.values()}
+    """``{outcome: rollout variable}`` (``"cheese"``: ``"reached_cheese"``): rollout outcomes
+    are what was reached, not vectors (two vectors may share one; :data:`REACH_TARGETS`)."""
+    return dict(REACH_TARGETS)
 
 
 def outcome(vector: str) -> str:
     """The rollout outcome of ``vector``: reaching its own target (a key of :func:`outcomes`)."""
-    return VECTOR_SPECS[vector].reach_var.removeprefix("reached_")
+    var = VECTOR_SPECS[vector].reach_var
+    return next(target for target, v in REACH_TARGETS.items() if v == var)
 
 
 def reach_targets(ds: xr.Dataset, loc: bool = False) -> list[str]:
