@@ -16,6 +16,7 @@ import xarray as xr
 
 from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference, rate
 from hookdiff.study.claim import tolerance
+from hookdiff.study.config import closest_to_one
 from hookdiff.study.schema import CUT_READOUT, PRIMARY, REACH_TARGETS, SIGNS
 from hookdiff.study.targets import VECTOR_SPECS
 
@@ -61,9 +62,8 @@ def even_of_target(r: xr.DataArray, t: float) -> np.ndarray:
 
 
 def t_loc_one(ds: xr.Dataset) -> float:
-    """The localisation's t closest to 1 (the published |t|)."""
-    ts = np.asarray(ds["t_loc"].values, dtype=float)
-    return float(ts[np.argmin(np.abs(ts - 1.0))])
+    """The localisation's t closest to 1 (the published |t|; :func:`~.config.closest_to_one`)."""
+    return closest_to_one(ds["t_loc"].values)
 
 
 def loc_values(ds: xr.Dataset, name: str, vector: str, t: float, **sel: Any) -> np.ndarray:
