@@ -75,8 +75,15 @@ def test_each_agent_is_its_own_study(run, agents, tmp_path):
     one = study_dataset(tiny_config(agents / "beta.pt", tmp_path), progress=False)
     assert "agent" not in one.dims
     mine = agent_view(ds, "beta")
-    names = ("p_toward_cheese", "loc_even_cut", "loc_even", "diff_norm", "field_probs",
-             "loc_roll_reached_cheese", "matched_effect")  # fmt: skip
+    names = (
+        "p_toward_cheese",
+        "loc_even_cut",
+        "loc_even",
+        "diff_norm",
+        "field_probs",
+        "loc_roll_reached_cheese",
+        "matched_effect",
+    )
     for name in names:
         xr.testing.assert_equal(mine[name], one[name])
         assert mine[name].attrs == one[name].attrs  # a variable's long_name survives the stacking

@@ -102,8 +102,10 @@ def test_each_rollout_env_gets_its_own_mazes_vector_and_its_groups_t():
     from hookdiff.study.measure import _rollout_groups, _rollout_steering
 
     r, shape = 3, (4, 2, 2)
-    vecs = {name: torch.randn((5, *shape), generator=torch.Generator().manual_seed(k))
-            for k, name in enumerate(VECTORS)}  # fmt: skip
+    vecs = {
+        name: torch.randn((5, *shape), generator=torch.Generator().manual_seed(k))
+        for k, name in enumerate(VECTORS)
+    }
     groups = _rollout_groups((-1.0, 0.0, 2.0), len(VECTORS))
     steering = _rollout_steering(STEERING_HOOK, vecs, groups, r, per_maze=True)
     for vi, (s, name) in enumerate(zip(steering, VECTORS)):

@@ -88,8 +88,11 @@ def test_matched_t_reaches_the_steering_layers_effect_and_not_before(setup):
             t = float(ds["matched_t"].sel(matched_layer=LATER, pair_position=pos, vector=name))
             if not np.isfinite(t):
                 continue
-            vs = list(vectors.applied(LATER)[name]) if pos == "start" else _ds_vectors(
-                policy, mazes, LATER, name)  # fmt: skip
+            vs = (
+                list(vectors.applied(LATER)[name])
+                if pos == "start"
+                else _ds_vectors(policy, mazes, LATER, name)
+            )
             q0 = _p(policy, LATER, placed, vs, 0.0, name)
             at = _p(policy, LATER, placed, vs, t, name)
             assert np.mean(np.abs(at - q0)) >= goal * (1 - 1e-4)  # reached at t

@@ -161,12 +161,14 @@ def test_cut_scan_points_recomputed_with_one_line_response(setup, variant):
     cut = "embedder.block3.res1.resadd_out"
     i, name = 1, "cheese"
     a, v = _one_maze(mazes, vectors, policy, i, name)
-    logits = line_response(policy, a, HOOK, v, [-T, 0.0, T], depth="fc_policy_out", cut=cut,
-                           variant=variant)  # fmt: skip
+    logits = line_response(
+        policy, a, HOOK, v, [-T, 0.0, T], depth="fc_policy_out", cut=cut, variant=variant
+    )
     d = _target(mazes.states[i], mazes.squares[i], name)
     p = directions(torch.from_numpy(logits.values[:, 0]).double())[:, d].numpy()
-    got = parts["localise_scan"]["loc_even_cut"].sel(vector=name, variant=variant, cut=cut,
-                                                     t_loc=T, maze=i)  # fmt: skip
+    got = parts["localise_scan"]["loc_even_cut"].sel(
+        vector=name, variant=variant, cut=cut, t_loc=T, maze=i
+    )
     assert float(got.sel(readout="p")) == pytest.approx(p[2] + p[0] - 2 * p[1], abs=1e-5)
     lo = log_odds(p)
     assert float(got.sel(readout="logodds")) == pytest.approx(lo[2] + lo[0] - 2 * lo[1], abs=1e-3)
@@ -181,14 +183,16 @@ def test_softmax_only_test_and_knockout_recomputed(setup):
     sym = exact[1] + 0.5 * (exact - exact[::-1])  # logits symmetrised by hand
     p = directions(torch.from_numpy(sym).double())[:, d].numpy()
     scan = parts["localise_scan"]
-    got = scan["loc_even_cut"].sel(vector=name, variant="symmetrize", cut="fc_policy_out",
-                                   readout="p", t_loc=T, maze=i)  # fmt: skip
+    got = scan["loc_even_cut"].sel(
+        vector=name, variant="symmetrize", cut="fc_policy_out", readout="p", t_loc=T, maze=i
+    )
     assert float(got) == pytest.approx(p[2] + p[0] - 2 * p[1], abs=1e-5)
     layer = "embedder.block3.maxpool_out"
     frozen = line_response(policy, a, HOOK, v, [-T, 0.0, T], depth="directions", freeze=[layer])
     q = frozen.values[:, 0, d]
-    got = scan["loc_even_knockout"].sel(vector=name, frozen_layer=layer, readout="p", t_loc=T,
-                                        maze=i)  # fmt: skip
+    got = scan["loc_even_knockout"].sel(
+        vector=name, frozen_layer=layer, readout="p", t_loc=T, maze=i
+    )
     assert float(got) == pytest.approx(q[2] + q[0] - 2 * q[1], abs=1e-5)
     assert set(scan["frozen_layer"].values) >= {layer, "embedder.relufc_out"}
 
@@ -293,8 +297,9 @@ def test_margin_recomputed_from_plain_forwards_and_autograd(setup):
 def test_margin_even_part_equals_the_kink_attribution_total(setup):
     *_, parts = setup
     kinks = parts["localise_kinks"]["kink_even_total"].sel(t_loc=T, kink_maze=0)
-    exact = parts["localise_controls"]["loc_even"].sel(control="vector", readout="margin",
-                                                        t_loc=T, maze=0)  # fmt: skip
+    exact = parts["localise_controls"]["loc_even"].sel(
+        control="vector", readout="margin", t_loc=T, maze=0
+    )
     for name in ("cheese", "top_right"):
         want = float(kinks.sel(vector=name))  # float64 walk; the scan runs in float32
         if np.isfinite(want):

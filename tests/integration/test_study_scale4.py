@@ -19,6 +19,7 @@ from hookdiff.cli import main
 pytestmark = pytest.mark.slow
 
 HOOK = "embedder.block2.res1.resadd_out"
+# fmt: skip (below): the flag-value pairs read as a table
 SMALL = [
     "--quick", "--n-mazes", "1", "--ts=-0.25,0,0.25", "--rollout-ts=0,0.25", "--field-ts=0",
     "--rollout-mazes", "1", "--rollout-max-steps", "4", "--field-mazes", "1",

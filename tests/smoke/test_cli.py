@@ -66,10 +66,23 @@ def test_study_then_plot(tmp_path, capsys):
     out = tmp_path / "study"
     # fmt: skip below: the flag-value pairs read as a table
     argv = [
-        "study", "--quick", "--n-mazes", "1", "--ts=-1,0,1", "--rollout-ts=-1,0,1",
-        "--rollout-max-steps", "3", "--later-candidates", "embedder.block2.res1.resadd_out",
-        "--no-breakpoints", "--no-progress", "--seed", "2", "--out", str(out),
-    ]  # fmt: skip
+        "study",
+        "--quick",
+        "--n-mazes",
+        "1",
+        "--ts=-1,0,1",
+        "--rollout-ts=-1,0,1",
+        "--rollout-max-steps",
+        "3",
+        "--later-candidates",
+        "embedder.block2.res1.resadd_out",
+        "--no-breakpoints",
+        "--no-progress",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert "study written to" in capsys.readouterr().out
     config = json.loads((out / "run.json").read_text())["config"]

@@ -31,8 +31,19 @@ LOCALISATION = [
     for name in VARIABLES
     if name.startswith(("loc_", "kink_")) and not name.startswith("loc_roll_")
 ] + ["base_swap_distance"]
-ATTRS = {"config", "seeds", "versions", "checkpoint_sha256", "agent", "untrained", "later_hook",
-         "localise_ts", "localise_seed", "untrained_seed", "kink_mazes"}  # fmt: skip
+ATTRS = {
+    "config",
+    "seeds",
+    "versions",
+    "checkpoint_sha256",
+    "agent",
+    "untrained",
+    "later_hook",
+    "localise_ts",
+    "localise_seed",
+    "untrained_seed",
+    "kink_mazes",
+}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -79,8 +90,21 @@ def test_quick_run_writes_dataset_figures_and_report(runs):
         claims = run["answer"][vector]
         assert {c["kind"] for c in claims} >= {"asymmetry", "published", "rollouts", "cut_rollouts"}
         for c in claims:
-            assert {"claim", "estimate", "ci95", "where", "n", "kind", "readout", "t", "verdict",
-                    "odd", "tolerance", "margin", "detail"} <= set(c)  # fmt: skip
+            assert {
+                "claim",
+                "estimate",
+                "ci95",
+                "where",
+                "n",
+                "kind",
+                "readout",
+                "t",
+                "verdict",
+                "odd",
+                "tolerance",
+                "margin",
+                "detail",
+            } <= set(c)
             assert c["verdict"] in VERDICTS and c["vector"] == vector
             assert c["claim"] in md
     assert run["config"]["n_mazes"] == 3 and run["seeds"]["mazes"] == 0

@@ -108,8 +108,11 @@ def cut_rollouts() -> dict[str, np.ndarray]:
 #: Later layers matched to a common effect (steering layer first). Cheese: still steers at the
 #: last with decision-square pairs (t = −2.5), the later scan's symmetrised E reaches 0 at
 #: LATER_CUTS[1]; top-right: no later layer steers.
-MATCHED_LAYERS = ["embedder.block2.res1.resadd_out", "embedder.block3.res1.resadd_out",
-                  "embedder.block3.res2.resadd_out"]  # fmt: skip
+MATCHED_LAYERS = [
+    "embedder.block2.res1.resadd_out",
+    "embedder.block3.res1.resadd_out",
+    "embedder.block3.res2.resadd_out",
+]
 LATER_CUTS = ["embedder.relu3_out", "embedder.fc_out", "fc_policy_out"]
 
 

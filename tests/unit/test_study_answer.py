@@ -340,8 +340,11 @@ def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_ne
     # the exact network on the same 20 mazes: t = −1 reaches cheese on 10, t = +1 on all 20
     (c, *_) = _one(claims, "cheese", "cut_rollouts")
     exact = c["detail"]["exact"]
-    for (target, sign), k in {("cheese", "+t"): 20, ("cheese", "-t"): 10,
-                              ("top_right", "+t"): 0}.items():  # fmt: skip
+    for (target, sign), k in {
+        ("cheese", "+t"): 20,
+        ("cheese", "-t"): 10,
+        ("top_right", "+t"): 0,
+    }.items():
         w = wilson(k, CUT_ROLL_MAZES)
         assert _rate(exact[target][sign]) == pytest.approx([w.estimate, w.lo, w.hi])
 
@@ -352,8 +355,9 @@ def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(d
     (c,) = _one(claims, "cheese", "matched")
     assert c["where"] == MATCHED_LAYERS[2] and c["t"] == 2.5
     assert c["detail"]["position"] == "decision_square"
-    e = ds["matched_effect"].sel(matched_layer=MATCHED_LAYERS[2], pair_position="decision_square",
-                                 vector="cheese")  # fmt: skip
+    e = ds["matched_effect"].sel(
+        matched_layer=MATCHED_LAYERS[2], pair_position="decision_square", vector="cheese"
+    )
     assert c["estimate"] == pytest.approx(float(e.mean())) and c["verdict"] == "positive"
     assert c["detail"]["layers"][MATCHED_LAYERS[1]]["start"] == {"t": -4.0, "steers": False}
     (c,) = _one(claims, "cheese", "later_created")

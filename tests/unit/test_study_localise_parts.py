@@ -48,11 +48,21 @@ def _scan() -> xr.Dataset:
     return xr.Dataset(
         {
             "loc_even": (("control", "vector", "readout", "t_loc", "maze"), loc_even),
-            "loc_even_cut": (("vector", "variant", "cut", "readout", "t_loc", "maze"), loc_even_cut),
+            "loc_even_cut": (
+                ("vector", "variant", "cut", "readout", "t_loc", "maze"),
+                loc_even_cut,
+            ),
         },
-        coords={"control": ["vector"], "vector": vectors, "readout": list(READOUTS),
-                "t_loc": [1.0], "maze": np.arange(m), "variant": ["symmetrize"], "cut": CUTS},
-    )  # fmt: skip
+        coords={
+            "control": ["vector"],
+            "vector": vectors,
+            "readout": list(READOUTS),
+            "t_loc": [1.0],
+            "maze": np.arange(m),
+            "variant": ["symmetrize"],
+            "cut": CUTS,
+        },
+    )
 
 
 def test_rollout_cuts_are_the_creation_cut_the_one_before_and_the_logits():
@@ -63,8 +73,9 @@ def test_rollout_cuts_are_the_creation_cut_the_one_before_and_the_logits():
 
 def test_rollout_cuts_without_a_creation_cut_roll_the_first_cut_and_the_logits():
     scan = _scan()
-    scan["loc_even_cut"].loc[{"vector": "made"}] = scan["loc_even"].sel(control="vector").sel(
-        vector="made").values[None, None]  # fmt: skip
+    scan["loc_even_cut"].loc[{"vector": "made"}] = (
+        scan["loc_even"].sel(control="vector").sel(vector="made").values[None, None]
+    )
     assert rollout_cuts(scan, seed=0)["made"] == ["c0", "logits"]
 
 
@@ -88,10 +99,13 @@ def test_knockout_freezes_one_layer_and_knockin_every_other(agent):
     ts = _line_ts(config.localise_ts)
     picked = [layers[0], layers[len(layers) // 2]]
     for layer in picked:
-        for name, freeze in (("loc_even_knockout", [layer]),
-                             ("loc_even_knockin", [o for o in layers if o != layer])):  # fmt: skip
-            logits = line_response(policy, acts, HOOK, v, ts, depth=policy.output_hook,
-                                   freeze=freeze).values  # fmt: skip
+        for name, freeze in (
+            ("loc_even_knockout", [layer]),
+            ("loc_even_knockin", [o for o in layers if o != layer]),
+        ):
+            logits = line_response(
+                policy, acts, HOOK, v, ts, depth=policy.output_hook, freeze=freeze
+            ).values
             r = readouts(logits, target, ts)  # (readout, t, maze)
             want = r[:, 2] + r[:, 0] - 2 * r[:, 1]
             got = ds[name].sel(frozen_layer=layer, t_loc=1.0).values

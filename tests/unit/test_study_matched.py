@@ -96,8 +96,9 @@ def test_still_steers_needs_the_interval_above_zero_not_only_the_estimate():
     effects2 = np.concatenate([effects, effects], axis=1)  # both pair positions
     t2 = np.concatenate([t_found, np.array([[[np.nan]], [[1.0]]])], axis=1)
     assert effects2[1, 0, 0].mean() > 0
-    ds = _matched_dataset(["a", "b"], t2, effects2, np.ones((2, 2, 1)), {"cheese": 0.1},
-                          StudyConfig())  # fmt: skip
+    ds = _matched_dataset(
+        ["a", "b"], t2, effects2, np.ones((2, 2, 1)), {"cheese": 0.1}, StudyConfig()
+    )
     still = ds["still_steers"].values
     assert still.shape == (shape[0], 2, 1)
     assert still[0, 0, 0] == 1  # interval above 0

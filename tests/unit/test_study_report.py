@@ -122,9 +122,11 @@ def _asymmetry(ds):
 def _cuts(ds):
     return [
         _at1(ds, "loc_even_cut", v, r, variant=var, cut=c)
-        for v in ("cheese", "top_right") for r in ("p", "margin")
-        for var in ("symmetrize", "linearize") for c in ds["cut"].values
-    ]  # fmt: skip
+        for v in ("cheese", "top_right")
+        for r in ("p", "margin")
+        for var in ("symmetrize", "linearize")
+        for c in ds["cut"].values
+    ]
 
 
 def _softmax(ds):
@@ -143,19 +145,23 @@ def _layers(ds):
     return [
         _at1(ds, name, v, frozen_layer=layer)
         for name in ("loc_even_knockout", "loc_even_knockin")
-        for v in ("cheese", "top_right") for layer in ds["frozen_layer"].values
-    ]  # fmt: skip
+        for v in ("cheese", "top_right")
+        for layer in ds["frozen_layer"].values
+    ]
 
 
 def _kinks(ds):
-    return [float(ds["kink_even"].sel(vector="cheese", t_loc=1.0, frozen_layer=x).mean())
-            for x in ds["frozen_layer"].values]  # fmt: skip
+    return [
+        float(ds["kink_even"].sel(vector="cheese", t_loc=1.0, frozen_layer=x).mean())
+        for x in ds["frozen_layer"].values
+    ]
 
 
 def _base_swap(ds):
     out = [_at1(ds, "loc_even", v, control="base_swap") for v in ("cheese", "top_right")]
-    return out + [float(ds["base_swap_distance"].sel(vector="cheese", sign=s).mean())
-                  for s in ("+t", "-t")]  # fmt: skip
+    return out + [
+        float(ds["base_swap_distance"].sel(vector="cheese", sign=s).mean()) for s in ("+t", "-t")
+    ]
 
 
 def _controls(ds):

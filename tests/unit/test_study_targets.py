@@ -66,8 +66,12 @@ def test_moved_cheese_cell_is_the_farthest_reachable_allowed_cell(mazes):
     for state in mazes:
         dist = distances(state, state.cheese)
         barred = {start_cell(state), decision_square(state)}
-        cells = [(r, c) for r in range(dist.shape[0]) for c in range(dist.shape[1])
-                 if dist[r, c] > 0 and (r, c) not in barred]  # fmt: skip
+        cells = [
+            (r, c)
+            for r in range(dist.shape[0])
+            for c in range(dist.shape[1])
+            if dist[r, c] > 0 and (r, c) not in barred
+        ]
         want = max(cells, key=lambda rc: (dist[rc], -rc[0], -rc[1]))
         got = moved_cheese_cell(state)
         assert got == want

@@ -52,9 +52,15 @@ def test_an_inconclusive_claim_is_never_worded_as_an_effect(per_vector):
             if c.verdict == "inconclusive" and c.n >= 2:
                 said = verdict_text(c)
                 assert "above 0" not in said and "below 0" not in said
-    residue = Claim.of("controls", "cheese", Interval(-3e-8, -6e-8, -1e-9, 40), readout="logodds",
-                       t=1.0, where="random",
-                       detail={"own_minus_control": Interval(-1.0, -1.1, -0.9, 40)})  # fmt: skip
+    residue = Claim.of(
+        "controls",
+        "cheese",
+        Interval(-3e-8, -6e-8, -1e-9, 40),
+        readout="logodds",
+        t=1.0,
+        where="random",
+        detail={"own_minus_control": Interval(-1.0, -1.1, -0.9, 40)},
+    )
     assert residue.within_tolerance and residue.verdict == "inconclusive"
     assert verdict_text(residue) in sentence(residue)
     assert "below 0" not in verdict_text(residue) and "tolerance" in verdict_text(residue)
@@ -72,5 +78,7 @@ def test_a_claim_serialises_its_fields_and_detail(per_vector):
     d = c.to_dict("text")
     assert d["claim"] == "text" and d["verdict"] == c.verdict and d["ci95"] == list(c.ci95)
     assert interval_dict(Interval(1.0, np.nan, np.nan, 1)) == {
-        "estimate": 1.0, "ci95": [None, None], "n": 1,
-    }  # fmt: skip
+        "estimate": 1.0,
+        "ci95": [None, None],
+        "n": 1,
+    }

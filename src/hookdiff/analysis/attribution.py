@@ -72,8 +72,9 @@ def kink_attribution(
     chain = build_chain(model, hook, [depth])
     _check_piecewise(chain)
     a, v, ctx = prepare(chain, activations, vector, context)
-    walk = walk_line(chain, a, v, ctx, -float(t_max), float(t_max), max_pieces=max_pieces,
-                     slope_jumps=True)  # fmt: skip
+    walk = walk_line(
+        chain, a, v, ctx, -float(t_max), float(t_max), max_pieces=max_pieces, slope_jumps=True
+    )
     w = _weights(weights, a.shape[0], walk.jump.shape[1])
     delta = np.einsum("bo,bo->b", walk.jump, w[walk.sample]) if len(walk.t) else np.zeros(0)
     shapes = _layer_shapes(chain, a, ctx)

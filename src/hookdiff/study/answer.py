@@ -111,6 +111,7 @@ class ClaimKind:
 
 
 #: The claims in the order the answer gives them (the one registry of claim kinds).
+# fmt: skip (below): one row per entry reads as a table
 CLAIMS: tuple[ClaimKind, ...] = (
     ClaimKind("asymmetry", behaviour.asymmetry, (), "Is there an asymmetry?"),
     ClaimKind("published", behaviour.published, (), "Is there an asymmetry?"),

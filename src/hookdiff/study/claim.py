@@ -134,8 +134,16 @@ class Claim:
     @classmethod
     def of(cls, kind: str, vector: str, iv: Interval, **fields: Any) -> Claim:
         """The claim whose estimate, interval and n are those of ``iv``."""
-        return cls(kind, vector, fields.pop("readout", None), fields.pop("t", None),
-                   float(iv.estimate), (float(iv.lo), float(iv.hi)), int(iv.n), **fields)  # fmt: skip
+        return cls(
+            kind,
+            vector,
+            fields.pop("readout", None),
+            fields.pop("t", None),
+            float(iv.estimate),
+            (float(iv.lo), float(iv.hi)),
+            int(iv.n),
+            **fields,
+        )
 
     @property
     def interval(self) -> Interval:
@@ -156,13 +164,24 @@ class Claim:
     def to_dict(self, sentence: str | None = None) -> dict[str, Any]:
         """The claim as JSON-able data (NaN as None), with its sentence under ``"claim"``."""
         detail = _detail(self.detail)
-        return jsonable({
-            "claim": sentence, "kind": self.kind, "vector": self.vector,
-            "readout": self.readout, "t": self.t, "estimate": self.estimate,
-            "ci95": list(self.ci95), "n": self.n, "where": self.where, "verdict": self.verdict,
-            "odd": self.odd, "tolerance": self.tolerance, "margin": self.margin,
-            "detail": detail,
-        })  # fmt: skip
+        return jsonable(
+            {
+                "claim": sentence,
+                "kind": self.kind,
+                "vector": self.vector,
+                "readout": self.readout,
+                "t": self.t,
+                "estimate": self.estimate,
+                "ci95": list(self.ci95),
+                "n": self.n,
+                "where": self.where,
+                "verdict": self.verdict,
+                "odd": self.odd,
+                "tolerance": self.tolerance,
+                "margin": self.margin,
+                "detail": detail,
+            }
+        )
 
 
 def _detail(v: Any) -> Any:

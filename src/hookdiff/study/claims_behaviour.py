@@ -45,8 +45,18 @@ def asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") ->
         iv = bootstrap_mean(even_of_target(r, 1.0), seed=seed)
         odd = (r.sel(t=1.0) - r.sel(t=-1.0)).values
         odd = float(np.nanmean(odd)) if np.isfinite(odd).any() else None
-        out.append(Claim.of(kind, vector, iv, readout=readout, t=1.0, where=where, odd=odd,
-                            tolerance=tolerance(r.sel(t=0.0).values)))  # fmt: skip
+        out.append(
+            Claim.of(
+                kind,
+                vector,
+                iv,
+                readout=readout,
+                t=1.0,
+                where=where,
+                odd=odd,
+                tolerance=tolerance(r.sel(t=0.0).values),
+            )
+        )
     return out
 
 
@@ -63,10 +73,21 @@ def published(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         pub = (r.sel(t=t_pub) - r.sel(t=0.0)).values
         mirror = (r.sel(t=-t_pub) - r.sel(t=0.0)).values
         diff = paired_difference(s * pub, -s * mirror, seed=seed)
-        detail = {"published_change": bootstrap_mean(pub, seed=seed),
-                  "mirrored_change": bootstrap_mean(mirror, seed=seed)}  # fmt: skip
-        out.append(Claim.of("published", vector, diff, readout=readout, t=t_pub,
-                            tolerance=tolerance(r.sel(t=0.0).values), detail=detail))  # fmt: skip
+        detail = {
+            "published_change": bootstrap_mean(pub, seed=seed),
+            "mirrored_change": bootstrap_mean(mirror, seed=seed),
+        }
+        out.append(
+            Claim.of(
+                "published",
+                vector,
+                diff,
+                readout=readout,
+                t=t_pub,
+                tolerance=tolerance(r.sel(t=0.0).values),
+                detail=detail,
+            )
+        )
     return out
 
 
@@ -84,8 +105,7 @@ def rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     diff = None
     if 0.0 in rates:
         diff = paired_difference(reach.sel(t=t_pub).values, reach.sel(t=0.0).values, seed=seed)
-    detail = {"rates": {f"{t:g}": iv for t, iv in rates.items()},
-              "published_minus_unsteered": diff}  # fmt: skip
+    detail = {"rates": {f"{t:g}": iv for t, iv in rates.items()}, "published_minus_unsteered": diff}
     return [Claim.of("rollouts", vector, rates[t_pub], t=t_pub, detail=detail)]
 
 
@@ -107,10 +127,22 @@ def cut_rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     exact = exact_rollout_rates(ds, vector)
     out = []
     for variant, cut, rates in cut_rollout_rates(ds, vector):
-        detail = {"variant": variant, "sign": sign, "rates": _rates(rates),
-                  "exact": None if exact is None else _rates(exact)}  # fmt: skip
-        out.append(Claim.of("cut_rollouts", vector, rates[outcome(vector), sign], where=cut,
-                            t=t if sign == "+t" else -t, detail=detail))  # fmt: skip
+        detail = {
+            "variant": variant,
+            "sign": sign,
+            "rates": _rates(rates),
+            "exact": None if exact is None else _rates(exact),
+        }
+        out.append(
+            Claim.of(
+                "cut_rollouts",
+                vector,
+                rates[outcome(vector), sign],
+                where=cut,
+                t=t if sign == "+t" else -t,
+                detail=detail,
+            )
+        )
     return out
 
 
@@ -129,13 +161,19 @@ def matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     for layer in [str(x) for x in ds["matched_layer"].values if x != steering]:
         layers[layer] = {
             str(pos): {
-                "t": float(ds["matched_t"].sel(matched_layer=layer, pair_position=pos,
-                                               vector=vector)),
-                "steers": bool(int(ds["still_steers"].sel(matched_layer=layer, pair_position=pos,
-                                                         vector=vector))),
+                "t": float(
+                    ds["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=vector)
+                ),
+                "steers": bool(
+                    int(
+                        ds["still_steers"].sel(
+                            matched_layer=layer, pair_position=pos, vector=vector
+                        )
+                    )
+                ),
             }
             for pos in ds["pair_position"].values
-        }  # fmt: skip
+        }
     detail = {
         "goal": float(ds["matched_goal"].sel(vector=vector)),
         "published_t": published_t(ds)[vector],
@@ -150,5 +188,14 @@ def matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     layer, pos, t = found
     e = ds["matched_effect"].sel(matched_layer=layer, pair_position=pos, vector=vector).values
     detail["position"] = pos
-    return [Claim.of("matched", vector, bootstrap_mean(e, seed=seed), readout="p", t=t,
-                     where=layer, detail=detail)]  # fmt: skip
+    return [
+        Claim.of(
+            "matched",
+            vector,
+            bootstrap_mean(e, seed=seed),
+            readout="p",
+            t=t,
+            where=layer,
+            detail=detail,
+        )
+    ]

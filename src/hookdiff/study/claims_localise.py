@@ -57,8 +57,12 @@ def _distinct(iv: Interval, tol: float) -> bool:
 
 def _at(ds: xr.Dataset, vector: str, readout: str, t: float, control: str = "vector") -> dict:
     """The fields every localisation claim shares: readout, t, odd part, tolerance."""
-    return dict(readout=readout, t=t, odd=odd_mean(ds, vector, t, control, readout),
-                tolerance=readout_tolerance(ds, vector, readout))  # fmt: skip
+    return dict(
+        readout=readout,
+        t=t,
+        odd=odd_mean(ds, vector, t, control, readout),
+        tolerance=readout_tolerance(ds, vector, readout),
+    )
 
 
 def created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
@@ -87,8 +91,7 @@ def scan_claim(scan: list[tuple[str, Interval]]) -> tuple[str | None, Interval, 
         return None, iv, {"last_cut": cut, "before": None, "before_e": None, "dips": []}
     cut, iv = scan[first]
     prev = scan[first - 1] if first else (None, None)
-    return cut, iv, {"last_cut": scan[-1][0], "before": prev[0], "before_e": prev[1],
-                     "dips": dips}  # fmt: skip
+    return cut, iv, {"last_cut": scan[-1][0], "before": prev[0], "before_e": prev[1], "dips": dips}
 
 
 def made(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
@@ -122,8 +125,12 @@ def softmax(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         exact = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
         diff = paired_difference(exact, soft, seed=seed)
         ivs = (bootstrap_mean(soft, seed=seed), bootstrap_mean(exact, seed=seed), diff)
-        detail = {"softmax_only": ivs[0], "exact": ivs[1], "logits_e": logits_e,
-                  "reading": softmax_reading(*ivs, tol=at["tolerance"])}  # fmt: skip
+        detail = {
+            "softmax_only": ivs[0],
+            "exact": ivs[1],
+            "logits_e": logits_e,
+            "reading": softmax_reading(*ivs, tol=at["tolerance"]),
+        }
         out.append(Claim.of("softmax", vector, diff, where=LOGITS, **at, detail=detail))
     return out
 
@@ -153,8 +160,11 @@ def knockout(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         return []
     layer, drop = found
     detail = {"exact": exact, "layers": len(scan)}
-    return [Claim.of("knockout", vector, drop, where=layer, **_at(ds, vector, PRIMARY, t),
-                     detail=detail)]  # fmt: skip
+    return [
+        Claim.of(
+            "knockout", vector, drop, where=layer, **_at(ds, vector, PRIMARY, t), detail=detail
+        )
+    ]
 
 
 def knockin(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
@@ -164,12 +174,15 @@ def knockin(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     exact = exact_even(ds, vector, t, seed)
     sign = 1.0 if exact.estimate >= 0 else -1.0
     kept = [
-        (str(layer), bootstrap_mean(
-            loc_values(ds, "loc_even_knockin", vector, t, frozen_layer=layer, readout=PRIMARY),
-            seed=seed,
-        ))
+        (
+            str(layer),
+            bootstrap_mean(
+                loc_values(ds, "loc_even_knockin", vector, t, frozen_layer=layer, readout=PRIMARY),
+                seed=seed,
+            ),
+        )
         for layer in ds["frozen_layer"].values
-    ]  # fmt: skip
+    ]
     found = best(kept, lambda iv: sign * iv.estimate)
     if found is None:
         return []
@@ -186,21 +199,37 @@ def kinks(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     walked = np.isfinite(total_v)
     total = bootstrap_mean(total_v, seed=seed)
     per = [
-        (str(layer), bootstrap_mean(
-            ds["kink_even"].sel(vector=vector, t_loc=t, frozen_layer=layer).values[walked],
-            seed=seed,
-        ))
+        (
+            str(layer),
+            bootstrap_mean(
+                ds["kink_even"].sel(vector=vector, t_loc=t, frozen_layer=layer).values[walked],
+                seed=seed,
+            ),
+        )
         for layer in ds["frozen_layer"].values
-    ]  # fmt: skip
+    ]
     found = best(per, lambda iv: abs(iv.estimate))
     if found is None:
         return []
     layer, iv = found
-    detail = {"total": total, "walked": int(walked.sum()),
-              "share": iv.estimate / total.estimate if total.estimate else math.nan,
-              "direct_gap": _kink_gap(ds, vector, t, total_v)}  # fmt: skip
-    return [Claim.of("kinks", vector, iv, where=layer, readout=CUT_READOUT, t=t,
-                     tolerance=readout_tolerance(ds, vector, CUT_READOUT), detail=detail)]  # fmt: skip
+    detail = {
+        "total": total,
+        "walked": int(walked.sum()),
+        "share": iv.estimate / total.estimate if total.estimate else math.nan,
+        "direct_gap": _kink_gap(ds, vector, t, total_v),
+    }
+    return [
+        Claim.of(
+            "kinks",
+            vector,
+            iv,
+            where=layer,
+            readout=CUT_READOUT,
+            t=t,
+            tolerance=readout_tolerance(ds, vector, CUT_READOUT),
+            detail=detail,
+        )
+    ]
 
 
 def _kink_gap(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> float | None:
@@ -272,8 +301,16 @@ def later_created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     )
     at = dict(readout=CUT_READOUT, t=t, tolerance=tol)
     if not _distinct(exact, tol):
-        return [Claim.of("later_created", vector, exact, where=None, **at,
-                         detail={"layer": layer, "exact": exact, "located": False})]  # fmt: skip
+        return [
+            Claim.of(
+                "later_created",
+                vector,
+                exact,
+                where=None,
+                **at,
+                detail={"layer": layer, "exact": exact, "located": False},
+            )
+        ]
     e = ds["later_even_cut"].sel(vector=vector, variant="symmetrize", readout=CUT_READOUT)
     scan = [
         (str(c), bootstrap_mean(e.sel(later_cut=c).values, seed=seed))

@@ -172,7 +172,7 @@ class StudyConfig:
             1.5,
             2.0,
             3.0,
-        ),  # fmt: skip
+        ),
         "Coefficients t (symmetric, dense near 0, including the published ones and 0).",
     )
     threshold: float = option(

@@ -115,8 +115,17 @@ def localise_rollouts(
                 if not chosen:
                     continue
                 vecs = [own[names[k]][i] if vectors.per_maze else own[names[k]] for k in chosen]
-                roll = cut_rollout(policy, mazes.states[i], config.hook, vecs, t, cut, variant,
-                                   max_steps=config.rollout_max_steps, seed=seed)  # fmt: skip
+                roll = cut_rollout(
+                    policy,
+                    mazes.states[i],
+                    config.hook,
+                    vecs,
+                    t,
+                    cut,
+                    variant,
+                    max_steps=config.rollout_max_steps,
+                    seed=seed,
+                )
                 for name, values in roll.items():
                     out[name][chosen, wi, ci, :, i] = values
     ds = _roll_dataset(out, names, variants, all_cuts, n)
@@ -124,9 +133,12 @@ def localise_rollouts(
     ds["loc_roll_cut_chosen"] = (
         ("vector", "cut"),
         np.array(chosen, dtype=np.int8),
-        {"long_name": "cut rolled out", "description": "1 where the vector's rollouts were "
-         "run with the network cut there (rollout_cuts: creation cut, the one before, logits)"},
-    )  # fmt: skip
+        {
+            "long_name": "cut rolled out",
+            "description": "1 where the vector's rollouts were "
+            "run with the network cut there (rollout_cuts: creation cut, the one before, logits)",
+        },
+    )
     return ds
 
 
@@ -167,8 +179,10 @@ def cut_rollout(
     steering = Steering(hook, v, coeffs, per_env=True, cut=cut, variant=variant)
     roll = rollout(policy, [state] * len(v), steering=[steering], max_steps=max_steps, seed=seed)
     shape = (len(vecs), len(SIGNS))
-    out = {name: (roll["outcome"].values == o).reshape(shape).astype(float)
-           for name, o in ROLL_OUTCOMES}  # fmt: skip
+    out = {
+        name: (roll["outcome"].values == o).reshape(shape).astype(float)
+        for name, o in ROLL_OUTCOMES
+    }
     out["loc_roll_steps"] = roll["steps"].values.reshape(shape).astype(float)
     return out
 
@@ -207,7 +221,7 @@ def _roll_dataset(
                 dims,
                 arr,
                 {"long_name": _ROLL_ATTRS[name][0], "description": _ROLL_ATTRS[name][1]},
-            )  # fmt: skip
+            )
             for name, arr in out.items()
         },
         coords={
@@ -216,5 +230,5 @@ def _roll_dataset(
             "cut": list(cuts),
             "sign": list(SIGNS),
             "maze": np.arange(n),
-        },  # fmt: skip
+        },
     )

@@ -120,8 +120,9 @@ def concat_blocks(parts: Sequence[xr.Dataset]) -> xr.Dataset:
         if not dims:
             out[name] = have[0][name]
             continue
-        arrays = [p[name] if name in p.data_vars else _nan_like(have[0][name], p, dims[0])
-                  for p in parts]  # fmt: skip
+        arrays = [
+            p[name] if name in p.data_vars else _nan_like(have[0][name], p, dims[0]) for p in parts
+        ]
         out[name] = xr.concat(arrays, dim=dims[0], join="outer", combine_attrs="drop_conflicts")
     return xr.Dataset(out)
 

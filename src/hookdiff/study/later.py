@@ -199,9 +199,14 @@ def matched_t(
 
 
 def target_p(
-    policy: nn.Module, acts: Tensor, hook: str, v: Tensor, ts: Sequence[float],
-    target: np.ndarray, max_rows: int,
-) -> np.ndarray:  # fmt: skip
+    policy: nn.Module,
+    acts: Tensor,
+    hook: str,
+    v: Tensor,
+    ts: Sequence[float],
+    target: np.ndarray,
+    max_rows: int,
+) -> np.ndarray:
     """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
     logits = line_response(
         policy, acts, hook, v, list(ts), depth=policy.output_hook, max_rows=max_rows
@@ -231,8 +236,10 @@ def matched_later(
     """
     hooks = list(dict.fromkeys([config.hook, *later_candidates(policy, config)]))
     specs = vectors.specs
-    sources = {"start": {h: vectors.applied(h) for h in hooks},
-               "decision_square": decision_square_vectors(policy, mazes, hooks, specs=specs)}  # fmt: skip
+    sources = {
+        "start": {h: vectors.applied(h) for h in hooks},
+        "decision_square": decision_square_vectors(policy, mazes, hooks, specs=specs),
+    }
     dtype = next(policy.parameters()).dtype
     obs = mazes.obs["decision_square"].to(dtype)
     acts = {h: activations_from_obs(policy, obs, h) for h in hooks}
@@ -243,14 +250,22 @@ def matched_later(
     goal = {}
     for vi, spec in enumerate(specs):
         name = spec.name
-        p = target_p(policy, acts[config.hook], config.hook, sources["start"][config.hook][name],
-                     [0.0, spec.published_t], targets[name], config.max_rows)  # fmt: skip
+        p = target_p(
+            policy,
+            acts[config.hook],
+            config.hook,
+            sources["start"][config.hook][name],
+            [0.0, spec.published_t],
+            targets[name],
+            config.max_rows,
+        )
         goal[name] = float(mean_abs_change(p[1], p[0]))
         for hi, h in enumerate(hooks):
             for pi, pos in enumerate(PAIR_POSITIONS):
                 v = sources[pos][h][name]
-                norms[hi, pi, vi] = float(v.flatten(1 if v.ndim > acts[h].ndim - 1 else 0)
-                                          .norm(dim=-1).mean())  # fmt: skip
+                norms[hi, pi, vi] = float(
+                    v.flatten(1 if v.ndim > acts[h].ndim - 1 else 0).norm(dim=-1).mean()
+                )
                 t, effect = _match(policy, acts[h], h, v, targets[name], goal[name], spec, config)
                 t_found[hi, pi, vi], effects[hi, pi, vi] = t, effect
             advance()
@@ -272,9 +287,13 @@ def latest_steering(matched: xr.Dataset, steering_hook: str, vector: str) -> tup
 
 
 def later_scan(
-    policy: nn.Module, matched: xr.Dataset, sources: Mapping[str, Mapping[str, Mapping[str, Tensor]]],
-    acts: Mapping[str, Tensor], targets: Mapping[str, np.ndarray], config: StudyConfig,
-) -> xr.Dataset:  # fmt: skip
+    policy: nn.Module,
+    matched: xr.Dataset,
+    sources: Mapping[str, Mapping[str, Mapping[str, Tensor]]],
+    acts: Mapping[str, Tensor],
+    targets: Mapping[str, np.ndarray],
+    config: StudyConfig,
+) -> xr.Dataset:
     """The cut scan of the localisation at each vector's latest layer that still steers, at its
     matched t: ``later_even`` (vector, readout, maze) on the exact network and
     ``later_even_cut`` (vector, variant, later_cut, readout, maze); NaN where none steers or a
@@ -284,8 +303,10 @@ def later_scan(
     names = [str(v) for v in matched["vector"].values]
     picked = {v: latest_steering(matched, config.hook, v) for v in names}
     logits = policy.output_hook
-    cuts = sorted({c for p in picked.values() if p for c in valid_cuts(policy, p[0], logits)},
-                  key=order.__getitem__)  # fmt: skip
+    cuts = sorted(
+        {c for p in picked.values() if p for c in valid_cuts(policy, p[0], logits)},
+        key=order.__getitem__,
+    )
     exact = np.full((len(names), len(READOUTS), n), np.nan)
     by_cut = np.full((len(names), len(SCAN_VARIANTS), len(cuts), len(READOUTS), n), np.nan)
     where = {"layer": [""] * len(names), "position": [""] * len(names)}
@@ -298,8 +319,13 @@ def later_scan(
             float(matched["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=name))
         )
         ts, v = [-t, 0.0, t], sources[pos][layer][name]
-        r = readouts(line_response(policy, acts[layer], layer, v, ts, depth=logits,
-                                   max_rows=config.max_rows).values, targets[name], ts)  # fmt: skip
+        r = readouts(
+            line_response(
+                policy, acts[layer], layer, v, ts, depth=logits, max_rows=config.max_rows
+            ).values,
+            targets[name],
+            ts,
+        )
         exact[vi] = r[:, 2] + r[:, 0] - 2 * r[:, 1]
         scan = cut_scan(policy, acts[layer], layer, v, ts, depth=logits, max_rows=config.max_rows)
         r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name], ts)
@@ -311,9 +337,15 @@ def later_scan(
 
 
 def _match(
-    policy: nn.Module, acts: Tensor, hook: str, v: Tensor, target: np.ndarray, goal: float,
-    spec: VectorSpec, config: StudyConfig,
-) -> tuple[float, np.ndarray]:  # fmt: skip
+    policy: nn.Module,
+    acts: Tensor,
+    hook: str,
+    v: Tensor,
+    target: np.ndarray,
+    goal: float,
+    spec: VectorSpec,
+    config: StudyConfig,
+) -> tuple[float, np.ndarray]:
     """The matched t (published sign) of one layer and vector, and the per-maze effect there
     toward the published direction (NaN where the goal is not reached within ``later_max_t``)."""
     sign = spec.direction
@@ -333,23 +365,39 @@ def _match(
 
 #: long_name and description of the matched-layer variables.
 _MATCHED_ATTRS = {
-    "matched_t": ("matched coefficient", "the t (published sign) at which the layer's vector "
-                  "moves P(toward the target) by the steering layer's mean |effect| at the "
-                  "published t (bisection); NaN: not reached within later_max_t"),
-    "matched_effect": ("effect at the matched t", "P(toward the target) at the matched t minus "
-                       "at t = 0, signed so the published direction is positive, per maze"),
+    "matched_t": (
+        "matched coefficient",
+        "the t (published sign) at which the layer's vector "
+        "moves P(toward the target) by the steering layer's mean |effect| at the "
+        "published t (bisection); NaN: not reached within later_max_t",
+    ),
+    "matched_effect": (
+        "effect at the matched t",
+        "P(toward the target) at the matched t minus "
+        "at t = 0, signed so the published direction is positive, per maze",
+    ),
     "matched_vector_norm": ("vector norm", "mean over mazes of ‖v‖ at the layer"),
-    "still_steers": ("still steers", "1 where the matched t exists and the 95 % bootstrap "
-                     "interval of the mean matched_effect lies above 0 (sign pattern kept)"),
-    "matched_goal": ("common effect size", "the steering layer's mean |P(t) − P(0)| of the step "
-                     "toward the target at the published t, start pairs"),
-}  # fmt: skip
+    "still_steers": (
+        "still steers",
+        "1 where the matched t exists and the 95 % bootstrap "
+        "interval of the mean matched_effect lies above 0 (sign pattern kept)",
+    ),
+    "matched_goal": (
+        "common effect size",
+        "the steering layer's mean |P(t) − P(0)| of the step "
+        "toward the target at the published t, start pairs",
+    ),
+}
 
 
 def _matched_dataset(
-    hooks: Sequence[str], t_found: np.ndarray, effects: np.ndarray, norms: np.ndarray,
-    goal: Mapping[str, float], config: StudyConfig,
-) -> xr.Dataset:  # fmt: skip
+    hooks: Sequence[str],
+    t_found: np.ndarray,
+    effects: np.ndarray,
+    norms: np.ndarray,
+    goal: Mapping[str, float],
+    config: StudyConfig,
+) -> xr.Dataset:
     """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``
     (``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis)."""
     seed = config.seeds()["analysis"]
@@ -365,8 +413,12 @@ def _matched_dataset(
         "still_steers": (dims, still),
         "matched_goal": (("vector",), np.array(list(goal.values()))),
     }
-    coords = {"matched_layer": list(hooks), "pair_position": list(PAIR_POSITIONS),
-              "vector": list(goal), "maze": np.arange(effects.shape[-1])}  # fmt: skip
+    coords = {
+        "matched_layer": list(hooks),
+        "pair_position": list(PAIR_POSITIONS),
+        "vector": list(goal),
+        "maze": np.arange(effects.shape[-1]),
+    }
     ds = xr.Dataset(data, coords=coords)
     for name, (long, text) in _MATCHED_ATTRS.items():
         ds[name].attrs = {"long_name": long, "description": text}
@@ -375,24 +427,42 @@ def _matched_dataset(
 
 def _later_scan_dataset(
     names: Sequence[str],
-    exact: np.ndarray, by_cut: np.ndarray, cuts: Sequence[str], where: Mapping[str, list[str]],
+    exact: np.ndarray,
+    by_cut: np.ndarray,
+    cuts: Sequence[str],
+    where: Mapping[str, list[str]],
     t_at: np.ndarray,
-) -> xr.Dataset:  # fmt: skip
+) -> xr.Dataset:
     """The later scan's arrays as a labelled Dataset."""
     what = "E(t) = r(t) + r(−t) − 2 r(0) of the target readout at the matched t, steered at "
     ds = xr.Dataset(
         {
-            "later_even": (("vector", "readout", "maze"), exact, {
-                "long_name": "even part at the later layer",
-                "description": what + "later_scan_layer, exact network"}),
-            "later_even_cut": (("vector", "variant", "later_cut", "readout", "maze"), by_cut, {
-                "long_name": "even part at the later layer, network cut",
-                "description": what + "later_scan_layer, network cut (variant) at later_cut"}),
+            "later_even": (
+                ("vector", "readout", "maze"),
+                exact,
+                {
+                    "long_name": "even part at the later layer",
+                    "description": what + "later_scan_layer, exact network",
+                },
+            ),
+            "later_even_cut": (
+                ("vector", "variant", "later_cut", "readout", "maze"),
+                by_cut,
+                {
+                    "long_name": "even part at the later layer, network cut",
+                    "description": what + "later_scan_layer, network cut (variant) at later_cut",
+                },
+            ),
             "later_scan_layer": (("vector",), np.array(where["layer"], dtype=str)),
             "later_scan_position": (("vector",), np.array(where["position"], dtype=str)),
             "later_scan_t": (("vector",), t_at),
         },
-        coords={"vector": list(names), "variant": list(SCAN_VARIANTS), "later_cut": list(cuts),
-                "readout": list(READOUTS), "maze": np.arange(exact.shape[-1])},
-    )  # fmt: skip
+        coords={
+            "vector": list(names),
+            "variant": list(SCAN_VARIANTS),
+            "later_cut": list(cuts),
+            "readout": list(READOUTS),
+            "maze": np.arange(exact.shape[-1]),
+        },
+    )
     return label_readouts(ds)

@@ -225,8 +225,15 @@ def _exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network."""
-    logits = line_response(line.policy, line.acts, config.hook, line.vectors, ts,
-                           depth=line.policy.output_hook, max_rows=config.max_rows)  # fmt: skip
+    logits = line_response(
+        line.policy,
+        line.acts,
+        config.hook,
+        line.vectors,
+        ts,
+        depth=line.policy.output_hook,
+        max_rows=config.max_rows,
+    )
     return readouts(logits.values, target, ts)
 
 
@@ -320,7 +327,7 @@ def _frozen_even(
                         depth=policy.output_hook,
                         freeze=f,
                         max_rows=config.max_rows,
-                    ).values,  # fmt: skip
+                    ).values,
                     target,
                     ts,
                 )
@@ -395,8 +402,16 @@ def _kink_even(
     """One vector's even part of w·logits by layer, by channel, in total, and evaluated directly."""
     hook, ts = config.hook, sorted(float(t) for t in config.localise_ts)
     w = _log_odds_gradient(policy, acts, hook, target)
-    attribution = kink_attribution(policy, acts, hook, v, max(ts), weights=w,
-                                   depth=policy.output_hook, max_pieces=config.max_pieces)  # fmt: skip
+    attribution = kink_attribution(
+        policy,
+        acts,
+        hook,
+        v,
+        max(ts),
+        weights=w,
+        depth=policy.output_hook,
+        max_pieces=config.max_pieces,
+    )
     channels = _layer_channels(policy, acts, hook)
     ds = _kink_sums(attribution, ts, channels)
     line = _line_ts(ts)

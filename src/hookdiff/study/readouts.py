@@ -80,8 +80,10 @@ def readouts(logits: np.ndarray | Tensor, target: np.ndarray, ts: Sequence[float
     """
     ts = [float(t) for t in ts]
     if 0.0 not in ts:
-        raise ShapeMismatchError(f"readouts needs t = 0 among the line's ts (got {ts}): the margin "
-                               "is linearised at t = 0; add 0 to ts")  # fmt: skip
+        raise ShapeMismatchError(
+            f"readouts needs t = 0 among the line's ts (got {ts}): the margin "
+            "is linearised at t = 0; add 0 to ts"
+        )
     x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     tgt = torch.as_tensor(target)
     log_odds = target_log_odds(x, tgt)
@@ -119,8 +121,10 @@ def log_odds_gradient(logits: Tensor, target: Tensor) -> Tensor:
 def _target_actions(logits: Tensor, target: Tensor) -> Tensor:
     """``(..., maze, 15)`` bool: the actions that step in each maze's target direction."""
     if logits.shape[-1] != len(ACTION_DIRECTIONS):
-        raise ShapeMismatchError(f"expected logits with {len(ACTION_DIRECTIONS)} actions on the "
-                                 f"last axis, got shape {tuple(logits.shape)}")  # fmt: skip
+        raise ShapeMismatchError(
+            f"expected logits with {len(ACTION_DIRECTIONS)} actions on the "
+            f"last axis, got shape {tuple(logits.shape)}"
+        )
     direction = torch.tensor(ACTION_DIRECTIONS, device=logits.device)
     hot = direction == target.to(logits.device).clamp(min=0)[:, None]  # (maze, 15)
     return hot.expand(logits.shape)

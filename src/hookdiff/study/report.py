@@ -160,15 +160,18 @@ def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
     if summary["untrained"]:
         b.append(("warning", ds.attrs.get("warning", "UNTRAINED AGENT")))
     sha = ds.attrs.get("checkpoint_sha256")
-    b.append((
-        "p",
-        f"Agent: {ds.attrs.get('agent', '')}" + (f" (sha256 `{sha}`)" if sha else "")
-        + f". Steering layer `{ds.attrs['steering_hook']}`. {ds.sizes['maze']} mazes from spec "
-        f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
-        f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
-        f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
-        + _vector_source(config, seeds),
-    ))  # fmt: skip
+    b.append(
+        (
+            "p",
+            f"Agent: {ds.attrs.get('agent', '')}"
+            + (f" (sha256 `{sha}`)" if sha else "")
+            + f". Steering layer `{ds.attrs['steering_hook']}`. {ds.sizes['maze']} mazes from spec "
+            f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
+            f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
+            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
+            + _vector_source(config, seeds),
+        )
+    )
     return b
 
 
@@ -208,15 +211,25 @@ def _answer(ds: xr.Dataset, per_vector: dict[str, list[Claim]]) -> Blocks:
     b.append(("h3", "In detail"))
     b.append(("p", _READING))
     if ds.attrs.get("later_hook") == ds.attrs.get("steering_hook"):
-        b.append(("p", "At the fixed published t, no later candidate steers as well as the "
-                       "steering layer: the later layer is the steering layer, so nothing is "
-                       "repeated for it (the later layers at a matched coefficient follow)."))  # fmt: skip
+        b.append(
+            (
+                "p",
+                "At the fixed published t, no later candidate steers as well as the "
+                "steering layer: the later layer is the steering layer, so nothing is "
+                "repeated for it (the later layers at a matched coefficient follow).",
+            )
+        )
     none_steers = no_later_layer_steers(ds)
     if none_steers:
-        b.append(("p", "**At later layers, matched to a common effect.** No later layer still "
-                       "steers any vector once its coefficient is matched to the steering "
-                       "layer's effect (the matched coefficients per layer are in run.json and "
-                       "the figure `answer_later`), so no later scan is shown."))  # fmt: skip
+        b.append(
+            (
+                "p",
+                "**At later layers, matched to a common effect.** No later layer still "
+                "steers any vector once its coefficient is matched to the steering "
+                "layer's effect (the matched coefficients per layer are in run.json and "
+                "the figure `answer_later`), so no later scan is shown.",
+            )
+        )
     questions = list(dict.fromkeys(k.question for k in CLAIMS))
     for vector, vclaims in per_vector.items():
         b.append(("p", f"**The {VECTOR_SPECS[vector].label} vector.**"))
@@ -246,23 +259,39 @@ def _support(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]) -> 
     """The nonlinearity of diff(t) per site (medians over mazes) and the later-layer selection."""
     b: Blocks = [("h2", "Supporting measurements: the nonlinearity of diff(t)")]
     tmax = summary["t_max"]
-    rows = [["site", "vector", "linear radius at the logits (+t / −t)", "residual t = ±1",
-             "first breakpoint (+t / −t)", "walked mazes"]]  # fmt: skip
+    rows = [
+        [
+            "site",
+            "vector",
+            "linear radius at the logits (+t / −t)",
+            "residual t = ±1",
+            "first breakpoint (+t / −t)",
+            "walked mazes",
+        ]
+    ]
     sites = figure_sites(ds)
     for site in sites:
         for vec, e in summary["sites"][site].items():
-            rows.append([
-                f"{site} (`{e['hook']}`)", vec,
-                " / ".join(_radius(e[f"radius_logits_{s}"], tmax) for s in ("pos", "neg")),
-                f"{_fmt(e['residual_logits_t+1'])} / {_fmt(e['residual_logits_t-1'])}",
-                f"{_fmt(e.get('first_break_logits_pos'), 3)} / "
-                f"{_fmt(e.get('first_break_logits_neg'), 3)}",
-                str(e.get("breakpoint_mazes", "n/a")),
-            ])  # fmt: skip
+            rows.append(
+                [
+                    f"{site} (`{e['hook']}`)",
+                    vec,
+                    " / ".join(_radius(e[f"radius_logits_{s}"], tmax) for s in ("pos", "neg")),
+                    f"{_fmt(e['residual_logits_t+1'])} / {_fmt(e['residual_logits_t-1'])}",
+                    f"{_fmt(e.get('first_break_logits_pos'), 3)} / "
+                    f"{_fmt(e.get('first_break_logits_neg'), 3)}",
+                    str(e.get("breakpoint_mazes", "n/a")),
+                ]
+            )
     b.append(("table", rows))
-    b.append(("p", f"Medians over mazes, mouse on the decision square; the linear radius is the "
-                   f"smallest |t| of the grid whose relative residual exceeds "
-                   f"{summary['threshold']:g}."))  # fmt: skip
+    b.append(
+        (
+            "p",
+            f"Medians over mazes, mouse on the decision square; the linear radius is the "
+            f"smallest |t| of the grid whose relative residual exceeds "
+            f"{summary['threshold']:g}.",
+        )
+    )
     for site in sites:
         for spec in [f for f in FIGURE_SPECS if f.per_site]:
             b.append(("img", figs.get(f"{spec.stem}_{site}")))
@@ -298,16 +327,19 @@ def _later_layers(ds: xr.Dataset, summary: dict[str, Any], figs: dict[str, Path]
 def _reading() -> Blocks:
     return [
         ("h2", "Reading the data"),
-        ("p", "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
-              "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
-              "readout, t_loc, maze), the rollouts with the network cut (loc_roll_* over vector, "
-              "variant, cut, sign, maze), the later layers at a matched coefficient (matched_* "
-              "over matched_layer, pair_position, vector; later_* over later_cut), the "
-              "nonlinearity of diff(t), the later-layer candidates, "
-              "the vectors and the vector fields; attrs hold the config, seeds, package versions "
-              "and checkpoint hash. `run.json[\"answer\"]` holds the claims above. `hookdiff plot "
-              "RUN_DIR` redraws the figures and this report from the dataset."),
-    ]  # fmt: skip
+        (
+            "p",
+            "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
+            "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
+            "readout, t_loc, maze), the rollouts with the network cut (loc_roll_* over vector, "
+            "variant, cut, sign, maze), the later layers at a matched coefficient (matched_* "
+            "over matched_layer, pair_position, vector; later_* over later_cut), the "
+            "nonlinearity of diff(t), the later-layer candidates, "
+            "the vectors and the vector fields; attrs hold the config, seeds, package versions "
+            'and checkpoint hash. `run.json["answer"]` holds the claims above. `hookdiff plot '
+            "RUN_DIR` redraws the figures and this report from the dataset.",
+        ),
+    ]
 
 
 def _md(blocks: list[tuple[str, Any]], run_dir: Path) -> str:

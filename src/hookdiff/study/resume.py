@@ -85,8 +85,10 @@ class BlockStore:
             self._check(json.loads(record.read_text()))
         else:
             if config.resume:
-                print(f"hookdiff study --resume: no finished blocks in {self.folder}; starting anew",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"hookdiff study --resume: no finished blocks in {self.folder}; starting anew",
+                    file=sys.stderr,
+                )
             shutil.rmtree(self.folder, ignore_errors=True)
             write_json(self.fingerprint, record)
 
@@ -95,8 +97,11 @@ class BlockStore:
         if saved == self.fingerprint:
             return
         ours = self.fingerprint
-        differ = [f"--{k.replace('_', '-')}" for k in ours["config"]
-                  if saved["config"].get(k) != ours["config"][k]]  # fmt: skip
+        differ = [
+            f"--{k.replace('_', '-')}"
+            for k in ours["config"]
+            if saved["config"].get(k) != ours["config"][k]
+        ]
         if saved["checkpoint_sha256"] != ours["checkpoint_sha256"]:
             differ.append("the checkpoint contents")
         if saved["versions"] != ours["versions"]:

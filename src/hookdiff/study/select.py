@@ -171,9 +171,13 @@ def scaled(iv: Interval, s: float) -> Interval:
 
 
 def exact_even(
-    ds: xr.Dataset, vector: str, t: float, seed: int, control: str = "vector",
+    ds: xr.Dataset,
+    vector: str,
+    t: float,
+    seed: int,
+    control: str = "vector",
     readout: str = PRIMARY,
-) -> Interval:  # fmt: skip
+) -> Interval:
     """E(t) of ``readout`` (default the primary one) for ``control`` (the exact network)."""
     e = loc_values(ds, "loc_even", vector, t, control=control, readout=readout)
     return bootstrap_mean(e, seed=seed)
@@ -229,10 +233,14 @@ def cut_rollout_rates(ds: xr.Dataset, vector: str) -> list[tuple[str, str, dict]
     for variant in [str(v) for v in ds["variant"].values]:
         for cut in [str(c) for c in ds["cut"].values if chosen.sel(cut=c) == 1]:
             rates = {
-                (o, sign): rate(ds[f"loc_roll_{outcomes()[o]}"].sel(
-                    vector=vector, variant=variant, cut=cut, sign=sign).values)
-                for o in reach_targets(ds, loc=True) for sign in SIGNS
-            }  # fmt: skip
+                (o, sign): rate(
+                    ds[f"loc_roll_{outcomes()[o]}"]
+                    .sel(vector=vector, variant=variant, cut=cut, sign=sign)
+                    .values
+                )
+                for o in reach_targets(ds, loc=True)
+                for sign in SIGNS
+            }
             if any(r.n for r in rates.values()):
                 out.append((variant, cut, rates))
     return out
@@ -248,10 +256,12 @@ def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], In
     first = ds[f"loc_roll_{outcomes()[done[0]]}"].sel(vector=vector)
     rolled = np.isfinite(first).any([d for d in first.dims if d != "maze"])
     rates = {
-        (o, sign): rate(ds[outcomes()[o]].sel(site="steering", vector=vector,
-                                              t=s * t).values[rolled.values])
-        for o in reach_targets(ds) for sign, s in zip(SIGNS, (1.0, -1.0))
-    }  # fmt: skip
+        (o, sign): rate(
+            ds[outcomes()[o]].sel(site="steering", vector=vector, t=s * t).values[rolled.values]
+        )
+        for o in reach_targets(ds)
+        for sign, s in zip(SIGNS, (1.0, -1.0))
+    }
     return rates if all(r.n for r in rates.values()) else None
 
 

@@ -215,9 +215,11 @@ def _knockin(c: Claim) -> str:
 
 def _kinks(c: Claim) -> str:
     d = c.detail
-    gap = "" if d["direct_gap"] is None else (
-        f"; the sum matches the directly evaluated even part within {d['direct_gap']:.1e}"
-    )  # fmt: skip
+    gap = (
+        ""
+        if d["direct_gap"] is None
+        else (f"; the sum matches the directly evaluated even part within {d['direct_gap']:.1e}")
+    )
     return (
         f"Exact kink attribution ({VECTOR_SPECS[c.vector].label} vector, even part at t = "
         f"{c.t:g} of the margin, the log-odds readout linearised in the logits, on {_count(d['walked'], 'walked maze')}): `{c.where}` "
@@ -287,11 +289,13 @@ def _rollouts(c: Claim) -> str:
 def _rates_text(rates: dict[str, dict[str, Interval]]) -> str:
     """``"cheese +t 0.50 [0.09, 0.91], −t …; top-right +t …"`` (Wilson 95 %)."""
     return "; ".join(
-        target.replace("_", "-") + " " + ", ".join(
+        target.replace("_", "-")
+        + " "
+        + ", ".join(
             f"{sign.replace('-', '−')} {interval_text(iv, 2, False)}" for sign, iv in by.items()
         )
         for target, by in rates.items()
-    )  # fmt: skip
+    )
 
 
 def _cut_rollouts(c: Claim) -> str:
@@ -314,13 +318,14 @@ def _t_or_none(t: float) -> str:
 def _matched(c: Claim) -> str:
     d = c.detail
     parts = [
-        f"`{layer}`: " + ", ".join(
+        f"`{layer}`: "
+        + ", ".join(
             f"{pos.replace('_', '-')} pairs t = {_t_or_none(x['t'])}"
             + ("" if x["steers"] else " (does not steer)")
             for pos, x in by.items()
         )
         for layer, by in d["layers"].items()
-    ]  # fmt: skip
+    ]
     lead = (
         f"Later layers, each coefficient matched to the steering layer's mean |effect| on "
         f"P(toward {VECTOR_SPECS[c.vector].target}) at t = {t_text(d['published_t'])} "
@@ -357,12 +362,23 @@ def _later_created(c: Claim) -> str:
 
 #: The sentence of each claim kind.
 _SENTENCES: dict[str, Callable[[Claim], str]] = {
-    "asymmetry": _asymmetry, "published": _published, "created": _created, "made": _made,
-    "softmax": _softmax, "knockout": _knockout, "knockin": _knockin, "kinks": _kinks,
-    "base_swap": _base_swap, "distance": _distance, "controls": _controls,
-    "rollouts": _rollouts, "cut_rollouts": _cut_rollouts, "later": _asymmetry,
-    "matched": _matched, "later_created": _later_created,
-}  # fmt: skip
+    "asymmetry": _asymmetry,
+    "published": _published,
+    "created": _created,
+    "made": _made,
+    "softmax": _softmax,
+    "knockout": _knockout,
+    "knockin": _knockin,
+    "kinks": _kinks,
+    "base_swap": _base_swap,
+    "distance": _distance,
+    "controls": _controls,
+    "rollouts": _rollouts,
+    "cut_rollouts": _cut_rollouts,
+    "later": _asymmetry,
+    "matched": _matched,
+    "later_created": _later_created,
+}
 
 #: What each kind's estimate is, in a verdict table's row.
 _LABELS = {

@@ -52,20 +52,35 @@ def _fig_asymmetry(ds: xr.Dataset) -> Figure:
             up = [bootstrap_mean((r.sel(t=t) - base).values, seed=seed) for t in t_pos]
             down = [bootstrap_mean((base - r.sel(t=-t)).values, seed=seed) for t in t_pos]
             band(axes[1, j], t_pos, up, c, f"{vec}: r(+t) − r(0)")
-            axes[1, j].plot(t_pos, [iv.estimate for iv in down], "--s", ms=4, color=c,
-                            label=f"{vec}: r(0) − r(−t)")  # fmt: skip
-            axes[1, j].fill_between(t_pos, [iv.lo for iv in down], [iv.hi for iv in down],
-                                    color=c, alpha=0.1, hatch="//")  # fmt: skip
+            axes[1, j].plot(
+                t_pos,
+                [iv.estimate for iv in down],
+                "--s",
+                ms=4,
+                color=c,
+                label=f"{vec}: r(0) − r(−t)",
+            )
+            axes[1, j].fill_between(
+                t_pos,
+                [iv.lo for iv in down],
+                [iv.hi for iv in down],
+                color=c,
+                alpha=0.1,
+                hatch="//",
+            )
         name = "P(toward target)" if readout == "p" else "log-odds of P(toward target)"
         axes[0, j].set_title(f"even part E(t) = r(t) + r(−t) − 2r(0), r = {name}", fontsize=9)
-        axes[1, j].set_title(f"effect of +t and mirrored effect of −t ({name}); equal if linear",
-                             fontsize=9)  # fmt: skip
+        axes[1, j].set_title(
+            f"effect of +t and mirrored effect of −t ({name}); equal if linear", fontsize=9
+        )
         for ax in axes[:, j]:
             zero(ax)
             ax.set_xlabel("|t|")
             ax.legend(fontsize=7)
-    fig.suptitle(f"Add/subtract asymmetry at the decision square: mean over {ds.sizes['maze']} "
-                 "mazes, 95 % bootstrap bands" + flag(ds))  # fmt: skip
+    fig.suptitle(
+        f"Add/subtract asymmetry at the decision square: mean over {ds.sizes['maze']} "
+        "mazes, 95 % bootstrap bands" + flag(ds)
+    )
     return fig
 
 
@@ -95,8 +110,9 @@ def _fig_cuts(ds: xr.Dataset) -> Figure:
             ax.axhspan(exact.lo, exact.hi, color="grey", alpha=0.25, label="exact network")
             zero(ax)
             ax.set_xticks(x, [short(c) for c in cuts], rotation=30, ha="right", fontsize=7)
-            ax.set_title(f"{vec} vector, readout {readout}: E({t:g}) with the network cut",
-                         fontsize=9)  # fmt: skip
+            ax.set_title(
+                f"{vec} vector, readout {readout}: E({t:g}) with the network cut", fontsize=9
+            )
             ax.legend(fontsize=7)
     fig.suptitle(
         f"Where the asymmetry is created: the first cut from which every band of "
@@ -115,11 +131,16 @@ def _fig_softmax(ds: xr.Dataset) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(READOUTS)))
     x = np.arange(len(vectors))
     for ax, readout in zip(axes, READOUTS):
-        for k, (label, name, sel) in enumerate([
-            ("exact network", "loc_even", dict(control="vector")),
-            ("logits symmetrised (softmax only)", "loc_even_cut",
-             dict(variant="symmetrize", cut=LOGITS)),
-        ]):  # fmt: skip
+        for k, (label, name, sel) in enumerate(
+            [
+                ("exact network", "loc_even", dict(control="vector")),
+                (
+                    "logits symmetrised (softmax only)",
+                    "loc_even_cut",
+                    dict(variant="symmetrize", cut=LOGITS),
+                ),
+            ]
+        ):
             ivs = [
                 bootstrap_mean(loc_values(ds, name, v, t, readout=readout, **sel), seed=seed)
                 for v in vectors
@@ -129,8 +150,7 @@ def _fig_softmax(ds: xr.Dataset) -> Figure:
         ax.set_xticks(x, [f"{v} vector" for v in vectors])
         ax.set_title(f"E({t:g}) of readout {readout}", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Softmax-only test: does a logit response without even part explain E?"
-                 + flag(ds))  # fmt: skip
+    fig.suptitle("Softmax-only test: does a logit response without even part explain E?" + flag(ds))
     return fig
 
 
@@ -143,10 +163,12 @@ def _fig_layers(ds: xr.Dataset) -> Figure:
     fig = Figure(figsize=(6 * len(vectors), 4.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(vectors)))
     for ax, vec in zip(axes, vectors):
-        for k, (name, label) in enumerate([
-            ("loc_even_knockout", "knock-out: only this layer frozen"),
-            ("loc_even_knockin", "knock-in: only this layer free"),
-        ]):  # fmt: skip
+        for k, (name, label) in enumerate(
+            [
+                ("loc_even_knockout", "knock-out: only this layer frozen"),
+                ("loc_even_knockin", "knock-in: only this layer free"),
+            ]
+        ):
             ivs = [
                 bootstrap_mean(
                     loc_values(ds, name, vec, t, frozen_layer=layer, readout=PRIMARY), seed=seed
@@ -162,8 +184,9 @@ def _fig_layers(ds: xr.Dataset) -> Figure:
         ax.set_xticks(x, [short(s) for s in layers], rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{vec} vector: E({t:g}) of the target log-odds", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Which layers carry the asymmetry: relu / maxpool patterns frozen at t = 0"
-                 + flag(ds))  # fmt: skip
+    fig.suptitle(
+        "Which layers carry the asymmetry: relu / maxpool patterns frozen at t = 0" + flag(ds)
+    )
     return fig
 
 
@@ -188,12 +211,15 @@ def _fig_kinks(ds: xr.Dataset) -> Figure:
         errorbars(ax, np.arange(len(layers)), ivs, color="k", fmt="none")
         ax.axhspan(tot.lo, tot.hi, color="grey", alpha=0.25, label=f"total {tot.estimate:+.3f}")
         zero(ax)
-        ax.set_xticks(np.arange(len(layers)), [short(s) for s in layers], rotation=30,
-                      ha="right", fontsize=7)  # fmt: skip
+        ax.set_xticks(
+            np.arange(len(layers)), [short(s) for s in layers], rotation=30, ha="right", fontsize=7
+        )
         ax.set_title(f"{vec} vector: {int(walked.sum())} walked mazes", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Exact attribution: even part at t = {t:g} of the linearised log-odds readout "
-                 "summed per layer from the kinks" + flag(ds))  # fmt: skip
+    fig.suptitle(
+        f"Exact attribution: even part at t = {t:g} of the linearised log-odds readout "
+        "summed per layer from the kinks" + flag(ds)
+    )
     return fig
 
 
@@ -222,8 +248,9 @@ def _fig_base_swap(ds: xr.Dataset) -> Figure:
                 bootstrap_mean(ds["base_swap_distance"].sel(vector=v, sign=sign).values, seed=seed)
                 for v in vectors
             ]
-            errorbars(ax_d, x + (k - 0.5) * 0.3, ivs, color=f"C{k + 2}", label=f"a {sign[0]} v",
-                       fmt="s")  # fmt: skip
+            errorbars(
+                ax_d, x + (k - 0.5) * 0.3, ivs, color=f"C{k + 2}", label=f"a {sign[0]} v", fmt="s"
+            )
         ax_d.axhline(1.0, color="grey", ls="--", lw=0.8, label="as far as the base itself")
         ax_d.legend(fontsize=7)
     ax_d.set_title("‖a ± v − a_paired‖ / ‖a_paired − a‖ at the decision square", fontsize=9)
@@ -274,8 +301,14 @@ def _rollout_rates(ds: xr.Dataset, ax: Any) -> None:
                 ts.append(float(t))
                 ivs.append(iv)
         if ts:
-            errorbars(ax, np.array(ts), ivs, color=f"C{k}", fmt="-o",
-                       label=f"{vec} vector: reach its target (n = {ivs[0].n})")  # fmt: skip
+            errorbars(
+                ax,
+                np.array(ts),
+                ivs,
+                color=f"C{k}",
+                fmt="-o",
+                label=f"{vec} vector: reach its target (n = {ivs[0].n})",
+            )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("t")
     ax.set_title("rollouts: rate of reaching the vector's target (Wilson 95 %)", fontsize=9)
@@ -302,16 +335,21 @@ def _fig_cut_rollouts(ds: xr.Dataset) -> Figure:
             ax = axes[i, j]
             for k, sign in enumerate(("+t", "-t")):
                 ivs = [r[target, sign] for r in per]
-                errorbars(ax, x + (k - 0.5) * 0.25, ivs, color=f"C{k}", fmt="s",
-                           label=f"t = {'+' if sign == '+t' else '−'}{t:g}")  # fmt: skip
+                errorbars(
+                    ax,
+                    x + (k - 0.5) * 0.25,
+                    ivs,
+                    color=f"C{k}",
+                    fmt="s",
+                    label=f"t = {'+' if sign == '+t' else '−'}{t:g}",
+                )
             ax.set_xticks(x, labels, rotation=25, ha="right", fontsize=7)
             ax.set_ylim(-0.02, 1.02)
             n = max([iv.n for r in per for iv in r.values()], default=0)
             ax.set_title(f"{vec} vector: {name} (Wilson 95 %, n = {n} mazes)", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle("Rollouts with the network cut where the scan locates the asymmetry"
-                 + flag(ds))  # fmt: skip
+    fig.suptitle("Rollouts with the network cut where the scan locates the asymmetry" + flag(ds))
     return fig
 
 
@@ -323,8 +361,9 @@ def _fig_later(ds: xr.Dataset) -> Figure:
     fig = Figure(figsize=(13, 4.5), layout="constrained")
     ax_t, ax_s = fig.subplots(1, 2)
     x = np.arange(len(layers))
-    for k, (vec, pos) in enumerate([(v, str(p)) for v in vectors
-                                    for p in ds["pair_position"].values]):  # fmt: skip
+    for k, (vec, pos) in enumerate(
+        [(v, str(p)) for v in vectors for p in ds["pair_position"].values]
+    ):
         sel = dict(vector=vec, pair_position=pos)
         t = np.abs(ds["matched_t"].sel(**sel).values)
         ok = ds["still_steers"].sel(**sel).values == 1
@@ -336,8 +375,9 @@ def _fig_later(ds: xr.Dataset) -> Figure:
         ax_t.axhline(t_max, color="grey", ls="--", lw=0.8, label=f"|t| searched up to {t_max:g}")
     ax_t.set_xticks(x, [short(h) for h in layers], rotation=25, ha="right", fontsize=7)
     ax_t.set_ylabel("|matched t| (filled: still steers)")
-    ax_t.set_title("coefficient matched to the steering layer's effect at the published t",
-                   fontsize=9)  # fmt: skip
+    ax_t.set_title(
+        "coefficient matched to the steering layer's effect at the published t", fontsize=9
+    )
     ax_t.legend(fontsize=7)
     ax_t.grid(alpha=0.3)
     cuts = [str(c) for c in ds["later_cut"].values]
@@ -348,12 +388,21 @@ def _fig_later(ds: xr.Dataset) -> Figure:
         e = ds["later_even_cut"].sel(vector=vec, variant="symmetrize", readout=CUT_READOUT)
         xs = [i for i, c in enumerate(cuts) if np.isfinite(e.sel(later_cut=c).values).any()]
         ivs = [bootstrap_mean(e.sel(later_cut=cuts[i]).values, seed=seed) for i in xs]
-        band(ax_s, np.array(xs, dtype=float), ivs, f"C{k}",
-              f"{vec}: at {short(found[0])}, |t| = {found[2]:.3g}")  # fmt: skip
-    ax_s.set_xticks(np.arange(len(cuts)), [short(c) for c in cuts], rotation=25, ha="right",
-                    fontsize=7)  # fmt: skip
-    ax_s.set_title("E of the margin (target log-odds linearised in the logits), symmetrised at "
-                   "each cut (latest steering layer)", fontsize=9)  # fmt: skip
+        band(
+            ax_s,
+            np.array(xs, dtype=float),
+            ivs,
+            f"C{k}",
+            f"{vec}: at {short(found[0])}, |t| = {found[2]:.3g}",
+        )
+    ax_s.set_xticks(
+        np.arange(len(cuts)), [short(c) for c in cuts], rotation=25, ha="right", fontsize=7
+    )
+    ax_s.set_title(
+        "E of the margin (target log-odds linearised in the logits), symmetrised at "
+        "each cut (latest steering layer)",
+        fontsize=9,
+    )
     if ax_s.lines:
         ax_s.legend(fontsize=7)
     else:
@@ -364,6 +413,7 @@ def _fig_later(ds: xr.Dataset) -> Figure:
 
 
 #: The answer's figures, in claim order.
+# fmt: skip (below): one row per entry reads as a table
 ANSWER_FIGURES = (
     FigureSpec("answer_asymmetry", _fig_asymmetry, (),
                "The add/subtract asymmetry: E(|t|) and both signed effects, per readout."),

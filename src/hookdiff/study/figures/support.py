@@ -138,9 +138,12 @@ def _flips_breakpoints(ds: xr.Dataset, site: str) -> Figure:
             dens = ds["breakpoint_density"].sel(**sel).mean("maze")
             for i, d in enumerate(pick_depths(ds, site, 4)):
                 ax.step(
-                    ds["t_bin"].values, dens.sel(depth=d).values, where="mid",
-                    color=f"C{i}", label=short(d),
-                )  # fmt: skip
+                    ds["t_bin"].values,
+                    dens.sel(depth=d).values,
+                    where="mid",
+                    color=f"C{i}",
+                    label=short(d),
+                )
             ax.set_yscale("symlog", linthresh=1)
             ax.set_xlabel("t")
             ax.set_ylabel("exact breakpoints per unit t (mean, walked mazes)")
@@ -167,8 +170,10 @@ def _behaviour(ds: xr.Dataset, site: str) -> Figure:
             lo, hi = da.quantile([0.25, 0.75], dim="maze").values
             ax.plot(t, m, "-o", ms=3, color=c, label=label)
             ax.fill_between(t, lo, hi, color=c, alpha=0.15)
-        reach = [(outcomes()[o], f"rollouts: reach {o.replace('_', '-')}", f"C{k}")
-                 for k, o in enumerate(reach_targets(ds))]  # fmt: skip
+        reach = [
+            (outcomes()[o], f"rollouts: reach {o.replace('_', '-')}", f"C{k}")
+            for k, o in enumerate(reach_targets(ds))
+        ]
         for name, label, c in [*reach, ("timed_out", "rollouts: timeout", "grey")]:
             r = ds[name].sel(site=site, vector=vec).mean("maze", skipna=True).values
             ok = np.isfinite(r)
@@ -236,19 +241,27 @@ def _vector_fields(ds: xr.Dataset) -> Figure:
         for k, vec in enumerate(vectors):
             row = axes[i * len(vectors) + k]
             base = probs.sel(vector=vec, field_t=0.0).values
-            plot_vector_field(state, cells, base, ax=row[0], color="k",
-                              title=f"maze {i}: unsteered")  # fmt: skip
+            plot_vector_field(
+                state, cells, base, ax=row[0], color="k", title=f"maze {i}: unsteered"
+            )
             for ax, t in zip(row[1:], steered):
                 change = probs.sel(vector=vec, field_t=t).values - base
                 gain = _arrow_gain(change)
-                plot_vector_field(state, cells, gain * change, ax=ax,
-                                  title=f"{vec}, t = {t:+g}: change (×{gain:.2g})",
-                                  color="tab:red" if t < 0 else "tab:blue")  # fmt: skip
+                plot_vector_field(
+                    state,
+                    cells,
+                    gain * change,
+                    ax=ax,
+                    title=f"{vec}, t = {t:+g}: change (×{gain:.2g})",
+                    color="tab:red" if t < 0 else "tab:blue",
+                )
             for ax in row:
                 _crop(ax, state)
     hook = ds.attrs.get("steering_hook", "")
-    fig.suptitle(f"Change of the policy's mean step at every cell (steered − unsteered), "
-                 f"steering at {hook}" + flag(ds))  # fmt: skip
+    fig.suptitle(
+        f"Change of the policy's mean step at every cell (steered − unsteered), "
+        f"steering at {hook}" + flag(ds)
+    )
     return fig
 
 
@@ -301,6 +314,7 @@ def _later_layers(ds: xr.Dataset) -> Figure:
 
 #: The supporting figures: the vector fields (shown beside the answer's), per site the
 #: nonlinearity of diff(t) and behaviour, and once the later-layer selection.
+# fmt: skip (below): one row per entry reads as a table
 SUPPORT_FIGURES = (
     FigureSpec("vector_fields", _vector_fields, (),
                "Vector fields: the unsteered mean step, then the change steering makes."),
