@@ -110,8 +110,8 @@ class ClaimKind:
     question: str
 
 
-#: The claims in the order the answer gives them (the one registry of claim kinds).
 # fmt: skip (below): one row per entry reads as a table
+#: The claims in the order the answer gives them (the one registry of claim kinds).
 CLAIMS: tuple[ClaimKind, ...] = (
     ClaimKind("asymmetry", behaviour.asymmetry, (), "Is there an asymmetry?"),
     ClaimKind("published", behaviour.published, (), "Is there an asymmetry?"),

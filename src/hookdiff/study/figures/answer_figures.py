@@ -412,8 +412,8 @@ def _fig_later(ds: xr.Dataset) -> Figure:
     return fig
 
 
-#: The answer's figures, in claim order.
 # fmt: skip (below): one row per entry reads as a table
+#: The answer's figures, in claim order.
 ANSWER_FIGURES = (
     FigureSpec("answer_asymmetry", _fig_asymmetry, (),
                "The add/subtract asymmetry: E(|t|) and both signed effects, per readout."),

@@ -72,6 +72,7 @@ def figure_sites(ds: xr.Dataset) -> list[str]:
 
 
 def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (atomically) and return the path."""
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
@@ -94,6 +95,7 @@ def site_depths(ds: xr.Dataset, site: str) -> list[str]:
 
 
 def short(depth: str) -> str:
+    """A hook name without the ``embedder.`` prefix (axis labels)."""
     return depth.replace("embedder.", "")
 
 
@@ -106,19 +108,21 @@ def all_nan_is_nan() -> Iterator[None]:
 
 
 def quantiles(da: xr.DataArray, q: list[float]) -> np.ndarray:
+    """The ``q`` quantiles over mazes, NaN where every maze is NaN (no warning)."""
     with all_nan_is_nan():
         return da.quantile(q, dim="maze", skipna=True).values
 
 
 def median(da: xr.DataArray) -> xr.DataArray:
+    """The median over mazes, NaN where every maze is NaN (no warning)."""
     with all_nan_is_nan():
         return da.median("maze", skipna=True).compute()
 
 
 def title(ds: xr.Dataset, site: str) -> str:
+    """A figure title naming the site and its hook (and an untrained agent)."""
     hook = str(ds["site_hook"].sel(site=site).values)
-    flag = "  [UNTRAINED AGENT]" if int(ds.attrs.get("untrained", 0)) else ""
-    return f"{site} site: steering at {hook}{flag}"
+    return f"{site} site: steering at {hook}{flag(ds)}"
 
 
 def errorbars(ax: Any, x: np.ndarray, ivs: list[Interval], **kw: Any) -> None:
@@ -135,9 +139,11 @@ def band(ax: Any, x: np.ndarray, ivs: list[Interval], color: str, label: str) ->
 
 
 def zero(ax: Any) -> None:
+    """A line at 0 and a light grid on ``ax``."""
     ax.axhline(0.0, color="k", lw=0.7)
     ax.grid(alpha=0.3)
 
 
 def flag(ds: xr.Dataset) -> str:
+    """``"  [UNTRAINED AGENT]"`` for a random-init agent's dataset, else ``""``."""
     return "  [UNTRAINED AGENT]" if int(ds.attrs.get("untrained", 0)) else ""

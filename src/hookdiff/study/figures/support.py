@@ -312,9 +312,9 @@ def _later_layers(ds: xr.Dataset) -> Figure:
 # --------------------------------------------------------------------------------------------
 
 
+# fmt: skip (below): one row per entry reads as a table
 #: The supporting figures: the vector fields (shown beside the answer's), per site the
 #: nonlinearity of diff(t) and behaviour, and once the later-layer selection.
-# fmt: skip (below): one row per entry reads as a table
 SUPPORT_FIGURES = (
     FigureSpec("vector_fields", _vector_fields, (),
                "Vector fields: the unsteered mean step, then the change steering makes."),
