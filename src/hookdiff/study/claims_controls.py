@@ -135,11 +135,12 @@ def random_matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         "draw_e": [bootstrap_mean(x, seed=seed) for x in e_draws],
         "reached": float(reached[:, has_goal].mean()) if has_goal.any() else 0.0,
         "t_median": float(np.nanmedian(t_star)) if np.isfinite(t_star).any() else None,
-        "own_odd_abs": float(np.nanmean(ds["rme_goal"].sel(vector=vector).values[ok]))
+        "own_odd_abs": float(np.nanmean(np.abs(ds["rme_goal"].sel(vector=vector).values[ok])))
         if ok.any()
         else None,
     }
-    detail["reading"] = matched_reading(diff, detail["own"], readout_tolerance(ds, vector, PRIMARY))
+    tol = readout_tolerance(ds, vector, PRIMARY)
+    detail["reading"] = matched_reading(diff, detail["own"], detail["matched"], tol)
     odd = _per_maze(o_draws)
     claim = Claim.of(
         "random_matched",
@@ -149,20 +150,29 @@ def random_matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         readout=PRIMARY,
         t=t,
         odd=float(np.nanmean(odd)) if np.isfinite(odd).any() else None,
-        tolerance=readout_tolerance(ds, vector, PRIMARY),
+        tolerance=tol,
         detail=detail,
     )
     return [claim]
 
 
-def matched_reading(diff: Interval, own: Interval, tol: float) -> str:
-    """What vector − matched random E says, in E's own direction: ``"larger"`` (the vector's
-    asymmetry exceeds a generic push's of the same size), ``"smaller"`` (a generic push of that
-    size makes more of it: the asymmetry is not specific to the vector), ``"same"`` (not
-    distinguishable at this n)."""
+def matched_reading(diff: Interval, own: Interval, matched: Interval, tol: float) -> str:
+    """What vector − matched random E says: ``"same"`` (not distinguishable at this n), else
+    ``"larger"`` (the vector's mean |E| exceeds the matched push's: more than a generic push of
+    the same size gives) or ``"smaller"`` (a generic push of that size makes a larger |E|: the
+    vector's asymmetry is not specific to it); ``"_opposite"`` is appended where the two mean
+    E have opposite signs.
+
+    Example:
+        >>> from hookdiff.stats import Interval
+        >>> matched_reading(Interval(8.0, 3.0, 13.0, 9), Interval(-2.6, -6.0, -0.1, 9),
+        ...                 Interval(-10.5, -18.0, -2.8, 9), 1e-6)
+        'smaller'
+    """
     if verdict_of(diff.estimate, (diff.lo, diff.hi), diff.n, tol) not in ("positive", "negative"):
         return "same"
-    return "larger" if diff.estimate * (own.estimate or 1.0) > 0 else "smaller"
+    size = "larger" if abs(own.estimate) > abs(matched.estimate) else "smaller"
+    return size + ("_opposite" if own.estimate * matched.estimate < 0 else "")
 
 
 def _drops(exact: np.ndarray, by_cut: list[np.ndarray]) -> list[np.ndarray]:

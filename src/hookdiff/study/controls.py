@@ -136,8 +136,8 @@ def _vector_goal(
 def random_matched_effect(
     policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, config: StudyConfig
 ) -> xr.Dataset:
-    """``rme_goal`` (vector, maze): the vector's |O| of the target log-odds at the t closest to
-    1; per draw of ``random_matched_draws`` random directions (the vector's norm per position, a
+    """``rme_goal`` (vector, maze): the vector's O of the target log-odds at the t closest to
+    1 (its size is the goal); per draw of ``random_matched_draws`` random directions (the vector's norm per position, a
     seeded draw over the whole study's rows): ``rme_t`` (signed t*, NaN: not reached within
     ``random_matched_max_t``), ``rme_reached``, ``rme_even`` / ``rme_odd`` (readout) at t*, and
     ``rme_even_cut`` (cut, readout): E at t* with the network symmetrised at each cut, over
@@ -155,7 +155,7 @@ def random_matched_effect(
     for vi, name in enumerate(names):
         v, tgt = own[name].double(), targets[name]
         goals = [_vector_goal(p64, acts[[i]], v[[i]], tgt[[i]], config) for i in range(n)]
-        goal[vi] = [g[0] for g in goals]
+        goal[vi] = [g[0] * g[1] for g in goals]  # the vector's O, signed
         for d in range(draws):
             gen = torch.Generator().manual_seed(draw_seed(seed, name, d))
             u = matched_random(own[name], gen, rows).double()
@@ -181,7 +181,11 @@ def _dataset(
     at = "at each maze's matched t* (|O| of the target log-odds equal to the vector's)"
     ds = xr.Dataset(
         {
-            "rme_goal": (("vector", "maze"), goal, {"long_name": "the vector's |O| (log-odds)"}),
+            "rme_goal": (
+                ("vector", "maze"),
+                goal,
+                {"long_name": "the vector's O (log-odds): the goal"},
+            ),
             "rme_t": (
                 (*vd, "maze"),
                 t_star,
