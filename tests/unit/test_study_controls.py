@@ -60,6 +60,10 @@ def test_the_ratio_of_means_resamples_mazes_with_their_pair():
     # a fixed ratio per maze: the interval has no width (mean of ratios would differ, too)
     flat = ratio_of_means(np.array([1.0, 4.0]), np.array([2.0, 8.0]), seed=0)
     assert (flat.lo, flat.hi) == pytest.approx((0.5, 0.5))
+    # one maze with a large O that is mostly lost: the ratio of the means (0.135), not the mean
+    # of the per-maze ratios (0.82, whose resamples lie above 0.6), in the estimate and in every resample
+    skew = ratio_of_means(np.array([1.0] * 4 + [10.0]), np.array([1.0] * 4 + [100.0]), seed=0)
+    assert skew.estimate == pytest.approx(14 / 104) and skew.lo < 0.2 < skew.hi
 
 
 def test_kinks_that_cancel_are_reported_by_sign():
@@ -199,3 +203,22 @@ def test_the_matched_control_does_not_depend_on_the_blocks(measured):
     for name in ("rme_goal", "rme_t", "rme_even", "rme_odd", "rme_even_cut"):
         split = np.concatenate([b[name].values for b in blocks], axis=-1)
         np.testing.assert_array_equal(whole[name].values, split, err_msg=name)
+
+
+def test_the_reading_compares_sizes_and_signs_not_only_the_difference():
+    from hookdiff.stats import Interval
+    from hookdiff.study.claims_controls import matched_reading
+
+    diff = Interval(20.7, 5.6, 37.3, 4)  # vector − matched: above 0 ...
+    own, matched = Interval(0.69, -1.1, 2.5, 4), Interval(-20.0, -34.0, -6.0, 4)
+    assert matched_reading(diff, own, matched, 1e-6) == "smaller_opposite"  # ... yet smaller
+    assert (
+        matched_reading(
+            Interval(-3.0, -5.0, -1.0, 4),
+            Interval(-6.0, -8.0, -4.0, 4),
+            Interval(-3.0, -4.0, -2.0, 4),
+            1e-6,
+        )
+        == "larger"
+    )
+    assert matched_reading(Interval(0.1, -1.0, 1.2, 4), own, matched, 1e-6) == "same"
