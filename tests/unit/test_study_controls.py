@@ -210,8 +210,11 @@ def test_the_reading_compares_sizes_and_signs_not_only_the_difference():
     from hookdiff.study.claims_controls import matched_reading
 
     diff = Interval(20.7, 5.6, 37.3, 4)  # vector − matched: above 0 ...
-    own, matched = Interval(0.69, -1.1, 2.5, 4), Interval(-20.0, -34.0, -6.0, 4)
+    own, matched = Interval(0.69, 0.2, 1.2, 4), Interval(-20.0, -34.0, -6.0, 4)
     assert matched_reading(diff, own, matched, 1e-6) == "smaller_opposite"  # ... yet smaller
+    # the vector's own E not distinguishable from 0: no sign to oppose
+    own = Interval(0.69, -1.1, 2.5, 4)
+    assert matched_reading(diff, own, matched, 1e-6) == "smaller"
     assert (
         matched_reading(
             Interval(-3.0, -5.0, -1.0, 4),

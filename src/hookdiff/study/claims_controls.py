@@ -160,8 +160,8 @@ def matched_reading(diff: Interval, own: Interval, matched: Interval, tol: float
     """What vector − matched random E says: ``"same"`` (not distinguishable at this n), else
     ``"larger"`` (the vector's mean |E| exceeds the matched push's: more than a generic push of
     the same size gives) or ``"smaller"`` (a generic push of that size makes a larger |E|: the
-    vector's asymmetry is not specific to it); ``"_opposite"`` is appended where the two mean
-    E have opposite signs.
+    vector's asymmetry is not specific to it); ``"_opposite"`` is appended where both E are
+    distinguishable from 0 and of opposite signs.
 
     Example:
         >>> from hookdiff.stats import Interval
@@ -172,7 +172,11 @@ def matched_reading(diff: Interval, own: Interval, matched: Interval, tol: float
     if verdict_of(diff.estimate, (diff.lo, diff.hi), diff.n, tol) not in ("positive", "negative"):
         return "same"
     size = "larger" if abs(own.estimate) > abs(matched.estimate) else "smaller"
-    return size + ("_opposite" if own.estimate * matched.estimate < 0 else "")
+    both = all(
+        verdict_of(x.estimate, (x.lo, x.hi), x.n, tol) in ("positive", "negative")
+        for x in (own, matched)
+    )
+    return size + ("_opposite" if both and own.estimate * matched.estimate < 0 else "")
 
 
 def _drops(exact: np.ndarray, by_cut: list[np.ndarray]) -> list[np.ndarray]:

@@ -328,8 +328,8 @@ def _random_matched(c: Claim) -> str:
 
 _MATCHED_READING = {
     "larger": "the vector's asymmetry is larger than a generic push of the same size makes",
-    "smaller": "a generic push of the same size makes a larger asymmetry of the same sign, so "
-    "the vector's is not specific to it",
+    "smaller": "a generic push of the same size makes a larger asymmetry, so the vector's is "
+    "not specific to it",
     "larger_opposite": "the vector's asymmetry is larger than, and opposite in sign to, a "
     "generic push's of the same size",
     "smaller_opposite": "a generic push of the same size makes a larger asymmetry, of the "
