@@ -127,6 +127,8 @@ def test_a_knockout_that_kills_the_steering_is_flagged_and_worded(by_kind):
     assert ko.detail["kills_steering"] and ko.verdict == "positive"  # the verdict stays data
     assert ko.odd == pytest.approx(KO_KEEPS[1] * 4.0 * ODD, rel=0.05)  # O with the knock-out
     assert "does not locate the asymmetry" in answer_sentence(ko)
+    # read on the index: E × 0.2 over O × 0.3 (from E −1, O 4 → −0.25): −0.1667 + 0.25
+    assert ko.detail["index_change"].estimate == pytest.approx(-0.2 / 1.2 + 0.25, abs=2e-3)
     (ki,) = by_kind[("cheese", "knockin")]
     assert ki.detail["steering_kept"].estimate == pytest.approx(KI_KEEPS[2])
     assert not ki.detail["kills_steering"]

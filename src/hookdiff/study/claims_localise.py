@@ -16,7 +16,12 @@ import xarray as xr
 
 from hookdiff.stats import Interval, bootstrap_mean, paired_difference
 from hookdiff.study.claim import Claim, verdict_of
-from hookdiff.study.claims_controls import KILLS_STEERING, index_mean, steering_kept
+from hookdiff.study.claims_controls import (
+    KILLS_STEERING,
+    asymmetry_index,
+    index_mean,
+    steering_kept,
+)
 from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, SOFTMAX_READOUTS
 from hookdiff.study.select import (
     best,
@@ -84,6 +89,13 @@ def intervened_odd(
     ok = np.isfinite(o)
     kills = bool(np.isfinite(kept.estimate) and kept.estimate < KILLS_STEERING)
     detail = {"steering_kept": kept, "kills_steering": kills, "kill_below": KILLS_STEERING}
+    even = name.replace("odd", "even")
+    if even in ds:  # the scale-free reading: the asymmetry index with it minus exact (paired)
+        e = loc_values(ds, even, vector, t, readout=readout, **sel)
+        e0 = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
+        detail["index_change"] = paired_difference(
+            asymmetry_index(e, o), asymmetry_index(e0, exact), seed=seed
+        )
     return (float(o[ok].mean()) if ok.any() else None), detail
 
 

@@ -206,6 +206,11 @@ def _kept_text(c: Claim, what: str) -> str:
         if c.odd is not None
         else ""
     )
+    if "index_change" in d:
+        text += (
+            f" Its asymmetry index E / max(|E|, |O|) changes by "
+            f"{interval_text(d['index_change'])} (paired)."
+        )
     if d.get("kills_steering"):
         text += (
             f" {what} keeps less than {d['kill_below']:.0%} of the steering: it removes the "
