@@ -189,6 +189,50 @@ def localisation(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+#: Odd parts: the exact O (p units, ×4 for log-odds and margin, as E); the share of it each
+#: knock-out / knock-in keeps (``L2``'s knock-out keeps 30 %: it kills the steering).
+ODD = 1.0
+KO_KEEPS, KI_KEEPS = [1.0, 0.3, 0.9], [0.2, 0.5, 0.8]
+#: The control matched in effect: 3 draws; draw 2 does not reach maze 0. Cheese: its E of the
+#: log-odds is RME_E (the vector's: −1.0 at t = 1), all of its margin asymmetry made before the
+#: first cut (the vector's in later spans); top-right: E as the vector's own (0 difference).
+RME_DRAWS = 3
+RME_E = {"cheese": -2.0, "top_right": 1.2}
+
+
+def odd_parts(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """loc_odd / loc_odd_cut / loc_odd_knockout / loc_odd_knockin with the known answers above."""
+    s = np.array([READOUT_SCALE[r] for r in READOUTS])[:, None, None]
+    o = s * np.ones((1, len(T_LOC), N)) * (ODD + noise(rng, 0.01))  # (readout, t_loc, maze)
+    loc_odd = np.broadcast_to(o, (len(CONTROLS), 2, *o.shape)).copy()
+    cut = np.broadcast_to(o, (2, 2, len(CUTS), *o.shape)).copy()
+    ko = np.stack([np.array(KO_KEEPS)[:, None, None, None] * o] * 2)
+    ki = np.stack([np.array(KI_KEEPS)[:, None, None, None] * o] * 2)
+    return {"loc_odd": loc_odd, "loc_odd_cut": cut, "loc_odd_knockout": ko, "loc_odd_knockin": ki}
+
+
+def random_matched(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """rme_* with the known answers above (E ∝ readout scale, O = the vector's)."""
+    scale = np.array([READOUT_SCALE[r] for r in READOUTS]) / 4.0
+    reached = np.ones((2, RME_DRAWS, N), dtype=np.int8)
+    reached[:, 2, 0] = 0
+    even = np.stack([RME_E[v] + noise(rng, 0.05) for v in ("cheese", "top_right")])
+    even = even[:, None, None, :] * np.ones((1, RME_DRAWS, 1, 1)) * scale[:, None]
+    odd = np.full(even.shape, 4.0 * ODD) * scale[:, None]
+    even_cut = np.zeros((2, RME_DRAWS, len(CUTS), len(READOUTS), N))
+    even_cut[1] = even[1][:, None]  # top-right: nothing made before the logits
+    t = np.where(reached == 1, 3.0, np.nan)
+    even[:, 2, :, 0] = odd[:, 2, :, 0] = even_cut[:, 2, ..., 0] = np.nan
+    return {
+        "rme_goal": np.full((2, N), 4.0 * ODD),
+        "rme_t": t,
+        "rme_reached": reached,
+        "rme_even": even,
+        "rme_odd": odd,
+        "rme_even_cut": even_cut,
+    }
+
+
 def synthetic_study(
     *, localised: bool = True, later_hook: str = "embedder.block3.res2.resadd_out"
 ) -> xr.Dataset:
@@ -204,6 +248,7 @@ def synthetic_study(
     }
     if localised:
         data |= localisation(rng) | cut_rollouts() | matched(rng)
+        data |= odd_parts(rng) | random_matched(rng)
         coords |= {
             "t_loc": T_LOC,
             "cut": CUTS,
@@ -216,6 +261,7 @@ def synthetic_study(
             "matched_layer": MATCHED_LAYERS,
             "pair_position": ["start", "decision_square"],
             "later_cut": LATER_CUTS,
+            "control_draw": np.arange(RME_DRAWS),
         }
     attrs = {
         "steering_hook": "embedder.block2.res1.resadd_out",

@@ -25,6 +25,7 @@ import xarray as xr
 from hookdiff.errors import UnknownNameError, unknown_name_message
 from hookdiff.stats import Interval, rate
 from hookdiff.study import claims_behaviour as behaviour
+from hookdiff.study import claims_controls as matched_controls
 from hookdiff.study import claims_localise as localise
 from hookdiff.study.claim import VERDICTS, Claim
 from hookdiff.study.claims_localise import LOGITS
@@ -131,6 +132,12 @@ CLAIMS: tuple[ClaimKind, ...] = (
     ClaimKind("distance", localise.distance, ("base_swap_distance",),
               "Does it follow the base?"),
     ClaimKind("controls", localise.controls, ("loc_even",), "Against controls."),
+    ClaimKind("random_matched", matched_controls.random_matched,
+              ("rme_even", "rme_odd", "rme_reached", "rme_t", "rme_goal", "loc_even", "loc_odd"),
+              "Against controls."),
+    ClaimKind("random_matched_made", matched_controls.random_matched_made,
+              ("rme_even_cut", "rme_even", "rme_reached", "loc_even_cut", "loc_even"),
+              "Against controls."),
     ClaimKind("rollouts", behaviour.rollouts, (), "In rollouts."),
     ClaimKind("cut_rollouts", behaviour.cut_rollouts,
               ("loc_roll_cut_chosen",),

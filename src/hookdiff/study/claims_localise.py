@@ -16,6 +16,12 @@ import xarray as xr
 
 from hookdiff.stats import Interval, bootstrap_mean, paired_difference
 from hookdiff.study.claim import Claim, verdict_of
+from hookdiff.study.claims_controls import (
+    KILLS_STEERING,
+    asymmetry_index,
+    index_mean,
+    steering_kept,
+)
 from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, SOFTMAX_READOUTS
 from hookdiff.study.select import (
     best,
@@ -38,6 +44,8 @@ __all__ = [
     "controls",
     "created",
     "distance",
+    "intervened_odd",
+    "kink_signs",
     "kinks",
     "knockin",
     "knockout",
@@ -65,6 +73,32 @@ def _at(ds: xr.Dataset, vector: str, readout: str, t: float, control: str = "vec
     )
 
 
+def intervened_odd(
+    ds: xr.Dataset, name: str, vector: str, t: float, readout: str, seed: int, **sel: object
+) -> tuple[float | None, dict]:
+    """The mean odd part O(t) with an intervention (``name``: ``loc_odd_cut`` /
+    ``_knockout`` / ``_knockin`` at ``sel``) and the detail it adds: ``steering_kept`` (O with it
+    / O exact, ratio of means with its interval) and ``kills_steering`` (the kept share's
+    estimate below :data:`KILLS_STEERING`: the intervention removes the steering, so its change
+    of E does not locate the asymmetry). ``(None, {})`` where O was not recorded."""
+    if name not in ds or "loc_odd" not in ds:
+        return None, {}
+    o = loc_values(ds, name, vector, t, readout=readout, **sel)
+    exact = loc_values(ds, "loc_odd", vector, t, control="vector", readout=readout)
+    kept = steering_kept(o, exact, seed)
+    ok = np.isfinite(o)
+    kills = bool(np.isfinite(kept.estimate) and kept.estimate < KILLS_STEERING)
+    detail = {"steering_kept": kept, "kills_steering": kills, "kill_below": KILLS_STEERING}
+    even = name.replace("odd", "even")
+    if even in ds:  # the scale-free reading: the asymmetry index with it minus exact (paired)
+        e = loc_values(ds, even, vector, t, readout=readout, **sel)
+        e0 = loc_values(ds, "loc_even", vector, t, control="vector", readout=readout)
+        detail["index_change"] = paired_difference(
+            asymmetry_index(e, o), asymmetry_index(e0, exact), seed=seed
+        )
+    return (float(o[ok].mean()) if ok.any() else None), detail
+
+
 def created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     """Per variant: the first cut from which the cut network's E of the margin is 0 at every
     later cut (where ``where`` is None: none); one claim on the exact E when it is 0 itself."""
@@ -78,7 +112,13 @@ def created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         scan = cut_intervals(ds, vector, variant, CUT_READOUT, t, seed)
         where, iv, detail = scan_claim(scan)
         detail |= {"variant": variant, "exact": exact}
-        out.append(Claim.of("created", vector, iv, where=where, **at, detail=detail))
+        cut = detail["last_cut"] if where is None else where
+        odd, kept = intervened_odd(
+            ds, "loc_odd_cut", vector, t, CUT_READOUT, seed, variant=variant, cut=cut
+        )
+        mine = at | ({"odd": odd} if kept else {})
+        detail |= kept
+        out.append(Claim.of("created", vector, iv, where=where, **mine, detail=detail))
     return out
 
 
@@ -160,11 +200,11 @@ def knockout(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         return []
     layer, drop = found
     detail = {"exact": exact, "layers": len(scan)}
-    return [
-        Claim.of(
-            "knockout", vector, drop, where=layer, **_at(ds, vector, PRIMARY, t), detail=detail
-        )
-    ]
+    at = _at(ds, vector, PRIMARY, t)
+    odd, kept = intervened_odd(ds, "loc_odd_knockout", vector, t, PRIMARY, seed, frozen_layer=layer)
+    if kept:
+        at["odd"], detail = odd, detail | kept | {"exact_odd": at["odd"]}
+    return [Claim.of("knockout", vector, drop, where=layer, **at, detail=detail)]
 
 
 def knockin(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
@@ -189,6 +229,9 @@ def knockin(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     layer, iv = found
     share = iv.estimate / exact.estimate if _distinct(exact, at["tolerance"]) else None
     detail = {"exact": exact, "share": share}
+    odd, kept = intervened_odd(ds, "loc_odd_knockin", vector, t, PRIMARY, seed, frozen_layer=layer)
+    if kept:
+        at["odd"], detail = odd, detail | kept | {"exact_odd": at["odd"]}
     return [Claim.of("knockin", vector, iv, where=layer, **at, detail=detail)]
 
 
@@ -217,7 +260,7 @@ def kinks(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         "walked": int(walked.sum()),
         "share": iv.estimate / total.estimate if total.estimate else math.nan,
         "direct_gap": _kink_gap(ds, vector, t, total_v),
-    }
+    } | kink_signs([x.estimate for _, x in per], total.estimate)
     return [
         Claim.of(
             "kinks",
@@ -230,6 +273,27 @@ def kinks(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
             detail=detail,
         )
     ]
+
+
+def kink_signs(per_layer: list[float], total: float) -> dict:
+    """The layers' contributions split by sign: ``positive`` and ``negative`` (the sums of the
+    layers' mean contributions of each sign) and each as a share of the net ``total``. A layer's
+    share of the net can pass 100 % when the others cancel it: the two sums say how much.
+
+    Example:
+        >>> kink_signs([3.0, -2.0, 0.5], 1.5)["positive"]
+        3.5
+    """
+    x = np.asarray([v for v in per_layer if math.isfinite(v)], dtype=np.float64)
+    pos, neg = float(x[x > 0].sum()), float(x[x < 0].sum())
+    ok = math.isfinite(total) and total != 0
+    return {
+        "positive": pos,
+        "negative": neg,
+        "positive_share": pos / total if ok else math.nan,
+        "negative_share": neg / total if ok else math.nan,
+        "cancels": bool(pos and neg),
+    }
 
 
 def _kink_gap(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> float | None:
@@ -284,7 +348,14 @@ def controls(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         if iv.n == 0:
             continue
         at = _at(ds, vector, PRIMARY, t, control=control)
-        detail = {"own_minus_control": paired_difference(own, e, seed=seed)}
+        detail = {"own_minus_control": paired_difference(own, e, seed=seed), "control": control}
+        if "loc_odd" in ds:
+            odd = {
+                c: loc_values(ds, "loc_odd", vector, t, control=c, readout=PRIMARY)
+                for c in ("vector", control)
+            }
+            detail["index"] = index_mean(e, odd[control], seed)
+            detail["own_index"] = index_mean(own, odd["vector"], seed)
         out.append(Claim.of("controls", vector, iv, where=control, **at, detail=detail))
     return out
 

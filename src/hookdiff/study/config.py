@@ -246,6 +246,24 @@ class StudyConfig:
     later_match_steps: int = option(
         10, "Bisection steps of the matched coefficient (precision later_max_t / 2**steps).", min=1
     )
+    random_matched_draws: int = option(
+        4,
+        "Random directions (seeded draws, the vector's norm per position) of the control matched "
+        "in effect: per maze, t is bisected so that |odd part| of the target log-odds equals the "
+        "vector's at the localisation's t closest to 1; 0: no such control.",
+        min=0,
+    )
+    random_matched_max_t: float = option(
+        16.0,
+        "Largest |t| searched for the matched random direction (beyond it: not reached, NaN).",
+        min=0.0,
+    )
+    random_matched_steps: int = option(
+        12,
+        "Bisection steps of the random direction's matched t (precision "
+        "random_matched_max_t / 16 / 2**steps).",
+        min=1,
+    )
     threads: int | None = option(
         None,
         "torch threads (none: torch's default; 1 per task on the Ray backend). torch's float "
@@ -293,6 +311,7 @@ class StudyConfig:
             "analysis": s,
             "localise": s + 4,
             "untrained": s + 5,
+            "random_matched": s + 6,
         }
 
     def vector_specs(self) -> tuple[VectorSpec, ...]:
@@ -491,6 +510,8 @@ _QUICK: dict[str, Any] = dict(
     localise_ts=(0.5, 1.0),
     localise_rollout_mazes=2,
     later_match_steps=8,
+    random_matched_draws=2,
+    random_matched_steps=8,
 )
 
 

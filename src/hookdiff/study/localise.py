@@ -271,13 +271,14 @@ def localise_scan(
 ) -> xr.Dataset:
     """``loc_even_cut`` over (vector, variant, cut, readout, t_loc, maze) and
     ``loc_even_knockout`` / ``loc_even_knockin`` over (vector, frozen_layer, readout, t_loc, maze),
-    each maze steered by its own vector."""
+    each maze steered by its own vector; ``loc_odd_cut`` / ``_knockout`` / ``_knockin``: the odd
+    part O(t) beside each (an intervention that kills the steering does not locate E)."""
     acts, own = _own_line(policy, mazes, vectors, config.hook)
     targets = target_directions(mazes, vectors.specs)
     per_vector = [
         xr.merge(
             [
-                _cut_even(policy, acts, own[v], targets[v], config).rename("loc_even_cut"),
+                _cut_even(policy, acts, own[v], targets[v], config),
                 _frozen_even(policy, acts, own[v], targets[v], config),
             ]
         )
@@ -290,7 +291,8 @@ def localise_scan(
 def _cut_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.DataArray:
-    """E(t) at every valid cut and variant: (variant, cut, readout, t_loc, maze)."""
+    """E(t) and O(t) at every valid cut and variant: ``loc_even_cut`` and ``loc_odd_cut`` over
+    (variant, cut, readout, t_loc, maze)."""
     ts = _line_ts(config.localise_ts)
     scan = cut_scan(
         policy, acts, config.hook, v, ts, depth=policy.output_hook, max_rows=config.max_rows
@@ -299,14 +301,21 @@ def _cut_even(
     r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
     coords |= {"cut": scan["cut"].values.tolist(), "t": ts, "maze": np.arange(acts.shape[0])}
-    even = _even_odd(r, ("readout", "variant", "cut", "t", "maze"), coords)["even"]
-    return even.transpose("variant", "cut", "readout", "t_loc", "maze")
+    parts = _even_odd(r, ("readout", "variant", "cut", "t", "maze"), coords)
+    order = ("variant", "cut", "readout", "t_loc", "maze")
+    return xr.Dataset(
+        {
+            "loc_even_cut": parts["even"].transpose(*order),
+            "loc_odd_cut": parts["odd"].transpose(*order),  # the steering kept beside E
+        }
+    )
 
 
 def _frozen_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.Dataset:
-    """E(t) with one layer frozen (knock-out) or all but one (knock-in), per freezable layer."""
+    """E(t) (and O(t), ``loc_odd_*``) with one layer frozen (knock-out) or all but one
+    (knock-in), per freezable layer."""
     layers = freezable(policy, config.hook, policy.output_hook)
     ts = _line_ts(config.localise_ts)
     kinds = {
@@ -336,8 +345,10 @@ def _frozen_even(
         )  # (frozen_layer, readout, t, maze)
         coords = {"frozen_layer": layers, "readout": list(READOUTS), "t": ts}
         coords["maze"] = np.arange(acts.shape[0])
-        even = _even_odd(r, ("frozen_layer", "readout", "t", "maze"), coords)["even"]
-        out[name] = even.transpose("frozen_layer", "readout", "t_loc", "maze")
+        parts = _even_odd(r, ("frozen_layer", "readout", "t", "maze"), coords)
+        order = ("frozen_layer", "readout", "t_loc", "maze")
+        out[name] = parts["even"].transpose(*order)
+        out[name.replace("even", "odd")] = parts["odd"].transpose(*order)  # steering kept
     return xr.Dataset(out)
 
 

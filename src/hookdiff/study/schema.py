@@ -16,6 +16,7 @@ __all__ = [
     "DATASET_NAME",
     "POSITIONS",
     "PRIMARY",
+    "RANDOM_MATCHED",
     "READOUTS",
     "READOUT_TEXT",
     "REACH_TARGETS",
@@ -60,6 +61,10 @@ CUT_READOUT = "margin"
 CONTROL_LINES = ("vector", "random", "other_maze", "base_swap", "untrained")
 #: The controls set beside each maze's own vector in the answer.
 CONTROLS = ("random", "other_maze", "untrained")
+#: The control matched in effect (not a line of ``control``: its own ``rme_*`` variables over
+#: ``control_draw``): random directions of the vector's norm per position, each maze's t bisected
+#: so that |O| of the log-odds equals the vector's (:mod:`hookdiff.study.controls`).
+RANDOM_MATCHED = "random_matched_effect"
 #: The interventions of the cut scan (the ``variant`` coordinate).
 SCAN_VARIANTS = tuple(v for v in VARIANTS if v != "exact")
 
@@ -99,10 +104,19 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "loc_even_cut": ("vector", "variant", "cut", "readout", "t_loc", "maze"),
     "loc_even_knockout": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
     "loc_even_knockin": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+    "loc_odd_cut": ("vector", "variant", "cut", "readout", "t_loc", "maze"),
+    "loc_odd_knockout": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
+    "loc_odd_knockin": ("vector", "frozen_layer", "readout", "t_loc", "maze"),
     "loc_base": ("control", "vector", "readout", "maze"),
     "loc_even": ("control", "vector", "readout", "t_loc", "maze"),
     "loc_odd": ("control", "vector", "readout", "t_loc", "maze"),
     "base_swap_distance": ("vector", "sign", "maze"),
+    "rme_goal": ("vector", "maze"),
+    "rme_t": ("vector", "control_draw", "maze"),
+    "rme_reached": ("vector", "control_draw", "maze"),
+    "rme_even": ("vector", "control_draw", "readout", "maze"),
+    "rme_odd": ("vector", "control_draw", "readout", "maze"),
+    "rme_even_cut": ("vector", "control_draw", "cut", "readout", "maze"),
     "kink_even": ("vector", "frozen_layer", "t_loc", "kink_maze"),
     "kink_even_channel": ("vector", "frozen_layer", "kink_channel", "t_loc", "kink_maze"),
     "kink_even_total": ("vector", "t_loc", "kink_maze"),

@@ -23,6 +23,7 @@ from torch import nn
 
 from hookdiff._device import model_device
 from hookdiff.study.config import StudyConfig
+from hookdiff.study.controls import random_matched_effect
 from hookdiff.study.cut_rollouts import localise_rollouts, rollout_cuts
 from hookdiff.study.dataset import merge_parts, per_site
 from hookdiff.study.inputs import StudyMazes, StudyVectors
@@ -113,7 +114,8 @@ def _cuts_to_roll(scan: xr.Dataset, config: StudyConfig) -> tuple[Any, ...]:
 
 #: The study's per-maze steps, in the order their parts are joined: the nonlinearity and the
 #: behaviour at both sites, the vector fields (one task: a few example mazes padded to the
-#: largest maze's cells), the localisation's cut / freeze scan, controls and kink walk, the later
+#: largest maze's cells), the localisation's cut / freeze scan, controls and kink walk, the
+#: control matched in effect (random directions at the vector's |odd part|), the later
 #: layers matched to a common effect size (one task: matched on the mean effect over every
 #: maze), and the rollouts at the cuts that matter (given the cuts the joined scan and controls
 #: of every maze pick).
@@ -124,6 +126,7 @@ STEPS: tuple[Step, ...] = (
     Step("localise scan", _site_free(localise_scan)),
     Step("localise controls", _site_free(localise_controls)),
     Step("localise kinks", _site_free(localise_kinks)),
+    Step("random matched effect", _site_free(random_matched_effect)),
     Step("later matched", _site_free(matched_later), one_task=True),
     Step(
         "localise rollouts",
@@ -149,7 +152,7 @@ def waves(steps: Sequence[Step] = STEPS) -> list[list[Step]]:
     Example:
         >>> [[s.name for s in w] for w in waves()]  # doctest: +NORMALIZE_WHITESPACE
         [['localise scan', 'localise controls'], ['nonlinearity', 'behaviour', 'vector fields',
-          'localise kinks', 'later matched', 'localise rollouts']]
+          'localise kinks', 'random matched effect', 'later matched', 'localise rollouts']]
     """
     by_name = {s.name: s for s in steps}
     level: dict[str, int] = {}

@@ -159,7 +159,8 @@ def _created(c: Claim) -> str:
             f"locate at this n, so neither scan names a cut."
         )
     exact = interval_text(c.detail["exact"])
-    return _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
+    text = _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
+    return text + _kept_text(c, "This cut")
 
 
 def _made(c: Claim) -> str:
@@ -193,13 +194,38 @@ def _softmax(c: Claim) -> str:
     )
 
 
+def _kept_text(c: Claim, what: str) -> str:
+    """The odd part an intervention keeps, and whether it removes the steering ('' unrecorded)."""
+    d = c.detail
+    if "steering_kept" not in d:
+        return ""
+    exact = "" if d.get("exact_odd") is None else f" (exact {d['exact_odd']:+.3f})"
+    text = (
+        f" The odd part (the steering) with it is O = {c.odd:+.3f}{exact}: "
+        f"{interval_text(d['steering_kept'])} of the exact O kept."
+        if c.odd is not None
+        else ""
+    )
+    if "index_change" in d:
+        text += (
+            f" Its asymmetry index E / max(|E|, |O|) changes by "
+            f"{interval_text(d['index_change'])} (paired)."
+        )
+    if d.get("kills_steering"):
+        text += (
+            f" {what} keeps less than {d['kill_below']:.0%} of the steering: it removes the "
+            f"steering itself, so its change of E does not locate the asymmetry."
+        )
+    return text
+
+
 def _knockout(c: Claim) -> str:
     return (
         f"Knock-out ({readout_text(c.vector, c.readout)}, t = {c.t:g}): freezing `{c.where}` "
         f"alone at its t = 0 pattern shrinks the asymmetry (toward 0) by {_main(c)} (paired, "
         f"n = {c.n}), {verdict_text(c)}; the largest drop of the {c.detail['layers']} layers "
         f"(exact E = {interval_text(c.detail['exact'])})."
-    )
+    ) + _kept_text(c, "This knock-out")
 
 
 def _knockin(c: Claim) -> str:
@@ -210,7 +236,7 @@ def _knockin(c: Claim) -> str:
         f"(every other relu / maxpool layer frozen at t = 0), E = {_main(c)} (n = {c.n}), "
         f"{verdict_text(c)}; {of} the exact E {interval_text(c.detail['exact'])}, the most of "
         f"any single layer."
-    )
+    ) + _kept_text(c, "This knock-in")
 
 
 def _kinks(c: Claim) -> str:
@@ -225,6 +251,18 @@ def _kinks(c: Claim) -> str:
         f"{c.t:g} of the margin, the log-odds readout linearised in the logits, on {_count(d['walked'], 'walked maze')}): `{c.where}` "
         f"carries {_main(c)} of the total {interval_text(d['total'])}, {d['share']:.0%} of it, "
         f"the most of any layer{gap}."
+    ) + _kink_signs_text(d)
+
+
+def _kink_signs_text(d: dict) -> str:
+    """The layers' contributions by sign, where they cancel ('' when they do not)."""
+    if not d.get("cancels"):
+        return ""
+    return (
+        f" The layers' contributions cancel: those of positive sign sum to {d['positive']:+.3f} "
+        f"({d['positive_share']:.0%} of the net), those of negative sign to {d['negative']:+.3f} "
+        f"({d['negative_share']:.0%}); a share above 100 % is bookkeeping of cancelling terms, "
+        f"not a layer making more than all of it."
     )
 
 
@@ -260,11 +298,64 @@ def _distance(c: Claim) -> str:
 
 def _controls(c: Claim) -> str:
     diff = c.detail["own_minus_control"]
-    return (
+    text = (
         f"Control, {_CONTROL_TEXT.get(c.where, c.where)} ({readout_text(c.vector, c.readout)}, "
         f"t = {c.t:g}): E = {_main(c)} (n = {c.n}), {verdict_text(c)}; the maze's own vector "
         f"minus the control = {interval_text(diff)} (paired, n = {diff.n}), "
         f"{_iv_verdict(diff, c)}."
+    )
+    if c.odd is not None:
+        text += f" Its odd part O = {c.odd:+.3f} (matched in norm, not in effect)."
+    if "index" in c.detail:
+        text += (
+            f" Asymmetry index E / max(|E|, |O|): {interval_text(c.detail['index'])} against "
+            f"the vector's {interval_text(c.detail['own_index'])}."
+        )
+    return text
+
+
+def _random_matched(c: Claim) -> str:
+    d = c.detail
+    t = "" if d["t_median"] is None else f", median |t*| = {d['t_median']:.3g}"
+    draws = ", ".join(interval_text(x) for x in d["draw_e"])
+    return (
+        f"Control matched in effect ({readout_text(c.vector, c.readout)}): {d['draws']} random "
+        f"directions of the vector's norm per position, each pushed per maze to t* where its "
+        f"|odd part| equals the vector's at t = {c.t:g} (reached on {d['reached']:.0%} of "
+        f"maze-draws{t}), give E = {interval_text(d['matched'])} (per draw: {draws}) against "
+        f"the vector's {interval_text(d['own'])}; the vector minus the matched push = "
+        f"{_main(c)} (paired, n = {c.n}), {verdict_text(c)}. Asymmetry index "
+        f"E / max(|E|, |O|): vector {interval_text(d['own_index'])}, matched random "
+        f"{interval_text(d['matched_index'])}, difference {interval_text(d['index_diff'])} "
+        f"({_iv_verdict(d['index_diff'], c)}): {_MATCHED_READING[d['reading']]}."
+    )
+
+
+_MATCHED_READING = {
+    "larger": "the vector's asymmetry is larger than a generic push of the same size makes",
+    "smaller": "a generic push of the same size makes a larger asymmetry, so the vector's is "
+    "not specific to it",
+    "larger_opposite": "the vector's asymmetry is larger than, and opposite in sign to, a "
+    "generic push's of the same size",
+    "smaller_opposite": "a generic push of the same size makes a larger asymmetry, of the "
+    "opposite sign, so the vector's size of asymmetry is not specific to it",
+    "same": "the vector's asymmetry is not distinguishable from a generic push's of the same size",
+}
+
+
+def _random_matched_made(c: Claim) -> str:
+    d = c.detail
+    same = (
+        "the same span"
+        if d["same_span"]
+        else f"`{d['matched_span'].replace(' → ', '` → `')}` instead"
+    )
+    return (
+        f"Where a push matched in effect makes its asymmetry (the margin, symmetrised scan): of "
+        f"the exact E, the vector's top span `{c.where.replace(' → ', '` → `')}` makes "
+        f"{interval_text(d['own_share'])} for the vector and {interval_text(d['matched_share'])} "
+        f"for the matched random directions; difference {_main(c)} (paired, n = {c.n}), "
+        f"{verdict_text(c)}. The random directions' own largest span is {same}."
     )
 
 
@@ -373,6 +464,8 @@ _SENTENCES: dict[str, Callable[[Claim], str]] = {
     "base_swap": _base_swap,
     "distance": _distance,
     "controls": _controls,
+    "random_matched": _random_matched,
+    "random_matched_made": _random_matched_made,
     "rollouts": _rollouts,
     "cut_rollouts": _cut_rollouts,
     "later": _asymmetry,
@@ -393,6 +486,8 @@ _LABELS = {
     "base_swap": "E on the swapped base",
     "distance": "distance (+v) − (−v)",
     "controls": "E of a control",
+    "random_matched": "vector − matched-effect random E",
+    "random_matched_made": "share made in the vector's top span, vector − matched random",
     "rollouts": "reach rate at the published t",
     "cut_rollouts": "reach rate, network cut",
     "later": "asymmetry E at the later layer",
