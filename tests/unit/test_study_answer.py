@@ -60,9 +60,10 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
         for c in claims[vector]:
             assert c["vector"] == vector and c["verdict"] in VERDICTS
             assert c["tolerance"] > 0
-            # only the creation cut states an equivalence margin (issue 26: a zero is shown by
+            # only the creation cuts state an equivalence margin (issue 26: a zero is shown by
             # an equivalence test, not by a failure to reject)
-            assert c["margin"] is None or (c["kind"] == "created" and c["margin"] > 0)
+            stated = c["kind"] in ("created", "later_created")
+            assert c["margin"] is None or (stated and c["margin"] > 0)
             fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
             assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
             if c["kind"] == "matched" and c["estimate"] is None:  # no later layer steers

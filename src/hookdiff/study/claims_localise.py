@@ -24,6 +24,7 @@ from hookdiff.study.select import (
     creation_cut,
     cut_intervals,
     exact_even,
+    later_scan_tests,
     later_steers,
     layer_scan,
     loc_values,
@@ -350,6 +351,10 @@ def later_created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         for c in ds["later_cut"].values
         if np.isfinite(e.sel(later_cut=c).values).any()
     ]
-    where, iv, detail = scan_claim(scan)
+    tests = later_scan_tests(ds, vector, seed)
+    equivalent = dict(zip(ds["later_cut"].values, tests.equivalent("symmetrize", CUT_READOUT, t)))
+    where, iv, detail = scan_claim(scan, [equivalent[c] for c, _ in scan])
+    point = tests.point("symmetrize", where or detail["last_cut"], CUT_READOUT, t)
     detail |= {"layer": layer, "exact": exact, "located": True, "variant": "symmetrize"}
-    return [Claim.of("later_created", vector, iv, where=where, **at, detail=detail)]
+    detail |= {"family": tests.family, "fraction": tests.fraction}
+    return [Claim.of("later_created", vector, iv, where=where, **at, **point, detail=detail)]

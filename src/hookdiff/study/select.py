@@ -55,6 +55,7 @@ __all__ = [
     "readout_tolerance",
     "rollout_t",
     "scan_tests",
+    "later_scan_tests",
     "scaled",
     "t_loc_one",
     "target_readout",
@@ -260,6 +261,18 @@ def scan_tests(ds: xr.Dataset, vector: str, seed: int, fraction: float | None = 
     p_zero.values = both[: p_zero.size].reshape(p_zero.shape)
     p_exact.values = both[p_zero.size :].reshape(p_exact.shape)
     return ScanTests(margin, p_eq, p_zero, p_exact, fraction)
+
+
+def later_scan_tests(ds: xr.Dataset, vector: str, seed: int) -> ScanTests:
+    """:func:`scan_tests` of the cut scan at the latest later layer that still steers (its
+    ``later_cut`` read as ``cut``, at its one matched t; cuts before the layer are not tested)."""
+    t = float(ds["later_scan_t"].sel(vector=vector))
+    cut = ds["later_even_cut"].rename(later_cut="cut").expand_dims(t_loc=[t], axis=-2)
+    exact = ds["later_even"].expand_dims(t_loc=[t], axis=-2).expand_dims(control=["vector"])
+    sub = xr.Dataset({"loc_even_cut": cut, "loc_even": exact}, attrs=ds.attrs)
+    if "loc_base" in ds:
+        sub["loc_base"] = ds["loc_base"]
+    return scan_tests(sub, vector, seed)
 
 
 def _finite_values(x: np.ndarray) -> np.ndarray:
