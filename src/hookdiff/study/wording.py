@@ -163,8 +163,8 @@ def _created(c: Claim) -> str:
         return (
             f"The exact even part E({c.t:g}) of {readout_text(c.vector, c.readout)} is "
             f"{_main(c)} (n = {c.n}), {verdict_text(c)}: no asymmetry in the logits is shown "
-            f"at this n (tests Holm-adjusted), so neither scan names a cut."
-        )
+            f"at this n, so neither scan names a cut."
+        ) + (f" Tests: {c.detail['family']}." if "family" in c.detail else "")
     exact = interval_text(c.detail["exact"])
     text = _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
     return text + _per_t_text(c)
@@ -176,7 +176,7 @@ def _per_t_text(c: Claim) -> str:
     if "per_t" not in d:
         return ""
     at = "; ".join(f"t = {t}: {f'`{x}`' if x else 'none'}" for t, x in d["per_t"].items())
-    return f" Creation cut by t: {at}. Tests: {d['family']}."
+    return f" Creation cut by t: {at}. Tests: {d['family']}, p < 0.05."
 
 
 def _made(c: Claim) -> str:
