@@ -129,11 +129,15 @@ def scan_claim(
 
 
 def made(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """Between which consecutive cuts the largest part of the margin's asymmetry is made."""
+    """Between which consecutive cuts the largest part of the margin's asymmetry is made (only
+    where the exact E is shown different from 0, Holm-adjusted as for :func:`created`)."""
     t = t_loc_one(ds)
     at = _at(ds, vector, CUT_READOUT, t)
     exact = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
     if not exact.n or not _distinct(exact, at["tolerance"]):
+        return []
+    tests = scan_tests(ds, vector, seed)  # shown different from 0 in the creation cut's family
+    if not float(tests.p_zero_exact.sel(readout=CUT_READOUT, t_loc=t)) < ALPHA:
         return []
     sign = float(np.sign(exact.estimate))
     found = best(made_between(ds, vector, t, seed), lambda x: sign * x.estimate)
