@@ -5,17 +5,33 @@ bootstrap over mazes (the unit of replication); comparisons of +t and −t are p
 maze, so the bootstrap resamples mazes and keeps each maze's pair together; rates (reach cheese,
 reach top-right) use the Wilson score interval, which stays inside [0, 1] and behaves at 0 and n.
 Randomness is seeded and the seed is part of the call, so intervals are reproducible.
+
+Tests against 0 (:func:`zero_p`) and of equivalence to 0 within a margin (:func:`tost_p`, two
+one-sided tests) read the same bootstrap over mazes; :func:`holm` adjusts a family of p-values
+for multiplicity (Holm's step-down, which controls the family-wise error rate).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hookdiff.errors import ShapeMismatchError
 
-__all__ = ["Interval", "bootstrap_mean", "log_odds", "paired_difference", "rate", "wilson"]
+__all__ = [
+    "Interval",
+    "bootstrap_mean",
+    "bootstrap_se",
+    "holm",
+    "log_odds",
+    "paired_difference",
+    "rate",
+    "tost_p",
+    "wilson",
+    "zero_p",
+]
 
 #: Bootstrap resamples by default.
 N_BOOT = 2000
@@ -118,3 +134,102 @@ def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """log(p / (1 − p)), with p clipped to [eps, 1 − eps] so floors and ceilings stay finite."""
     q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
     return np.log(q) - np.log1p(-q)
+
+
+def bootstrap_se(
+    values: np.ndarray, *, seed: int, n_boot: int = N_BOOT
+) -> tuple[float, float, int]:
+    """``(mean, se, n)``: the mean over mazes and its bootstrap standard error (the SD of the
+    means of ``n_boot`` resamples of the mazes, drawn as :func:`bootstrap_mean` draws them).
+
+    NaNs are dropped first; with fewer than two mazes ``se`` is NaN.
+
+    Example:
+        >>> mean, se, n = bootstrap_se(np.array([1.0, 1.0, 1.0]), seed=0)
+        >>> mean, se, n
+        (1.0, 0.0, 3)
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (float(x.mean()) if x.size else float("nan")), float("nan"), int(x.size)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    return float(x.mean()), float(means.std()), int(x.size)
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def tost_p(values: np.ndarray, margin: float, *, seed: int, n_boot: int = N_BOOT) -> float:
+    """The equivalence p-value of the mean over mazes: H0 |mean| ≥ ``margin`` against
+    H1 |mean| < ``margin``, by two one-sided tests (TOST).
+
+    Method: the bootstrap over mazes gives the mean x̄ and its standard error se
+    (:func:`bootstrap_se`); H0₊ (mean ≥ m) is rejected with p₊ = Φ((x̄ − m) / se), H0₋ (mean ≤
+    −m) with p₋ = Φ((−m − x̄) / se), and the TOST p is max(p₊, p₋). Rejecting at level α is the
+    same as the interval x̄ ± z₁₋α · se lying inside (−m, m). The tails are read on the normal
+    curve with the bootstrap's standard error rather than counted among the resamples: counts
+    cannot resolve a p below 1 / (n_boot + 1), and a Holm correction over a family of hundreds
+    of tests needs smaller ones. Every maze equal (se = 0, e.g. a quantity 0 by construction):
+    p = 0 when |x̄| < m, else 1. A margin ≤ 0 cannot be met (p = 1); fewer than two mazes: NaN
+    (no test). Failing to reject is not equivalence: a wide interval around 0 gives a large p.
+
+    Example:
+        >>> round(tost_p(np.array([0.1, -0.1, 0.05, -0.05]), 1.0, seed=0), 6)
+        0.0
+        >>> round(tost_p(np.array([-2.0, 2.0, -1.0, 1.0]), 0.5, seed=0), 2)  # noisy: not shown
+        0.26
+    """
+    mean, se, n = bootstrap_se(values, seed=seed, n_boot=n_boot)
+    if n < 2:
+        return float("nan")
+    if not margin > 0:
+        return 1.0
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    return max(_normal_sf((margin - mean) / se), _normal_sf((mean + margin) / se))
+
+
+def zero_p(values: np.ndarray, *, seed: int, n_boot: int = N_BOOT) -> float:
+    """The two-sided p-value of H0 mean = 0 over mazes: 2 Φ(−|x̄| / se), se the bootstrap
+    standard error (:func:`bootstrap_se`; read as :func:`tost_p` reads its tails). se = 0: 0 when
+    x̄ ≠ 0, else 1; fewer than two mazes: NaN.
+
+    Example:
+        >>> round(zero_p(np.array([1.0, -1.0, 1.0, -1.0]), seed=0), 6)
+        1.0
+    """
+    mean, se, n = bootstrap_se(values, seed=seed, n_boot=n_boot)
+    if n < 2:
+        return float("nan")
+    if se == 0:
+        return 0.0 if mean != 0 else 1.0
+    return min(1.0, 2.0 * _normal_sf(abs(mean) / se))
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family (any shape; NaN: not tested, not counted).
+
+    With the m finite p-values sorted, p₍₁₎ ≤ … ≤ p₍ₘ₎, the adjusted p₍ᵢ₎ is
+    max over j ≤ i of min(1, (m − j + 1) p₍ⱼ₎). Rejecting where the adjusted p < α controls the
+    family-wise error rate at α under any dependence between the tests.
+
+    Example:
+        >>> holm(np.array([0.01, 0.04, 0.03])).tolist()  # 3·0.01; max(2·0.03, 0.03); 0.06
+        [0.03, 0.06, 0.06]
+        >>> holm(np.array([0.2, np.nan, 0.01])).tolist()  # a family of 2
+        [0.2, nan, 0.02]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    x = p[ok]
+    order = np.argsort(x, kind="stable")
+    steps = (x.size - np.arange(x.size)) * x[order]
+    adjusted = np.empty(x.size)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+    out[ok] = adjusted
+    return out

@@ -80,3 +80,89 @@ def test_rate_counts_the_finite_entries() -> None:
     iv = rate(np.array([1.0, 0.0, np.nan, 1.0, 1.0]))
     w = wilson(3, 4)
     assert (iv.estimate, iv.lo, iv.hi, iv.n) == (w.estimate, w.lo, w.hi, 4)
+
+
+# --- equivalence (TOST), tests against 0, Holm ------------------------------------------------
+
+
+def _holm_by_steps(p: list[float], alpha: float) -> set[int]:
+    """Holm's procedure run as written (an independent computation): sort, reject while
+    p_(i) <= alpha / (m − i + 1), stop at the first that is not."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    rejected = set()
+    for k, i in enumerate(order):
+        if p[i] > alpha / (len(p) - k):
+            break
+        rejected.add(i)
+    return rejected
+
+
+def test_holm_adjusted_p_values_reject_what_the_step_down_procedure_rejects() -> None:
+    from hookdiff.stats import holm
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        p = list(rng.uniform(0, 0.2, size=int(rng.integers(1, 12))) ** 2)
+        adjusted = holm(np.array(p))
+        for alpha in (0.001, 0.01, 0.05, 0.1):
+            assert {i for i, a in enumerate(adjusted) if a <= alpha} == _holm_by_steps(p, alpha)
+
+
+def test_holm_by_hand() -> None:
+    from hookdiff.stats import holm
+
+    # m = 4, sorted 0.005, 0.01, 0.03, 0.04: 4·0.005 = 0.02, 3·0.01 = 0.03, 2·0.03 = 0.06,
+    # max(1·0.04, 0.06) = 0.06 (monotone); NaN is not tested and not counted
+    out = holm(np.array([[0.03, 0.005], [np.nan, 0.04], [0.01, np.nan]]))
+    assert np.allclose(out, [[0.06, 0.02], [np.nan, 0.06], [0.03, np.nan]], equal_nan=True)
+    assert holm(np.array([0.9, 0.8])).tolist() == [1.0, 1.0]  # capped at 1
+    assert holm(np.array([])).size == 0
+
+
+def test_tost_by_hand_from_the_bootstrap_standard_error() -> None:
+    from math import erfc, sqrt
+
+    from hookdiff.stats import bootstrap_se, tost_p
+
+    x = np.random.default_rng(4).normal(0.05, 0.3, size=50)
+    rng = np.random.default_rng(11)  # the resamples bootstrap_se draws with seed 11
+    se = x[rng.integers(0, 50, size=(2000, 50))].mean(axis=1).std()
+    assert bootstrap_se(x, seed=11) == (pytest.approx(x.mean()), pytest.approx(se), 50)
+
+    def phi(z: float) -> float:  # P(Z <= z)
+        return 0.5 * erfc(-z / sqrt(2))
+
+    m = 0.2
+    by_hand = max(phi((x.mean() - m) / se), phi((-m - x.mean()) / se))
+    assert tost_p(x, m, seed=11) == pytest.approx(by_hand)
+    # duality: rejected at 5 % exactly when x̄ ± 1.645 se lies inside (−m, m)
+    for margin in np.linspace(0.05, 0.3, 26):
+        inside = -margin < x.mean() - 1.6448536 * se and x.mean() + 1.6448536 * se < margin
+        assert (tost_p(x, margin, seed=11) < 0.05) == inside
+
+
+def test_a_zero_is_equivalent_and_a_wide_noise_around_zero_is_not() -> None:
+    from hookdiff.stats import tost_p, zero_p
+
+    assert tost_p(np.zeros(40), 0.1, seed=0) == 0.0  # exactly 0: equivalent within any margin
+    assert tost_p(np.zeros(40), 0.0, seed=0) == 1.0  # ... but not within none
+    wide = np.concatenate([np.linspace(-3, 3, 20), -np.linspace(-3, 3, 20)])  # mean 0
+    assert zero_p(wide, seed=0) == pytest.approx(1.0)  # not different from 0...
+    assert tost_p(wide, 0.2, seed=0) > 0.2  # ... and not shown equivalent either
+    assert np.isnan(tost_p(np.array([0.0]), 1.0, seed=0))  # one maze: no test
+    assert zero_p(np.full(9, 2.0), seed=0) == 0.0 and zero_p(np.zeros(9), seed=0) == 1.0
+
+
+def test_tost_holds_its_level_at_the_margin() -> None:
+    """At a true mean on the margin, equivalence is (wrongly) shown at most about 5 % of the time."""
+    from hookdiff.stats import tost_p
+
+    rng = np.random.default_rng(5)
+    wrong = np.mean(
+        [tost_p(rng.normal(0.5, 1.0, 60), 0.5, seed=i, n_boot=500) < 0.05 for i in range(300)]
+    )
+    assert wrong <= 0.08
+    right = np.mean(
+        [tost_p(rng.normal(0.0, 1.0, 60), 0.5, seed=i, n_boot=500) < 0.05 for i in range(100)]
+    )
+    assert right > 0.5  # and the test has power where the mean is 0: the check can fail

@@ -59,8 +59,13 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
         assert kinds == sorted(kinds, key=KINDS.index)
         for c in claims[vector]:
             assert c["vector"] == vector and c["verdict"] in VERDICTS
-            assert c["margin"] is None and c["tolerance"] > 0
-            assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"])
+            assert c["tolerance"] > 0
+            # only the creation cuts state an equivalence margin (issue 26: a zero is shown by
+            # an equivalence test, not by a failure to reject)
+            stated = c["kind"] in ("created", "later_created")
+            assert c["margin"] is None or (stated and c["margin"] > 0)
+            fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
+            assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
             if c["kind"] == "matched" and c["estimate"] is None:  # no later layer steers
                 assert c["n"] == 0 and c["where"] is None and c["ci95"] == [None, None]
                 assert c["verdict"] == "inconclusive"
@@ -101,7 +106,10 @@ def test_the_cut_scan_locates_the_cut_where_the_even_part_reaches_zero(claims):
     assert {sym["readout"], lin["readout"]} == {"margin"}  # read on the margin only
     assert sym["detail"]["before"] == CUTS[2] and sym["detail"]["dips"] == []
     assert sym["detail"]["before_e"]["estimate"] == pytest.approx(-0.4)  # 4 × −0.1
-    assert sym["ci95"][0] < 0 < sym["ci95"][1] and sym["verdict"] == "inconclusive"
+    # E there is 0 ± noise: shown equivalent to 0 (Holm-adjusted TOST) within 0.2 × |exact E|
+    # (exact E of the margin: 4 × −0.25 = −1), no longer read as "not distinguishable from 0"
+    assert sym["ci95"][0] < 0 < sym["ci95"][1] and sym["verdict"] == "equivalent"
+    assert sym["margin"] == pytest.approx(0.2) and sym["p_equivalent"] < 0.05
     # top-right: the logits carry no asymmetry (margin E is noise), so no cut is named, although
     # the log-odds' symmetrised E stays 0.3 at every cut (the softmax's own curvature)
     (c,) = _one(claims, "top_right", "created")

@@ -129,3 +129,99 @@ def test_each_block_gets_its_share_of_one_random_draw():
     assert not torch.allclose(blocks[1], whole[:2])
     torch.testing.assert_close(whole.norm(dim=1), v.norm(dim=1))
     assert torch.all(whole[:, :, 0, 0] == 0)
+
+
+# --- the creation cut by equivalence (Holm-adjusted TOST) on a built 104-maze scan ---------------
+
+
+def _scan104(late: np.ndarray, fraction: float | None = None) -> xr.Dataset:
+    """A scan of one vector over 104 mazes: the exact E ≈ −3.4 (every readout), E at c0, c1 like
+    it, and ``late`` (104 values) at c2, c3 and the logits, both variants, t_loc = 1."""
+    rng = np.random.default_rng(2)
+    n, clear = 104, -3.4 + rng.normal(0, 1.0, 104)
+    cut = np.stack([clear, clear, late, late, late])  # (cut, maze)
+    loc_even_cut = np.broadcast_to(cut[None, None, :, None, None], (1, 2, 5, len(READOUTS), 1, n))
+    loc_even = np.broadcast_to(clear, (1, 1, len(READOUTS), 1, n))
+    attrs = {} if fraction is None else {"config": f'{{"equivalence_margin": {fraction}}}'}
+    return xr.Dataset(
+        {
+            "loc_even": (("control", "vector", "readout", "t_loc", "maze"), loc_even.copy()),
+            "loc_even_cut": (
+                ("vector", "variant", "cut", "readout", "t_loc", "maze"),
+                loc_even_cut.copy(),
+            ),
+        },
+        coords={
+            "control": ["vector"],
+            "vector": ["cheese"],
+            "readout": list(READOUTS),
+            "t_loc": [1.0],
+            "maze": np.arange(n),
+            "variant": ["linearize", "symmetrize"],
+            "cut": CUTS,
+        },
+        attrs=attrs,
+    )
+
+
+def _residue() -> np.ndarray:
+    """A float32 residue like the held-out run's: −3.0e−08 [−6.2e−08, −1.2e−09], n = 104."""
+    r = np.random.default_rng(3).normal(0.0, 1.45e-7, 104)
+    return r - r.mean() - 3.0e-8
+
+
+def _created(ds: xr.Dataset) -> dict:
+    from hookdiff.study.claims_localise import created
+
+    return {c.detail["variant"]: c for c in created(ds, "cheese", seed=0)}
+
+
+def test_a_residue_at_the_last_cut_is_zero_within_tolerance_never_an_effect():
+    from hookdiff.stats import bootstrap_mean
+    from hookdiff.study.wording import sentence
+
+    iv = bootstrap_mean(_residue(), seed=0)
+    assert iv.hi < 0 and iv.estimate == pytest.approx(-3e-8)  # "distinguishable" by its interval
+    c = _created(_scan104(_residue()))["symmetrize"]
+    assert c.where == "c2" and c.verdict == "equivalent" and c.p_equivalent == 0.0
+    assert c.margin == pytest.approx(0.2 * 3.4, rel=0.1)
+    # no margin to be equivalent within: the last cut is 0 within numerical tolerance, no effect
+    c = _created(_scan104(_residue(), fraction=0.0))["symmetrize"]
+    assert c.where is None and c.within_tolerance and c.verdict == "inconclusive"
+    text = sentence(c)
+    assert "0 within numerical tolerance" in text and "made after" not in text
+
+
+def test_a_scan_that_reaches_zero_is_equivalent_there_and_rolled_out_there():
+    ds = _scan104(np.zeros(104))
+    for c in _created(ds).values():
+        assert c.where == "c2" and c.verdict == "equivalent" and c.p_equivalent == 0.0
+        assert c.detail["before"] == "c1" and c.detail["per_t"] == {"1": "c2"}
+        assert "30 scan points" in c.detail["family"] and "Holm" in c.detail["family"]
+    assert rollout_cuts(ds, seed=0) == {"cheese": ["c1", "c2", "logits"]}
+
+
+def test_a_scan_merely_noisy_around_zero_is_not_equivalent():
+    """Failing to reject is not zero: E at c2 on is noise around 0 with a wide interval."""
+    from hookdiff.study.select import created_cut, cut_intervals
+
+    noisy = np.random.default_rng(4).normal(0.0, 8.0, 104)
+    noisy -= noisy.mean()
+    ds = _scan104(noisy)
+    old, _ = created_cut(cut_intervals(ds, "cheese", "symmetrize", CUT_READOUT, 1.0, 0))
+    assert old == 2  # the old reading (not distinguishable from 0) named c2
+    for c in _created(ds).values():
+        assert c.where is None and c.verdict == "inconclusive" and c.p_equivalent > 0.05
+        assert c.ci95[0] < -c.margin and c.margin < c.ci95[1]  # wider than the margin
+    assert rollout_cuts(ds, seed=0) == {"cheese": ["c0", "logits"]}
+
+
+def test_a_difference_from_zero_is_holm_adjusted_over_the_scan():
+    from hookdiff.stats import zero_p
+
+    noise = np.random.default_rng(5).normal(0.0, 1.8, 104)
+    late = -0.4 + noise - noise.mean()  # raw p 0.008, in 18 of the family's 33 tests
+    c = _created(_scan104(late))["symmetrize"]
+    raw = zero_p(late, seed=0)
+    assert c.where is None and raw < 0.05 and c.ci95[1] < 0
+    assert c.p_zero > 0.05 and c.verdict == "inconclusive"  # not below 0 after adjustment

@@ -10,9 +10,12 @@ Verdicts (:data:`VERDICTS`), decided by :func:`verdict_of` from the fields alone
 
 - ``"positive"``: the 95 % interval lies above 0;
 - ``"negative"``: the 95 % interval lies below 0;
-- ``"equivalent"``: the claim states an equivalence margin m and its interval lies inside
-  [−m, m] (no claim states one yet: ``margin`` is None everywhere today, the hook is here);
-- ``"inconclusive"``: anything else: the interval contains 0, there is no interval (n < 2), or
+- ``"equivalent"``: the claim states an equivalence margin m and its equivalence test rejects
+  |E| ≥ m (``p_equivalent`` < :data:`ALPHA`: a multiplicity-adjusted TOST p-value,
+  :func:`hookdiff.stats.tost_p`, :func:`hookdiff.stats.holm`), or, stating no p-value, its
+  interval lies inside [−m, m];
+- ``"inconclusive"``: anything else: the interval contains 0, the adjusted p-value of the test
+  against 0 (``p_zero``, where stated) is not below :data:`ALPHA`, there is no interval (n < 2), or
   the estimate and both bounds lie within the claim's numerical tolerance of 0 (a rounding
   residue such as −3e−08 [−6e−08, −1e−09] of a quantity that is 0 in exact arithmetic).
 
@@ -32,10 +35,20 @@ import numpy as np
 from hookdiff._io import jsonable
 from hookdiff.stats import Interval
 
-__all__ = ["TOLERANCE_REL", "VERDICTS", "Claim", "interval_dict", "tolerance", "verdict_of"]
+__all__ = [
+    "ALPHA",
+    "TOLERANCE_REL",
+    "VERDICTS",
+    "Claim",
+    "interval_dict",
+    "tolerance",
+    "verdict_of",
+]
 
 #: The verdicts a claim can have (see the module docstring for when each applies).
 VERDICTS = ("positive", "negative", "equivalent", "inconclusive")
+#: The level of the tests behind a verdict (adjusted p-values are compared with it).
+ALPHA = 0.05
 #: A claim is 0 within numerical tolerance when |estimate| and both |bounds| are at most this
 #: times the scale of its readout.
 TOLERANCE_REL = 1e-6
@@ -66,6 +79,8 @@ def verdict_of(
     n: int,
     tol: float = 0.0,
     margin: float | None = None,
+    p_equivalent: float | None = None,
+    p_zero: float | None = None,
 ) -> str:
     """The verdict of an estimate with its 95 % interval (one of :data:`VERDICTS`).
 
@@ -76,14 +91,23 @@ def verdict_of(
         'inconclusive'
         >>> verdict_of(0.01, (-0.02, 0.03), 9, margin=0.05)
         'equivalent'
+        >>> verdict_of(-3e-08, (-6e-08, -1e-09), 104, tol=1e-06, margin=0.2, p_equivalent=0.0)
+        'equivalent'
+        >>> verdict_of(0.3, (0.1, 0.5), 9, p_zero=0.2)  # not below 0 after adjustment
+        'inconclusive'
     """
     lo, hi = ci95
     if n < 2 or not (_finite(estimate) and _finite(lo) and _finite(hi)):
         return "inconclusive"
+    if margin is not None and _finite(p_equivalent):
+        if p_equivalent < ALPHA:
+            return "equivalent"
+    elif margin is not None and -margin <= lo and hi <= margin:
+        return "equivalent"
     if max(abs(estimate), abs(lo), abs(hi)) <= tol:
         return "inconclusive"
-    if margin is not None and -margin <= lo and hi <= margin:
-        return "equivalent"
+    if _finite(p_zero) and not p_zero < ALPHA:
+        return "inconclusive"
     if lo > 0:
         return "positive"
     if hi < 0:
@@ -113,9 +137,11 @@ class Claim:
         odd: the mean odd part O(t) = r(t) − r(−t) beside the even part (None: not applicable).
         tolerance: below this size the estimate and its interval are 0 as far as the arithmetic
             can tell (:func:`tolerance`).
-        margin: the equivalence margin it states (None: none; no claim states one yet).
+        margin: the equivalence margin it states (None: none).
         detail: the kind-specific numbers its sentence uses (intervals as
             :class:`~hookdiff.stats.Interval`, serialised by :meth:`to_dict`).
+        p_equivalent: the adjusted p-value of its equivalence test within ``margin`` (None: none).
+        p_zero: the adjusted p-value of its test against 0 (None: none; the interval decides).
     """
 
     kind: str
@@ -130,6 +156,8 @@ class Claim:
     tolerance: float = TOLERANCE_REL
     margin: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    p_equivalent: float | None = None
+    p_zero: float | None = None
 
     @classmethod
     def of(cls, kind: str, vector: str, iv: Interval, **fields: Any) -> Claim:
@@ -153,7 +181,15 @@ class Claim:
     @property
     def verdict(self) -> str:
         """One of :data:`VERDICTS`, from the fields (:func:`verdict_of`)."""
-        return verdict_of(self.estimate, self.ci95, self.n, self.tolerance, self.margin)
+        return verdict_of(
+            self.estimate,
+            self.ci95,
+            self.n,
+            self.tolerance,
+            self.margin,
+            self.p_equivalent,
+            self.p_zero,
+        )
 
     @property
     def within_tolerance(self) -> bool:
@@ -179,6 +215,8 @@ class Claim:
                 "odd": self.odd,
                 "tolerance": self.tolerance,
                 "margin": self.margin,
+                "p_equivalent": self.p_equivalent,
+                "p_zero": self.p_zero,
                 "detail": detail,
             }
         )

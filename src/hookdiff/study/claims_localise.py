@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from hookdiff.stats import Interval, bootstrap_mean, paired_difference
-from hookdiff.study.claim import Claim, verdict_of
+from hookdiff.study.claim import ALPHA, Claim, verdict_of
 from hookdiff.study.claims_controls import (
     KILLS_STEERING,
     asymmetry_index,
@@ -24,10 +24,13 @@ from hookdiff.study.claims_controls import (
 )
 from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, SOFTMAX_READOUTS
 from hookdiff.study.select import (
+    ScanTests,
     best,
     created_cut,
+    creation_cut,
     cut_intervals,
     exact_even,
+    later_scan_tests,
     later_steers,
     layer_scan,
     loc_values,
@@ -35,6 +38,7 @@ from hookdiff.study.select import (
     odd_mean,
     readout_tolerance,
     scaled,
+    scan_tests,
     t_loc_one,
 )
 
@@ -100,32 +104,62 @@ def intervened_odd(
 
 
 def created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """Per variant: the first cut from which the cut network's E of the margin is 0 at every
-    later cut (where ``where`` is None: none); one claim on the exact E when it is 0 itself."""
+    """Per variant: the creation cut, the first cut from which on every cut's E of the margin
+    is equivalent to 0 (Holm-adjusted TOST over the vector's scan, :func:`~.select.scan_tests`;
+    ``where`` None: none), at the t closest to 1, with the cut at every t in ``detail["per_t"]``;
+    one claim on the exact E when it is not different from 0 itself."""
     t = t_loc_one(ds)
     at = _at(ds, vector, CUT_READOUT, t)
     exact = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
-    if not _distinct(exact, at["tolerance"]):
-        return [Claim.of("created", vector, exact, **at, detail={"variant": None})]
+    tests = scan_tests(ds, vector, seed)
+    p_exact = float(tests.p_zero_exact.sel(readout=CUT_READOUT, t_loc=t))
+    family = {"family": tests.family, "fraction": tests.fraction}
+    if not _distinct(exact, at["tolerance"]) or not p_exact < ALPHA:
+        detail = {"variant": None, **family}
+        return [Claim.of("created", vector, exact, **at, p_zero=p_exact, detail=detail)]
     out = []
     for variant in ("symmetrize", "linearize"):
         scan = cut_intervals(ds, vector, variant, CUT_READOUT, t, seed)
-        where, iv, detail = scan_claim(scan)
-        detail |= {"variant": variant, "exact": exact}
+        where, iv, detail = scan_claim(scan, tests.equivalent(variant, CUT_READOUT, t))
+        point = tests.point(variant, where or detail["last_cut"], CUT_READOUT, t)
+        per_t = _per_t(ds, tests, variant)
+        detail |= {"variant": variant, "exact": exact, "per_t": per_t, **family}
         cut = detail["last_cut"] if where is None else where
         odd, kept = intervened_odd(
             ds, "loc_odd_cut", vector, t, CUT_READOUT, seed, variant=variant, cut=cut
         )
         mine = at | ({"odd": odd} if kept else {})
         detail |= kept
-        out.append(Claim.of("created", vector, iv, where=where, **mine, detail=detail))
+        out.append(Claim.of("created", vector, iv, where=where, **mine, **point, detail=detail))
     return out
 
 
-def scan_claim(scan: list[tuple[str, Interval]]) -> tuple[str | None, Interval, dict]:
+def _per_t(ds: xr.Dataset, tests: ScanTests, variant: str) -> dict[str, str | None]:
+    """``{t: creation cut}`` of ``variant``'s scan at every localisation t (None: none; also
+    where the exact E is not different from 0 at that t)."""
+    cuts, out = [str(c) for c in ds["cut"].values], {}
+    for t in [float(x) for x in ds["t_loc"].values]:
+        first = None
+        if float(tests.p_zero_exact.sel(readout=CUT_READOUT, t_loc=t)) < ALPHA:
+            first, _ = creation_cut(tests.equivalent(variant, CUT_READOUT, t))
+        out[f"{t:g}"] = None if first is None else cuts[first]
+    return out
+
+
+def scan_claim(
+    scan: list[tuple[str, Interval]], equivalent: list[bool | None] | None = None
+) -> tuple[str | None, Interval, dict]:
     """The cut a cut scan names (None: none), that cut's interval (the last cut's without one),
-    and the detail: the cut before it with its interval, the non-monotone dips."""
-    first, dips = created_cut(scan)
+    and the detail: the cut before it with its interval, the non-monotone dips.
+
+    ``equivalent``: per cut, whether its E is shown equivalent to 0 (:func:`~.select.
+    creation_cut`); None: the older reading, E not distinguishable from 0
+    (:func:`~.select.created_cut`)."""
+    if equivalent is None:
+        first, dips = created_cut(scan)
+    else:
+        first, idx = creation_cut(equivalent)
+        dips = [scan[i][0] for i in idx]
     if first is None:
         cut, iv = scan[-1]
         return None, iv, {"last_cut": cut, "before": None, "before_e": None, "dips": []}
@@ -135,11 +169,15 @@ def scan_claim(scan: list[tuple[str, Interval]]) -> tuple[str | None, Interval, 
 
 
 def made(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """Between which consecutive cuts the largest part of the margin's asymmetry is made."""
+    """Between which consecutive cuts the largest part of the margin's asymmetry is made (only
+    where the exact E is shown different from 0, Holm-adjusted as for :func:`created`)."""
     t = t_loc_one(ds)
     at = _at(ds, vector, CUT_READOUT, t)
     exact = exact_even(ds, vector, t, seed, readout=CUT_READOUT)
     if not exact.n or not _distinct(exact, at["tolerance"]):
+        return []
+    tests = scan_tests(ds, vector, seed)  # shown different from 0 in the creation cut's family
+    if not float(tests.p_zero_exact.sel(readout=CUT_READOUT, t_loc=t)) < ALPHA:
         return []
     sign = float(np.sign(exact.estimate))
     found = best(made_between(ds, vector, t, seed), lambda x: sign * x.estimate)
@@ -388,6 +426,10 @@ def later_created(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         for c in ds["later_cut"].values
         if np.isfinite(e.sel(later_cut=c).values).any()
     ]
-    where, iv, detail = scan_claim(scan)
+    tests = later_scan_tests(ds, vector, seed)
+    equivalent = dict(zip(ds["later_cut"].values, tests.equivalent("symmetrize", CUT_READOUT, t)))
+    where, iv, detail = scan_claim(scan, [equivalent[c] for c, _ in scan])
+    point = tests.point("symmetrize", where or detail["last_cut"], CUT_READOUT, t)
     detail |= {"layer": layer, "exact": exact, "located": True, "variant": "symmetrize"}
-    return [Claim.of("later_created", vector, iv, where=where, **at, detail=detail)]
+    detail |= {"family": tests.family, "fraction": tests.fraction}
+    return [Claim.of("later_created", vector, iv, where=where, **at, **point, detail=detail)]

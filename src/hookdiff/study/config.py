@@ -236,6 +236,14 @@ class StudyConfig:
         ("symmetrize",),
         "Interventions of those rollouts at each chosen cut: 'symmetrize' and/or 'linearize'.",
     )
+    equivalence_margin: float = option(
+        0.2,
+        "Equivalence margin of the cut scan, as a fraction of the exact network's |E| at the "
+        "same readout and t: a cut's E is 'equivalent to 0' where the two one-sided tests reject "
+        "|E| >= margin (Holm-adjusted over the vector's cuts x variants x readouts x t, p < 0.05). "
+        "The creation cut is the first cut from which on every cut's E is equivalent to 0.",
+        min=0.0,
+    )
     later_max_t: float = option(
         8.0,
         "Largest |t| searched for each later candidate's matched coefficient (the t whose mean "

@@ -20,10 +20,11 @@ from hookdiff.analysis import valid_cuts
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
+from hookdiff.study.claim import ALPHA
 from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.schema import CUT_READOUT, REACH_TARGETS, SIGNS
-from hookdiff.study.select import created_cut, cut_intervals, t_loc_one
+from hookdiff.study.select import creation_cut, scan_tests, t_loc_one
 
 __all__ = [
     "ROLL_OUTCOMES",
@@ -39,27 +40,31 @@ __all__ = [
 ROLL_OUTCOMES = tuple((f"loc_roll_{var}", target) for target, var in REACH_TARGETS.items())
 
 
-def rollout_cuts(scan: xr.Dataset, seed: int) -> dict[str, list[str]]:
+def rollout_cuts(scan: xr.Dataset, seed: int, margin: float | None = None) -> dict[str, list[str]]:
     """Per vector, the cuts whose cut network is rolled out, in forward order.
 
     Read from the symmetrised scan of the margin (the target log-odds linearised in the logits,
-    whose even part is 0 once the logits are symmetrised) at the ``t_loc`` closest to 1
-    (:func:`hookdiff.study.answer.created_cut`): the cut where the asymmetry is created (from it
-    on every cut's E is indistinguishable from 0), the cut just before it (E still there) and the
-    logits (the softmax-only test). Those three put the scan's claim to a behavioural test:
+    whose even part is 0 once the logits are symmetrised) at the ``t_loc`` closest to 1, by the
+    rule of the answer's creation cut (:func:`hookdiff.study.select.scan_tests`,
+    :func:`~hookdiff.study.select.creation_cut`; ``margin``: the equivalence margin's fraction
+    of the exact |E|, default the config's): the cut where the asymmetry is created (from it on
+    every cut's E is equivalent to 0, Holm-adjusted TOST), the cut just before it (E still
+    there) and the logits (the softmax-only test). Those three put the scan's claim to a behavioural test:
     cutting before the creation cut should keep the add/subtract asymmetry of reaching the
     target, cutting at it should remove it, and cutting at the logits shows what the softmax
-    alone does. Without a creation cut (E distinguishable at the last cut): the first cut and the
-    logits; without an exact E distinguishable from 0: the logits only.
+    alone does. Without a creation cut (the last cut not shown equivalent to 0): the first cut
+    and the logits; without an exact E different from 0: the logits only.
     """
     t, cuts = t_loc_one(scan), [str(c) for c in scan["cut"].values]
     out = {}
     for vector in [str(v) for v in scan["vector"].values]:
         e = scan["loc_even"].sel(control="vector", vector=vector, readout=CUT_READOUT, t_loc=t)
-        if not bootstrap_mean(e.values, seed=seed).excludes(0.0):
+        tests = scan_tests(scan, vector, seed, margin)
+        p_exact = float(tests.p_zero_exact.sel(readout=CUT_READOUT, t_loc=t))
+        if not (bootstrap_mean(e.values, seed=seed).excludes(0.0) and p_exact < ALPHA):
             out[vector] = [cuts[-1]]
             continue
-        first, _ = created_cut(cut_intervals(scan, vector, "symmetrize", CUT_READOUT, t, seed))
+        first, _ = creation_cut(tests.equivalent("symmetrize", CUT_READOUT, t))
         picked = [0] if first is None else [max(first - 1, 0), first]
         out[vector] = list(dict.fromkeys([cuts[i] for i in picked] + [cuts[-1]]))
     return out
@@ -74,7 +79,7 @@ def localise_cut_rollouts(
 ) -> xr.Dataset:
     """:func:`localise_rollouts` at the cuts :func:`rollout_cuts` picks from ``scan`` (the
     localisation computed so far, over every studied maze)."""
-    cuts = rollout_cuts(scan, config.seeds()["analysis"])
+    cuts = rollout_cuts(scan, config.seeds()["analysis"], config.equivalence_margin)
     return localise_rollouts(policy, mazes, vectors, config, cuts)
 
 

@@ -8,7 +8,10 @@
   (vectors from pairs at the start and on the decision square), whether it still steers, and the
   localisation's cut scan at the latest layer that does.
 
-Every function loops over the studied vectors (``vectors.specs``), never names one.
+Every function loops over the studied vectors (``vectors.specs``), never names one. The
+matching and the later scan read each maze from forwards that hold only its rows
+(:func:`~hookdiff.study.localise.each_maze`), so a maze's values do not depend on which other
+mazes are studied beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from hookdiff.study.inputs import (
     decision_square_vectors,
     later_candidates,
 )
+from hookdiff.study.localise import each_maze
 from hookdiff.study.readouts import (
     label_readouts,
     readouts,
@@ -207,11 +211,27 @@ def target_p(
     target: np.ndarray,
     max_rows: int,
 ) -> np.ndarray:
-    """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``."""
-    logits = line_response(
-        policy, acts, hook, v, list(ts), depth=policy.output_hook, max_rows=max_rows
-    )
-    return target_probability(logits.values, target)
+    """P(step toward each maze's target) along a + t·v injected at ``hook``: ``(t, maze)``, one
+    maze per forward (``v``: one vector for all, or one per maze ``(N, ...)``)."""
+
+    def one(m: slice) -> np.ndarray:
+        logits = line_response(
+            policy,
+            acts[m],
+            hook,
+            _rows(v, acts, m),
+            list(ts),
+            depth=policy.output_hook,
+            max_rows=max_rows,
+        )
+        return target_probability(logits.values, target[m])
+
+    return each_maze(acts.shape[0], one)
+
+
+def _rows(v: Tensor, acts: Tensor, m: slice) -> Tensor:
+    """Maze ``m``'s rows of ``v`` when it holds one vector per maze, else ``v`` itself."""
+    return v[m] if v.ndim == acts.ndim else v
 
 
 def matched_later(
@@ -238,11 +258,11 @@ def matched_later(
     specs = vectors.specs
     sources = {
         "start": {h: vectors.applied(h) for h in hooks},
-        "decision_square": decision_square_vectors(policy, mazes, hooks, specs=specs),
+        "decision_square": decision_square_vectors(policy, mazes, hooks, batch_size=1, specs=specs),
     }
     dtype = next(policy.parameters()).dtype
     obs = mazes.obs["decision_square"].to(dtype)
-    acts = {h: activations_from_obs(policy, obs, h) for h in hooks}
+    acts = {h: activations_from_obs(policy, obs, h, batch_size=1) for h in hooks}
     targets = target_directions(mazes, specs)
     shape = (len(hooks), len(PAIR_POSITIONS), len(specs))
     t_found, norms = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -318,22 +338,43 @@ def later_scan(
         t = abs(
             float(matched["matched_t"].sel(matched_layer=layer, pair_position=pos, vector=name))
         )
-        ts, v = [-t, 0.0, t], sources[pos][layer][name]
-        r = readouts(
-            line_response(
-                policy, acts[layer], layer, v, ts, depth=logits, max_rows=config.max_rows
-            ).values,
-            targets[name],
-            ts,
+        v = sources[pos][layer][name]
+        exact[vi], even, scanned = _later_even(
+            policy, acts[layer], layer, v, t, targets[name], config
         )
-        exact[vi] = r[:, 2] + r[:, 0] - 2 * r[:, 1]
-        scan = cut_scan(policy, acts[layer], layer, v, ts, depth=logits, max_rows=config.max_rows)
-        r = readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, targets[name], ts)
-        even = r[..., 2, :] + r[..., 0, :] - 2 * r[..., 1, :]  # (readout, variant, cut, maze)
-        idx = [cuts.index(str(c)) for c in scan["cut"].values]
+        idx = [cuts.index(c) for c in scanned]
         by_cut[vi][:, idx] = even.transpose(1, 2, 0, 3)
         where["layer"][vi], where["position"][vi], t_at[vi] = layer, pos, t
     return _later_scan_dataset(names, exact, by_cut, cuts, where, t_at)
+
+
+def _later_even(
+    policy: nn.Module,
+    acts: Tensor,
+    layer: str,
+    v: Tensor,
+    t: float,
+    target: np.ndarray,
+    config: StudyConfig,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """E(t) steered at ``layer``, one maze per forward: on the exact network ``(readout, maze)``,
+    at each cut ``(readout, variant, cut, maze)``, and the cuts scanned."""
+    ts, kw = [-t, 0.0, t], {"depth": policy.output_hook, "max_rows": config.max_rows}
+
+    def exact(m: slice) -> np.ndarray:
+        logits = line_response(policy, acts[m], layer, _rows(v, acts, m), ts, **kw)
+        return readouts(logits.values, target[m], ts)
+
+    scanned: list[str] = []
+
+    def by_cut(m: slice) -> np.ndarray:
+        scan = cut_scan(policy, acts[m], layer, _rows(v, acts, m), ts, **kw)
+        scanned[:] = [str(c) for c in scan["cut"].values]
+        return readouts(scan.sel(variant=list(SCAN_VARIANTS)).values, target[m], ts)
+
+    r, c = each_maze(acts.shape[0], exact), each_maze(acts.shape[0], by_cut)
+    even = c[..., 2, :] + c[..., 0, :] - 2 * c[..., 1, :]
+    return r[:, 2] + r[:, 0] - 2 * r[:, 1], even, scanned
 
 
 def _match(

@@ -24,14 +24,21 @@ labelled part of the study's Dataset:
 The readouts are :mod:`hookdiff.study.readouts`; the rollouts that test the scan's answer in
 behaviour are :mod:`hookdiff.study.cut_rollouts`. The scan runs in the policy's float32; the
 kink walk in float64, where rounding cannot hide or invent breakpoints.
+
+Every forward of the scan and the controls holds one maze's rows only (:func:`each_maze`):
+float32 results depend on a batch's composition (which rows share it, how many), so a maze read
+beside others gives values that differ in the last bits from the same maze read beside different
+others. One maze per forward makes each maze's values, and so every decision taken on them (the
+creation cut, the cuts rolled out), independent of how the study is split into blocks.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -71,6 +78,7 @@ __all__ = [
     "ControlLine",
     "base_swap_distance",
     "control_lines",
+    "each_maze",
     "kink_maze_count",
     "localise_attrs",
     "localise_controls",
@@ -88,6 +96,20 @@ def _line_ts(ts_pos: Sequence[float]) -> list[float]:
     """−t (descending |t|), 0, +t for the positive ``ts_pos``."""
     t = sorted(float(x) for x in ts_pos)
     return [-x for x in reversed(t)] + [0.0] + t
+
+
+def each_maze(n: int, read: Callable[[slice], np.ndarray]) -> np.ndarray:
+    """``read(slice(i, i + 1))`` for each of ``n`` mazes, joined on the last (maze) axis.
+
+    ``read`` computes one maze's values from forwards that hold only that maze's rows, so the
+    result for a maze is bit-identical whichever other mazes share its block (float32 kernels
+    round differently for different batches).
+
+    Example:
+        >>> each_maze(3, lambda m: np.arange(6.0).reshape(2, 3)[:, m]).tolist()
+        [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    """
+    return np.concatenate([read(slice(i, i + 1)) for i in range(n)], axis=-1)
 
 
 def _even_odd(r: np.ndarray, dims: Sequence[str], coords: Mapping[str, Any]) -> xr.Dataset:
@@ -116,9 +138,11 @@ class ControlLine:
 def _own_line(
     policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, hook: str
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The decision-square activations at ``hook`` and each maze's applied vectors."""
+    """The decision-square activations at ``hook`` (one maze per forward) and each maze's
+    applied vectors."""
     dtype = next(policy.parameters()).dtype
-    acts = activations_from_obs(policy, mazes.obs["decision_square"].to(dtype), hook)
+    obs = mazes.obs["decision_square"].to(dtype)
+    acts = activations_from_obs(policy, obs, hook, batch_size=1)
     vecs = vectors.applied(hook)
     if not vectors.per_maze:
         vecs = {k: v.expand(acts.shape[0], *v.shape) for k, v in vecs.items()}
@@ -164,13 +188,15 @@ def control_lines(
     acts, own = _own_line(policy, mazes, vectors, hook)
     other = vectors.others(hook) if vectors.per_maze else own
     specs = vectors.specs
-    paired = {k: activations_at(policy, s, hook) for k, s in paired_states(mazes, specs).items()}
+    paired = {
+        k: activations_at(policy, s, hook, batch_size=1)
+        for k, s in paired_states(mazes, specs).items()
+    }
     seeds = config.seeds()
     generator = torch.Generator().manual_seed(seeds["localise"])
     rows = (mazes.first, mazes.total or len(mazes.states))
     untrained = random_init_policy(policy.scale, seeds["untrained"]).to(model_device(policy))
-    u_vectors = study_vectors(untrained, config, mazes.states, [hook])
-    u_acts, u_own = _own_line(untrained, mazes, u_vectors, hook)
+    u_acts, u_own = _untrained_line(untrained, mazes, config)
     return {
         name: {
             "vector": ControlLine(policy, acts, own[name]),
@@ -181,6 +207,22 @@ def control_lines(
         }
         for name in vectors.names
     }
+
+
+def _untrained_line(
+    untrained: nn.Module, mazes: StudyMazes, config: StudyConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The random-init agent's activations and vectors (its own pairs), one maze per forward:
+    per-maze vectors are made maze by maze, the seeded pairs' vectors once."""
+    hook = config.hook
+    if config.vectors_from != "same_maze":
+        return _own_line(untrained, mazes, study_vectors(untrained, config, [], [hook]), hook)
+    parts = [
+        _own_line(untrained, one, study_vectors(untrained, config, one.states, [hook]), hook)
+        for one in (mazes.block(i, i + 1) for i in range(len(mazes.states)))
+    ]
+    acts = torch.cat([a for a, _ in parts])
+    return acts, {k: torch.cat([v[k] for _, v in parts]) for k in parts[0][1]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,17 +266,21 @@ def localise_controls(
 def _exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
-    """``(readout, t, maze)`` along the exact network."""
-    logits = line_response(
-        line.policy,
-        line.acts,
-        config.hook,
-        line.vectors,
-        ts,
-        depth=line.policy.output_hook,
-        max_rows=config.max_rows,
-    )
-    return readouts(logits.values, target, ts)
+    """``(readout, t, maze)`` along the exact network, one maze per forward."""
+
+    def one(m: slice) -> np.ndarray:
+        logits = line_response(
+            line.policy,
+            line.acts[m],
+            config.hook,
+            line.vectors[m],
+            ts,
+            depth=line.policy.output_hook,
+            max_rows=config.max_rows,
+        )
+        return readouts(logits.values, target[m], ts)
+
+    return each_maze(len(target), one)
 
 
 def base_swap_distance(
@@ -292,15 +338,26 @@ def _cut_even(
     policy: nn.Module, acts: Tensor, v: Tensor, target: np.ndarray, config: StudyConfig
 ) -> xr.DataArray:
     """E(t) and O(t) at every valid cut and variant: ``loc_even_cut`` and ``loc_odd_cut`` over
-    (variant, cut, readout, t_loc, maze)."""
-    ts = _line_ts(config.localise_ts)
-    scan = cut_scan(
-        policy, acts, config.hook, v, ts, depth=policy.output_hook, max_rows=config.max_rows
-    )
-    scan = scan.sel(variant=list(SCAN_VARIANTS))
-    r = readouts(scan.values, target, ts)  # (readout, variant, cut, t, maze)
+    (variant, cut, readout, t_loc, maze), one maze's rows per forward."""
+    ts, cuts = _line_ts(config.localise_ts), []
+
+    def one(m: slice) -> np.ndarray:
+        scan = cut_scan(
+            policy,
+            acts[m],
+            config.hook,
+            v[m],
+            ts,
+            depth=policy.output_hook,
+            max_rows=config.max_rows,
+        )
+        scan = scan.sel(variant=list(SCAN_VARIANTS))
+        cuts[:] = scan["cut"].values.tolist()
+        return readouts(scan.values, target[m], ts)
+
+    r = each_maze(acts.shape[0], one)  # (readout, variant, cut, t, maze)
     coords = {"readout": list(READOUTS), "variant": list(SCAN_VARIANTS)}
-    coords |= {"cut": scan["cut"].values.tolist(), "t": ts, "maze": np.arange(acts.shape[0])}
+    coords |= {"cut": cuts, "t": ts, "maze": np.arange(acts.shape[0])}
     parts = _even_odd(r, ("readout", "variant", "cut", "t", "maze"), coords)
     order = ("variant", "cut", "readout", "t_loc", "maze")
     return xr.Dataset(
@@ -323,25 +380,23 @@ def _frozen_even(
         "loc_even_knockin": [[o for o in layers if o != layer] for layer in layers],
     }
     out = {}
+
+    def frozen(f: list[str], m: slice) -> np.ndarray:
+        logits = line_response(
+            policy,
+            acts[m],
+            config.hook,
+            v[m],
+            ts,
+            depth=policy.output_hook,
+            freeze=f,
+            max_rows=config.max_rows,
+        )
+        return readouts(logits.values, target[m], ts)
+
     for name, freezes in kinds.items():
         r = np.stack(
-            [
-                readouts(
-                    line_response(
-                        policy,
-                        acts,
-                        config.hook,
-                        v,
-                        ts,
-                        depth=policy.output_hook,
-                        freeze=f,
-                        max_rows=config.max_rows,
-                    ).values,
-                    target,
-                    ts,
-                )
-                for f in freezes
-            ]
+            [each_maze(acts.shape[0], partial(frozen, f)) for f in freezes]
         )  # (frozen_layer, readout, t, maze)
         coords = {"frozen_layer": layers, "readout": list(READOUTS), "t": ts}
         coords["maze"] = np.arange(acts.shape[0])

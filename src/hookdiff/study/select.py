@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from hookdiff.stats import Interval, bootstrap_mean, log_odds, paired_difference, rate
-from hookdiff.study.claim import tolerance
-from hookdiff.study.config import closest_to_one
+from hookdiff.stats import (
+    Interval,
+    bootstrap_mean,
+    holm,
+    log_odds,
+    paired_difference,
+    rate,
+    tost_p,
+    zero_p,
+)
+from hookdiff.study.claim import ALPHA, tolerance
+from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.schema import CUT_READOUT, PRIMARY, REACH_TARGETS, SIGNS
 from hookdiff.study.targets import VECTOR_SPECS
 
 __all__ = [
     "best",
     "bootstrap_seed",
+    "ScanTests",
     "created_cut",
+    "creation_cut",
     "cut_intervals",
     "cut_rollout_rates",
+    "equivalence_margin",
     "even_of_target",
     "exact_even",
     "exact_rollout_rates",
@@ -41,6 +54,8 @@ __all__ = [
     "reach_targets",
     "readout_tolerance",
     "rollout_t",
+    "scan_tests",
+    "later_scan_tests",
     "scaled",
     "t_loc_one",
     "target_readout",
@@ -135,6 +150,150 @@ def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]
         return None, []
     dips = [scan[i][0] for i in measured if i < first and not scan[i][1].excludes(0.0)]
     return first, dips
+
+
+def creation_cut(equivalent: list[bool | None]) -> tuple[int | None, list[int]]:
+    """The first cut from which on every measured cut is equivalent to 0, and the earlier cuts
+    that are equivalent to 0 too (non-monotone: E comes back after them).
+
+    ``equivalent[i]``: whether cut i's E is shown equivalent to 0 (None: not measured, skipped).
+    ``(None, [])`` when the last measured cut is not shown equivalent to 0.
+
+    Example:
+        >>> creation_cut([False, True, False, True, None, True])
+        (3, [1])
+    """
+    measured = [i for i, e in enumerate(equivalent) if e is not None]
+    first = None
+    for i in reversed(measured):
+        if not equivalent[i]:
+            break
+        first = i
+    if first is None:
+        return None, []
+    return first, [i for i in measured if i < first and equivalent[i]]
+
+
+def equivalence_margin(ds: xr.Dataset) -> float:
+    """The equivalence margin's fraction of the exact |E| the study ran with (its config; the
+    default where the dataset does not record one)."""
+    config = json.loads(ds.attrs.get("config", "{}"))
+    return float(config.get("equivalence_margin", StudyConfig().equivalence_margin))
+
+
+@dataclass(frozen=True)
+class ScanTests:
+    """One vector's cut scan tested against 0 and for equivalence to 0, Holm-adjusted.
+
+    The family is every measured (variant, cut, readout, t_loc) of the vector's scan: one Holm
+    adjustment over its TOST p-values (:func:`~hookdiff.stats.tost_p`, margin
+    ``fraction`` × |mean exact E| at the same readout and t), one over its p-values against 0
+    (:func:`~hookdiff.stats.zero_p`) together with the exact network's at every readout and t.
+    """
+
+    margin: xr.DataArray
+    """(readout, t_loc): the equivalence margin."""
+    p_equivalent: xr.DataArray
+    """(variant, cut, readout, t_loc): the adjusted TOST p (NaN: not measured)."""
+    p_zero: xr.DataArray
+    """(variant, cut, readout, t_loc): the adjusted p against 0."""
+    p_zero_exact: xr.DataArray
+    """(readout, t_loc): the exact E's adjusted p against 0 (same family as ``p_zero``)."""
+    fraction: float
+    """The margin as a fraction of the exact |E|."""
+
+    @property
+    def family(self) -> str:
+        """The family and the correction, in words (a claim's ``detail``, the report)."""
+        n = int(np.isfinite(self.p_equivalent.values).sum())
+        return (
+            f"Holm over the vector's {n} scan points (cuts × variants × readouts × t); margin "
+            f"{self.fraction:g} × |exact E| at each readout and t"
+        )
+
+    def point(self, variant: str, cut: str, readout: str, t: float) -> dict[str, float | None]:
+        """``{"margin", "p_equivalent", "p_zero"}`` of one scan point (None: not tested)."""
+        at = dict(readout=readout, t_loc=t)
+        values = (
+            self.margin.sel(at),
+            self.p_equivalent.sel(variant=variant, cut=cut, **at),
+            self.p_zero.sel(variant=variant, cut=cut, **at),
+        )
+        return {
+            k: (float(v) if np.isfinite(v) else None)
+            for k, v in zip(("margin", "p_equivalent", "p_zero"), values)
+        }
+
+    def equivalent(self, variant: str, readout: str, t: float) -> list[bool | None]:
+        """Per cut, whether its E is shown equivalent to 0 (None: not measured)."""
+        p = self.p_equivalent.sel(variant=variant, readout=readout, t_loc=t).values
+        return [bool(x < ALPHA) if np.isfinite(x) else None for x in p]
+
+
+def scan_tests(ds: xr.Dataset, vector: str, seed: int, fraction: float | None = None) -> ScanTests:
+    """The Holm-adjusted tests of ``vector``'s cut scan (:class:`ScanTests`; ``fraction``: the
+    margin's fraction of the exact |E|, default :func:`equivalence_margin`). A point whose
+    values are all 0 within the readout's numerical tolerance is 0: equivalent (p = 0) when the
+    margin exceeds the tolerance, and not different from 0 (p = 1)."""
+    fraction = equivalence_margin(ds) if fraction is None else fraction
+    cut = ds["loc_even_cut"].sel(vector=vector)
+    exact = ds["loc_even"].sel(control="vector", vector=vector)
+    readouts_, ts = list(cut["readout"].values), list(cut["t_loc"].values)
+    margin = xr.full_like(exact.isel(maze=0, drop=True), np.nan, dtype=float)
+    p_exact = margin.copy()
+    p_eq = xr.full_like(cut.isel(maze=0, drop=True), np.nan, dtype=float)
+    p_zero = p_eq.copy()
+    for readout in readouts_:
+        tol = readout_tolerance(ds, vector, readout)
+        for t in ts:
+            e = exact.sel(readout=readout, t_loc=t).values
+            m = fraction * abs(float(np.nanmean(e))) if np.isfinite(e).any() else np.nan
+            margin.loc[dict(readout=readout, t_loc=t)] = m
+            p_exact.loc[dict(readout=readout, t_loc=t)] = _zero_p(e, tol, seed)
+            for variant in cut["variant"].values:
+                for c in cut["cut"].values:
+                    at = dict(variant=variant, cut=c, readout=readout, t_loc=t)
+                    x = cut.sel(at).values
+                    p_eq.loc[at] = _tost_p(x, m, tol, seed)
+                    p_zero.loc[at] = _zero_p(x, tol, seed)
+    p_eq.values = holm(p_eq.values)
+    both = holm(np.concatenate([p_zero.values.reshape(-1), p_exact.values.reshape(-1)]))
+    p_zero.values = both[: p_zero.size].reshape(p_zero.shape)
+    p_exact.values = both[p_zero.size :].reshape(p_exact.shape)
+    return ScanTests(margin, p_eq, p_zero, p_exact, fraction)
+
+
+def later_scan_tests(ds: xr.Dataset, vector: str, seed: int) -> ScanTests:
+    """:func:`scan_tests` of the cut scan at the latest later layer that still steers (its
+    ``later_cut`` read as ``cut``, at its one matched t; cuts before the layer are not tested)."""
+    t = float(ds["later_scan_t"].sel(vector=vector))
+    cut = ds["later_even_cut"].rename(later_cut="cut").expand_dims(t_loc=[t], axis=-2)
+    exact = ds["later_even"].expand_dims(t_loc=[t], axis=-2).expand_dims(control=["vector"])
+    sub = xr.Dataset({"loc_even_cut": cut, "loc_even": exact}, attrs=ds.attrs)
+    if "loc_base" in ds:
+        sub["loc_base"] = ds["loc_base"]
+    return scan_tests(sub, vector, seed)
+
+
+def _finite_values(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x[np.isfinite(x)]
+
+
+def _tost_p(x: np.ndarray, margin: float, tol: float, seed: int) -> float:
+    """:func:`~hookdiff.stats.tost_p`, with values 0 within ``tol`` read as exactly 0."""
+    v = _finite_values(x)
+    if v.size >= 2 and np.max(np.abs(v)) <= tol:
+        return 0.0 if margin > tol else 1.0
+    return tost_p(v, margin, seed=seed) if np.isfinite(margin) else float("nan")
+
+
+def _zero_p(x: np.ndarray, tol: float, seed: int) -> float:
+    """:func:`~hookdiff.stats.zero_p`, with values 0 within ``tol`` read as exactly 0."""
+    v = _finite_values(x)
+    if v.size >= 2 and np.max(np.abs(v)) <= tol:
+        return 1.0
+    return zero_p(v, seed=seed)
 
 
 def made_between(ds: xr.Dataset, vector: str, t: float, seed: int) -> list[tuple[str, Interval]]:

@@ -109,7 +109,7 @@ def _site_free(measure: Callable[..., xr.Dataset]) -> StepFn:
 
 def _cuts_to_roll(scan: xr.Dataset, config: StudyConfig) -> tuple[Any, ...]:
     """The cut rollouts' argument: the cuts :func:`rollout_cuts` picks from the joined scan."""
-    return (rollout_cuts(scan, config.seeds()["analysis"]),)
+    return (rollout_cuts(scan, config.seeds()["analysis"], config.equivalence_margin),)
 
 
 #: The study's per-maze steps, in the order their parts are joined: the nonlinearity and the

@@ -60,7 +60,8 @@ def verdict_text(c: Claim) -> str:
     if c.n == 0:
         return "not measured"
     if c.verdict == "equivalent":
-        return f"equivalent to 0 within ±{c.margin:g}"
+        p = "" if c.p_equivalent is None else f", adjusted TOST p = {c.p_equivalent:.2g}"
+        return f"equivalent to 0 within ±{c.margin:.3g}{p}"
     if c.within_tolerance:
         return f"0 within numerical tolerance (|x| ≤ {c.tolerance:.0e})"
     if c.n < 2:
@@ -125,11 +126,16 @@ def _scan_text(c: Claim, variant: str) -> str:
     d, verb = c.detail, _VARIANT[variant]
     what = f"the even part E({c.t:.3g}) of {readout_text(c.vector, c.readout)}"
     if c.where is None:
-        return (
-            f"{verb.capitalize()} at the last cut `{d['last_cut']}`, {what} stays "
-            f"{verdict_text(c)} ({_main(c)}, n = {c.n}): part of the asymmetry in the logits is "
-            f"made after the last cut, by what follows `{d['last_cut']}`."
+        text = (
+            f"{verb.capitalize()} at the last cut `{d['last_cut']}`, {what} is {_main(c)} "
+            f"(n = {c.n}), {verdict_text(c)}"
         )
+        if c.verdict in ("positive", "negative"):
+            return text + f": part of the asymmetry in the logits is made after `{d['last_cut']}`."
+        shown = (
+            "not shown" if c.margin is None else f"not shown equivalent to 0 within ±{c.margin:.3g}"
+        )
+        return text + f", {shown}: the scan names no cut where the asymmetry is complete."
     before = (
         "between the steering layer and it"
         if d["before"] is None
@@ -142,9 +148,10 @@ def _scan_text(c: Claim, variant: str) -> str:
         f"at `{c.where}`, its last part made {before}."
     )
     if d["dips"]:
+        zero = "equivalent to 0" if c.margin is not None else "not distinguishable from 0"
         text += (
-            f" Not monotone: at {', '.join(f'`{x}`' for x in d['dips'])} it is also not "
-            f"distinguishable from 0, yet distinguishable again at a later cut, so "
+            f" Not monotone: at {', '.join(f'`{x}`' for x in d['dips'])} it is also {zero}, "
+            f"yet not at a later cut, so "
             f"{'that cut does' if len(d['dips']) == 1 else 'those cuts do'} not mark where it "
             f"is made."
         )
@@ -155,12 +162,21 @@ def _created(c: Claim) -> str:
     if c.detail["variant"] is None:
         return (
             f"The exact even part E({c.t:g}) of {readout_text(c.vector, c.readout)} is "
-            f"{_main(c)} (n = {c.n}), {verdict_text(c)}: the logits carry no asymmetry to "
-            f"locate at this n, so neither scan names a cut."
-        )
+            f"{_main(c)} (n = {c.n}), {verdict_text(c)}: no asymmetry in the logits is shown "
+            f"at this n, so neither scan names a cut."
+        ) + (f" Tests: {c.detail['family']}." if "family" in c.detail else "")
     exact = interval_text(c.detail["exact"])
     text = _scan_text(c, c.detail["variant"]) + f" (The exact network's E is {exact}.)"
-    return text + _kept_text(c, "This cut")
+    return text + _kept_text(c, "This cut") + _per_t_text(c)
+
+
+def _per_t_text(c: Claim) -> str:
+    """The creation cut at every t and the family its tests are adjusted over."""
+    d = c.detail
+    if "per_t" not in d:
+        return ""
+    at = "; ".join(f"t = {t}: {f'`{x}`' if x else 'none'}" for t, x in d["per_t"].items())
+    return f" Creation cut by t: {at}. Tests: {d['family']}, p < 0.05."
 
 
 def _made(c: Claim) -> str:
