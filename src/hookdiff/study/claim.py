@@ -115,7 +115,11 @@ class Claim:
             can tell (:func:`tolerance`).
         margin: the equivalence margin it states (None: none; no claim states one yet).
         detail: the kind-specific numbers its sentence uses (intervals as
-            :class:`~hookdiff.stats.Interval`, serialised by :meth:`to_dict`).
+            :class:`~hookdiff.stats.Interval`, serialised by :meth:`to_dict`). A claim of a mean
+            over mazes also carries the per-maze values' ``median``, ``n_positive`` and
+            ``n_negative`` (how many mazes lie above and below 0) here (:meth:`of`).
+        episodes_per_maze: the seeded episodes per maze of a rollout claim (None: not one);
+            a top-level key of :meth:`to_dict` where set.
     """
 
     kind: str
@@ -130,10 +134,15 @@ class Claim:
     tolerance: float = TOLERANCE_REL
     margin: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    episodes_per_maze: int | None = None
 
     @classmethod
     def of(cls, kind: str, vector: str, iv: Interval, **fields: Any) -> Claim:
-        """The claim whose estimate, interval and n are those of ``iv``."""
+        """The claim whose estimate, interval and n are those of ``iv``; a mean's median and sign
+        counts (:class:`~hookdiff.stats.Interval`) go into its ``detail`` beside the mean."""
+        if iv.median is not None:
+            spread = {"median": iv.median, "n_positive": iv.n_positive, "n_negative": iv.n_negative}
+            fields["detail"] = {**spread, **fields.get("detail", {})}
         return cls(
             kind,
             vector,
@@ -181,6 +190,11 @@ class Claim:
                 "margin": self.margin,
                 "detail": detail,
             }
+            | (
+                {}
+                if self.episodes_per_maze is None
+                else {"episodes_per_maze": self.episodes_per_maze}
+            )
         )
 
 
