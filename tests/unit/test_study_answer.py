@@ -474,3 +474,15 @@ def test_a_claim_of_a_mean_carries_median_sign_counts_bca_and_baseline_terciles(
     # a rate claim is no mean: no median there
     (w,) = [x for x in _one(claims, "cheese", "rollouts")]
     assert "median" not in w["detail"]["rates"]["0"]
+
+
+def test_baseline_terciles_group_mazes_by_r0_not_by_e():
+    from hookdiff.study.claims_behaviour import by_baseline
+
+    base = np.array([0.5, -2.0, 3.0, 1.0, -1.0, 2.0, np.nan])  # r(0); the last maze: unknown
+    e = np.array([10.0, 1.0, -5.0, 2.0, 4.0, 0.0, 7.0])
+    got = by_baseline(e, base, seed=0)
+    # r(0) order: -2 (1), -1 (4) | 0.5 (0), 1 (3) | 2 (5), 3 (2)
+    assert [g["r0"] for g in got] == [[-2.0, -1.0], [0.5, 1.0], [2.0, 3.0]]
+    assert [g["e"].estimate for g in got] == [2.5, 6.0, -2.5]
+    assert [g["e"].n for g in got] == [2, 2, 2] and by_baseline(e[:2], base[:2], seed=0) == []

@@ -324,10 +324,8 @@ def _by_baseline(c: Claim) -> str:
     strata = c.detail.get("by_baseline") or []
     if not strata:
         return ""
-    parts = [
-        f"r(0) in [{g['r0'][0]:.2f}, {g['r0'][1]:.2f}]: {interval_text(g['e'])}" for g in strata
-    ]
-    return " By tercile of the baseline log-odds r(0), E = " + "; ".join(parts) + "."
+    parts = [f"[{g['r0'][0]:.2f}, {g['r0'][1]:.2f}]: {interval_text(g['e'])}" for g in strata]
+    return " E by tercile of the baseline log-odds r(0) (its range): " + "; ".join(parts) + "."
 
 
 def _spread(c: Claim) -> str:
