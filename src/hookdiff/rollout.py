@@ -27,6 +27,7 @@ import xarray as xr
 from torch import Tensor, nn
 
 from hookdiff._device import model_device
+from hookdiff._sampling import draw, sampler
 from hookdiff.agent import obs_to_tensor
 from hookdiff.analysis.interventions import VARIANTS, freezable, line_response, valid_cuts
 from hookdiff.contract import INPUT, OpGraphModel
@@ -345,7 +346,7 @@ def rollout(
     *,
     steering: Sequence[Steering] = (),
     max_steps: int = 500,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     greedy: bool = False,
     stop_at_top_right: bool = True,
     top_right_size: int = 5,
@@ -364,6 +365,7 @@ def rollout(
         seed: seeds the action sampling (the same seed gives the same rollout). Actions are
             drawn on the CPU whatever the policy's device, so a policy on a GPU draws the same
             actions as on the CPU unless float32 rounding moves a probability across a draw.
+            One seed per env: each env its own stream (:mod:`hookdiff._sampling`).
         greedy: take the most likely action instead of sampling.
         stop_at_top_right: end an env's episode when it enters the top-right region (set False
             for in-distribution evaluation, where the cheese lies in that region).
@@ -389,7 +391,7 @@ def rollout(
     n = len(states)
     _check_steering(policy, steering, n, shrinking=True)
     _check_interventions(policy, steering)
-    gen = torch.Generator().manual_seed(seed)  # actions are drawn on the CPU, on any device
+    gen = sampler(seed, n, max_steps)  # actions are drawn on the CPU, on any device
     if not isinstance(policy, ExpertPolicy):
         steering = [s.to(model_device(policy)) for s in steering]
     outcome = np.full(n, "timeout", dtype=object)
@@ -403,7 +405,7 @@ def rollout(
             idx,
             steering,
             max_steps,
-            gen,
+            gen if isinstance(gen, torch.Generator) else gen[idx],
             greedy,
             stop_at_top_right,
             top_right_size,
@@ -412,6 +414,7 @@ def rollout(
             path,
             on_step,
         )
+    seed = seed if isinstance(gen, torch.Generator) else -1  # -1: per-env seeds
     settings = (seed, max_steps, greedy, stop_at_top_right, top_right_size)
     return _rollout_dataset(states, outcome, steps, path, steering, *settings)
 
@@ -466,7 +469,7 @@ def _rollout_group(
     idx: np.ndarray,
     steering: Sequence[Steering],
     max_steps: int,
-    gen: torch.Generator,
+    gen: torch.Generator | np.ndarray,
     greedy: bool,
     stop_at_top_right: bool,
     top_right_size: int,
@@ -492,7 +495,7 @@ def _rollout_group(
             on_step(idx[rows], obs[rows], pos[rows].copy())
         logits = _policy_logits(policy, obs, local_steering, rows, pos[rows], idx[rows])
         probs = torch.softmax(logits, dim=-1).cpu()  # the envs act on the host
-        chosen = probs.argmax(-1) if greedy else torch.multinomial(probs, 1, generator=gen)[:, 0]
+        chosen = probs.argmax(-1) if greedy else draw(probs, gen, rows, t)
         actions = np.full(n, 4, dtype=np.int32)  # finished envs idle (their frames are ignored)
         actions[rows] = chosen.numpy()
         env.act(actions)

@@ -114,3 +114,35 @@ def test_each_rollout_env_gets_its_own_mazes_vector_and_its_groups_t():
             group_vector, t = groups[j // r]
             assert torch.equal(s.vector[j], vecs[name][j % r]), (name, j)
             assert float(s.coeff[j]) == (t if group_vector == vi else 0.0), (name, j)
+
+
+def test_episodes_are_seeded_per_maze_and_episode_the_same_in_every_condition(study):
+    """Common random numbers: maze i's episode e has its own seed, so rolled out alone it
+    repeats the study's batched t = 0 rollouts; the cut rollouts' t = 0 arm (logits
+    symmetrised at coefficient 0) under the same seeds repeats them too, and the +t arm with
+    the same seeds and t = 0 is the unsteered rollout again."""
+    from hookdiff.rollout import rollout
+    from hookdiff.study.cut_rollouts import cut_rollout, episode_seeds
+
+    policy = load_default()
+    k = study.sizes["episode"]
+    assert k == StudyConfig().episodes_per_maze >= 4
+    seed = StudyConfig().seeds()["rollout"]
+    for i in (0, 7):
+        state = level_states([int(study["level_seed"].values[i])])[0]
+        seeds = episode_seeds(seed, state.level_seed, k)
+        alone = rollout(policy, [state] * k, max_steps=60, seed=seeds)
+        want = study["rollout_steps"].sel(vector="cheese", t=0.0, maze=i).values
+        np.testing.assert_array_equal(alone["steps"].values, want)
+        shape = policy.run_with_cache(torch.zeros(1, 3, 64, 64))[1][STEERING_HOOK].shape[1:]
+        v = torch.from_numpy(study["vector_steering"].sel(vector="cheese").values[i])
+        v = v.reshape(*shape)
+        cut = cut_rollout(
+            policy, state, STEERING_HOOK, [v], 0.0, "fc_policy_out", "symmetrize",
+            max_steps=60, seed=seeds,
+        )  # fmt: skip
+        np.testing.assert_array_equal(cut["loc_roll_base_steps"][0], want)
+        np.testing.assert_array_equal(cut["loc_roll_steps"][0, 0], want)  # +0·v: unsteered
+    # episodes differ from each other (own seeds), so a maze's rate is more than one draw
+    steps = study["rollout_steps"].sel(t=0.0, vector="cheese").values
+    assert (steps != steps[:, :1]).any()

@@ -241,23 +241,31 @@ def test_cut_rollout_of_one_maze_recomputed_with_the_rollout_and_steering_object
     assert ds["loc_roll_reached_cheese"].isel(maze=slice(2, None)).isnull().all()
     i, cut = 1, "fc_policy_out"
     own = vectors.applied(HOOK)
-    # envs: cheese +t, cheese −t, top-right +t, top-right −t; the maze's own seed
-    v = torch.stack([own["cheese"][i]] * 2 + [own["top_right"][i]] * 2)
+    # envs: cheese +t ×k, cheese −t ×k, top-right +t ×k, top-right −t ×k, then t = 0 ×k; each
+    # episode's own seed, the same in every arm
+    k = config.episodes_per_maze
+    v = torch.stack([own["cheese"][i]] * 2 * k + [own["top_right"][i]] * 3 * k)
     level = mazes.states[i].level_seed
-    seed = int(np.random.SeedSequence([config.seeds()["rollout"], level]).generate_state(1)[0])
-    steering = Steering(HOOK, v, [T, -T, T, -T], per_env=True, cut=cut, variant="symmetrize")
-    roll = rollout(policy, [mazes.states[i]] * 4, steering=[steering], max_steps=15, seed=seed)
+    seeds = [
+        int(np.random.SeedSequence([config.seeds()["rollout"], level, e]).generate_state(1)[0])
+        for e in range(k)
+    ]
+    coeffs = ([T] * k + [-T] * k) * 2 + [0.0] * k
+    steering = Steering(HOOK, v, coeffs, per_env=True, cut=cut, variant="symmetrize")
+    roll = rollout(
+        policy, [mazes.states[i]] * 5 * k, steering=[steering], max_steps=15, seed=seeds * 5
+    )
     got = ds.sel(variant="symmetrize", cut=cut, maze=i)
-    for k, (name, sign) in enumerate(
-        [(n, s) for n in ("cheese", "top_right") for s in ("+t", "-t")]
-    ):
+    arms = [(n, s) for n in ("cheese", "top_right") for s in ("+t", "-t")]
+    for j, (name, sign) in enumerate(arms):
         at = dict(vector=name, sign=sign)
-        assert float(got["loc_roll_steps"].sel(**at)) == roll["steps"].values[k]
-        assert float(got["loc_roll_reached_cheese"].sel(**at)) == roll["reached_cheese"].values[k]
-        assert (
-            float(got["loc_roll_reached_top_right"].sel(**at))
-            == roll["reached_top_right"].values[k]
-        )
+        rows = slice(j * k, (j + 1) * k)
+        np.testing.assert_array_equal(got["loc_roll_steps"].sel(**at), roll["steps"].values[rows])
+        for var in ("reached_cheese", "reached_top_right"):
+            np.testing.assert_array_equal(got[f"loc_roll_{var}"].sel(**at), roll[var].values[rows])
+    for name in ("cheese", "top_right"):  # the t = 0 arm, recorded for each vector
+        base = got["loc_roll_base_steps"].sel(vector=name)
+        np.testing.assert_array_equal(base, roll["steps"].values[4 * k :])
 
 
 def test_margin_even_part_is_zero_with_the_logits_symmetrised_and_the_log_odds_is_not(setup):

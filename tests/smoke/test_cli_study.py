@@ -182,12 +182,15 @@ def test_localisation_variables_are_complete(runs):
 def test_cut_rollouts_cover_the_chosen_cuts_of_the_rollout_mazes(runs):
     ds = _load(runs[0][0])
     roll = ds["loc_roll_reached_cheese"]
-    assert roll.dims == ("vector", "variant", "cut", "sign", "maze")
+    assert roll.dims == ("vector", "variant", "cut", "sign", "maze", "episode")
+    k = ds.sizes["episode"]
     assert ds["loc_roll_cut_chosen"].sel(cut="fc_policy_out").all()  # the softmax-only cut
     n = ds.attrs["loc_roll_mazes"]
     chosen = ds["loc_roll_cut_chosen"] == 1
     done = roll.sel(variant="symmetrize").isel(maze=slice(0, n))
-    assert done.where(chosen).notnull().sum() == chosen.sum() * 2 * n  # every chosen cut, ±t
+    assert done.where(chosen).notnull().sum() == chosen.sum() * 2 * n * k  # chosen cuts, ±t
+    base = ds["loc_roll_base_reached_cheese"].sel(variant="symmetrize").isel(maze=slice(0, n))
+    assert base.where(chosen).notnull().sum() == chosen.sum() * n * k  # and their t = 0 arm
     assert done.where(~chosen).isnull().all() and roll.isel(maze=slice(n, None)).isnull().all()
     assert roll.attrs["long_name"] and roll.attrs["description"]
     assert "answer_cut_rollouts.png" in figure_names(ds)

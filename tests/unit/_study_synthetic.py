@@ -41,6 +41,17 @@ CONTROLS = list(CONTROL_LINES)
 READOUT_SCALE = dict(zip(READOUTS, (1.0, 4.0, 4.0)))  # p, log-odds, margin
 #: Rollouts of the cheese vector: how many of the 30 mazes reach cheese at t = −1, 0, +1.
 REACH_CHEESE = {-1.0: 10, 0.0: 25, 1.0: 26}
+#: Seeded episodes per maze: episode 0 as counted above, episode 1 the same outcomes moved by
+#: one maze (so each maze's rate is 0, 1/2 or 1 and the pooled counts are twice the above).
+EPISODES = 2
+
+
+def _episodes(x: np.ndarray, rolled: int) -> np.ndarray:
+    """``x`` over (..., maze) with an ``episode`` axis appended: episode 1 is episode 0 moved
+    by one maze within the first ``rolled`` mazes."""
+    second = x.copy()
+    second[..., :rolled] = np.roll(x[..., :rolled], 1, axis=-1)
+    return np.stack([x, second], axis=-1)
 
 
 def noise(rng: np.random.Generator, sd: float = 0.02, n: int = N) -> np.ndarray:
@@ -73,7 +84,7 @@ def reach() -> dict[str, np.ndarray]:
     for t, k in REACH_CHEESE.items():
         out["reached_cheese"][:, 0, TS.index(t), :k] = 1.0
     out["reached_top_right"][:, 1, :, :15] = 1.0
-    return out
+    return {k: _episodes(v, ROLLOUT_MAZES) for k, v in out.items()}
 
 
 #: Rollouts with the network cut: the first CUT_ROLL_MAZES mazes at t = ±1, symmetrised. Per
@@ -83,10 +94,13 @@ CUT_ROLL = {
     "cheese": {CUTS[2]: (15, 5), CUTS[3]: (12, 12), CUTS[4]: (14, 4)},
     "top_right": {CUTS[0]: (16, 3), CUTS[4]: (9, 8)},
 }
+#: Their t = 0 arm: how many of the CUT_ROLL_MAZES reach the vector's own target at t = 0.
+CUT_ROLL_BASE = {"cheese": 11, "top_right": 6}
 
 
 def cut_rollouts() -> dict[str, np.ndarray]:
-    """loc_roll_* over (vector, variant, cut, sign, maze) and loc_roll_cut_chosen (vector, cut)."""
+    """loc_roll_* over (vector, variant, cut, sign, maze, episode), their t = 0 arm
+    loc_roll_base_* (no sign) and loc_roll_cut_chosen (vector, cut)."""
     shape = (2, 2, len(CUTS), 2, N)
     reach = {k: np.full(shape, np.nan) for k in ("cheese", "top_right")}
     chosen = np.zeros((2, len(CUTS)), dtype=np.int8)
@@ -98,9 +112,17 @@ def cut_rollouts() -> dict[str, np.ndarray]:
                 reach[k][vi, 1, ci, :, :CUT_ROLL_MAZES] = 0.0
             for si, count in enumerate(counts):
                 reach[vector][vi, 1, ci, si, :count] = 1.0
+    base = {k: v[:, :, :, 0].copy() for k, v in reach.items()}  # (vector, variant, cut, maze)
+    for vi, vector in enumerate(("cheese", "top_right")):
+        for cut in CUT_ROLL[vector]:
+            ci = CUTS.index(cut)
+            base[vector][vi, 1, ci, :CUT_ROLL_MAZES] = 0.0
+            base[vector][vi, 1, ci, : CUT_ROLL_BASE[vector]] = 1.0
     return {
-        "loc_roll_reached_cheese": reach["cheese"],
-        "loc_roll_reached_top_right": reach["top_right"],
+        "loc_roll_reached_cheese": _episodes(reach["cheese"], CUT_ROLL_MAZES),
+        "loc_roll_reached_top_right": _episodes(reach["top_right"], CUT_ROLL_MAZES),
+        "loc_roll_base_reached_cheese": _episodes(base["cheese"], CUT_ROLL_MAZES),
+        "loc_roll_base_reached_top_right": _episodes(base["top_right"], CUT_ROLL_MAZES),
         "loc_roll_cut_chosen": chosen,
     }
 
@@ -244,6 +266,7 @@ def synthetic_study(
         "vector": ["cheese", "top_right"],
         "t": TS,
         "maze": np.arange(N),
+        "episode": np.arange(EPISODES),
         "level_seed": ("maze", np.arange(N) + 40500),
     }
     if localised:

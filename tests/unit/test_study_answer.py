@@ -231,14 +231,35 @@ def test_controls_beside_the_own_vector_minus_each_control(ds, claims):
     assert cheese["other_maze"]["detail"]["own_minus_control"]["estimate"] == pytest.approx(-0.6)
 
 
-def test_rollouts(claims):
+def _maze_rates(x: np.ndarray) -> np.ndarray:
+    """Per maze (first axis), the mean over episodes (last axis), by hand."""
+    return np.array([np.nan if np.isnan(row).all() else np.nanmean(row) for row in x])
+
+
+def test_rollouts(ds, claims):
+    from _study_synthetic import EPISODES
+
+    from hookdiff.stats import bootstrap_mean
+
     (c,) = _one(claims, "cheese", "rollouts")
-    w = wilson(REACH_CHEESE[-1.0], ROLLOUT_MAZES)
-    assert c["estimate"] == pytest.approx(w.estimate) and c["ci95"] == pytest.approx([w.lo, w.hi])
-    assert c["n"] == ROLLOUT_MAZES and c["t"] == -1.0
-    diff = c["detail"]["published_minus_unsteered"]
+    reach = ds["reached_cheese"].sel(site="steering", vector="cheese")
+    per = {t: _maze_rates(reach.sel(t=t).values) for t in (-1.0, 0.0, 1.0)}
+    e = per[1.0] + per[-1.0] - 2 * per[0.0]  # the paired E of reach rates, per maze
+    assert c["estimate"] == pytest.approx(np.nanmean(e)) and c["n"] == ROLLOUT_MAZES
+    iv = bootstrap_mean(e, seed=0, method="bca")  # the claims' intervals are BCa
+    assert c["ci95"] == pytest.approx([iv.lo, iv.hi]) and c["t"] == 1.0
+    assert c["odd"] == pytest.approx(np.nanmean(per[1.0] - per[-1.0]))
+    assert c["episodes_per_maze"] == c["detail"]["episodes_per_maze"] == EPISODES == 2
+    d = c["detail"]
+    assert d["median"] == pytest.approx(np.nanmedian(e))
+    assert (d["n_positive"], d["n_negative"]) == (np.sum(e > 0), np.sum(e < 0))
+    # the plain rates stay Wilson's, every episode counted
+    w = wilson(EPISODES * REACH_CHEESE[-1.0], EPISODES * ROLLOUT_MAZES)
+    assert _rate(d["rates"]["-1"]) == pytest.approx([w.estimate, w.lo, w.hi])
+    assert d["rates"]["0"]["estimate"] == pytest.approx(REACH_CHEESE[0.0] / 30)
+    diff = d["published_minus_unsteered"]  # paired per maze, published t = −1
     assert diff["estimate"] == pytest.approx((REACH_CHEESE[-1.0] - REACH_CHEESE[0.0]) / 30)
-    assert c["detail"]["rates"]["0"]["estimate"] == pytest.approx(REACH_CHEESE[0.0] / 30)
+    assert diff["n"] == ROLLOUT_MAZES
 
 
 def test_later_layer_only_when_it_differs_from_the_steering_layer(claims):
@@ -331,30 +352,52 @@ def _rate(iv):
     return [iv["estimate"], *iv["ci95"]]
 
 
-def test_cut_rollouts_report_wilson_rates_at_each_chosen_cut_beside_the_exact_network(claims):
-    from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES
+def test_cut_rollouts_report_the_paired_e_at_each_chosen_cut_beside_the_exact_network(ds, claims):
+    from _study_synthetic import CUT_ROLL, CUT_ROLL_BASE, CUT_ROLL_MAZES, EPISODES
 
     for vector, published in (("cheese", 1), ("top_right", 0)):  # cheese: −t, top-right: +t
         found = _one(claims, vector, "cut_rollouts")
         assert [c["where"] for c in found] == list(CUT_ROLL[vector])  # forward order
+        var = {"cheese": "reached_cheese", "top_right": "reached_top_right"}[vector]
         for c in found:
-            want = wilson(CUT_ROLL[vector][c["where"]][published], CUT_ROLL_MAZES)
-            assert c["estimate"] == pytest.approx(want.estimate)
-            assert c["ci95"] == pytest.approx([want.lo, want.hi]) and c["n"] == CUT_ROLL_MAZES
+            at = dict(vector=vector, variant="symmetrize", cut=c["where"])
+            roll = ds[f"loc_roll_{var}"].sel(**at)
+            per = {s: _maze_rates(roll.sel(sign=s).values) for s in ("+t", "-t")}
+            per["0"] = _maze_rates(ds[f"loc_roll_base_{var}"].sel(**at).values)
+            e = per["+t"] + per["-t"] - 2 * per["0"]
+            plus, minus = CUT_ROLL[vector][c["where"]]
+            want = (plus + minus - 2 * CUT_ROLL_BASE[vector]) / CUT_ROLL_MAZES
+            assert c["estimate"] == pytest.approx(np.nanmean(e)) == pytest.approx(want)
+            assert c["n"] == CUT_ROLL_MAZES and c["t"] == 1.0
+            assert c["odd"] == pytest.approx((plus - minus) / CUT_ROLL_MAZES)
+            assert c["episodes_per_maze"] == EPISODES
             assert c["detail"]["variant"] == "symmetrize"
             assert c["detail"]["sign"] == ("-t" if published else "+t")
+            # the Wilson rates: the published sign's, and the t = 0 arm's, every episode counted
+            count = CUT_ROLL[vector][c["where"]][published]
+            w = wilson(EPISODES * count, EPISODES * CUT_ROLL_MAZES)
             own = c["detail"]["rates"][vector][c["detail"]["sign"]]
-            assert _rate(own) == pytest.approx([c["estimate"], *c["ci95"]])
-    # the exact network on the same 20 mazes: t = −1 reaches cheese on 10, t = +1 on all 20
+            assert _rate(own) == pytest.approx([w.estimate, w.lo, w.hi])
+            zero = c["detail"]["rates"][vector]["0"]
+            assert zero["estimate"] == pytest.approx(CUT_ROLL_BASE[vector] / CUT_ROLL_MAZES)
+            pub = c["detail"]["published_minus_unsteered"]
+            assert pub["estimate"] == pytest.approx((count - CUT_ROLL_BASE[vector]) / 20)
+    # the exact network on the same 20 mazes (their episodes), counted by hand
     (c, *_) = _one(claims, "cheese", "cut_rollouts")
     exact = c["detail"]["exact"]
-    for (target, sign), k in {
-        ("cheese", "+t"): 20,
-        ("cheese", "-t"): 10,
-        ("top_right", "+t"): 0,
+    steer = ds.sel(site="steering", vector="cheese", maze=slice(0, CUT_ROLL_MAZES - 1))
+    for (target, sign), t in {
+        ("cheese", "+t"): 1.0,
+        ("cheese", "-t"): -1.0,
+        ("top_right", "+t"): 1.0,
     }.items():
-        w = wilson(k, CUT_ROLL_MAZES)
+        k = int(steer[f"reached_{target}"].sel(t=t).sum())
+        w = wilson(k, EPISODES * CUT_ROLL_MAZES)
         assert _rate(exact[target][sign]) == pytest.approx([w.estimate, w.lo, w.hi])
+    per = {t: _maze_rates(steer["reached_cheese"].sel(t=t).values) for t in (-1.0, 0.0, 1.0)}
+    e = per[1.0] + per[-1.0] - 2 * per[0.0]  # its paired E on the same mazes
+    assert c["detail"]["exact_e"]["estimate"] == pytest.approx(e.mean())
+    assert c["detail"]["exact_e"]["n"] == CUT_ROLL_MAZES
 
 
 def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(ds, claims):
@@ -411,3 +454,43 @@ def test_claims_follow_every_vector_of_the_dataset(ds, monkeypatch):
     md = report._md(report._answer(three, claim_records(three)), Path("."))
     assert md.count("| claim | estimate [95 % CI] | n | t | verdict |") == 3
     assert len(draw(three, "answer_controls").axes) == 2
+
+
+def test_a_claim_of_a_mean_carries_median_sign_counts_bca_and_baseline_terciles(ds, claims):
+    from hookdiff.stats import bootstrap_mean, log_odds
+
+    (c,) = _one(claims, "cheese", "asymmetry", readout="logodds")
+    p = ds["p_toward_cheese"].sel(site="steering", vector="cheese")
+    r = log_odds(p.values)  # (t, maze)
+    ti = {t: list(p["t"].values).index(t) for t in (-1.0, 0.0, 1.0)}
+    e = r[ti[1.0]] + r[ti[-1.0]] - 2 * r[ti[0.0]]
+    d = c["detail"]
+    assert d["median"] == pytest.approx(np.median(e))
+    assert (d["n_positive"], d["n_negative"]) == (np.sum(e > 0), np.sum(e < 0))
+    bca = bootstrap_mean(e, seed=0, method="bca")
+    assert c["ci95"] == pytest.approx([bca.lo, bca.hi])
+    pct = bootstrap_mean(e, seed=0, method="percentile")
+    assert c["ci95"] != pytest.approx([pct.lo, pct.hi])  # the switch is on
+    # E per tercile of the baseline log-odds r(0), lowest first, each with its own interval
+    order = np.argsort(r[ti[0.0]], kind="stable")
+    strata = d["by_baseline"]
+    assert len(strata) == 3 and sum(g["e"]["n"] for g in strata) == len(e)
+    for g, idx in zip(strata, np.array_split(order, 3)):
+        assert g["r0"] == pytest.approx([r[ti[0.0]][idx].min(), r[ti[0.0]][idx].max()])
+        assert g["e"]["estimate"] == pytest.approx(e[idx].mean())
+        assert g["e"]["ci95"][0] <= g["e"]["estimate"] <= g["e"]["ci95"][1]
+    # a rate claim is no mean: no median there
+    (w,) = [x for x in _one(claims, "cheese", "rollouts")]
+    assert "median" not in w["detail"]["rates"]["0"]
+
+
+def test_baseline_terciles_group_mazes_by_r0_not_by_e():
+    from hookdiff.study.claims_behaviour import by_baseline
+
+    base = np.array([0.5, -2.0, 3.0, 1.0, -1.0, 2.0, np.nan])  # r(0); the last maze: unknown
+    e = np.array([10.0, 1.0, -5.0, 2.0, 4.0, 0.0, 7.0])
+    got = by_baseline(e, base, seed=0)
+    # r(0) order: -2 (1), -1 (4) | 0.5 (0), 1 (3) | 2 (5), 3 (2)
+    assert [g["r0"] for g in got] == [[-2.0, -1.0], [0.5, 1.0], [2.0, 3.0]]
+    assert [g["e"].estimate for g in got] == [2.5, 6.0, -2.5]
+    assert [g["e"].n for g in got] == [2, 2, 2] and by_baseline(e[:2], base[:2], seed=0) == []

@@ -113,6 +113,9 @@ def test_the_matched_push_makes_its_asymmetry_in_another_span(ds, by_kind):
 def test_an_answer_has_a_control_claim_matched_in_effect_with_its_odd_part(ds):
     got = [c for c in answer(ds)["cheese"] if c["kind"] == "random_matched"]
     assert got and got[0]["detail"]["control"] == RANDOM_MATCHED and got[0]["odd"] is not None
+    assert got[0]["control"] == RANDOM_MATCHED  # a top-level field, as outside checks read it
+    others = [c for c in answer(ds)["cheese"] if c["kind"] == "controls"]
+    assert {c["control"] for c in others} == {"random", "other_maze", "untrained"}
     assert all(
         c["odd"] is not None
         for c in answer(ds)["cheese"]

@@ -139,7 +139,11 @@ class Claim:
             can tell (:func:`tolerance`).
         margin: the equivalence margin it states (None: none).
         detail: the kind-specific numbers its sentence uses (intervals as
-            :class:`~hookdiff.stats.Interval`, serialised by :meth:`to_dict`).
+            :class:`~hookdiff.stats.Interval`, serialised by :meth:`to_dict`). A claim of a mean
+            over mazes also carries the per-maze values' ``median``, ``n_positive`` and
+            ``n_negative`` (how many mazes lie above and below 0) here (:meth:`of`).
+        episodes_per_maze: the seeded episodes per maze of a rollout claim (None: not one);
+            a top-level key of :meth:`to_dict` where set.
         p_equivalent: the adjusted p-value of its equivalence test within ``margin`` (None: none).
         p_zero: the adjusted p-value of its test against 0 (None: none; the interval decides).
     """
@@ -158,10 +162,15 @@ class Claim:
     detail: dict[str, Any] = field(default_factory=dict)
     p_equivalent: float | None = None
     p_zero: float | None = None
+    episodes_per_maze: int | None = None
 
     @classmethod
     def of(cls, kind: str, vector: str, iv: Interval, **fields: Any) -> Claim:
-        """The claim whose estimate, interval and n are those of ``iv``."""
+        """The claim whose estimate, interval and n are those of ``iv``; a mean's median and sign
+        counts (:class:`~hookdiff.stats.Interval`) go into its ``detail`` beside the mean."""
+        if iv.median is not None:
+            spread = {"median": iv.median, "n_positive": iv.n_positive, "n_negative": iv.n_negative}
+            fields["detail"] = {**spread, **fields.get("detail", {})}
         return cls(
             kind,
             vector,
@@ -219,7 +228,18 @@ class Claim:
                 "p_zero": self.p_zero,
                 "detail": detail,
             }
+            | self._optional()
         )
+
+    def _optional(self) -> dict[str, Any]:
+        """The top-level keys only some kinds have: ``episodes_per_maze`` (rollouts) and
+        ``control`` (the control a control claim compares with, from its detail)."""
+        out: dict[str, Any] = {}
+        if self.episodes_per_maze is not None:
+            out["episodes_per_maze"] = self.episodes_per_maze
+        if "control" in self.detail:
+            out["control"] = self.detail["control"]
+        return out
 
 
 def _detail(v: Any) -> Any:

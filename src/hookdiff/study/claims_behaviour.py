@@ -18,10 +18,13 @@ from hookdiff.stats import Interval, bootstrap_mean, paired_difference, rate
 from hookdiff.study.claim import Claim, tolerance
 from hookdiff.study.schema import SOFTMAX_READOUTS
 from hookdiff.study.select import (
+    cut_maze_rates,
     cut_rollout_rates,
+    episodes_per_maze,
     even_of_target,
     exact_rollout_rates,
     later_steers,
+    maze_rates,
     outcome,
     published_t,
     rollout_t,
@@ -40,9 +43,11 @@ def asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") ->
     out = []
     kind = "asymmetry" if site == "steering" else "later"
     where = None if site == "steering" else str(ds.attrs.get("later_hook", site))
+    base = target_readout(ds, vector, "logodds", site).sel(t=0.0).values
     for readout in SOFTMAX_READOUTS:
         r = target_readout(ds, vector, readout, site)
-        iv = bootstrap_mean(even_of_target(r, 1.0), seed=seed)
+        e = even_of_target(r, 1.0)
+        iv = bootstrap_mean(e, seed=seed)
         odd = (r.sel(t=1.0) - r.sel(t=-1.0)).values
         odd = float(np.nanmean(odd)) if np.isfinite(odd).any() else None
         out.append(
@@ -55,9 +60,31 @@ def asymmetry(ds: xr.Dataset, vector: str, seed: int, site: str = "steering") ->
                 where=where,
                 odd=odd,
                 tolerance=tolerance(r.sel(t=0.0).values),
+                detail={"by_baseline": by_baseline(e, base, seed)},
             )
         )
     return out
+
+
+def by_baseline(e: np.ndarray, base: np.ndarray, seed: int, k: int = 3) -> list[dict]:
+    """E per ``k``-tile (default terciles) of the baseline log-odds r(0) over mazes: ``[{"r0":
+    [lo, hi], "e": interval}]``, lowest r(0) first, each stratum with its own interval (a
+    heavy-tailed E can come from the mazes the agent already barely takes the step in).
+
+    Example:
+        >>> got = by_baseline(np.arange(9.0), np.arange(9.0), seed=0)
+        >>> [(g["r0"], g["e"].estimate, g["e"].n) for g in got]
+        [([0.0, 2.0], 1.0, 3), ([3.0, 5.0], 4.0, 3), ([6.0, 8.0], 7.0, 3)]
+    """
+    ok = np.isfinite(e) & np.isfinite(base)
+    if ok.sum() < k:
+        return []
+    e, base = e[ok], base[ok]
+    order = np.argsort(base, kind="stable")
+    return [
+        {"r0": [float(base[g].min()), float(base[g].max())], "e": bootstrap_mean(e[g], seed=seed)}
+        for g in np.array_split(order, k)
+    ]
 
 
 def published(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
@@ -92,21 +119,45 @@ def published(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
 
 
 def rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """The rate of reaching the vector's target at the published t (Wilson), beside the rates at
-    0 and the mirrored t and the paired published − unsteered difference."""
+    """The paired asymmetry of the rate of reaching the vector's target, at |t| = |published t|.
+
+    Per maze, the reach rate over its seeded episodes (the same seeds at every t) gives
+    E = rate(+t) + rate(−t) − 2·rate(0); the estimate is its mean over mazes with a bootstrap
+    interval over mazes (paired), ``odd`` the mean rate(+t) − rate(−t). Beside it: the Wilson
+    rates at the published t, 0 and the mirrored t (every episode counted) and the paired
+    published − unsteered effect per maze.
+    """
     t_pub = published_t(ds)[vector]
     if VECTOR_SPECS[vector].reach_var not in ds:
         return []
     reach = ds[VECTOR_SPECS[vector].reach_var].sel(site="steering", vector=vector)
-    ts = [t for t in (t_pub, 0.0, -t_pub) if t in reach["t"].values]
-    if t_pub not in ts or np.isfinite(reach.sel(t=t_pub).values).sum() == 0:
+    ts = (t_pub, 0.0, -t_pub)
+    if not set(ts) <= set(reach["t"].values.tolist()):
         return []
-    rates = {t: rate(reach.sel(t=t).values) for t in ts}
-    diff = None
-    if 0.0 in rates:
-        diff = paired_difference(reach.sel(t=t_pub).values, reach.sel(t=0.0).values, seed=seed)
-    detail = {"rates": {f"{t:g}": iv for t, iv in rates.items()}, "published_minus_unsteered": diff}
-    return [Claim.of("rollouts", vector, rates[t_pub], t=t_pub, detail=detail)]
+    per = {t: maze_rates(reach.sel(t=t)) for t in ts}
+    if not np.isfinite(per[t_pub]).any():
+        return []
+    e = per[t_pub] + per[-t_pub] - 2 * per[0.0]
+    s = math.copysign(1.0, t_pub)
+    k = episodes_per_maze(ds)
+    detail = {
+        "rates": {f"{t:g}": rate(reach.sel(t=t).values) for t in ts},
+        "published_t": t_pub,
+        "published_minus_unsteered": paired_difference(per[t_pub], per[0.0], seed=seed),
+        "episodes_per_maze": k,
+    }
+    odd = s * (per[t_pub] - per[-t_pub])
+    return [
+        Claim.of(
+            "rollouts",
+            vector,
+            bootstrap_mean(e, seed=seed),
+            t=abs(t_pub),
+            odd=float(np.nanmean(odd)) if np.isfinite(odd).any() else None,
+            detail=detail,
+            episodes_per_maze=k,
+        )
+    ]
 
 
 def _rates(rates: dict[tuple[str, str], Interval]) -> dict[str, dict[str, Interval]]:
@@ -117,30 +168,59 @@ def _rates(rates: dict[tuple[str, str], Interval]) -> dict[str, dict[str, Interv
     return out
 
 
+def _exact_paired(ds: xr.Dataset, vector: str, rolled: np.ndarray, seed: int) -> Interval | None:
+    """The exact network's paired E of reach rates at ±t (the cut rollouts' t) on ``rolled``."""
+    t, reach = rollout_t(ds), ds[VECTOR_SPECS[vector].reach_var]
+    if not {t, -t, 0.0} <= set(reach["t"].values.tolist()):
+        return None
+    at = reach.sel(site="steering", vector=vector)
+    per = {x: maze_rates(at.sel(t=x))[: rolled.size] for x in (t, -t, 0.0)}
+    e = np.where(rolled, per[t] + per[-t] - 2 * per[0.0], np.nan)
+    return bootstrap_mean(e, seed=seed)
+
+
 def cut_rollouts(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """Per chosen cut (``where``): the rate of reaching the vector's target at the published sign
-    with the network cut there, beside every reach rate and the exact network's."""
+    """Per chosen cut (``where``): the paired E of the rate of reaching the vector's target with
+    the network cut there, E = rate(+t) + rate(−t) − 2·rate(0) per maze (its own t = 0 arm,
+    the same episode seeds), mean over mazes with a bootstrap interval; beside it every Wilson
+    reach rate, the published sign's paired effect rate(t_pub) − rate(0) and the exact
+    network's paired E on the same mazes."""
     if VECTOR_SPECS[vector].loc_reach_var not in ds:
         return []
     t = rollout_t(ds)
     sign = "+t" if published_t(ds)[vector] > 0 else "-t"
     exact = exact_rollout_rates(ds, vector)
+    k = episodes_per_maze(ds)
     out = []
     for variant, cut, rates in cut_rollout_rates(ds, vector):
+        per = cut_maze_rates(ds, vector, variant, cut, outcome(vector))
+        if per is None:
+            continue
+        rolled = np.isfinite(per["+t"])
+        zero = rate(
+            ds[f"loc_roll_base_{VECTOR_SPECS[vector].reach_var}"]
+            .sel(vector=vector, variant=variant, cut=cut)
+            .values
+        )
         detail = {
             "variant": variant,
             "sign": sign,
-            "rates": _rates(rates),
+            "rates": _rates(rates | {(outcome(vector), "0"): zero}),
+            "published_minus_unsteered": paired_difference(per[sign], per["0"], seed=seed),
             "exact": None if exact is None else _rates(exact),
+            "exact_e": _exact_paired(ds, vector, rolled, seed),
+            "episodes_per_maze": k,
         }
         out.append(
             Claim.of(
                 "cut_rollouts",
                 vector,
-                rates[outcome(vector), sign],
+                bootstrap_mean(per["+t"] + per["-t"] - 2 * per["0"], seed=seed),
                 where=cut,
-                t=t if sign == "+t" else -t,
+                t=t,
+                odd=float(np.nanmean(per["+t"] - per["-t"])) if rolled.any() else None,
                 detail=detail,
+                episodes_per_maze=k,
             )
         )
     return out

@@ -212,6 +212,15 @@ class StudyConfig:
     rollout_max_steps: int = option(
         120, "Step limit of each rollout (an episode not ending by then is a timeout).", min=1
     )
+    episodes_per_maze: int = option(
+        4,
+        "Episodes rolled out per maze in every rollout condition (exact and network cut), each "
+        "(maze, episode) with its own sampling seed, the same in every condition (t = −t, 0, +t, "
+        "every vector and cut: common random numbers), so reach rates are paired per maze. The "
+        "rollouts' cost grows in proportion (8 would take the default profile to about 10 min "
+        "on 2 cores).",
+        min=1,
+    )
     field_mazes: int = option(
         2,
         "Example mazes drawn as vector fields (the first of the study's, at most n_mazes).",

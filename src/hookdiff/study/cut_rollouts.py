@@ -2,9 +2,11 @@
 cuts that matter.
 
 :func:`rollout_cuts` reads the cuts from the joined scan (where the asymmetry is created, the cut
-before it, the logits); :func:`localise_rollouts` rolls each maze out from its start at +t and
-−t under every chosen (variant, cut), each maze with its own sampling seed, so that a maze's
-rollouts do not depend on the block it runs in.
+before it, the logits); :func:`localise_rollouts` rolls each maze out from its start at +t, −t
+and 0 under every chosen (variant, cut), ``episodes_per_maze`` episodes each. Episode e of a
+maze has its own sampling seed (:func:`episode_seeds`), the same at +t, −t and 0, under every
+cut and in the exact rollouts (common random numbers), so a maze's rollouts do not depend on
+the block it runs in and its reach rates are paired across conditions.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from hookdiff.study.schema import CUT_READOUT, REACH_TARGETS, SIGNS
 from hookdiff.study.select import creation_cut, scan_tests, t_loc_one
 
 __all__ = [
+    "BASE_OUTCOMES",
     "ROLL_OUTCOMES",
     "cut_rollout",
+    "episode_seeds",
     "localise_cut_rollouts",
     "localise_rollouts",
     "maze_seed",
@@ -38,6 +42,8 @@ __all__ = [
 
 #: The reach outcomes recorded by :func:`localise_rollouts` (variable name, rollout outcome).
 ROLL_OUTCOMES = tuple((f"loc_roll_{var}", target) for target, var in REACH_TARGETS.items())
+#: The same outcomes of the t = 0 arm of each cut condition (variable name, rollout outcome).
+BASE_OUTCOMES = tuple((f"loc_roll_base_{var}", target) for target, var in REACH_TARGETS.items())
 
 
 def rollout_cuts(scan: xr.Dataset, seed: int, margin: float | None = None) -> dict[str, list[str]]:
@@ -90,50 +96,51 @@ def localise_rollouts(
     config: StudyConfig,
     cuts: Mapping[str, Sequence[str]],
 ) -> xr.Dataset:
-    """Rollouts at ±t with the network cut at ``cuts[vector]`` (:func:`rollout_cuts`).
+    """Rollouts at +t, −t and 0 with the network cut at ``cuts[vector]`` (:func:`rollout_cuts`).
 
     t is the ``localise_ts`` closest to 1; each of the first ``localise_rollout_mazes`` rollout
     mazes is rolled out from its start under every chosen (variant, cut), steered by its own
-    vector (:data:`ROLL_OUTCOMES`: 1 reached, 0 not; NaN where not rolled out). Every maze has its
-    own sampling seed (from the rollout seed and its level seed), shared by its conditions, so a
-    maze's rollouts do not depend on which other mazes run with it (or in which block).
+    vector, ``episodes_per_maze`` times (:data:`ROLL_OUTCOMES`: 1 reached, 0 not; NaN where not
+    rolled out), with the seeds of :func:`episode_seeds` (shared by its conditions and by the
+    exact rollouts), so a maze's rollouts do not depend on which other mazes run with it.
 
     Returns:
         ``loc_roll_reached_cheese``, ``loc_roll_reached_top_right`` and ``loc_roll_steps`` over
-        (vector, variant, cut, sign, maze), on the scan's ``variant`` and ``cut`` coordinates,
-        and ``loc_roll_cut_chosen`` (vector, cut) recording ``cuts``.
+        (vector, variant, cut, sign, maze, episode), the t = 0 arm ``loc_roll_base_*`` over
+        (vector, variant, cut, maze, episode), on the scan's ``variant`` and ``cut``
+        coordinates, and ``loc_roll_cut_chosen`` (vector, cut) recording ``cuts``.
     """
-    n = len(mazes.states)
+    n, k = len(mazes.states), config.episodes_per_maze
     r = min(config.localise_rollout_mazes, config.rollout_mazes, n)
-    t = roll_t(config)
     variants = list(config.localise_rollout_variants)
     all_cuts = valid_cuts(policy, config.hook, policy.output_hook)
     names = vectors.names
-    shape = (len(names), len(variants), len(all_cuts), len(SIGNS), n)
+    shape = (len(names), len(variants), len(all_cuts), len(SIGNS), n, k)
     out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
+    out |= {name: np.full(shape[:3] + shape[4:], np.nan) for name in _BASE_NAMES}
     own = vectors.applied(config.hook)
     for i in range(r):
-        seed = maze_seed(config.seeds()["rollout"], mazes.states[i].level_seed)
+        seeds = episode_seeds(config.seeds()["rollout"], mazes.states[i].level_seed, k)
         for wi, variant in enumerate(variants):
             for ci, cut in enumerate(all_cuts):
-                chosen = [k for k, v in enumerate(names) if cut in cuts.get(v, ())]
+                chosen = [j for j, v in enumerate(names) if cut in cuts.get(v, ())]
                 if not chosen:
                     continue
-                vecs = [own[names[k]][i] if vectors.per_maze else own[names[k]] for k in chosen]
+                vecs = [own[names[j]][i] if vectors.per_maze else own[names[j]] for j in chosen]
                 roll = cut_rollout(
                     policy,
                     mazes.states[i],
                     config.hook,
                     vecs,
-                    t,
+                    roll_t(config),
                     cut,
                     variant,
                     max_steps=config.rollout_max_steps,
-                    seed=seed,
+                    seed=seeds,
                 )
                 for name, values in roll.items():
-                    out[name][chosen, wi, ci, :, i] = values
-    ds = _roll_dataset(out, names, variants, all_cuts, n)
+                    out[name][chosen, wi, ci, ..., i, :] = values
+    ds = _roll_dataset(out, names, variants, all_cuts, n, k)
     chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in names]
     ds["loc_roll_cut_chosen"] = (
         ("vector", "cut"),
@@ -158,8 +165,25 @@ def maze_seed(seed: int, level_seed: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(level_seed)]).generate_state(1)[0])
 
 
-#: The variables of :func:`localise_rollouts`: the reach outcomes and the step count.
+def episode_seeds(seed: int, level_seed: int, episodes: int) -> list[int]:
+    """The sampling seeds of a maze's ``episodes`` episodes, from the study's rollout seed and
+    the maze's level seed: the same in every rollout condition (exact, cut; t = −t, 0, +t).
+
+    Example:
+        >>> a, b = episode_seeds(2, 43000, 3), episode_seeds(2, 43000, 4)
+        >>> a == b[:3], len(set(b)), episode_seeds(2, 43001, 1)[0] in b
+        (True, 4, False)
+    """
+    return [
+        int(np.random.SeedSequence([int(seed), int(level_seed), e]).generate_state(1)[0])
+        for e in range(episodes)
+    ]
+
+
+#: The variables of :func:`localise_rollouts`: the reach outcomes and the step count, at ±t
+#: and in the t = 0 arm.
 _ROLL_NAMES = (*(name for name, _ in ROLL_OUTCOMES), "loc_roll_steps")
+_BASE_NAMES = (*(name for name, _ in BASE_OUTCOMES), "loc_roll_base_steps")
 
 
 def cut_rollout(
@@ -172,23 +196,38 @@ def cut_rollout(
     variant: str,
     *,
     max_steps: int,
-    seed: int,
+    seed: int | Sequence[int],
 ) -> dict[str, np.ndarray]:
-    """One maze rolled out at +t and −t for each of ``vecs``, the network cut at ``cut``.
+    """One maze rolled out at +t and −t for each of ``vecs`` and at 0, the network cut at ``cut``.
 
-    Returns ``{variable: (len(vecs), 2)}`` over (vector, sign) for :data:`_ROLL_NAMES`: one
-    rollout of ``2·len(vecs)`` envs with per-env vectors and coefficients (+t, −t, +t, −t, …).
+    ``seed``: one seed per episode (an int: one episode). One rollout of ``(2·len(vecs) + 1)·k``
+    envs (k episodes) with per-env vectors, coefficients (+t ×k, −t ×k per vector, then the
+    t = 0 arm ×k: the cut network with coefficient 0, the same for every vector) and seeds
+    (episode e's seed in each arm). Returns ``{variable: (len(vecs), 2, k)}`` over (vector,
+    sign, episode) for :data:`_ROLL_NAMES` and ``{variable: (len(vecs), k)}`` for the t = 0
+    arm's :data:`_BASE_NAMES` (the same row for every vector).
     """
-    v = torch.stack([x for x in vecs for _ in SIGNS])
-    coeffs = torch.tensor([t, -t] * len(vecs), dtype=torch.float32)
+    seeds = [int(seed)] if isinstance(seed, int | np.integer) else [int(x) for x in seed]
+    k, nv = len(seeds), len(vecs)
+    v = torch.stack([x for x in vecs for _ in range(2 * k)] + [vecs[0]] * k)
+    coeffs = torch.tensor(([t] * k + [-t] * k) * nv + [0.0] * k, dtype=torch.float32)
     steering = Steering(hook, v, coeffs, per_env=True, cut=cut, variant=variant)
-    roll = rollout(policy, [state] * len(v), steering=[steering], max_steps=max_steps, seed=seed)
-    shape = (len(vecs), len(SIGNS))
-    out = {
-        name: (roll["outcome"].values == o).reshape(shape).astype(float)
-        for name, o in ROLL_OUTCOMES
-    }
-    out["loc_roll_steps"] = roll["steps"].values.reshape(shape).astype(float)
+    roll = rollout(
+        policy,
+        [state] * len(v),
+        steering=[steering],
+        max_steps=max_steps,
+        seed=seeds * (2 * nv + 1),
+    )
+    values = {name: roll["outcome"].values == o for name, o in (*ROLL_OUTCOMES, *BASE_OUTCOMES)}
+    values["loc_roll_steps"] = values["loc_roll_base_steps"] = roll["steps"].values
+    out = {}
+    for name, x in values.items():
+        x = np.asarray(x, dtype=float)
+        if name in _BASE_NAMES:
+            out[name] = np.tile(x[2 * nv * k :], (nv, 1))
+        else:
+            out[name] = x[: 2 * nv * k].reshape(nv, len(SIGNS), k)
     return out
 
 
@@ -208,6 +247,19 @@ _ROLL_ATTRS = {
         "rollout steps, network cut",
         "steps until the rollout ended (cheese, top-right region or the step limit)",
     ),
+    "loc_roll_base_reached_cheese": (
+        "reached the cheese, network cut, t = 0",
+        "the t = 0 arm of loc_roll_reached_cheese: the same maze, episode seed, variant and cut "
+        "with coefficient 0; NaN where not rolled out",
+    ),
+    "loc_roll_base_reached_top_right": (
+        "reached the top-right region, network cut, t = 0",
+        "the t = 0 arm of loc_roll_reached_top_right (same maze, episode seed, variant, cut)",
+    ),
+    "loc_roll_base_steps": (
+        "rollout steps, network cut, t = 0",
+        "the t = 0 arm of loc_roll_steps (same maze, episode seed, variant, cut)",
+    ),
 }
 
 
@@ -217,13 +269,15 @@ def _roll_dataset(
     variants: Sequence[str],
     cuts: Sequence[str],
     n: int,
+    k: int,
 ) -> xr.Dataset:
-    """The rollout arrays as a labelled Dataset over (vector, variant, cut, sign, maze)."""
-    dims = ("vector", "variant", "cut", "sign", "maze")
+    """The rollout arrays as a labelled Dataset over (vector, variant, cut, [sign,] maze,
+    episode)."""
+    dims = ("vector", "variant", "cut", "sign", "maze", "episode")
     return xr.Dataset(
         {
             name: (
-                dims,
+                tuple(d for d in dims if d != "sign" or name not in _BASE_NAMES),
                 arr,
                 {"long_name": _ROLL_ATTRS[name][0], "description": _ROLL_ATTRS[name][1]},
             )
@@ -235,5 +289,6 @@ def _roll_dataset(
             "cut": list(cuts),
             "sign": list(SIGNS),
             "maze": np.arange(n),
+            "episode": np.arange(k),
         },
     )

@@ -31,6 +31,7 @@ from hookdiff.maze.actions import DIRECTION_NAMES, direction_probs
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs, rollout
 from hookdiff.study.config import StudyConfig
+from hookdiff.study.cut_rollouts import episode_seeds
 from hookdiff.study.dataset import concat_labelled
 from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.later import (
@@ -154,15 +155,13 @@ def behaviour_at(
 ) -> xr.Dataset:
     """Behaviour steered at ``hook`` over (vector, t, maze): decision-square P, rollouts.
 
-    Rollouts cover the first ``rollout_mazes`` mazes and the ``rollout_ts``; NaN elsewhere.
+    Rollouts cover the first ``rollout_mazes`` mazes, the ``rollout_ts`` and
+    ``episodes_per_maze`` episodes per maze (dim ``episode``); NaN elsewhere.
     """
     vecs, states = vectors.applied(hook), mazes.states
     coords = {"vector": list(vectors.names), "t": np.asarray(config.ts, dtype=np.float64)}
     ds = _decision_square_probs(policy, states, hook, vecs, config.ts)
-    seed = mazes.seed(config.seeds()["rollout"])
-    roll = _rollouts(
-        policy, states[: config.rollout_mazes], hook, vecs, config, vectors.per_maze, seed
-    )
+    roll = _rollouts(policy, states[: config.rollout_mazes], hook, vecs, config, vectors.per_maze)
     ds = ds.merge(roll.reindex(maze=np.arange(len(states))), join="outer")
     return ds.assign_coords(coords)
 
@@ -202,39 +201,44 @@ def _rollouts(
     vecs: Mapping[str, Tensor],
     config: StudyConfig,
     per_maze: bool,
-    seed: int,
 ) -> xr.Dataset:
     """Steered rollouts of every (vector, t ≠ 0) and one t = 0 baseline, in ONE rollout call.
 
-    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used);
-    ``seed`` seeds the action sampling.
-    Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze) on the full ``ts``
-    grid, NaN where not rolled out; the t = 0 baseline is shared by every vector. The outcomes
-    are what a rollout ends in (:data:`_OUTCOMES`), the same table whatever vector steers.
+    ``per_maze``: ``vecs`` hold one vector per maze (the first ``len(mazes)`` are used). Each
+    maze is rolled out ``episodes_per_maze`` times; episode e of a maze has its own sampling
+    seed (:func:`~hookdiff.study.cut_rollouts.episode_seeds`), the same in every group (common
+    random numbers: t = −t, 0, +t differ only by the steering), whatever the block.
+    Returns the outcomes (0/1) and ``rollout_steps`` over (vector, t, maze, episode) on the
+    full ``ts`` grid, NaN where not rolled out; the t = 0 baseline is shared by every vector.
+    The outcomes are what a rollout ends in (:data:`_OUTCOMES`), whatever vector steers.
     """
-    r, ts = len(mazes), [float(t) for t in config.ts]
-    shape = (len(vecs), len(ts), r)
+    r, k, ts = len(mazes), config.episodes_per_maze, [float(t) for t in config.ts]
+    shape = (len(vecs), len(ts), r, k)
     names = ("reached_cheese", "reached_top_right", "rollout_steps", "timed_out")
     out = {key: np.full(shape, np.nan) for key in names}
     groups = _rollout_groups(config.rollout_ts, len(vecs)) if r else []
     if groups:
-        steering = _rollout_steering(hook, vecs, groups, r, per_maze)
+        base = config.seeds()["rollout"]
+        seeds = [s for m in mazes for s in episode_seeds(base, m.level_seed, k)]
         ds = rollout(
             policy,
-            list(mazes) * len(groups),
-            steering=steering,
+            [m for m in mazes for _ in range(k)] * len(groups),
+            steering=_rollout_steering(hook, vecs, groups, r, per_maze, k),
             max_steps=config.rollout_max_steps,
-            seed=seed,
+            seed=seeds * len(groups),
         )
-        outcome = ds["outcome"].values.reshape(len(groups), r)
-        steps = ds["steps"].values.reshape(len(groups), r).astype(float)
+        outcome = ds["outcome"].values.reshape(len(groups), r, k)
+        steps = ds["steps"].values.reshape(len(groups), r, k).astype(float)
         for g, (vi, t) in enumerate(groups):
             at = (slice(None) if vi is None else vi, ts.index(t))  # the baseline serves both
             for key, name in _OUTCOMES:
                 out[key][at] = outcome[g] == name
             out["rollout_steps"][at] = steps[g]
-    dims = ("vector", "t", "maze")
-    return xr.Dataset({k: (dims, v) for k, v in out.items()}, coords={"maze": np.arange(r)})
+    dims = ("vector", "t", "maze", "episode")
+    return xr.Dataset(
+        {key: (dims, v) for key, v in out.items()},
+        coords={"maze": np.arange(r), "episode": np.arange(k)},
+    )
 
 
 def _rollout_groups(rollout_ts: Sequence[float], n_vectors: int) -> list[tuple[int | None, float]]:
@@ -249,16 +253,19 @@ def _rollout_steering(
     groups: Sequence[tuple[int | None, float]],
     r: int,
     per_maze: bool,
+    k: int = 1,
 ) -> list[Steering]:
-    """Every vector at ``hook`` with per-env coefficients: group g's ``r`` envs get its t."""
-    coeffs = np.zeros((len(vecs), len(groups) * r), dtype=np.float32)
+    """Every vector at ``hook`` with per-env coefficients: group g's ``r · k`` envs (maze-major,
+    ``k`` episodes each) get its t."""
+    n = r * k
+    coeffs = np.zeros((len(vecs), len(groups) * n), dtype=np.float32)
     for g, (vi, t) in enumerate(groups):
         if vi is not None:
-            coeffs[vi, g * r : (g + 1) * r] = t
+            coeffs[vi, g * n : (g + 1) * n] = t
     return [
         Steering(
             hook,
-            tile_rows(v[:r], len(groups)) if per_maze else v,
+            tile_rows(v[:r].repeat_interleave(k, dim=0), len(groups)) if per_maze else v,
             torch.from_numpy(coeffs[i]),
             per_env=per_maze,
         )

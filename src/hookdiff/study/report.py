@@ -168,7 +168,8 @@ def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
             + f". Steering layer `{ds.attrs['steering_hook']}`. {ds.sizes['maze']} mazes from spec "
             f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
             f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
-            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps); "
+            f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps, "
+            f"{config.get('episodes_per_maze', 1)} seeded episodes per maze); "
             + _vector_source(config, seeds),
         )
     )
@@ -329,10 +330,11 @@ def _reading() -> Blocks:
         ("h2", "Reading the data"),
         (
             "p",
-            "`study.nc` holds everything above: behaviour over (site, vector, t, maze), the "
+            "`study.nc` holds everything above: behaviour over (site, vector, t, maze; the "
+            "rollouts also over episode), the "
             "localisation (loc_*, kink_*) over (control, vector, variant, cut, frozen_layer, "
             "readout, t_loc, maze), the rollouts with the network cut (loc_roll_* over vector, "
-            "variant, cut, sign, maze), the later layers at a matched coefficient (matched_* "
+            "variant, cut, sign, maze, episode; their t = 0 arm loc_roll_base_*), the later layers at a matched coefficient (matched_* "
             "over matched_layer, pair_position, vector; later_* over later_cut), the "
             "nonlinearity of diff(t), the later-layer candidates, "
             "the vectors and the vector fields; attrs hold the config, seeds, package versions "

@@ -37,15 +37,18 @@ __all__ = [
     "created_cut",
     "creation_cut",
     "cut_intervals",
+    "cut_maze_rates",
     "cut_rollout_rates",
     "equivalence_margin",
     "even_of_target",
+    "episodes_per_maze",
     "exact_even",
     "exact_rollout_rates",
     "later_steers",
     "layer_scan",
     "loc_values",
     "made_between",
+    "maze_rates",
     "no_later_layer_steers",
     "odd_mean",
     "outcome",
@@ -422,6 +425,40 @@ def exact_rollout_rates(ds: xr.Dataset, vector: str) -> dict[tuple[str, str], In
         for sign, s in zip(SIGNS, (1.0, -1.0))
     }
     return rates if all(r.n for r in rates.values()) else None
+
+
+def maze_rates(da: xr.DataArray) -> np.ndarray:
+    """Per maze, the rate of 1s over its episodes (NaN: not rolled out), from rollout outcomes
+    over (maze[, episode]): the unit the paired reach-rate comparisons resample.
+
+    Example:
+        >>> da = xr.DataArray([[1.0, 0.0], [1.0, 1.0], [np.nan, np.nan]], dims=("maze", "episode"))
+        >>> maze_rates(da).tolist()
+        [0.5, 1.0, nan]
+    """
+    x = np.asarray(da.transpose("maze", ...).values, dtype=np.float64).reshape(da.sizes["maze"], -1)
+    n = np.isfinite(x).sum(1)
+    return np.where(n > 0, np.nansum(x, 1) / np.maximum(n, 1), np.nan)
+
+
+def episodes_per_maze(ds: xr.Dataset) -> int:
+    """The seeded episodes per maze of the dataset's rollouts (1 without an ``episode`` dim)."""
+    return int(ds.sizes.get("episode", 1))
+
+
+def cut_maze_rates(
+    ds: xr.Dataset, vector: str, variant: str, cut: str, target: str
+) -> dict[str, np.ndarray] | None:
+    """Per-maze rates of reaching ``target`` with the network cut at ``cut``: ``{"+t", "-t",
+    "0"}`` (the t = 0 arm ``loc_roll_base_*``), paired on mazes and episode seeds (None: the
+    dataset has no t = 0 arm)."""
+    var = outcomes()[target]
+    if f"loc_roll_base_{var}" not in ds:
+        return None
+    at = dict(vector=vector, variant=variant, cut=cut)
+    out = {sign: maze_rates(ds[f"loc_roll_{var}"].sel(sign=sign, **at)) for sign in SIGNS}
+    out["0"] = maze_rates(ds[f"loc_roll_base_{var}"].sel(**at))
+    return out
 
 
 def later_steers(ds: xr.Dataset, vector: str) -> tuple[str, str, float] | None:

@@ -376,15 +376,18 @@ def _random_matched_made(c: Claim) -> str:
 
 
 def _rollouts(c: Claim) -> str:
+    d = c.detail
     parts = [
-        f"t = {t_text(float(t))}: {interval_text(w, 2, False)} (n = {w.n})"
-        for t, w in c.detail["rates"].items()
+        f"t = {t_text(float(t))}: {interval_text(w, 2, False)} (n = {w.n} episodes)"
+        for t, w in d["rates"].items()
     ]
     text = (
-        f"Rollouts, rate of reaching {VECTOR_SPECS[c.vector].target} (Wilson 95 %): "
-        + "; ".join(parts)
+        f"Rollouts ({d['episodes_per_maze']} seeded episodes per maze, the same seeds at every "
+        f"t): the paired asymmetry of the rate of reaching {VECTOR_SPECS[c.vector].target}, "
+        f"E = rate(+{c.t:g}) + rate(−{c.t:g}) − 2·rate(0) per maze, is {_main(c, 2)} (n = {c.n} "
+        f"mazes), {verdict_text(c)}; rates (Wilson 95 %) " + "; ".join(parts)
     )
-    diff = c.detail["published_minus_unsteered"]
+    diff = d["published_minus_unsteered"]
     if diff is not None:
         text += (
             f"; published minus unsteered {interval_text(diff, 2)} (paired, n = {diff.n}), "
@@ -407,15 +410,39 @@ def _rates_text(rates: dict[str, dict[str, Interval]]) -> str:
 
 def _cut_rollouts(c: Claim) -> str:
     d = c.detail
+    pub = d["published_minus_unsteered"]
     text = (
-        f"Rollouts of the {VECTOR_SPECS[c.vector].label} vector at t = ±{abs(c.t):g} with the "
-        f"network {_VARIANT[d['variant']]} at `{c.where}` (n = {c.n} mazes): it reaches "
-        f"{VECTOR_SPECS[c.vector].target} at the published sign {d['sign'].replace('-', '−')} in "
-        f"{_main(c, 2, False)} (Wilson 95 %); reach rates {_rates_text(d['rates'])}"
+        f"Rollouts of the {VECTOR_SPECS[c.vector].label} vector at t = ±{c.t:g} and 0 with the "
+        f"network {_VARIANT[d['variant']]} at `{c.where}` ({d['episodes_per_maze']} seeded "
+        f"episodes per maze): the paired E of the rate of reaching "
+        f"{VECTOR_SPECS[c.vector].target} is {_main(c, 2)} (n = {c.n} mazes), {verdict_text(c)}; "
+        f"the published sign {d['sign'].replace('-', '−')} minus t = 0 "
+        f"{interval_text(pub, 2)}; reach rates {_rates_text(d['rates'])}"
     )
+    if d.get("exact_e") is not None:
+        text += f"; the exact network's paired E on the same mazes {interval_text(d['exact_e'], 2)}"
     if d["exact"] is not None:
-        text += f"; the exact network on the same mazes: {_rates_text(d['exact'])}"
+        text += f"; its rates {_rates_text(d['exact'])}"
     return text + "."
+
+
+def _by_baseline(c: Claim) -> str:
+    """One sentence: E per tercile of the baseline log-odds r(0) (empty without strata)."""
+    strata = c.detail.get("by_baseline") or []
+    if not strata:
+        return ""
+    parts = [f"[{g['r0'][0]:.2f}, {g['r0'][1]:.2f}]: {interval_text(g['e'])}" for g in strata]
+    return " E by tercile of the baseline log-odds r(0) (its range): " + "; ".join(parts) + "."
+
+
+def _spread(c: Claim) -> str:
+    """The per-maze median and sign counts beside a claim's mean (empty where it is no mean)."""
+    d = c.detail
+    if d.get("median") is None or c.n < 2:
+        return ""
+    return (
+        f" Per maze: median {d['median']:+.3g}; {d['n_positive']} above 0, {d['n_negative']} below."
+    )
 
 
 def _t_or_none(t: float) -> str:
@@ -504,26 +531,27 @@ _LABELS = {
     "controls": "E of a control",
     "random_matched": "vector − matched-effect random E",
     "random_matched_made": "share made in the vector's top span, vector − matched random",
-    "rollouts": "reach rate at the published t",
-    "cut_rollouts": "reach rate, network cut",
+    "rollouts": "paired E of reach rates",
+    "cut_rollouts": "paired E of reach rates, network cut",
     "later": "asymmetry E at the later layer",
     "matched": "effect at the latest layer that steers",
     "later_created": "E at the later creation cut",
 }
 
 
-#: Kinds whose estimate is a rate (two decimals, unsigned).
+#: Kinds whose estimate is a paired E of rates (two decimals, signed).
 _RATES = ("rollouts", "cut_rollouts")
 
 
 def number(c: Claim) -> str:
     """The claim's estimate with its interval, as its table row and short line give it."""
-    return _main(c, 2, False) if c.kind in _RATES else _main(c)
+    return _main(c, 2) if c.kind in _RATES else _main(c)
 
 
 def sentence(c: Claim) -> str:
     """The claim in full, every number formatted from its fields."""
-    return _SENTENCES[c.kind](c)
+    text = _SENTENCES[c.kind](c) + _spread(c)
+    return text + (_by_baseline(c) if c.kind in ("asymmetry", "later") else "")
 
 
 def label(c: Claim) -> str:

@@ -175,7 +175,8 @@ def _behaviour(ds: xr.Dataset, site: str) -> Figure:
             for k, o in enumerate(reach_targets(ds))
         ]
         for name, label, c in [*reach, ("timed_out", "rollouts: timeout", "grey")]:
-            r = ds[name].sel(site=site, vector=vec).mean("maze", skipna=True).values
+            da = ds[name].sel(site=site, vector=vec)  # the rate over mazes (and episodes)
+            r = da.mean([d for d in da.dims if d != "t"], skipna=True).values
             ok = np.isfinite(r)
             ax.plot(t[ok], r[ok], ":s", ms=4, color=c, label=label)
         ax.set_ylim(-0.02, 1.02)
