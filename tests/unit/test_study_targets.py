@@ -26,6 +26,7 @@ from hookdiff.study.targets import (
 
 @pytest.fixture(scope="module")
 def mazes():
+    pytest.importorskip("procgen", reason="sampling real mazes needs the maze extra")
     return sample_mazes("eval-decision-square", 6, seed=0)
 
 
