@@ -61,6 +61,9 @@ class Interval:
     median: float | None = field(default=None, compare=False, repr=False)
     n_positive: int | None = field(default=None, compare=False, repr=False)
     n_negative: int | None = field(default=None, compare=False, repr=False)
+    #: The unadjusted two-sided p-value of mean = 0 from the same resamples (:func:`zero_p`;
+    #: None: not a bootstrap mean, or fewer than two units).
+    p_zero: float | None = field(default=None, compare=False, repr=False)
 
     def excludes(self, value: float = 0.0) -> bool:
         """Whether ``value`` lies outside the interval (the estimate is distinguishable from it).
@@ -112,7 +115,8 @@ def bootstrap_mean(
     if tails is None:  # percentile (asked for, or BCa undefined: every resample on one side)
         tails = ((1 - level) / 2, 1 - (1 - level) / 2)
     lo, hi = np.quantile(means, tails)
-    return Interval(float(x.mean()), float(lo), float(hi), int(x.size), **spread)
+    p = _zero_p_of(float(x.mean()), float(means.std()))
+    return Interval(float(x.mean()), float(lo), float(hi), int(x.size), **spread, p_zero=p)
 
 
 def bootstrap_bca(
@@ -277,8 +281,11 @@ def zero_p(values: np.ndarray, *, seed: int, n_boot: int = N_BOOT) -> float:
         1.0
     """
     mean, se, n = bootstrap_se(values, seed=seed, n_boot=n_boot)
-    if n < 2:
-        return float("nan")
+    return _zero_p_of(mean, se) if n >= 2 else float("nan")
+
+
+def _zero_p_of(mean: float, se: float) -> float:
+    """2 Φ(−|mean| / se); se = 0: 0 when mean ≠ 0, else 1."""
     if se == 0:
         return 0.0 if mean != 0 else 1.0
     return min(1.0, 2.0 * _normal_sf(abs(mean) / se))

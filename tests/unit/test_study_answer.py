@@ -60,9 +60,9 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
         for c in claims[vector]:
             assert c["vector"] == vector and c["verdict"] in VERDICTS
             assert c["tolerance"] > 0
-            # only the creation cuts state an equivalence margin (issue 26: a zero is shown by
+            # only creation cuts and controls state an equivalence margin (issue 26: a zero is shown by
             # an equivalence test, not by a failure to reject)
-            stated = c["kind"] in ("created", "later_created")
+            stated = c["kind"] in ("created", "later_created", "controls")
             assert c["margin"] is None or (stated and c["margin"] > 0)
             fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
             assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
@@ -226,7 +226,11 @@ def test_controls_beside_the_own_vector_minus_each_control(ds, claims):
             assert diff["estimate"] == pytest.approx(_mean(_loc(ds, vector) - e))
             assert diff["n"] == c["n"] == 40
     cheese = {c["where"]: c for c in _one(claims, "cheese", "controls")}
-    assert cheese["random"]["verdict"] == "inconclusive"
+    # a control is read against the vector's own size: margin = 0.2 × |mean own E| (TOST)
+    assert cheese["random"]["margin"] == pytest.approx(0.2 * abs(_loc(ds, "cheese").mean()))
+    assert cheese["random"]["verdict"] == "equivalent"  # noise of sd 0.02 around 0
+    assert cheese["random"]["p_equivalent"] < 0.05 <= cheese["random"]["p_zero"]
+    assert cheese["other_maze"]["verdict"] == "negative"  # −0.4: twice the margin
     assert cheese["other_maze"]["estimate"] == pytest.approx(-0.4)
     assert cheese["other_maze"]["detail"]["own_minus_control"]["estimate"] == pytest.approx(-0.6)
 
@@ -318,7 +322,9 @@ def test_a_rounding_residue_is_zero_within_tolerance_not_an_effect():
     (c,) = _one(answer(ds), "cheese", "controls", where="random")
     assert c["ci95"][1] < 0 and c["estimate"] == pytest.approx(-3e-8)
     assert max(map(abs, [c["estimate"], *c["ci95"]])) <= c["tolerance"]
-    assert c["verdict"] == "inconclusive"
+    # within the control's margin it is equivalent to 0; without a margin, inconclusive
+    assert c["verdict"] == "equivalent"
+    assert verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"]) == "inconclusive"
 
 
 def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
@@ -494,3 +500,41 @@ def test_baseline_terciles_group_mazes_by_r0_not_by_e():
     assert [g["r0"] for g in got] == [[-2.0, -1.0], [0.5, 1.0], [2.0, 3.0]]
     assert [g["e"].estimate for g in got] == [2.5, 6.0, -2.5]
     assert [g["e"].n for g in got] == [2, 2, 2] and by_baseline(e[:2], base[:2], seed=0) == []
+
+
+def _holm_by_hand(p: list[float]) -> list[float]:
+    """Holm's adjusted p-values, written out: the i-th smallest times (m − i), running max."""
+    m, order, out, running = len(p), sorted(range(len(p)), key=lambda i: p[i]), [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_the_answers_tests_against_zero_are_one_holm_family_across_vectors(claims):
+    flat = [c for v in VECTORS for c in claims[v] if c["p_zero_unadjusted"] is not None]
+    assert {"asymmetry", "published", "controls", "rollouts"} <= {c["kind"] for c in flat}
+    expected = _holm_by_hand([c["p_zero_unadjusted"] for c in flat])
+    for c, p in zip(flat, expected):
+        assert c["p_zero"] == pytest.approx(p, rel=1e-12, abs=1e-300)
+        assert str(len(flat)) in c["detail"]["family"]
+        if c["verdict"] in ("positive", "negative"):
+            assert c["p_zero"] < 0.05 and (c["ci95"][0] > 0 or c["ci95"][1] < 0)
+    # the scan's own claims keep their scan family (not adjusted twice)
+    scan = [c for v in VECTORS for c in claims[v] if c["kind"] == "created"]
+    assert scan and all(c["p_zero_unadjusted"] is None for c in scan)
+
+
+def test_an_interval_that_excludes_zero_is_not_an_effect_when_the_family_does_not_reject():
+    ds = synthetic_study()
+    sel = dict(control="vector", vector="cheese")
+    e = ds["loc_even"].sel(sel).values  # the cheese vector's own E, as a control's: weak now
+    z = np.random.default_rng(3).normal(size=e.shape[-1])
+    z = (z - z.mean()) / z.std()  # exactly mean 0, sd 1 over the mazes
+    scale = np.abs(e).mean()
+    weak = scale * (2.3 / np.sqrt(z.size) + z)  # mean 2.3 standard errors above 0: p ≈ 0.02
+    ds["loc_even"].loc[dict(control="other_maze", vector="cheese")] = weak
+    (c,) = _one(answer(ds), "cheese", "controls", where="other_maze")
+    single = verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"])
+    assert c["p_zero_unadjusted"] < 0.05 <= c["p_zero"], c
+    assert single == "positive" and c["verdict"] == "inconclusive"

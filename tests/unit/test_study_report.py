@@ -60,10 +60,13 @@ def test_answer_opens_with_one_verdict_table_per_vector_read_from_the_claims():
         assert len(rows) == len(cs)
         for row, c in zip(rows, cs):
             assert row[1] == number(c) and row[2] == str(c.n)
-            assert row[4] == ("0 within tolerance" if c.within_tolerance else c.verdict)
+            assert row[4].split(" (")[0] == c.verdict
+            assert row[4].endswith("(0 within tolerance)") == c.within_tolerance
         assert md.index("| " + " | ".join(header)) < before_details
     verdicts = [r[4] for t in tables for r in t[1:]]
-    assert {"positive", "negative", "inconclusive", "0 within tolerance"} <= set(verdicts)
+    assert {"positive", "negative", "inconclusive", "inconclusive (0 within tolerance)"} <= set(
+        verdicts
+    )
     for cs in per_vector.values():
         for c in cs:
             assert sentence(c) in md[before_details:]  # each claim in full, in the details

@@ -27,7 +27,7 @@ from hookdiff.stats import Interval, rate
 from hookdiff.study import claims_behaviour as behaviour
 from hookdiff.study import claims_controls as matched_controls
 from hookdiff.study import claims_localise as localise
-from hookdiff.study.claim import VERDICTS, Claim
+from hookdiff.study.claim import VERDICTS, Claim, adjust_family
 from hookdiff.study.claims_localise import LOGITS
 from hookdiff.study.schema import (
     CONTROLS,
@@ -181,7 +181,7 @@ def claims(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[Claim]]
         if vector not in VECTOR_SPECS:
             raise UnknownNameError(unknown_name_message("study vector", vector, list(VECTOR_SPECS)))
         out[vector] = [c for k in CLAIMS if k.kind not in absent for c in k.build(ds, vector, seed)]
-    return out
+    return adjust_family(out)
 
 
 def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -27,19 +27,21 @@ The tolerance is :data:`TOLERANCE_REL` times the scale of the readout the claim 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from hookdiff._io import jsonable
-from hookdiff.stats import Interval
+from hookdiff.stats import Interval, holm
 
 __all__ = [
     "ALPHA",
     "TOLERANCE_REL",
+    "FAMILY_TESTS",
     "VERDICTS",
     "Claim",
+    "adjust_family",
     "interval_dict",
     "tolerance",
     "verdict_of",
@@ -146,6 +148,10 @@ class Claim:
             a top-level key of :meth:`to_dict` where set.
         p_equivalent: the adjusted p-value of its equivalence test within ``margin`` (None: none).
         p_zero: the adjusted p-value of its test against 0 (None: none; the interval decides).
+        p_zero_unadjusted: the unadjusted p-value against 0 of a claim outside the cut scans'
+            families (a bootstrap mean's, :attr:`hookdiff.stats.Interval.p_zero`), before
+            :func:`adjust_family` adjusts it into ``p_zero`` (None: not in the answer's family).
+        p_equivalent_unadjusted: likewise, the unadjusted TOST p-value within ``margin``.
     """
 
     kind: str
@@ -163,6 +169,8 @@ class Claim:
     p_equivalent: float | None = None
     p_zero: float | None = None
     episodes_per_maze: int | None = None
+    p_zero_unadjusted: float | None = None
+    p_equivalent_unadjusted: float | None = None
 
     @classmethod
     def of(cls, kind: str, vector: str, iv: Interval, **fields: Any) -> Claim:
@@ -171,6 +179,8 @@ class Claim:
         if iv.median is not None:
             spread = {"median": iv.median, "n_positive": iv.n_positive, "n_negative": iv.n_negative}
             fields["detail"] = {**spread, **fields.get("detail", {})}
+        if "p_zero" not in fields and iv.p_zero is not None:
+            fields["p_zero_unadjusted"] = iv.p_zero
         return cls(
             kind,
             vector,
@@ -226,6 +236,8 @@ class Claim:
                 "margin": self.margin,
                 "p_equivalent": self.p_equivalent,
                 "p_zero": self.p_zero,
+                "p_zero_unadjusted": self.p_zero_unadjusted,
+                "p_equivalent_unadjusted": self.p_equivalent_unadjusted,
                 "detail": detail,
             }
             | self._optional()
@@ -240,6 +252,60 @@ class Claim:
         if "control" in self.detail:
             out["control"] = self.detail["control"]
         return out
+
+
+def adjust_family(per_vector: dict[str, list[Claim]]) -> dict[str, list[Claim]]:
+    """The claims with the answer's family adjusted for multiplicity (Holm, across vectors).
+
+    The family: every claim outside the cut scans' own families (those carry adjusted p-values
+    already) that states an unadjusted p-value: its test against 0 (``p_zero_unadjusted``, e.g.
+    the asymmetry, the published sign, rollouts, controls, knock-outs) and, separately, its
+    equivalence test (``p_equivalent_unadjusted``, the controls). Each adjusted p-value goes
+    into ``p_zero`` / ``p_equivalent``, and ``detail["family"]`` says which family and its size,
+    so a verdict never rests on one uncorrected test among dozens.
+
+    Example:
+        >>> from hookdiff.stats import Interval
+        >>> iv = Interval(0.3, 0.1, 0.5, 9, p_zero=0.03)
+        >>> got = adjust_family({"v": [Claim.of("asymmetry", "v", iv)] * 2})["v"]
+        >>> [(c.p_zero, c.verdict) for c in got]
+        [(0.06, 'inconclusive'), (0.06, 'inconclusive')]
+    """
+    flat = [c for cs in per_vector.values() for c in cs]
+    adjusted = {
+        name: holm(np.array([_or_nan(getattr(c, f"{name}_unadjusted")) for c in flat]))
+        for name in ("p_zero", "p_equivalent")
+    }
+    size = {name: int(np.isfinite(p).sum()) for name, p in adjusted.items()}
+    out, i = {}, 0
+    for vector, cs in per_vector.items():
+        out[vector] = []
+        for c in cs:
+            out[vector].append(_adjusted(c, {k: p[i] for k, p in adjusted.items()}, size))
+            i += 1
+    return out
+
+
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _adjusted(c: Claim, p: dict[str, float], size: dict[str, int]) -> Claim:
+    """``c`` with its adjusted p-values (where it had unadjusted ones) and its family named."""
+    new = {k: float(v) for k, v in p.items() if math.isfinite(v)}
+    if not new:
+        return c
+    family = "; ".join(
+        f"Holm over the answer's {size[k]} {FAMILY_TESTS[k]} (every vector)" for k in new
+    )
+    return replace(c, **new, detail={**c.detail, "family": family})
+
+
+#: What each of the answer's families tests, in words (a claim's ``detail["family"]``).
+FAMILY_TESTS = {
+    "p_zero": "tests against 0 outside the cut scans",
+    "p_equivalent": "equivalence tests of controls",
+}
 
 
 def _detail(v: Any) -> Any:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from hookdiff.stats import Interval, bootstrap_mean, paired_difference
+from hookdiff.stats import Interval, bootstrap_mean, paired_difference, tost_p
 from hookdiff.study.claim import ALPHA, Claim, verdict_of
 from hookdiff.study.claims_controls import (
     KILLS_STEERING,
@@ -29,6 +29,7 @@ from hookdiff.study.select import (
     created_cut,
     creation_cut,
     cut_intervals,
+    equivalence_margin,
     exact_even,
     later_scan_tests,
     later_steers,
@@ -377,9 +378,17 @@ def distance(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
 
 
 def controls(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """E for each control (``where``), with the maze's own vector minus the control (paired)."""
+    """E for each control (``where``), with the maze's own vector minus the control (paired).
+
+    Each control's E is also tested for equivalence to 0 within the study's margin
+    (:func:`~hookdiff.study.select.equivalence_margin` × |mean E of the vector|, TOST), so a
+    control whose asymmetry is tiny next to the vector's (an untrained network's −1e−04 against
+    the trained one's −3) reads as ``equivalent``, not as an effect."""
     t, out = t_loc_one(ds), []
     own = loc_values(ds, "loc_even", vector, t, control="vector", readout=PRIMARY)
+    margin = (
+        equivalence_margin(ds) * abs(float(np.nanmean(own))) if np.isfinite(own).any() else None
+    )
     for control in [c for c in CONTROLS if c in ds["control"].values]:
         e = loc_values(ds, "loc_even", vector, t, control=control, readout=PRIMARY)
         iv = bootstrap_mean(e, seed=seed)
@@ -394,7 +403,19 @@ def controls(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
             }
             detail["index"] = index_mean(e, odd[control], seed)
             detail["own_index"] = index_mean(own, odd["vector"], seed)
-        out.append(Claim.of("controls", vector, iv, where=control, **at, detail=detail))
+        p_eq = tost_p(e[np.isfinite(e)], margin, seed=seed) if margin is not None else None
+        out.append(
+            Claim.of(
+                "controls",
+                vector,
+                iv,
+                where=control,
+                **at,
+                margin=margin,
+                p_equivalent_unadjusted=p_eq,
+                detail=detail,
+            )
+        )
     return out
 
 

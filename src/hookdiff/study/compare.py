@@ -2,7 +2,8 @@
 
 A many-agent run (``--checkpoint a.pt,b.pt`` or a folder) writes each agent's full report under
 ``agents/<name>/`` and, at the top of the run folder, this comparison: per agent and vector, the
-add/subtract asymmetry of the target log-odds at |t| = 1 with its 95 % interval and verdict, the
+add/subtract asymmetry of the target log-odds at |t| = 1 with its 95 % interval and verdict (the
+answer's, multiplicity-adjusted), the
 cut where the scan finds it created, and the later layer; above the table, in how many agents
 each vector's asymmetry is distinguishable from 0.
 """
@@ -27,11 +28,8 @@ def _first(claims: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] 
 
 
 def _verdict(claim: Mapping[str, Any] | None) -> str:
-    """Where the claim's interval lies relative to 0."""
-    lo, hi = claim["ci95"] if claim else (None, None)
-    if lo is None or hi is None:
-        return "n/a"
-    return "above 0" if lo > 0 else "below 0" if hi < 0 else "not distinguishable from 0"
+    """The claim's verdict as the answer decided it (``n/a`` without a claim)."""
+    return str(claim["verdict"]) if claim and claim.get("verdict") else "n/a"
 
 
 def _interval(claim: Mapping[str, Any] | None) -> str:
@@ -53,9 +51,9 @@ def comparison_rows(
 
     Example:
         >>> claim = {"kind": "asymmetry", "readout": "logodds", "estimate": 0.5,
-        ...          "ci95": [0.2, 0.8], "where": None}
+        ...          "ci95": [0.2, 0.8], "where": None, "verdict": "positive"}
         >>> comparison_rows({"a": {"cheese": [claim]}}, {"a": "x"})[0]["verdict"]
-        'above 0'
+        'positive'
     """
     rows = []
     for agent, per_vector in answers.items():
@@ -79,7 +77,7 @@ def _headline(rows: Sequence[Mapping[str, str]]) -> list[str]:
     lines = []
     for vector in dict.fromkeys(r["vector"] for r in rows):
         mine = [r for r in rows if r["vector"] == vector]
-        shown = [r["agent"] for r in mine if r["verdict"] in ("above 0", "below 0")]
+        shown = [r["agent"] for r in mine if r["verdict"] in ("positive", "negative")]
         lines.append(
             f"The {vector} vector's add/subtract asymmetry (log-odds, |t| = 1) is "
             f"distinguishable from 0 in {len(shown)} of {len(mine)} agents"

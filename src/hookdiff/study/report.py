@@ -185,10 +185,12 @@ _READING = (
     "read on it. P and log-odds add the softmax's own curvature, which the softmax-only test "
     "measures. Each number is a mean over mazes with its 95 % bootstrap interval [lo, hi] "
     "(paired on the maze where two conditions are compared; Wilson for rollout rates) and its "
-    "n. Verdict: positive / negative when the interval lies above / below 0; inconclusive when "
-    "it holds 0, when there is no interval (n < 2), or when the estimate and interval are 0 "
-    "within the claim's numerical tolerance; equivalent only for a claim with a stated "
-    "equivalence margin whose interval lies inside it."
+    "n. Verdict: positive / negative when the interval lies above / below 0 and the test against "
+    "0 rejects after Holm's adjustment over its family (each cut scan's points; the rest of "
+    "the answer's tests, across vectors); inconclusive when the interval holds 0, when the "
+    "adjusted test does not reject, when there is no interval (n < 2), or when the estimate and "
+    "interval are 0 within the claim's numerical tolerance; equivalent only for a claim with a "
+    "stated equivalence margin whose adjusted equivalence test (TOST) rejects |E| ≥ margin."
 )
 
 
@@ -197,7 +199,7 @@ def verdict_rows(per_vector_claims: list[Claim]) -> list[list[str]]:
     rows = [["claim", "estimate [95 % CI]", "n", "t", "verdict"]]
     for c in per_vector_claims:
         t = "—" if c.t is None or not math.isfinite(c.t) else t_text(c.t)
-        verdict = "0 within tolerance" if c.within_tolerance else c.verdict
+        verdict = f"{c.verdict} (0 within tolerance)" if c.within_tolerance else c.verdict
         rows.append([label(c), number(c), str(c.n), t, verdict])
     return rows
 

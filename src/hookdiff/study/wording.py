@@ -66,6 +66,8 @@ def verdict_text(c: Claim) -> str:
         return f"0 within numerical tolerance (|x| ≤ {c.tolerance:.0e})"
     if c.n < 2:
         return "one maze only, so not tested against 0"
+    if c.verdict == "inconclusive" and c.p_zero is not None and c.interval.excludes(0.0):
+        return f"not distinguishable from 0 after the multiplicity adjustment (p = {c.p_zero:.2g})"
     return {"positive": "above 0", "negative": "below 0"}.get(
         c.verdict, "not distinguishable from 0"
     )
