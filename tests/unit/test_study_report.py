@@ -1,6 +1,7 @@
 """The report's answer section and the answer's figures, on the hand-built study dataset.
 
-The report opens its answer with one verdict table per vector (a row per claim: its estimate
+The report opens its answer with the glance (four questions, each answered from a claim) and
+one verdict table per vector (a row per claim: its estimate
 with the interval, n, t and verdict, read from the claim's fields), then one line per claim and
 the details; it says once what was not measured. Each answer figure plots the numbers of its
 claims: the tests recompute them from the dataset (plain numpy) and find them in the figure's
@@ -9,14 +10,17 @@ plotted data, as tests/integration/test_maze_plot.py reads a quiver's arrows.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
+from hookdiff.stats import Interval
 from hookdiff.study import report
 from hookdiff.study.answer import claims
+from hookdiff.study.claim import Claim
 from hookdiff.study.figures import (
     FIGURE_SPECS,
     answer_figure_names,
@@ -24,6 +28,7 @@ from hookdiff.study.figures import (
     draw_answer_figures,
     figure_sites,
 )
+from hookdiff.study.glance import glance_rows
 from hookdiff.study.wording import number, sentence, short
 
 STEERING = "embedder.block2.res1.resadd_out"
@@ -52,7 +57,9 @@ def test_answer_opens_with_one_verdict_table_per_vector_read_from_the_claims():
     md = _answer_md(ds)
     assert md.startswith("## Answer")
     tables = _tables(md)
-    assert len(tables) == len(per_vector)
+    assert len(tables) == 2 * len(per_vector)  # per vector: the glance, then the verdict table
+    glances, tables = tables[0::2], tables[1::2]
+    assert all(g[0] == ["question", "answer", "verdict of its claim"] for g in glances)
     before_details = md.index("### In detail")
     for table, cs in zip(tables, per_vector.values()):
         header, *rows = table
@@ -216,3 +223,43 @@ def test_answer_figures_are_written_for_the_claims_the_dataset_has(tmp_path, loc
     assert len(paths) == expected
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+
+
+def _claim(kind, estimate, lo, hi, readout="logodds", odd=None, **detail):
+    iv = Interval(estimate, lo, hi, 104)
+    return Claim.of(kind, "cheese", iv, readout=readout, t=1.0, odd=odd, detail=detail)
+
+
+def test_the_glance_answers_four_questions_from_the_claims_verdicts():
+    own, big = Interval(-3.5, -4.5, -2.7, 104), Interval(-14.3, -18.0, -11.0, 104)
+    flipped = Interval(+6.8, +5.0, +9.0, 104)
+    made = _claim("made", -1.4, -1.7, -1.1, readout="margin")
+    made = dataclasses.replace(made, where="a → b")
+    cases = [
+        # (claims, the answer's first word per question, in GLANCE order)
+        (
+            [
+                _claim("asymmetry", -3.5, -4.5, -2.7, odd=+5.8),
+                _claim("random_matched", 10.8, 7.7, 14.8, own=own, matched=big),
+                made,
+                _claim("rollouts", -0.16, -0.39, 0.02, readout=None),
+            ],
+            ["yes", "no", "most", "not at this n"],
+        ),
+        (
+            [
+                _claim("asymmetry", 0.1, -0.2, 0.4),
+                _claim("random_matched", -10.3, -12.0, -8.0, own=own, matched=flipped),
+                _claim("rollouts", 0.3, 0.1, 0.5, readout=None),
+            ],
+            ["cannot tell", "yes, in sign", "yes"],
+        ),
+    ]
+    for cs, first_words in cases:
+        rows = glance_rows(cs)
+        assert rows[0] == ["question", "answer", "verdict of its claim"]
+        assert len(rows) - 1 == len(first_words)
+        for row, word in zip(rows[1:], first_words):
+            assert row[1].startswith(word + ":") or row[1].startswith(word + " "), row
+    first = glance_rows(cases[0][0])[1]
+    assert "subtracting" in first[1] and first[2] == "negative"  # E < 0 < O: −v moves it more

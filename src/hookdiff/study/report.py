@@ -25,6 +25,7 @@ from hookdiff._io import atomic_write, jsonable
 from hookdiff.study.answer import CLAIMS, claims, missing
 from hookdiff.study.claim import Claim
 from hookdiff.study.figures import FIGURE_SPECS, OUTPUT_DEPTH, figure_sites
+from hookdiff.study.glance import glance_rows
 from hookdiff.study.select import no_later_layer_steers, published_t
 from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.study.wording import label, number, sentence, short, t_text
@@ -205,10 +206,12 @@ def verdict_rows(per_vector_claims: list[Claim]) -> list[list[str]]:
 
 
 def _answer(ds: xr.Dataset, per_vector: dict[str, list[Claim]]) -> Blocks:
-    """The answer: per vector a verdict table and one short line per claim; then the details."""
+    """The answer: per vector the glance (four questions), a verdict table and one short line
+    per claim; then the details."""
     b: Blocks = [("h2", "Answer")]
     for vector, vclaims in per_vector.items():
         b.append(("h3", f"{VECTOR_SPECS[vector].label} vector"))
+        b.append(("table", glance_rows(vclaims)))
         b.append(("table", verdict_rows(vclaims)))
         b.append(("ul", [short(c) for c in vclaims]))
     b.append(("h3", "In detail"))
