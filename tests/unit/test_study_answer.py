@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _study_synthetic import CUTS, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
+from _study_synthetic import CUTS, DISTANCES, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
 from hookdiff.stats import wilson
 from hookdiff.study.answer import KINDS, VERDICTS, answer, missing
 from hookdiff.study.claim import verdict_of
+from hookdiff.study.schema import VECTOR_SOURCES
 
 VECTORS = ("cheese", "top_right")
 
@@ -195,30 +196,53 @@ def test_layers_knockout_knockin_and_kinks(ds, claims):
     assert c["detail"]["direct_gap"] == pytest.approx(1e-12, rel=1e-3)
 
 
-def test_base_swap_change_is_swapped_minus_own_paired_on_the_maze(ds, claims):
+def test_base_swap_per_vector_source_is_swapped_minus_own_paired_on_the_maze(ds, claims):
     for vector in VECTORS:
-        (c,) = _one(claims, vector, "base_swap")
-        swap, own = _loc(ds, vector, "base_swap"), _loc(ds, vector)
-        assert c["estimate"] == pytest.approx(swap.mean())
-        assert c["detail"]["own"]["estimate"] == pytest.approx(own.mean())
-        assert c["detail"]["change"]["estimate"] == pytest.approx(_mean(swap - own))
-    (c,) = _one(claims, "cheese", "base_swap")
+        for source, (mine_line, swap_line) in VECTOR_SOURCES.items():
+            (c,) = _one(claims, vector, "base_swap", where=source)
+            swap, own = _loc(ds, vector, swap_line), _loc(ds, vector, mine_line)
+            assert c["estimate"] == pytest.approx(swap.mean())
+            assert c["detail"]["own"]["estimate"] == pytest.approx(own.mean())
+            assert c["detail"]["change"]["estimate"] == pytest.approx(_mean(swap - own))
+            assert c["detail"]["source"] == source
+    (c,) = _one(claims, "cheese", "base_swap", where="own")
     assert c["estimate"] == pytest.approx(0.8) and c["detail"]["sign"] == "flips"
     assert c["detail"]["change"]["estimate"] == pytest.approx(1.8)
-    (c,) = _one(claims, "top_right", "base_swap")
-    assert c["detail"]["sign"] == "keeps"
+    # built: cheese flips with its own and the leave-one-out vector, keeps with another maze's;
+    # top-right keeps with both its own and the leave-one-out vector, and another maze's is 0
+    signs = {
+        (v, src): _one(claims, v, "base_swap", where=src)[0]["detail"]["sign"]
+        for v in VECTORS
+        for src in VECTOR_SOURCES
+    }
+    assert signs == {
+        ("cheese", "own"): "flips",
+        ("cheese", "leave_one_out"): "flips",
+        ("cheese", "other_maze"): "keeps",
+        ("top_right", "own"): "keeps",
+        ("top_right", "leave_one_out"): "keeps",
+        ("top_right", "other_maze"): "inconclusive",
+    }
 
 
-def test_distance(claims):
-    (c,) = _one(claims, "cheese", "distance")
-    assert c["estimate"] == pytest.approx(-1.2) and c["verdict"] == "negative"
-    assert c["detail"]["plus"]["estimate"] == pytest.approx(0.4)
+def test_distance_per_vector_source(claims):
+    verdicts = {}
+    for source, (plus, minus) in DISTANCES.items():
+        (c,) = _one(claims, "cheese", "distance", where=source)
+        assert c["estimate"] == pytest.approx(plus - minus, abs=0.02)
+        assert c["detail"]["plus"]["estimate"] == pytest.approx(plus, abs=0.02)
+        verdicts[source] = c["verdict"]
+    assert verdicts == {
+        "own": "negative",
+        "leave_one_out": "negative",
+        "other_maze": "inconclusive",
+    }
 
 
 def test_controls_beside_the_own_vector_minus_each_control(ds, claims):
     for vector in VECTORS:
         controls = {c["where"]: c for c in _one(claims, vector, "controls")}
-        assert set(controls) == {"random", "other_maze", "untrained"}
+        assert set(controls) == {"random", "other_maze", "leave_one_out", "untrained"}
         for name, c in controls.items():
             e = _loc(ds, vector, name)
             assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12)
@@ -284,6 +308,7 @@ def test_absent_variables_skip_their_claims_and_are_named_once():
     assert {c["where"] for c in answer(no_untrained)["cheese"] if c["kind"] == "controls"} == {
         "random",
         "other_maze",
+        "leave_one_out",
     }
 
 
@@ -307,7 +332,7 @@ def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_exp
     assert c["ci95"][0] < 0 < c["ci95"][1] and c["verdict"] == "inconclusive"
     for c in _one(claims, "cheese", "softmax"):
         assert c["detail"]["reading"] == "no_asymmetry"
-    (c,) = _one(claims, "cheese", "base_swap")
+    (c,) = _one(claims, "cheese", "base_swap", where="own")
     assert c["detail"]["sign"] == "inconclusive" and c["detail"]["zero_on"] == ["own"]
     (c,) = _one(claims, "cheese", "knockin")
     assert c["detail"]["share"] is None  # no share of an E indistinguishable from 0

@@ -314,6 +314,13 @@ class StudyConfig:
         "Ray instance started for the run gets.",
         min=1,
     )
+    confirm: str | None = option(
+        None,
+        "A discovery run's RUN/hypotheses.json: rerun its analysis, every choice fixed by it, on "
+        "other mazes (--levels, --seed, --maze-spec, --n-mazes; none may be the discovery's) and "
+        "test each hypothesis (run.json['confirmation']). Only where and how to compute may "
+        "be set besides.",
+    )
 
     # ------------------------------------------------------------------ derived
 

@@ -67,7 +67,7 @@ from hookdiff.study.readouts import (
     target_directions,
     target_log_odds,
 )
-from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS
+from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS, VECTOR_SOURCES
 from hookdiff.study.targets import VectorSpec, selected_specs
 from hookdiff.vectors import activations_at, activations_from_obs
 
@@ -80,6 +80,7 @@ __all__ = [
     "control_lines",
     "each_maze",
     "kink_maze_count",
+    "source_distances",
     "localise_attrs",
     "localise_controls",
     "localise_kinks",
@@ -197,12 +198,16 @@ def control_lines(
     rows = (mazes.first, mazes.total or len(mazes.states))
     untrained = random_init_policy(policy.scale, seeds["untrained"]).to(model_device(policy))
     u_acts, u_own = _untrained_line(untrained, mazes, config)
+    loo = vectors.leave_one_out(hook) if vectors.per_maze else own
     return {
         name: {
             "vector": ControlLine(policy, acts, own[name]),
             "random": ControlLine(policy, acts, matched_random(own[name], generator, rows)),
             "other_maze": ControlLine(policy, acts, other[name]),
+            "leave_one_out": ControlLine(policy, acts, loo[name]),
             "base_swap": ControlLine(policy, paired[name], own[name]),
+            "base_swap_other_maze": ControlLine(policy, paired[name], other[name]),
+            "base_swap_leave_one_out": ControlLine(policy, paired[name], loo[name]),
             "untrained": ControlLine(untrained, u_acts, u_own[name]),
         }
         for name in vectors.names
@@ -250,14 +255,12 @@ def localise_controls(
     coords |= {"t": ts, "maze": np.arange(r.shape[-1])}
     parts = _even_odd(r, dims, coords)
     base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
-    own = {v: lines[v]["vector"] for v in names}
-    swapped = {v: lines[v]["base_swap"].acts for v in names}
     ds = xr.Dataset(
         {
             "loc_base": base,
             "loc_even": parts["even"].transpose("control", "vector", "readout", "t_loc", "maze"),
             "loc_odd": parts["odd"].transpose("control", "vector", "readout", "t_loc", "maze"),
-            "base_swap_distance": base_swap_distance(own, swapped),
+            "base_swap_distance": source_distances(lines),
         }
     )
     return label_readouts(ds)
@@ -281,6 +284,18 @@ def _exact_readouts(
         return readouts(logits.values, target[m], ts)
 
     return each_maze(len(target), one)
+
+
+def source_distances(lines: Mapping[str, Mapping[str, ControlLine]]) -> xr.DataArray:
+    """:func:`base_swap_distance` for every vector source (:data:`VECTOR_SOURCES`), over
+    (source, vector, sign, maze): the source's vector added to the maze's own base, measured
+    from the maze's paired real state."""
+    names = list(lines)
+    per_source = []
+    for own_line, swap_line in VECTOR_SOURCES.values():
+        mine = {v: lines[v][own_line] for v in names}
+        per_source.append(base_swap_distance(mine, {v: lines[v][swap_line].acts for v in names}))
+    return xr.concat(per_source, dim="source").assign_coords(source=list(VECTOR_SOURCES))
 
 
 def base_swap_distance(

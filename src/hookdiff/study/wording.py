@@ -32,6 +32,7 @@ __all__ = [
 _CONTROL_TEXT = {
     "random": "a random direction (same norm per position)",
     "other_maze": "another maze's vector",
+    "leave_one_out": "the leave-one-out vector (the mean of every other maze's)",
     "untrained": "a random-init agent (its own vectors)",
 }
 _VARIANT = {"symmetrize": "symmetrised", "linearize": "linearised"}
@@ -284,6 +285,14 @@ def _kink_signs_text(d: dict) -> str:
     )
 
 
+#: Each vector source (:data:`~hookdiff.study.schema.VECTOR_SOURCES`) in a sentence.
+_SOURCE_TEXT = {
+    "own": "the maze's own vector (built from its pair: the swap re-reads nearly the same line)",
+    "leave_one_out": "the leave-one-out vector (the mean of every other maze's)",
+    "other_maze": "another maze's vector",
+}
+
+
 def _base_swap(c: Claim) -> str:
     d = c.detail
     fate = {"flips": "flips sign", "keeps": "keeps its sign"}.get(d["sign"])
@@ -293,8 +302,8 @@ def _base_swap(c: Claim) -> str:
             f"is not distinguishable from 0 on {' and '.join(bases[b] for b in d['zero_on'])} base"
         )
     return (
-        f"Base swap ({readout_text(c.vector, c.readout)}, t = {c.t:g}): added to "
-        f"{VECTOR_SPECS[c.vector].swapped_base}, the {VECTOR_SPECS[c.vector].label} vector gives "
+        f"Base swap, {_SOURCE_TEXT[d['source']]} ({readout_text(c.vector, c.readout)}, "
+        f"t = {c.t:g}): added to {VECTOR_SPECS[c.vector].swapped_base}, it gives "
         f"E = {_main(c)} against {interval_text(d['own'])} on its own maze (n = {c.n}); paired "
         f"change swapped − own {interval_text(d['change'])}, {_iv_verdict(d['change'], c)}; "
         f"the asymmetry {fate}."
@@ -307,7 +316,8 @@ def _distance(c: Claim) -> str:
         "positive": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
     }.get(c.verdict, "neither sign is closer to the paired real state")
     return (
-        f"Distance of the vector added to its own maze from the paired real activation at the "
+        f"Distance of {_SOURCE_TEXT[c.detail['source']]} added to its maze from the paired real "
+        f"activation at the "
         f"decision square, relative to ‖a_paired − a‖: {interval_text(c.detail['plus'])} for "
         f"a + v, {interval_text(c.detail['minus'])} for a − v; paired difference {_main(c)} "
         f"(n = {c.n}), {verdict_text(c)}: {reading}."
