@@ -50,8 +50,8 @@ def _mean(x) -> float:
     return float(np.nanmean(np.asarray(x, dtype=float)))
 
 
-def _loc(ds, vector, control="vector", readout="logodds"):
-    return ds["loc_even"].sel(control=control, vector=vector, readout=readout, t_loc=1.0).values
+def _loc(ds, vector, control="vector", readout="logodds", name="loc_even"):
+    return ds[name].sel(control=control, vector=vector, readout=readout, t_loc=1.0).values
 
 
 def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(claims):
@@ -563,3 +563,26 @@ def test_an_interval_that_excludes_zero_is_not_an_effect_when_the_family_does_no
     single = verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"])
     assert c["p_zero_unadjusted"] < 0.05 <= c["p_zero"], c
     assert single == "positive" and c["verdict"] == "inconclusive"
+
+
+def test_the_interpolation_rule_is_scored_per_vector_source_beside_the_trivial_rules(ds, claims):
+    # by hand: the sign that acts more is sign(E·O); interpolation predicts the sign whose
+    # a + s·v is nearer the paired state; the published sign; the sign of O
+    for vector, published in (("cheese", -1.0), ("top_right", 1.0)):
+        for source, (line, _) in VECTOR_SOURCES.items():
+            (c,) = _one(claims, vector, "prediction", where=source)
+            e, o = _loc(ds, vector, line), _loc(ds, vector, line, name="loc_odd")
+            seen = np.sign(e * o)
+            d = ds["base_swap_distance"].sel(source=source, vector=vector)
+            guess = np.sign((d.sel(sign="-t") - d.sel(sign="+t")).values)
+            hits = (guess == seen).astype(float)
+            assert c["estimate"] == pytest.approx(hits.mean() - 0.5)
+            acc = c["detail"]["accuracy"]
+            assert acc["interpolation"]["estimate"] == pytest.approx(hits.mean())
+            assert acc["published_sign"]["estimate"] == pytest.approx((seen == published).mean())
+            assert acc["raises_target"]["estimate"] == pytest.approx((seen == np.sign(o)).mean())
+    # built: cheese's own vector lands nearer the paired state when added, yet subtracting acts
+    # more, so interpolation is always wrong there and the published sign always right
+    (c,) = _one(claims, "cheese", "prediction", where="own")
+    assert c["estimate"] == -0.5 and c["verdict"] == "negative"
+    assert c["detail"]["advantage"]["published_sign"]["estimate"] == -1.0

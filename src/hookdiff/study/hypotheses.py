@@ -153,6 +153,12 @@ def _distance(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
     return (d.sel(sign="+t") - d.sel(sign="-t")).values
 
 
+def _prediction(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
+    from hookdiff.study.claims_predict import predictions
+
+    return predictions(ds, h.vector, str(h.where))["interpolation"] - 0.5
+
+
 def _random_matched(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
     own = loc_values(ds, "loc_even", h.vector, h.t, control="vector", readout=h.readout)
     return own - per_maze_mean(matched_draws(ds, "rme_even", h.vector, readout=h.readout))
@@ -171,6 +177,7 @@ QUANTITIES: dict[str, Reader] = {
     "distance": _distance,
     "controls": _line,
     "random_matched": _random_matched,
+    "prediction": _prediction,
 }  # fmt: skip
 
 
