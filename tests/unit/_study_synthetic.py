@@ -264,6 +264,32 @@ def random_matched(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+#: The dense sweep's t and, per (vector, source), the line along it: the cheese vector's own
+#: line stops just past the paired state's readout (+1 at t = 1, flat from 1.05), every other
+#: line goes straight on.
+SWEEP_T = np.linspace(-4.0, 4.0, 17)
+PAIRED_R = {"cheese": 1.0, "top_right": 2.0}
+
+
+def sweeps(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``sweep_r`` (source, vector, t_sweep, maze) and ``loc_base`` (control, vector, readout,
+    maze), the base-swap line's base being the paired state's readout."""
+    lines = []
+    for _source in DISTANCES:
+        per_vector = []
+        for vector, paired in PAIRED_R.items():
+            straight = paired * SWEEP_T
+            line = (
+                np.minimum(straight, 1.05 * paired) if (vector, _source) == ("cheese", "own") else straight
+            )
+            per_vector.append(line[:, None] + noise(rng, 0.001)[None, :])
+        lines.append(np.stack(per_vector))
+    base = np.zeros((len(CONTROLS), 2, len(READOUTS), N))
+    for j, paired in enumerate(PAIRED_R.values()):
+        base[CONTROLS.index("base_swap"), j] = paired
+    return {"sweep_r": np.stack(lines), "loc_base": base}
+
+
 def synthetic_study(
     *, localised: bool = True, later_hook: str = "embedder.block3.res2.resadd_out"
 ) -> xr.Dataset:
@@ -280,7 +306,7 @@ def synthetic_study(
     }
     if localised:
         data |= localisation(rng) | cut_rollouts() | matched(rng)
-        data |= odd_parts(rng) | random_matched(rng)
+        data |= odd_parts(rng) | random_matched(rng) | sweeps(rng)
         coords |= {
             "t_loc": T_LOC,
             "cut": CUTS,
@@ -295,6 +321,7 @@ def synthetic_study(
             "later_cut": LATER_CUTS,
             "control_draw": np.arange(RME_DRAWS),
             "source": list(DISTANCES),
+            "t_sweep": SWEEP_T,
         }
     attrs = {
         "steering_hook": "embedder.block2.res1.resadd_out",

@@ -61,9 +61,9 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
         for c in claims[vector]:
             assert c["vector"] == vector and c["verdict"] in VERDICTS
             assert c["tolerance"] > 0
-            # only creation cuts and controls state an equivalence margin (issue 26: a zero is shown by
+            # only creation cuts, controls, saturation state an equivalence margin (a zero is shown by
             # an equivalence test, not by a failure to reject)
-            stated = c["kind"] in ("created", "later_created", "controls")
+            stated = c["kind"] in ("created", "later_created", "controls", "saturation")
             assert c["margin"] is None or (stated and c["margin"] > 0)
             fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
             assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
@@ -586,3 +586,29 @@ def test_the_interpolation_rule_is_scored_per_vector_source_beside_the_trivial_r
     (c,) = _one(claims, "cheese", "prediction", where="own")
     assert c["estimate"] == -0.5 and c["verdict"] == "negative"
     assert c["detail"]["advantage"]["published_sign"]["estimate"] == -1.0
+
+
+def test_saturation_reads_how_far_the_line_goes_past_the_paired_state(claims):
+    got = {
+        (v, src): _one(claims, v, "saturation", where=src)[0]
+        for v in VECTORS
+        for src in VECTOR_SOURCES
+    }
+    own = got[("cheese", "own")]  # built to stop just past the paired state's readout
+    assert own["estimate"] == pytest.approx(0.05, abs=0.01) and own["verdict"] == "equivalent"
+    assert own["detail"]["u_star_median"] == pytest.approx(1.0, abs=0.01)
+    assert own["detail"]["reached"]["estimate"] == 1.0 and own["n"] == 40
+    for key in [("cheese", "leave_one_out"), ("top_right", "own"), ("top_right", "leave_one_out")]:
+        c = got[key]  # straight lines: past u* they go on as far again
+        assert c["estimate"] == pytest.approx(1.0, abs=0.01) and c["verdict"] == "positive", key
+
+
+@pytest.mark.parametrize("k", [-0.5, 0.0, 0.3, 1.0, 2.5])
+def test_continuation_past_the_crossing_is_the_slope_ratio(k):
+    from hookdiff.study.claims_predict import continuation
+
+    ts = np.linspace(-4.0, 4.0, 33)  # a kink at the paired readout 1.0, reached at u* = 0.5
+    r = np.where(-ts <= 0.5, 2.0 * -ts, 1.0 + 2.0 * k * (-ts - 0.5))
+    u_star, c = continuation(r, ts, paired=1.0, sign=-1.0)
+    assert u_star == pytest.approx(0.5) and c == pytest.approx(k)
+    assert np.isnan(continuation(r, ts, paired=-5.0, sign=-1.0)[0])  # never reached that way

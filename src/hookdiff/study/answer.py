@@ -134,6 +134,8 @@ CLAIMS: tuple[ClaimKind, ...] = (
               "Does it follow the base?"),
     ClaimKind("prediction", predict.prediction, ("base_swap_distance", "loc_odd"),
               "Does it follow the base?"),
+    ClaimKind("saturation", predict.saturation, ("sweep_r", "loc_base", "base_swap_distance"),
+              "Does it follow the base?"),
     ClaimKind("controls", localise.controls, ("loc_even",), "Against controls."),
     ClaimKind("random_matched", matched_controls.random_matched,
               ("rme_even", "rme_odd", "rme_reached", "rme_t", "rme_goal", "loc_even", "loc_odd"),

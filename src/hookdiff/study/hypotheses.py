@@ -159,6 +159,12 @@ def _prediction(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
     return predictions(ds, h.vector, str(h.where))["interpolation"] - 0.5
 
 
+def _saturation(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
+    from hookdiff.study.claims_predict import continuations
+
+    return continuations(ds, h.vector, str(h.where))[1]
+
+
 def _random_matched(ds: xr.Dataset, h: Hypothesis) -> np.ndarray:
     own = loc_values(ds, "loc_even", h.vector, h.t, control="vector", readout=h.readout)
     return own - per_maze_mean(matched_draws(ds, "rme_even", h.vector, readout=h.readout))
@@ -178,6 +184,7 @@ QUANTITIES: dict[str, Reader] = {
     "controls": _line,
     "random_matched": _random_matched,
     "prediction": _prediction,
+    "saturation": _saturation,
 }  # fmt: skip
 
 
@@ -185,7 +192,7 @@ def _prediction(c: Claim) -> str | None:
     """What a claim predicts for fresh mazes (None: nothing: its verdict was inconclusive)."""
     if c.verdict in ("positive", "negative"):
         return c.verdict
-    if c.verdict == "equivalent" and c.kind in ("created", "controls"):
+    if c.verdict == "equivalent" and c.kind in ("created", "controls", "saturation"):
         return "equivalent"
     return None
 
@@ -240,7 +247,10 @@ def _one_sided_p(x: np.ndarray, sign: float, seed: int) -> float:
 
 
 def _margin(ds: xr.Dataset, h: Hypothesis) -> float:
-    """The equivalence margin on ``ds``: the fixed fraction of the vector's exact |E| there."""
+    """The equivalence margin on ``ds``: the fixed fraction of the vector's exact |E| there
+    (of 1 for the saturation's continuation, a ratio already)."""
+    if h.kind == "saturation":
+        return float(h.margin_fraction or 0.0)
     readout = h.readout or PRIMARY
     exact = loc_values(ds, "loc_even", h.vector, h.t, control="vector", readout=readout)
     return float(h.margin_fraction or 0.0) * abs(float(np.nanmean(exact)))

@@ -79,14 +79,16 @@ __all__ = [
     "base_swap_distance",
     "control_lines",
     "each_maze",
+    "exact_readouts",
     "kink_maze_count",
-    "source_distances",
     "localise_attrs",
     "localise_controls",
     "localise_kinks",
     "localise_scan",
     "matched_random",
+    "own_line",
     "paired_states",
+    "source_distances",
 ]
 
 #: The lines of the localisation (the ``control`` coordinate; :data:`schema.CONTROL_LINES`).
@@ -136,7 +138,7 @@ class ControlLine:
     """``(N, ...)``: the vector added to maze i's activation."""
 
 
-def _own_line(
+def own_line(
     policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, hook: str
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The decision-square activations at ``hook`` (one maze per forward) and each maze's
@@ -186,7 +188,7 @@ def control_lines(
 ) -> dict[str, dict[str, ControlLine]]:
     """``{vector: {control: line}}`` for every control of :data:`CONTROLS` (seeded)."""
     hook = config.hook
-    acts, own = _own_line(policy, mazes, vectors, hook)
+    acts, own = own_line(policy, mazes, vectors, hook)
     other = vectors.others(hook) if vectors.per_maze else own
     specs = vectors.specs
     paired = {
@@ -221,9 +223,9 @@ def _untrained_line(
     per-maze vectors are made maze by maze, the seeded pairs' vectors once."""
     hook = config.hook
     if config.vectors_from != "same_maze":
-        return _own_line(untrained, mazes, study_vectors(untrained, config, [], [hook]), hook)
+        return own_line(untrained, mazes, study_vectors(untrained, config, [], [hook]), hook)
     parts = [
-        _own_line(untrained, one, study_vectors(untrained, config, one.states, [hook]), hook)
+        own_line(untrained, one, study_vectors(untrained, config, one.states, [hook]), hook)
         for one in (mazes.block(i, i + 1) for i in range(len(mazes.states)))
     ]
     acts = torch.cat([a for a, _ in parts])
@@ -246,7 +248,7 @@ def localise_controls(
     ts = _line_ts(config.localise_ts)
     r = np.stack(
         [
-            np.stack([_exact_readouts(lines[v][c], config, ts, targets[v]) for v in names])
+            np.stack([exact_readouts(lines[v][c], config, ts, targets[v]) for v in names])
             for c in CONTROLS
         ]
     )  # (control, vector, readout, t, maze)
@@ -266,7 +268,7 @@ def localise_controls(
     return label_readouts(ds)
 
 
-def _exact_readouts(
+def exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network, one maze per forward."""
@@ -334,7 +336,7 @@ def localise_scan(
     ``loc_even_knockout`` / ``loc_even_knockin`` over (vector, frozen_layer, readout, t_loc, maze),
     each maze steered by its own vector; ``loc_odd_cut`` / ``_knockout`` / ``_knockin``: the odd
     part O(t) beside each (an intervention that kills the steering does not locate E)."""
-    acts, own = _own_line(policy, mazes, vectors, config.hook)
+    acts, own = own_line(policy, mazes, vectors, config.hook)
     targets = target_directions(mazes, vectors.specs)
     per_vector = [
         xr.merge(
@@ -436,7 +438,7 @@ def localise_kinks(
     mazes, in float64. Without ``config.breakpoints`` nothing is walked (``kink_maze`` is empty)."""
     k = kink_maze_count(config, len(mazes.states))
     policy64 = copy.deepcopy(policy).double()
-    acts, own = _own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
+    acts, own = own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
     if k == 0:
         channels = _layer_channels(policy64, acts, config.hook)
         return _no_kinks(vectors.names, channels, config.localise_ts)

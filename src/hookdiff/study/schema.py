@@ -130,6 +130,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "loc_even": ("control", "vector", "readout", "t_loc", "maze"),
     "loc_odd": ("control", "vector", "readout", "t_loc", "maze"),
     "base_swap_distance": ("source", "vector", "sign", "maze"),
+    "sweep_r": ("source", "vector", "t_sweep", "maze"),
     "rme_goal": ("vector", "maze"),
     "rme_t": ("vector", "control_draw", "maze"),
     "rme_reached": ("vector", "control_draw", "maze"),

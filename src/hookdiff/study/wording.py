@@ -17,7 +17,12 @@ import numpy as np
 from hookdiff.stats import Interval
 from hookdiff.study.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
-from hookdiff.study.wording_base import base_swap_text, distance_text, prediction_text
+from hookdiff.study.wording_base import (
+    base_swap_text,
+    distance_text,
+    prediction_text,
+    saturation_text,
+)
 from hookdiff.study.words import count_text as _count
 from hookdiff.study.words import interval_text, readout_text, t_text, verdict_text
 from hookdiff.study.words import iv_verdict as _iv_verdict
@@ -423,6 +428,7 @@ _SENTENCES: dict[str, Callable[[Claim], str]] = {
     "distance": distance_text,
     "controls": _controls,
     "prediction": prediction_text,
+    "saturation": saturation_text,
     "random_matched": _random_matched,
     "random_matched_made": _random_matched_made,
     "rollouts": _rollouts,
@@ -446,6 +452,7 @@ _LABELS = {
     "distance": "distance (+v) − (−v)",
     "controls": "E of a control",
     "prediction": "interpolation rule's accuracy − 0.5",
+    "saturation": "past the paired state, share of the way again",
     "random_matched": "vector − matched-effect random E",
     "random_matched_made": "share made in the vector's top span, vector − matched random",
     "rollouts": "paired E of reach rates",

@@ -8,7 +8,7 @@ from hookdiff.study.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.study.words import interval_text, iv_verdict, main_text, readout_text, verdict_text
 
-__all__ = ["base_swap_text", "distance_text", "prediction_text"]
+__all__ = ["base_swap_text", "distance_text", "prediction_text", "saturation_text"]
 
 #: Each vector source (:data:`~hookdiff.study.schema.VECTOR_SOURCES`) in a sentence.
 _SOURCE_TEXT = {
@@ -71,3 +71,15 @@ _RULE_TEXT = {
     "published_sign": "the published sign always",
     "raises_target": "the sign that raises the target readout",
 }
+
+
+def saturation_text(c: Claim) -> str:
+    d = c.detail
+    where = "" if d["u_star_median"] is None else f" at median |t| = {d['u_star_median']:.3g}"
+    return (
+        f"Saturation, {_SOURCE_TEXT[d['source']]} ({readout_text(c.vector, c.readout)}): the line "
+        f"reaches the paired real state's readout on {interval_text(d['reached'], signed=False)} "
+        f"of mazes{where}; past it, from u* to 2u*, the response goes on by {main_text(c)} of "
+        f"the way it came (0: it stops at the paired state, 1: a straight line; n = {c.n}, "
+        f"{d['beyond_sweep']} more reach it too late to tell), {verdict_text(c)}."
+    )
