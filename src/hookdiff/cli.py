@@ -114,7 +114,13 @@ def study_config(args: argparse.Namespace) -> Any:
     base = quick_config() if args.quick else full_config() if args.full else StudyConfig()
     values = read_json_object(args.config) if args.config is not None else {}
     given = {k: v for k, v in vars(args).items() if k in StudyConfig.__dataclass_fields__}
-    return StudyConfig.from_dict({**values, **given}, base)
+    given = {**values, **given}
+    if given.get("confirm") is not None:
+        from hookdiff.study.hypotheses import confirm_config
+
+        profile = ["quick"] if args.quick else ["full"] if args.full else []
+        return confirm_config(given["confirm"], {**given, **dict.fromkeys(profile)})
+    return StudyConfig.from_dict(given, base)
 
 
 def _study(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from _study_tiny import tiny_config
 from hookdiff.study import run, steps, study_dataset
 from hookdiff.study.inputs import load_policy, study_mazes, study_vectors
 from hookdiff.study.later import target_p
-from hookdiff.study.localise import _own_line
+from hookdiff.study.localise import own_line
 from hookdiff.study.readouts import target_directions
 
 #: The steps whose values decisions are taken on.
@@ -68,7 +68,7 @@ def test_a_mazes_matching_readout_is_the_same_alone_or_beside_another():
     policy, _ = load_policy(config)
     mazes = study_mazes(config)
     vectors = study_vectors(policy, config, mazes.states, [config.hook])
-    acts, own = _own_line(policy, mazes, vectors, config.hook)
+    acts, own = own_line(policy, mazes, vectors, config.hook)
     target = target_directions(mazes, vectors.specs)["cheese"]
     ts = [-1.0, 0.0, 0.5, 1.0]
     both = target_p(policy, acts, config.hook, own["cheese"], ts, target, config.max_rows)

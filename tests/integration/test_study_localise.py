@@ -118,8 +118,17 @@ def test_base_swap_adds_the_vector_to_the_paired_state(setup):
         a, a_paired = cache[HOOK][0].double(), cache[HOOK][1].double()
         for sign, s in (("+t", 1.0), ("-t", -1.0)):
             want = (a + s * v.double() - a_paired).norm() / (a_paired - a).norm()
-            got = ds["base_swap_distance"].sel(vector=name, sign=sign, maze=i)
+            got = ds["base_swap_distance"].sel(source="own", vector=name, sign=sign, maze=i)
             assert float(got) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
+        # the leave-one-out vector: the mean of every other maze's own vector, recomputed
+        others = [make(policy, [m], HOOK).double() for j, m in enumerate(mazes.states) if j != i]
+        loo = torch.stack(others).mean(dim=0)
+        r = {t: _steered_p(policy, paired[name], loo.float(), t, d) for t in (-T, 0.0, T)}
+        sel = dict(control="base_swap_leave_one_out", vector=name, readout="p", t_loc=T, maze=i)
+        assert float(ds["loc_even"].sel(**sel)) == pytest.approx(_even(r), abs=2e-5)
+        want = (a + loo - a_paired).norm() / (a_paired - a).norm()
+        got = ds["base_swap_distance"].sel(source="leave_one_out", vector=name, sign="+t", maze=i)
+        assert float(got) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
 
 
 def test_untrained_control_is_a_seeded_random_init_agent_with_its_own_vectors(setup):

@@ -158,7 +158,10 @@ def test_localisation_variables_are_complete(runs):
         "vector",
         "random",
         "other_maze",
+        "leave_one_out",
         "base_swap",
+        "base_swap_other_maze",
+        "base_swap_leave_one_out",
         "untrained",
     ]
     assert list(ds["readout"].values) == ["p", "logodds", "margin"]
@@ -245,3 +248,24 @@ def test_an_unknown_vector_is_one_message_naming_the_known_ones(tmp_path):
     assert "--vectors" in lines[0] and "'bogus'" in lines[0]
     assert all(name in lines[0] for name in ("cheese", "top_right", "cheese_location", "all"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_confirmatory_run_tests_the_discovery_hypotheses_on_fresh_mazes(runs, tmp_path):
+    out, _ = runs[0]
+    hyp = json.loads((out / "hypotheses.json").read_text())
+    assert hyp["hypotheses"] and hyp["config"]["n_mazes"] == 3 and len(hyp["level_seeds"]) == 3
+    confirmed = tmp_path / "confirm"
+    args = ["study", "--confirm", str(out / "hypotheses.json"), "--no-progress"]
+    proc = _run(*args, "--levels", "52000,52001,52002,52003", "--out", str(confirmed))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((confirmed / "run.json").read_text())
+    assert run["config"]["ts"] == hyp["config"]["ts"] and run["config"]["levels"]
+    rows = run["confirmation"]
+    assert [r["id"] for r in rows] == [h["id"] for h in hyp["hypotheses"]]
+    assert all(r["verdict"] in ("confirmed", "refuted", "inconclusive") and r["n"] for r in rows)
+    assert "## Confirmation" in (confirmed / "report.md").read_text()
+    # the discovery's own mazes, or a changed analysis choice, are refused: one line, status 2
+    for extra in (["--seed", "0"], ["--seed", "2", "--threshold", "0.3"]):
+        proc = _run(*args, *extra, "--out", str(tmp_path / "refused"))
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "refused" / "run.json").exists()

@@ -176,9 +176,13 @@ def localisation(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The loc_* / kink_* / base_swap_distance variables with the known answers above."""
     z = {v: noise(rng) for v in ("cheese", "top_right")}
     exact = {"cheese": -0.25 + z["cheese"], "top_right": 0.3 + z["top_right"]}
+    # one line per CONTROL_LINES entry: vector, random, other_maze, leave_one_out, base_swap,
+    # base_swap_other_maze, base_swap_leave_one_out, untrained
     control = {
-        "cheese": [exact["cheese"], noise(rng), -0.1 + noise(rng), 0.2 + noise(rng), noise(rng)],
-        "top_right": [exact["top_right"], noise(rng), noise(rng), 0.3 + noise(rng), noise(rng)],
+        "cheese": [exact["cheese"], noise(rng), -0.1 + noise(rng), -0.2 + noise(rng)]
+        + [0.2 + noise(rng), -0.1 + noise(rng), 0.15 + noise(rng), noise(rng)],
+        "top_right": [exact["top_right"], noise(rng), noise(rng), 0.25 + noise(rng)]
+        + [0.3 + noise(rng), noise(rng), 0.3 + noise(rng), noise(rng)],
     }
     sym = {"cheese": [-0.25, -0.2, -0.1, 0.0, 0.0], "top_right": [0.3] * 5}
     lin = {"cheese": [-0.25, -0.15, 0.0, 0.0, 0.0], "top_right": [0.3] * 5}
@@ -194,7 +198,10 @@ def localisation(rng: np.random.Generator) -> dict[str, np.ndarray]:
     knockin = np.stack([np.array(ki)[:, None] * exact[v] for v in ("cheese", "top_right")])
     kinks = np.stack([np.array([0.1, -0.5, 0.05])[:, None, None] * np.ones((1, 3, 4))] * 2)
     total = kinks.sum(axis=1)
-    dist = np.stack([np.stack([0.4 + noise(rng), 1.6 + noise(rng)])] * 2)
+    # (source, vector, sign, maze): own 0.4 / 1.6, leave-one-out 0.9 / 1.1, other maze 1.0 / 1.0
+    dist = np.stack(
+        [np.stack([np.stack([a + noise(rng), b + noise(rng)])] * 2) for a, b in DISTANCES.values()]
+    )
     m = READOUTS.index("margin")
     loc_even, cut = _by_readout(loc_even), _by_readout(cut)  # (readout, t_loc, ..., maze)
     loc_even[m, :, 1, 0] = _by_readout(z["top_right"])[m]  # top-right logits: no asymmetry
@@ -211,6 +218,8 @@ def localisation(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+#: Distances of a + v and a − v from the paired state, relative to the base's, per source.
+DISTANCES = {"own": (0.4, 1.6), "leave_one_out": (0.9, 1.1), "other_maze": (1.0, 1.0)}
 #: Odd parts: the exact O (p units, ×4 for log-odds and margin, as E); the share of it each
 #: knock-out / knock-in keeps (``L2``'s knock-out keeps 30 %: it kills the steering).
 ODD = 1.0
@@ -255,6 +264,32 @@ def random_matched(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+#: The dense sweep's t and, per (vector, source), the line along it: the cheese vector's own
+#: line stops just past the paired state's readout (+1 at t = 1, flat from 1.05), every other
+#: line goes straight on.
+SWEEP_T = np.linspace(-4.0, 4.0, 17)
+PAIRED_R = {"cheese": 1.0, "top_right": 2.0}
+
+
+def sweeps(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``sweep_r`` (source, vector, t_sweep, maze) and ``loc_base`` (control, vector, readout,
+    maze), the base-swap line's base being the paired state's readout."""
+    lines = []
+    for _source in DISTANCES:
+        per_vector = []
+        for vector, paired in PAIRED_R.items():
+            straight = paired * SWEEP_T
+            line = (
+                np.minimum(straight, 1.05 * paired) if (vector, _source) == ("cheese", "own") else straight
+            )
+            per_vector.append(line[:, None] + noise(rng, 0.001)[None, :])
+        lines.append(np.stack(per_vector))
+    base = np.zeros((len(CONTROLS), 2, len(READOUTS), N))
+    for j, paired in enumerate(PAIRED_R.values()):
+        base[CONTROLS.index("base_swap"), j] = paired
+    return {"sweep_r": np.stack(lines), "loc_base": base}
+
+
 def synthetic_study(
     *, localised: bool = True, later_hook: str = "embedder.block3.res2.resadd_out"
 ) -> xr.Dataset:
@@ -271,7 +306,7 @@ def synthetic_study(
     }
     if localised:
         data |= localisation(rng) | cut_rollouts() | matched(rng)
-        data |= odd_parts(rng) | random_matched(rng)
+        data |= odd_parts(rng) | random_matched(rng) | sweeps(rng)
         coords |= {
             "t_loc": T_LOC,
             "cut": CUTS,
@@ -285,6 +320,8 @@ def synthetic_study(
             "pair_position": ["start", "decision_square"],
             "later_cut": LATER_CUTS,
             "control_draw": np.arange(RME_DRAWS),
+            "source": list(DISTANCES),
+            "t_sweep": SWEEP_T,
         }
     attrs = {
         "steering_hook": "embedder.block2.res1.resadd_out",

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _study_synthetic import CUTS, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
+from _study_synthetic import CUTS, DISTANCES, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
 from hookdiff.stats import wilson
 from hookdiff.study.answer import KINDS, VERDICTS, answer, missing
 from hookdiff.study.claim import verdict_of
+from hookdiff.study.schema import VECTOR_SOURCES
 
 VECTORS = ("cheese", "top_right")
 
@@ -49,8 +50,8 @@ def _mean(x) -> float:
     return float(np.nanmean(np.asarray(x, dtype=float)))
 
 
-def _loc(ds, vector, control="vector", readout="logodds"):
-    return ds["loc_even"].sel(control=control, vector=vector, readout=readout, t_loc=1.0).values
+def _loc(ds, vector, control="vector", readout="logodds", name="loc_even"):
+    return ds[name].sel(control=control, vector=vector, readout=readout, t_loc=1.0).values
 
 
 def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(claims):
@@ -60,9 +61,9 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
         for c in claims[vector]:
             assert c["vector"] == vector and c["verdict"] in VERDICTS
             assert c["tolerance"] > 0
-            # only creation cuts and controls state an equivalence margin (issue 26: a zero is shown by
+            # only creation cuts, controls, saturation state an equivalence margin (a zero is shown by
             # an equivalence test, not by a failure to reject)
-            stated = c["kind"] in ("created", "later_created", "controls")
+            stated = c["kind"] in ("created", "later_created", "controls", "saturation")
             assert c["margin"] is None or (stated and c["margin"] > 0)
             fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
             assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
@@ -195,30 +196,53 @@ def test_layers_knockout_knockin_and_kinks(ds, claims):
     assert c["detail"]["direct_gap"] == pytest.approx(1e-12, rel=1e-3)
 
 
-def test_base_swap_change_is_swapped_minus_own_paired_on_the_maze(ds, claims):
+def test_base_swap_per_vector_source_is_swapped_minus_own_paired_on_the_maze(ds, claims):
     for vector in VECTORS:
-        (c,) = _one(claims, vector, "base_swap")
-        swap, own = _loc(ds, vector, "base_swap"), _loc(ds, vector)
-        assert c["estimate"] == pytest.approx(swap.mean())
-        assert c["detail"]["own"]["estimate"] == pytest.approx(own.mean())
-        assert c["detail"]["change"]["estimate"] == pytest.approx(_mean(swap - own))
-    (c,) = _one(claims, "cheese", "base_swap")
+        for source, (mine_line, swap_line) in VECTOR_SOURCES.items():
+            (c,) = _one(claims, vector, "base_swap", where=source)
+            swap, own = _loc(ds, vector, swap_line), _loc(ds, vector, mine_line)
+            assert c["estimate"] == pytest.approx(swap.mean())
+            assert c["detail"]["own"]["estimate"] == pytest.approx(own.mean())
+            assert c["detail"]["change"]["estimate"] == pytest.approx(_mean(swap - own))
+            assert c["detail"]["source"] == source
+    (c,) = _one(claims, "cheese", "base_swap", where="own")
     assert c["estimate"] == pytest.approx(0.8) and c["detail"]["sign"] == "flips"
     assert c["detail"]["change"]["estimate"] == pytest.approx(1.8)
-    (c,) = _one(claims, "top_right", "base_swap")
-    assert c["detail"]["sign"] == "keeps"
+    # built: cheese flips with its own and the leave-one-out vector, keeps with another maze's;
+    # top-right keeps with both its own and the leave-one-out vector, and another maze's is 0
+    signs = {
+        (v, src): _one(claims, v, "base_swap", where=src)[0]["detail"]["sign"]
+        for v in VECTORS
+        for src in VECTOR_SOURCES
+    }
+    assert signs == {
+        ("cheese", "own"): "flips",
+        ("cheese", "leave_one_out"): "flips",
+        ("cheese", "other_maze"): "keeps",
+        ("top_right", "own"): "keeps",
+        ("top_right", "leave_one_out"): "keeps",
+        ("top_right", "other_maze"): "inconclusive",
+    }
 
 
-def test_distance(claims):
-    (c,) = _one(claims, "cheese", "distance")
-    assert c["estimate"] == pytest.approx(-1.2) and c["verdict"] == "negative"
-    assert c["detail"]["plus"]["estimate"] == pytest.approx(0.4)
+def test_distance_per_vector_source(claims):
+    verdicts = {}
+    for source, (plus, minus) in DISTANCES.items():
+        (c,) = _one(claims, "cheese", "distance", where=source)
+        assert c["estimate"] == pytest.approx(plus - minus, abs=0.02)
+        assert c["detail"]["plus"]["estimate"] == pytest.approx(plus, abs=0.02)
+        verdicts[source] = c["verdict"]
+    assert verdicts == {
+        "own": "negative",
+        "leave_one_out": "negative",
+        "other_maze": "inconclusive",
+    }
 
 
 def test_controls_beside_the_own_vector_minus_each_control(ds, claims):
     for vector in VECTORS:
         controls = {c["where"]: c for c in _one(claims, vector, "controls")}
-        assert set(controls) == {"random", "other_maze", "untrained"}
+        assert set(controls) == {"random", "other_maze", "leave_one_out", "untrained"}
         for name, c in controls.items():
             e = _loc(ds, vector, name)
             assert c["estimate"] == pytest.approx(e.mean(), abs=1e-12)
@@ -284,6 +308,7 @@ def test_absent_variables_skip_their_claims_and_are_named_once():
     assert {c["where"] for c in answer(no_untrained)["cheese"] if c["kind"] == "controls"} == {
         "random",
         "other_maze",
+        "leave_one_out",
     }
 
 
@@ -307,7 +332,7 @@ def test_without_an_asymmetry_no_cut_is_named_and_the_softmax_has_nothing_to_exp
     assert c["ci95"][0] < 0 < c["ci95"][1] and c["verdict"] == "inconclusive"
     for c in _one(claims, "cheese", "softmax"):
         assert c["detail"]["reading"] == "no_asymmetry"
-    (c,) = _one(claims, "cheese", "base_swap")
+    (c,) = _one(claims, "cheese", "base_swap", where="own")
     assert c["detail"]["sign"] == "inconclusive" and c["detail"]["zero_on"] == ["own"]
     (c,) = _one(claims, "cheese", "knockin")
     assert c["detail"]["share"] is None  # no share of an E indistinguishable from 0
@@ -538,3 +563,52 @@ def test_an_interval_that_excludes_zero_is_not_an_effect_when_the_family_does_no
     single = verdict_of(c["estimate"], c["ci95"], c["n"], c["tolerance"])
     assert c["p_zero_unadjusted"] < 0.05 <= c["p_zero"], c
     assert single == "positive" and c["verdict"] == "inconclusive"
+
+
+def test_the_interpolation_rule_is_scored_per_vector_source_beside_the_trivial_rules(ds, claims):
+    # by hand: the sign that acts more is sign(E·O); interpolation predicts the sign whose
+    # a + s·v is nearer the paired state; the published sign; the sign of O
+    for vector, published in (("cheese", -1.0), ("top_right", 1.0)):
+        for source, (line, _) in VECTOR_SOURCES.items():
+            (c,) = _one(claims, vector, "prediction", where=source)
+            e, o = _loc(ds, vector, line), _loc(ds, vector, line, name="loc_odd")
+            seen = np.sign(e * o)
+            d = ds["base_swap_distance"].sel(source=source, vector=vector)
+            guess = np.sign((d.sel(sign="-t") - d.sel(sign="+t")).values)
+            hits = (guess == seen).astype(float)
+            assert c["estimate"] == pytest.approx(hits.mean() - 0.5)
+            acc = c["detail"]["accuracy"]
+            assert acc["interpolation"]["estimate"] == pytest.approx(hits.mean())
+            assert acc["published_sign"]["estimate"] == pytest.approx((seen == published).mean())
+            assert acc["raises_target"]["estimate"] == pytest.approx((seen == np.sign(o)).mean())
+    # built: cheese's own vector lands nearer the paired state when added, yet subtracting acts
+    # more, so interpolation is always wrong there and the published sign always right
+    (c,) = _one(claims, "cheese", "prediction", where="own")
+    assert c["estimate"] == -0.5 and c["verdict"] == "negative"
+    assert c["detail"]["advantage"]["published_sign"]["estimate"] == -1.0
+
+
+def test_saturation_reads_how_far_the_line_goes_past_the_paired_state(claims):
+    got = {
+        (v, src): _one(claims, v, "saturation", where=src)[0]
+        for v in VECTORS
+        for src in VECTOR_SOURCES
+    }
+    own = got[("cheese", "own")]  # built to stop just past the paired state's readout
+    assert own["estimate"] == pytest.approx(0.05, abs=0.01) and own["verdict"] == "equivalent"
+    assert own["detail"]["u_star_median"] == pytest.approx(1.0, abs=0.01)
+    assert own["detail"]["reached"]["estimate"] == 1.0 and own["n"] == 40
+    for key in [("cheese", "leave_one_out"), ("top_right", "own"), ("top_right", "leave_one_out")]:
+        c = got[key]  # straight lines: past u* they go on as far again
+        assert c["estimate"] == pytest.approx(1.0, abs=0.01) and c["verdict"] == "positive", key
+
+
+@pytest.mark.parametrize("k", [-0.5, 0.0, 0.3, 1.0, 2.5])
+def test_continuation_past_the_crossing_is_the_slope_ratio(k):
+    from hookdiff.study.claims_predict import continuation
+
+    ts = np.linspace(-4.0, 4.0, 33)  # a kink at the paired readout 1.0, reached at u* = 0.5
+    r = np.where(-ts <= 0.5, 2.0 * -ts, 1.0 + 2.0 * k * (-ts - 0.5))
+    u_star, c = continuation(r, ts, paired=1.0, sign=-1.0)
+    assert u_star == pytest.approx(0.5) and c == pytest.approx(k)
+    assert np.isnan(continuation(r, ts, paired=-5.0, sign=-1.0)[0])  # never reached that way

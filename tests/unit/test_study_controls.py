@@ -113,7 +113,7 @@ def test_an_answer_has_a_control_claim_matched_in_effect_with_its_odd_part(ds):
     assert got and got[0]["detail"]["control"] == RANDOM_MATCHED and got[0]["odd"] is not None
     assert got[0]["control"] == RANDOM_MATCHED  # a top-level field, as outside checks read it
     others = [c for c in answer(ds)["cheese"] if c["kind"] == "controls"]
-    assert {c["control"] for c in others} == {"random", "other_maze", "untrained"}
+    assert {c["control"] for c in others} == {"random", "other_maze", "leave_one_out", "untrained"}
     assert all(
         c["odd"] is not None
         for c in answer(ds)["cheese"]

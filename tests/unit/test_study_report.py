@@ -29,6 +29,7 @@ from hookdiff.study.figures import (
     figure_sites,
 )
 from hookdiff.study.glance import glance_rows
+from hookdiff.study.schema import VECTOR_SOURCES
 from hookdiff.study.wording import number, sentence, short
 
 STEERING = "embedder.block2.res1.resadd_out"
@@ -168,9 +169,12 @@ def _kinks(ds):
 
 
 def _base_swap(ds):
-    out = [_at1(ds, "loc_even", v, control="base_swap") for v in ("cheese", "top_right")]
+    lines = [line for two in VECTOR_SOURCES.values() for line in two]
+    out = [_at1(ds, "loc_even", v, control=c) for c in lines for v in ("cheese", "top_right")]
     return out + [
-        float(ds["base_swap_distance"].sel(vector="cheese", sign=s).mean()) for s in ("+t", "-t")
+        float(ds["base_swap_distance"].sel(source=src, vector="cheese", sign=s).mean())
+        for src in VECTOR_SOURCES
+        for s in ("+t", "-t")
     ]
 
 

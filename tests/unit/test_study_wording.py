@@ -42,6 +42,8 @@ def test_every_sentence_gives_the_claims_numbers_as_formatted_from_its_fields(pe
             for iv in _intervals(c.detail):
                 if c.kind in ("rollouts", "cut_rollouts"):
                     assert interval_text(iv, 2, False) in text or interval_text(iv, 2) in text
+                elif c.kind in ("prediction", "saturation"):  # rates, unsigned
+                    assert interval_text(iv, 3, False) in text or interval_text(iv) in text
                 else:
                     assert interval_text(iv) in text, (c.kind, iv, text)
 

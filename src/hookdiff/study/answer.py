@@ -27,6 +27,7 @@ from hookdiff.stats import Interval, rate
 from hookdiff.study import claims_behaviour as behaviour
 from hookdiff.study import claims_controls as matched_controls
 from hookdiff.study import claims_localise as localise
+from hookdiff.study import claims_predict as predict
 from hookdiff.study.claim import VERDICTS, Claim, adjust_family
 from hookdiff.study.claims_localise import LOGITS
 from hookdiff.study.schema import (
@@ -130,6 +131,10 @@ CLAIMS: tuple[ClaimKind, ...] = (
               "Which layers carry it?"),
     ClaimKind("base_swap", localise.base_swap, ("loc_even",), "Does it follow the base?"),
     ClaimKind("distance", localise.distance, ("base_swap_distance",),
+              "Does it follow the base?"),
+    ClaimKind("prediction", predict.prediction, ("base_swap_distance", "loc_odd"),
+              "Does it follow the base?"),
+    ClaimKind("saturation", predict.saturation, ("sweep_r", "loc_base", "base_swap_distance"),
               "Does it follow the base?"),
     ClaimKind("controls", localise.controls, ("loc_even",), "Against controls."),
     ClaimKind("random_matched", matched_controls.random_matched,

@@ -26,6 +26,7 @@ __all__ = [
     "index_mean",
     "matched_draws",
     "matched_reading",
+    "per_maze_mean",
     "random_matched",
     "random_matched_made",
     "ratio_of_means",
@@ -98,7 +99,7 @@ def matched_draws(ds: xr.Dataset, name: str, vector: str, **sel: object) -> np.n
     return x.where(reached).transpose("control_draw", "maze").values
 
 
-def _per_maze(draws: np.ndarray) -> np.ndarray:
+def per_maze_mean(draws: np.ndarray) -> np.ndarray:
     """The mean over the draws each maze reached (NaN where none did): mazes are the units."""
     ok = np.isfinite(draws)
     total = np.where(ok, draws, 0.0).sum(axis=0)
@@ -116,8 +117,8 @@ def random_matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     own_o = loc_values(ds, "loc_odd", vector, t, control="vector", readout=PRIMARY)
     e_draws = matched_draws(ds, "rme_even", vector, readout=PRIMARY)
     o_draws = matched_draws(ds, "rme_odd", vector, readout=PRIMARY)
-    e = _per_maze(e_draws)
-    idx = _per_maze(asymmetry_index(e_draws, o_draws))
+    e = per_maze_mean(e_draws)
+    idx = per_maze_mean(asymmetry_index(e_draws, o_draws))
     ok = np.isfinite(e)
     diff = paired_difference(own[ok], e[ok], seed=seed)
     own_idx = asymmetry_index(own, own_o)
@@ -141,7 +142,7 @@ def random_matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     }
     tol = readout_tolerance(ds, vector, PRIMARY)
     detail["reading"] = matched_reading(diff, detail["own"], detail["matched"], tol)
-    odd = _per_maze(o_draws)
+    odd = per_maze_mean(o_draws)
     claim = Claim.of(
         "random_matched",
         vector,
@@ -214,9 +215,9 @@ def random_matched_made(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         loc_values(ds, "loc_even_cut", vector, t, variant="symmetrize", cut=c, readout=CUT_READOUT)
         for c in cuts
     ]
-    rnd = _per_maze(matched_draws(ds, "rme_even", vector, readout=CUT_READOUT))
+    rnd = per_maze_mean(matched_draws(ds, "rme_even", vector, readout=CUT_READOUT))
     rnd_cut = [
-        _per_maze(matched_draws(ds, "rme_even_cut", vector, cut=c, readout=CUT_READOUT))
+        per_maze_mean(matched_draws(ds, "rme_even_cut", vector, cut=c, readout=CUT_READOUT))
         for c in cuts
     ]
     k = [x[0] for x in made_between(ds, vector, t, seed)].index(span)

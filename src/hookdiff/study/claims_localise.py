@@ -22,7 +22,13 @@ from hookdiff.study.claims_controls import (
     index_mean,
     steering_kept,
 )
-from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, SOFTMAX_READOUTS
+from hookdiff.study.schema import (
+    CONTROLS,
+    CUT_READOUT,
+    PRIMARY,
+    SOFTMAX_READOUTS,
+    VECTOR_SOURCES,
+)
 from hookdiff.study.select import (
     ScanTests,
     best,
@@ -345,36 +351,49 @@ def _kink_gap(ds: xr.Dataset, vector: str, t: float, total: np.ndarray) -> float
 
 
 def base_swap(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """E with the vector added at the paired base, beside E on the maze's own base; ``change``
-    is swapped − own, paired on the maze; ``sign`` says whether E keeps or flips its sign."""
-    if "base_swap" not in ds["control"].values:
-        return []
-    t = t_loc_one(ds)
-    at = _at(ds, vector, PRIMARY, t, control="base_swap")
-    own, swap = (exact_even(ds, vector, t, seed, c) for c in ("vector", "base_swap"))
-    swapped, mine = (
-        loc_values(ds, "loc_even", vector, t, control=c, readout=PRIMARY)
-        for c in ("base_swap", "vector")
-    )
-    change = paired_difference(swapped, mine, seed=seed)
-    tol = at["tolerance"]
-    if _distinct(own, tol) and _distinct(swap, tol):
-        sign = "flips" if own.estimate * swap.estimate < 0 else "keeps"
-    else:
-        sign = "inconclusive"
-    zero = [b for b, iv in (("own", own), ("swapped", swap)) if not _distinct(iv, tol)]
-    detail = {"own": own, "change": change, "sign": sign, "zero_on": zero}
-    return [Claim.of("base_swap", vector, swap, **at, detail=detail)]
+    """Per vector source (``where``: own, leave-one-out, another maze's; :data:`VECTOR_SOURCES`),
+    E with that vector added at the paired base, beside E on the maze's own base; ``change`` is
+    swapped − own, paired on the maze; ``sign`` says whether E keeps or flips its sign.
+
+    The own vector was built from the maze's pair, so on the paired base it re-reads almost the
+    same line (shifted by one unit of t): a flip there is nearly an identity. The leave-one-out
+    and other-maze vectors were not built from the maze, so their base swap can disagree."""
+    t, out = t_loc_one(ds), []
+    have = set(ds["control"].values.tolist())
+    for source, (mine_line, swap_line) in VECTOR_SOURCES.items():
+        if not {mine_line, swap_line} <= have:
+            continue
+        at = _at(ds, vector, PRIMARY, t, control=swap_line)
+        own, swap = (exact_even(ds, vector, t, seed, c) for c in (mine_line, swap_line))
+        swapped, mine = (
+            loc_values(ds, "loc_even", vector, t, control=c, readout=PRIMARY)
+            for c in (swap_line, mine_line)
+        )
+        change = paired_difference(swapped, mine, seed=seed)
+        tol = at["tolerance"]
+        if _distinct(own, tol) and _distinct(swap, tol):
+            sign = "flips" if own.estimate * swap.estimate < 0 else "keeps"
+        else:
+            sign = "inconclusive"
+        zero = [b for b, iv in (("own", own), ("swapped", swap)) if not _distinct(iv, tol)]
+        detail = {"own": own, "change": change, "sign": sign, "zero_on": zero, "source": source}
+        out.append(Claim.of("base_swap", vector, swap, where=source, **at, detail=detail))
+    return out
 
 
 def distance(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
-    """‖a ± v − a_paired‖ / ‖a_paired − a‖: the paired difference (+v − −v); negative: +v moves
-    toward the paired real state (interpolates), −v away."""
-    d = {s: ds["base_swap_distance"].sel(vector=vector, sign=s).values for s in ("+t", "-t")}
-    plus, minus = (bootstrap_mean(d[s], seed=seed) for s in ("+t", "-t"))
-    diff = paired_difference(d["+t"], d["-t"], seed=seed)
-    detail = {"plus": plus, "minus": minus}
-    return [Claim.of("distance", vector, diff, detail=detail)]
+    """Per vector source (``where``), ‖a ± v − a_paired‖ / ‖a_paired − a‖: the paired
+    difference (+v − −v); negative: +v moves toward the paired real state (interpolates), −v
+    away."""
+    out = []
+    dist = ds["base_swap_distance"]
+    for source in [str(s) for s in dist["source"].values]:
+        d = {s: dist.sel(source=source, vector=vector, sign=s).values for s in ("+t", "-t")}
+        plus, minus = (bootstrap_mean(d[s], seed=seed) for s in ("+t", "-t"))
+        diff = paired_difference(d["+t"], d["-t"], seed=seed)
+        detail = {"plus": plus, "minus": minus, "source": source}
+        out.append(Claim.of("distance", vector, diff, where=source, detail=detail))
+    return out
 
 
 def controls(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:

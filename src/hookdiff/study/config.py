@@ -65,6 +65,10 @@ def closest_to_one(ts: Iterable[float]) -> float:
     return float(min(sorted(float(t) for t in ts), key=lambda t: abs(t - 1.0)))
 
 
+#: The positive half of the default dense sweep: dense near 1 (the paired state), out to 4.
+_SWEEP_POSITIVE = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Everything ``hookdiff study`` runs with (written into the dataset's attrs and run.json)."""
@@ -234,6 +238,11 @@ class StudyConfig:
         "Positive coefficients t of the localisation scan: the even part r(t) + r(-t) - 2 r(0) of "
         "the target readout under cuts, frozen layers and controls, from the lines at ±t and 0.",
     )
+    sweep_ts: tuple[float, ...] = option(
+        tuple(sorted({k * x for k in (-1, 1) for x in _SWEEP_POSITIVE} | {0.0})),
+        "Coefficients of the dense sweeps of the target log-odds along each maze's line (its own "
+        "and the leave-one-out vector): where does the response stop, against the paired state?",
+    )
     localise_rollout_mazes: int = option(
         16,
         "Mazes (the first of the rollout mazes) rolled out at ±t (t: the localise_ts closest to 1) "
@@ -314,6 +323,13 @@ class StudyConfig:
         "Ray instance started for the run gets.",
         min=1,
     )
+    confirm: str | None = option(
+        None,
+        "A discovery run's RUN/hypotheses.json: rerun its analysis, every choice fixed by it, on "
+        "other mazes (--levels, --seed, --maze-spec, --n-mazes; none may be the discovery's) and "
+        "test each hypothesis (run.json['confirmation']). Only where and how to compute may "
+        "be set besides.",
+    )
 
     # ------------------------------------------------------------------ derived
 
@@ -369,6 +385,7 @@ class StudyConfig:
             (len(self.ts) >= 2, "ts", "at least two coefficients"),
             (len(set(self.ts)) == len(self.ts), "ts", "distinct coefficients"),
             (len(self.localise_ts) >= 1, "localise_ts", "at least one coefficient"),
+            (0.0 in self.sweep_ts and len(self.sweep_ts) >= 3, "sweep_ts", "0 and two more t"),
             (min(self.localise_ts, default=1) > 0, "localise_ts", "coefficients t > 0"),
             (len(set(self.localise_ts)) == len(self.localise_ts), "localise_ts", "distinct t"),
             (set(self.rollout_ts) <= set(self.ts), "rollout_ts", f"a subset of ts={self.ts}"),

@@ -27,7 +27,7 @@ from hookdiff.analysis import cut_scan, line_response, valid_cuts
 from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.later import matched_t
-from hookdiff.study.localise import _own_line, matched_random
+from hookdiff.study.localise import matched_random, own_line
 from hookdiff.study.readouts import label_readouts, readouts, target_directions, target_log_odds
 from hookdiff.study.schema import READOUTS
 
@@ -143,7 +143,7 @@ def random_matched_effect(
     ``rme_even_cut`` (cut, readout): E at t* with the network symmetrised at each cut, over
     (vector, control_draw, ..., maze). One maze per forward; the match in float64."""
     p64 = copy.deepcopy(policy).double()
-    acts, own = _own_line(p64, mazes, vectors, config.hook)
+    acts, own = own_line(p64, mazes, vectors, config.hook)
     targets = target_directions(mazes, vectors.specs)
     cuts = [str(c) for c in valid_cuts(p64, config.hook, p64.output_hook)]
     names, draws, n = list(vectors.names), int(config.random_matched_draws), acts.shape[0]

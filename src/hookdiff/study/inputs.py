@@ -297,6 +297,11 @@ class StudyVectors:
     following: Mapping[str, Mapping[str, Tensor]] | None = None
     """``{hook: {vector: V (1, ...)}}``: the vector of the maze after the last one (cyclic over
     the whole study), set on a block of per-maze vectors (:meth:`block`); None: the whole study."""
+    totals: Mapping[str, Mapping[str, Tensor]] | None = None
+    """``{hook: {vector: Σ V (1, ...)}}``: the sum of every studied maze's vector (float64),
+    set on a block (:meth:`block`); None: the whole study (summed from :attr:`pairs`)."""
+    count: int | None = None
+    """How many mazes :attr:`totals` sums (None: the whole study, ``len(mazes)``)."""
 
     def block(self, start: int, stop: int) -> StudyVectors:
         """The vectors of studied mazes ``start:stop`` (all of them when not per maze)."""
@@ -306,7 +311,15 @@ class StudyVectors:
         pairs = {h: {k: v[start:stop] for k, v in p.items()} for h, p in self.pairs.items()}
         nxt = stop % n
         following = {h: {k: v[nxt : nxt + 1] for k, v in p.items()} for h, p in self.pairs.items()}
-        return StudyVectors(self.mazes[start:stop], pairs, True, following)
+        totals = {h: self._totals(h) for h in self.pairs}
+        count = self.count or n
+        return StudyVectors(self.mazes[start:stop], pairs, True, following, totals, count)
+
+    def _totals(self, hook: str) -> dict[str, Tensor]:
+        """Σ over every studied maze of each vector at ``hook`` (float64, shape ``(1, ...)``)."""
+        if self.totals is not None:
+            return dict(self.totals[hook])
+        return {k: v.double().sum(dim=0, keepdim=True) for k, v in self.pairs[hook].items()}
 
     def to(self, device: str | torch.device) -> StudyVectors:
         """These vectors on ``device``."""
@@ -315,7 +328,10 @@ class StudyVectors:
             return {h: {k: v.to(device) for k, v in p.items()} for h, p in vs.items()}
 
         following = None if self.following is None else moved(self.following)
-        return dataclasses.replace(self, pairs=moved(self.pairs), following=following)
+        totals = None if self.totals is None else moved(self.totals)
+        return dataclasses.replace(
+            self, pairs=moved(self.pairs), following=following, totals=totals
+        )
 
     def others(self, hook: str) -> dict[str, Tensor]:
         """Per maze, the next studied maze's vector at ``hook`` (cyclic over the whole study):
@@ -324,6 +340,18 @@ class StudyVectors:
         if self.following is None:
             return {k: v.roll(-1, dims=0) for k, v in own.items()}
         return {k: torch.cat([v[1:], self.following[hook][k]]) for k, v in own.items()}
+
+    def leave_one_out(self, hook: str) -> dict[str, Tensor]:
+        """Per maze, the mean of every other studied maze's vector at ``hook``: (Σ − own) /
+        (N − 1) over the whole study, whichever block the maze is in. A vector of the same kind
+        that the maze's base was not built from (the base swap then reads another line than the
+        maze's own). Per-maze vectors only; with one maze, the maze's own vector."""
+        own = self.applied(hook)
+        n = self.count or len(self.mazes)
+        if n < 2:
+            return own
+        total = self._totals(hook)
+        return {k: ((total[k] - v.double()) / (n - 1)).to(v.dtype) for k, v in own.items()}
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -67,7 +67,7 @@ from hookdiff.study.readouts import (
     target_directions,
     target_log_odds,
 )
-from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS
+from hookdiff.study.schema import CONTROL_LINES, READOUTS, SCAN_VARIANTS, SIGNS, VECTOR_SOURCES
 from hookdiff.study.targets import VectorSpec, selected_specs
 from hookdiff.vectors import activations_at, activations_from_obs
 
@@ -79,13 +79,16 @@ __all__ = [
     "base_swap_distance",
     "control_lines",
     "each_maze",
+    "exact_readouts",
     "kink_maze_count",
     "localise_attrs",
     "localise_controls",
     "localise_kinks",
     "localise_scan",
     "matched_random",
+    "own_line",
     "paired_states",
+    "source_distances",
 ]
 
 #: The lines of the localisation (the ``control`` coordinate; :data:`schema.CONTROL_LINES`).
@@ -135,7 +138,7 @@ class ControlLine:
     """``(N, ...)``: the vector added to maze i's activation."""
 
 
-def _own_line(
+def own_line(
     policy: nn.Module, mazes: StudyMazes, vectors: StudyVectors, hook: str
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The decision-square activations at ``hook`` (one maze per forward) and each maze's
@@ -185,7 +188,7 @@ def control_lines(
 ) -> dict[str, dict[str, ControlLine]]:
     """``{vector: {control: line}}`` for every control of :data:`CONTROLS` (seeded)."""
     hook = config.hook
-    acts, own = _own_line(policy, mazes, vectors, hook)
+    acts, own = own_line(policy, mazes, vectors, hook)
     other = vectors.others(hook) if vectors.per_maze else own
     specs = vectors.specs
     paired = {
@@ -197,12 +200,16 @@ def control_lines(
     rows = (mazes.first, mazes.total or len(mazes.states))
     untrained = random_init_policy(policy.scale, seeds["untrained"]).to(model_device(policy))
     u_acts, u_own = _untrained_line(untrained, mazes, config)
+    loo = vectors.leave_one_out(hook) if vectors.per_maze else own
     return {
         name: {
             "vector": ControlLine(policy, acts, own[name]),
             "random": ControlLine(policy, acts, matched_random(own[name], generator, rows)),
             "other_maze": ControlLine(policy, acts, other[name]),
+            "leave_one_out": ControlLine(policy, acts, loo[name]),
             "base_swap": ControlLine(policy, paired[name], own[name]),
+            "base_swap_other_maze": ControlLine(policy, paired[name], other[name]),
+            "base_swap_leave_one_out": ControlLine(policy, paired[name], loo[name]),
             "untrained": ControlLine(untrained, u_acts, u_own[name]),
         }
         for name in vectors.names
@@ -216,9 +223,9 @@ def _untrained_line(
     per-maze vectors are made maze by maze, the seeded pairs' vectors once."""
     hook = config.hook
     if config.vectors_from != "same_maze":
-        return _own_line(untrained, mazes, study_vectors(untrained, config, [], [hook]), hook)
+        return own_line(untrained, mazes, study_vectors(untrained, config, [], [hook]), hook)
     parts = [
-        _own_line(untrained, one, study_vectors(untrained, config, one.states, [hook]), hook)
+        own_line(untrained, one, study_vectors(untrained, config, one.states, [hook]), hook)
         for one in (mazes.block(i, i + 1) for i in range(len(mazes.states)))
     ]
     acts = torch.cat([a for a, _ in parts])
@@ -241,7 +248,7 @@ def localise_controls(
     ts = _line_ts(config.localise_ts)
     r = np.stack(
         [
-            np.stack([_exact_readouts(lines[v][c], config, ts, targets[v]) for v in names])
+            np.stack([exact_readouts(lines[v][c], config, ts, targets[v]) for v in names])
             for c in CONTROLS
         ]
     )  # (control, vector, readout, t, maze)
@@ -250,20 +257,18 @@ def localise_controls(
     coords |= {"t": ts, "maze": np.arange(r.shape[-1])}
     parts = _even_odd(r, dims, coords)
     base = xr.DataArray(r, dims=dims, coords=coords).sel(t=0.0, drop=True)
-    own = {v: lines[v]["vector"] for v in names}
-    swapped = {v: lines[v]["base_swap"].acts for v in names}
     ds = xr.Dataset(
         {
             "loc_base": base,
             "loc_even": parts["even"].transpose("control", "vector", "readout", "t_loc", "maze"),
             "loc_odd": parts["odd"].transpose("control", "vector", "readout", "t_loc", "maze"),
-            "base_swap_distance": base_swap_distance(own, swapped),
+            "base_swap_distance": source_distances(lines),
         }
     )
     return label_readouts(ds)
 
 
-def _exact_readouts(
+def exact_readouts(
     line: ControlLine, config: StudyConfig, ts: Sequence[float], target: np.ndarray
 ) -> np.ndarray:
     """``(readout, t, maze)`` along the exact network, one maze per forward."""
@@ -281,6 +286,18 @@ def _exact_readouts(
         return readouts(logits.values, target[m], ts)
 
     return each_maze(len(target), one)
+
+
+def source_distances(lines: Mapping[str, Mapping[str, ControlLine]]) -> xr.DataArray:
+    """:func:`base_swap_distance` for every vector source (:data:`VECTOR_SOURCES`), over
+    (source, vector, sign, maze): the source's vector added to the maze's own base, measured
+    from the maze's paired real state."""
+    names = list(lines)
+    per_source = []
+    for own_line, swap_line in VECTOR_SOURCES.values():
+        mine = {v: lines[v][own_line] for v in names}
+        per_source.append(base_swap_distance(mine, {v: lines[v][swap_line].acts for v in names}))
+    return xr.concat(per_source, dim="source").assign_coords(source=list(VECTOR_SOURCES))
 
 
 def base_swap_distance(
@@ -319,7 +336,7 @@ def localise_scan(
     ``loc_even_knockout`` / ``loc_even_knockin`` over (vector, frozen_layer, readout, t_loc, maze),
     each maze steered by its own vector; ``loc_odd_cut`` / ``_knockout`` / ``_knockin``: the odd
     part O(t) beside each (an intervention that kills the steering does not locate E)."""
-    acts, own = _own_line(policy, mazes, vectors, config.hook)
+    acts, own = own_line(policy, mazes, vectors, config.hook)
     targets = target_directions(mazes, vectors.specs)
     per_vector = [
         xr.merge(
@@ -421,7 +438,7 @@ def localise_kinks(
     mazes, in float64. Without ``config.breakpoints`` nothing is walked (``kink_maze`` is empty)."""
     k = kink_maze_count(config, len(mazes.states))
     policy64 = copy.deepcopy(policy).double()
-    acts, own = _own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
+    acts, own = own_line(policy64, _first(mazes, max(k, 1)), vectors, config.hook)
     if k == 0:
         channels = _layer_channels(policy64, acts, config.hook)
         return _no_kinks(vectors.names, channels, config.localise_ts)

@@ -30,7 +30,7 @@ from hookdiff.study.select import no_later_layer_steers, published_t
 from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.study.wording import label, number, sentence, short, t_text
 
-__all__ = ["summarize", "verdict_rows", "write_report"]
+__all__ = ["confirmation_blocks", "summarize", "verdict_rows", "write_report"]
 
 _POSITION = "decision_square"
 
@@ -152,6 +152,41 @@ def _blocks(
     b += _support(ds, summary, figs)
     b += _reading()
     return [x for x in b if x[1] is not None]
+
+
+def confirmation_blocks(rows: list[dict[str, Any]]) -> Blocks:
+    """The confirmation: one row per hypothesis, the discovery's estimate beside the fresh
+    mazes' (with intervals and n), the adjusted p and the verdict."""
+    table = [["hypothesis", "predicted", "discovery", "confirmation", "n", "p (Holm)", "verdict"]]
+    for r in rows:
+        d = r["discovery"] or {}
+        table.append(
+            [
+                f"`{r['id']}`",
+                r["prediction"],
+                _interval_of(d.get("estimate"), d.get("ci95")),
+                _interval_of(r["estimate"], r["ci95"]),
+                str(r["n"]),
+                "—" if r["p_adjusted"] is None else f"{r['p_adjusted']:.2g}",
+                r["verdict"],
+            ]
+        )
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("confirmed", "refuted")}
+    lead = (
+        f"Hypotheses fixed by the discovery run, tested on fresh mazes with every analysis choice "
+        f"fixed: {counts['confirmed']} of {len(rows)} confirmed, {counts['refuted']} refuted "
+        f"({rows[0]['family'] if rows else 'no hypotheses'}, one-sided tests of the predicted "
+        f"sign, TOST for a predicted equivalence)."
+    )
+    return [("h2", "Confirmation"), ("p", lead), ("table", table)]
+
+
+def _interval_of(estimate: float | None, ci95: list[float | None] | None) -> str:
+    if estimate is None:
+        return "n/a"
+    lo, hi = ci95 or (None, None)
+    bounds = ", ".join("nan" if x is None else f"{x:+.3g}" for x in (lo, hi))
+    return f"{estimate:+.3g} [{bounds}]"
 
 
 def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
@@ -442,6 +477,7 @@ def write_report(
     figures: list[Path],
     summary: dict[str, Any] | None = None,
     per_vector: dict[str, list[Claim]] | None = None,
+    confirmation: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and the self-contained ``report.html`` into ``run_dir`` (atomically).
 
@@ -452,6 +488,8 @@ def write_report(
         summary: :func:`summarize` of ``ds`` (computed if not given).
         per_vector: the claims (:func:`hookdiff.study.answer.claims` of ``ds``; computed if not
             given), so a caller that also saves the answer computes it once.
+        confirmation: a confirmatory run's tested hypotheses
+            (:func:`hookdiff.study.hypotheses.confirm`), shown first, beside the discovery's.
 
     Returns:
         The paths of the Markdown and HTML reports.
@@ -460,6 +498,8 @@ def write_report(
     summary = summary if summary is not None else summarize(ds)
     per_vector = per_vector if per_vector is not None else claims(ds)
     blocks = _blocks(ds, summary, [Path(f).resolve() for f in figures], per_vector)
+    if confirmation is not None:
+        blocks[1:1] = confirmation_blocks(confirmation)
     paths = (run_dir / "report.md", run_dir / "report.html")
     for path, text in zip(paths, (_md(blocks, run_dir), _html(blocks))):
         with atomic_write(path) as tmp:

@@ -366,6 +366,8 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     Usage: ``run_study(quick_config())``, what ``hookdiff study --quick`` runs.
     """
     config = config.validate()
+    if config.confirm is not None:
+        _check_fresh(config)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -374,7 +376,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     ds, timings = _compute(config, progress, store)
     write_dataset(ds, out / DATASET_NAME)
     t_figs, c_figs = time.perf_counter(), time.process_time()
-    files, summary, claims = write_reports(ds, out)
+    files, summary, claims, confirmation = write_reports(ds, out)
     timings["figures"] = round(time.perf_counter() - t_figs, 3)
     timings["cpu_s"]["figures"] = round(time.process_time() - c_figs, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
@@ -382,34 +384,69 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> Path:
     timings["peak_rss_mib"]["figures"] = round(peak_rss_mib(), 1)
     record = _run_record(ds, timings, [DATASET_NAME, *files], summary, claims)
     record["resumed_blocks"] = store.reused
+    if confirmation is not None:
+        record["confirmation"] = confirmation
     write_json(record, out / "run.json")
     store.finish()
     return out
 
 
-def write_reports(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+def write_reports(
+    ds: xr.Dataset, out: Path
+) -> tuple[list[str], dict[str, Any], dict[str, Any], Any]:
     """The figures and report of a study Dataset in the run folder ``out`` (with several agents:
     each agent's under ``agents/<name>/`` and their comparison); returns the files written
-    (relative to ``out``), the summary and the answer (per agent with several)."""
-    return _report_agents(ds, out) if "agent" in ds.dims else _report(ds, out)
+    (relative to ``out``), the summary, the answer (per agent with several) and, for a
+    confirmatory run, the tested hypotheses (else None)."""
+    if "agent" in ds.dims:
+        return (*_report_agents(ds, out), None)
+    return _report(ds, out)
 
 
-def _report(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
-    """One agent's figures and report in ``out``: the files written, the summary, the answer
-    (the claims computed once, worded in the report and returned as data for run.json)."""
+def _report(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any], Any]:
+    """One agent's figures, report and hypotheses in ``out``: the files written, the summary,
+    the answer (the claims computed once, worded in the report and returned as data for
+    run.json) and the confirmation of a confirmatory run (None otherwise)."""
     from hookdiff.study.answer import answer_data, claims
     from hookdiff.study.figures import draw_figures
+    from hookdiff.study.hypotheses import HYPOTHESES_NAME, hypotheses_of, write_hypotheses
     from hookdiff.study.report import summarize, write_report
+    from hookdiff.study.select import equivalence_margin
 
     figures = draw_figures(ds, out)
     summary = summarize(ds)
     per_vector = claims(ds)
-    write_report(ds, out, figures, summary, per_vector)
+    confirmation = _confirmation(ds)
+    write_report(ds, out, figures, summary, per_vector, confirmation)
+    write_hypotheses(out / HYPOTHESES_NAME, hypotheses_of(per_vector, equivalence_margin(ds)), ds)
+    files = ["report.md", "report.html", HYPOTHESES_NAME]
     return (
-        ["report.md", "report.html", *[f"figures/{f.name}" for f in figures]],
+        files + [f"figures/{f.name}" for f in figures],
         summary,
         answer_data(per_vector),
+        confirmation,
     )
+
+
+def _confirmation(ds: xr.Dataset) -> list[dict[str, Any]] | None:
+    """The confirmatory run's tested hypotheses (None: not a confirmatory run)."""
+    from hookdiff.study.hypotheses import confirm, read_hypotheses
+
+    path = json.loads(ds.attrs["config"]).get("confirm")
+    if path is None:
+        return None
+    hypotheses, _ = read_hypotheses(path)
+    return confirm(ds, hypotheses)
+
+
+def _check_fresh(config: StudyConfig) -> None:
+    """Refuse a confirmatory run on the discovery's mazes, before computing anything."""
+    from hookdiff.study.hypotheses import check_fresh, read_hypotheses
+    from hookdiff.study.inputs import study_mazes
+
+    _, record = read_hypotheses(config.confirm)
+    seeds = config.level_seeds() or [s.level_seed for s in study_mazes(config).states]
+    check_fresh(seeds, record, str(config.confirm))
 
 
 def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
@@ -418,7 +455,7 @@ def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any]
     files, summaries, answers, later = ["report.md", "report.html"], {}, {}, {}
     for name in [str(a) for a in ds["agent"].values]:
         one = agent_view(ds, name)
-        written, summaries[name], answers[name] = _report(one, out / "agents" / name)
+        written, summaries[name], answers[name], _ = _report(one, out / "agents" / name)
         files += [f"agents/{name}/{f}" for f in written]
         later[name] = str(one.attrs["later_hook"])
     write_comparison(comparison_rows(answers, later), out)

@@ -24,6 +24,7 @@ __all__ = [
     "SIGNS",
     "SITES",
     "SOFTMAX_READOUTS",
+    "VECTOR_SOURCES",
     "VARIABLES",
 ]
 
@@ -58,9 +59,27 @@ CUT_READOUT = "margin"
 
 #: The lines of the localisation (the ``control`` coordinate): each maze's own vector, then
 #: the controls it is compared with and the base swap.
-CONTROL_LINES = ("vector", "random", "other_maze", "base_swap", "untrained")
+CONTROL_LINES = (
+    "vector",
+    "random",
+    "other_maze",
+    "leave_one_out",
+    "base_swap",
+    "base_swap_other_maze",
+    "base_swap_leave_one_out",
+    "untrained",
+)
 #: The controls set beside each maze's own vector in the answer.
-CONTROLS = ("random", "other_maze", "untrained")
+CONTROLS = ("random", "other_maze", "leave_one_out", "untrained")
+#: Where the vector steering a maze comes from (the ``source`` coordinate), and the two lines
+#: that read it: on the maze's own base and on its paired real state (the base swap). The own
+#: vector was built from the maze's pair, so its base swap re-reads almost the same line; the
+#: leave-one-out vector (the mean of every other maze's) and another maze's vector were not.
+VECTOR_SOURCES: dict[str, tuple[str, str]] = {
+    "own": ("vector", "base_swap"),
+    "leave_one_out": ("leave_one_out", "base_swap_leave_one_out"),
+    "other_maze": ("other_maze", "base_swap_other_maze"),
+}
 #: The control matched in effect (not a line of ``control``: its own ``rme_*`` variables over
 #: ``control_draw``): random directions of the vector's norm per position, each maze's t bisected
 #: so that |O| of the log-odds equals the vector's (:mod:`hookdiff.study.controls`).
@@ -110,7 +129,8 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "loc_base": ("control", "vector", "readout", "maze"),
     "loc_even": ("control", "vector", "readout", "t_loc", "maze"),
     "loc_odd": ("control", "vector", "readout", "t_loc", "maze"),
-    "base_swap_distance": ("vector", "sign", "maze"),
+    "base_swap_distance": ("source", "vector", "sign", "maze"),
+    "sweep_r": ("source", "vector", "t_sweep", "maze"),
     "rme_goal": ("vector", "maze"),
     "rme_t": ("vector", "control_draw", "maze"),
     "rme_reached": ("vector", "control_draw", "maze"),

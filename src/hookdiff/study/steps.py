@@ -30,6 +30,7 @@ from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.later import matched_later
 from hookdiff.study.localise import localise_controls, localise_kinks, localise_scan
 from hookdiff.study.measure import behaviour_at, nonlinearity_at, vector_fields
+from hookdiff.study.saturation import saturation_sweeps
 
 __all__ = ["STEPS", "Agent", "Step", "given_args", "step", "waves"]
 
@@ -127,6 +128,7 @@ STEPS: tuple[Step, ...] = (
     Step("localise controls", _site_free(localise_controls)),
     Step("localise kinks", _site_free(localise_kinks)),
     Step("random matched effect", _site_free(random_matched_effect)),
+    Step("saturation", _site_free(saturation_sweeps)),
     Step("later matched", _site_free(matched_later), one_task=True),
     Step(
         "localise rollouts",
@@ -152,7 +154,8 @@ def waves(steps: Sequence[Step] = STEPS) -> list[list[Step]]:
     Example:
         >>> [[s.name for s in w] for w in waves()]  # doctest: +NORMALIZE_WHITESPACE
         [['localise scan', 'localise controls'], ['nonlinearity', 'behaviour', 'vector fields',
-          'localise kinks', 'random matched effect', 'later matched', 'localise rollouts']]
+          'localise kinks', 'random matched effect', 'saturation', 'later matched',
+          'localise rollouts']]
     """
     by_name = {s.name: s for s in steps}
     level: dict[str, int] = {}

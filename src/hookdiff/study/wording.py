@@ -17,6 +17,16 @@ import numpy as np
 from hookdiff.stats import Interval
 from hookdiff.study.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
+from hookdiff.study.wording_base import (
+    base_swap_text,
+    distance_text,
+    prediction_text,
+    saturation_text,
+)
+from hookdiff.study.words import count_text as _count
+from hookdiff.study.words import interval_text, readout_text, t_text, verdict_text
+from hookdiff.study.words import iv_verdict as _iv_verdict
+from hookdiff.study.words import main_text as _main
 
 __all__ = [
     "interval_text",
@@ -32,72 +42,10 @@ __all__ = [
 _CONTROL_TEXT = {
     "random": "a random direction (same norm per position)",
     "other_maze": "another maze's vector",
+    "leave_one_out": "the leave-one-out vector (the mean of every other maze's)",
     "untrained": "a random-init agent (its own vectors)",
 }
 _VARIANT = {"symmetrize": "symmetrised", "linearize": "linearised"}
-
-
-def interval_text(iv: Interval, digits: int = 3, signed: bool = True) -> str:
-    """``"+0.123 [+0.080, +0.160]"``: the estimate and its 95 % interval."""
-    bounds = [b for b in (iv.lo, iv.hi) if np.isfinite(b)]
-    size = max([abs(iv.estimate), *map(abs, bounds)])
-    tiny = 0 < size < 0.5 * 10.0**-digits  # would print as 0.000 [0.000, 0.000]: show its size
-    f = f"{'+' if signed else ''}.{'1e' if tiny else f'{digits}f'}"
-    if not np.isfinite(iv.estimate):
-        return "not measured"
-    if len(bounds) < 2:
-        return f"{iv.estimate:{f}} (no interval from n = {iv.n})"
-    return f"{iv.estimate:{f}} [{iv.lo:{f}}, {iv.hi:{f}}]"
-
-
-def t_text(t: float) -> str:
-    """``"+1"``, ``"−1"``, ``"0"``."""
-    return "0" if t == 0 else f"{t:+.3g}".replace("-", "−")
-
-
-def verdict_text(c: Claim) -> str:
-    """The claim's verdict in words (with why, where it is inconclusive)."""
-    if c.n == 0:
-        return "not measured"
-    if c.verdict == "equivalent":
-        p = "" if c.p_equivalent is None else f", adjusted TOST p = {c.p_equivalent:.2g}"
-        return f"equivalent to 0 within ±{c.margin:.3g}{p}"
-    if c.within_tolerance:
-        return f"0 within numerical tolerance (|x| ≤ {c.tolerance:.0e})"
-    if c.n < 2:
-        return "one maze only, so not tested against 0"
-    if c.verdict == "inconclusive" and c.p_zero is not None and c.interval.excludes(0.0):
-        return f"not distinguishable from 0 after the multiplicity adjustment (p = {c.p_zero:.2g})"
-    return {"positive": "above 0", "negative": "below 0"}.get(
-        c.verdict, "not distinguishable from 0"
-    )
-
-
-def _iv_verdict(iv: Interval, c: Claim) -> str:
-    """The verdict of another interval of the claim, read with the claim's tolerance."""
-    return verdict_text(Claim.of(c.kind, c.vector, iv, tolerance=c.tolerance))
-
-
-def readout_text(vector: str, readout: str | None) -> str:
-    """``"the log-odds of P(toward cheese)"``: what the readout is, for ``vector``."""
-    p = f"P(toward {VECTOR_SPECS[vector].target})"
-    return {
-        None: p,
-        "p": p,
-        "logodds": f"the log-odds of {p}",
-        "margin": f"the margin (the log-odds of {p} linearised in the logits at t = 0)",
-    }[readout]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _main(c: Claim, digits: int = 3, signed: bool = True) -> str:
-    return interval_text(c.interval, digits, signed)
-
-
-# --- one function per kind -------------------------------------------------------------------
 
 
 def _asymmetry(c: Claim) -> str:
@@ -281,36 +229,6 @@ def _kink_signs_text(d: dict) -> str:
         f"({d['positive_share']:.0%} of the net), those of negative sign to {d['negative']:+.3f} "
         f"({d['negative_share']:.0%}); a share above 100 % is bookkeeping of cancelling terms, "
         f"not a layer making more than all of it."
-    )
-
-
-def _base_swap(c: Claim) -> str:
-    d = c.detail
-    fate = {"flips": "flips sign", "keeps": "keeps its sign"}.get(d["sign"])
-    if fate is None:
-        bases = {"own": "its own", "swapped": "the swapped"}
-        fate = (
-            f"is not distinguishable from 0 on {' and '.join(bases[b] for b in d['zero_on'])} base"
-        )
-    return (
-        f"Base swap ({readout_text(c.vector, c.readout)}, t = {c.t:g}): added to "
-        f"{VECTOR_SPECS[c.vector].swapped_base}, the {VECTOR_SPECS[c.vector].label} vector gives "
-        f"E = {_main(c)} against {interval_text(d['own'])} on its own maze (n = {c.n}); paired "
-        f"change swapped − own {interval_text(d['change'])}, {_iv_verdict(d['change'], c)}; "
-        f"the asymmetry {fate}."
-    )
-
-
-def _distance(c: Claim) -> str:
-    reading = {
-        "negative": "+v moves toward the paired real state (interpolates), −v away (extrapolates)",
-        "positive": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
-    }.get(c.verdict, "neither sign is closer to the paired real state")
-    return (
-        f"Distance of the vector added to its own maze from the paired real activation at the "
-        f"decision square, relative to ‖a_paired − a‖: {interval_text(c.detail['plus'])} for "
-        f"a + v, {interval_text(c.detail['minus'])} for a − v; paired difference {_main(c)} "
-        f"(n = {c.n}), {verdict_text(c)}: {reading}."
     )
 
 
@@ -506,9 +424,11 @@ _SENTENCES: dict[str, Callable[[Claim], str]] = {
     "knockout": _knockout,
     "knockin": _knockin,
     "kinks": _kinks,
-    "base_swap": _base_swap,
-    "distance": _distance,
+    "base_swap": base_swap_text,
+    "distance": distance_text,
     "controls": _controls,
+    "prediction": prediction_text,
+    "saturation": saturation_text,
     "random_matched": _random_matched,
     "random_matched_made": _random_matched_made,
     "rollouts": _rollouts,
@@ -531,6 +451,8 @@ _LABELS = {
     "base_swap": "E on the swapped base",
     "distance": "distance (+v) − (−v)",
     "controls": "E of a control",
+    "prediction": "interpolation rule's accuracy − 0.5",
+    "saturation": "past the paired state, share of the way again",
     "random_matched": "vector − matched-effect random E",
     "random_matched_made": "share made in the vector's top span, vector − matched random",
     "rollouts": "paired E of reach rates",

@@ -19,7 +19,14 @@ from matplotlib.figure import Figure
 from hookdiff.stats import bootstrap_mean, rate
 from hookdiff.study.claims_localise import LOGITS
 from hookdiff.study.figures.common import FigureSpec, band, errorbars, flag, short, zero
-from hookdiff.study.schema import CONTROLS, CUT_READOUT, PRIMARY, READOUTS, SOFTMAX_READOUTS
+from hookdiff.study.schema import (
+    CONTROLS,
+    CUT_READOUT,
+    PRIMARY,
+    READOUTS,
+    SOFTMAX_READOUTS,
+    VECTOR_SOURCES,
+)
 from hookdiff.study.select import (
     bootstrap_seed,
     cut_intervals,
@@ -224,33 +231,41 @@ def _fig_kinks(ds: xr.Dataset) -> Figure:
 
 
 def _fig_base_swap(ds: xr.Dataset) -> Figure:
-    """E on the maze's own base against E on the paired base; the distances of a ± v."""
+    """Per vector source, E on the maze's own base against E on the paired base; the distances
+    of a ± v from the paired state."""
     seed, t = bootstrap_seed(ds), t_loc_one(ds)
     vectors = [str(v) for v in ds["vector"].values]
     x = np.arange(len(vectors))
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     ax_e, ax_d = fig.subplots(1, 2)
-    if "loc_even" in ds and "base_swap" in ds["control"].values:
-        for k, control in enumerate(("vector", "base_swap")):
-            ivs = [
-                bootstrap_mean(
-                    loc_values(ds, "loc_even", v, t, control=control, readout=PRIMARY), seed=seed
-                )
-                for v in vectors
-            ]
-            label = "own base" if control == "vector" else "paired base (swapped)"
-            errorbars(ax_e, x + (k - 0.5) * 0.3, ivs, color=f"C{k}", label=label, fmt="s")
-        ax_e.legend(fontsize=7)
-    ax_e.set_title(f"E({t:g}) of the target log-odds", fontsize=9)
-    if "base_swap_distance" in ds:
-        for k, sign in enumerate(("+t", "-t")):
-            ivs = [
-                bootstrap_mean(ds["base_swap_distance"].sel(vector=v, sign=sign).values, seed=seed)
-                for v in vectors
-            ]
-            errorbars(
-                ax_d, x + (k - 0.5) * 0.3, ivs, color=f"C{k + 2}", label=f"a {sign[0]} v", fmt="s"
+    have = set(ds["control"].values.tolist()) if "loc_even" in ds else set()
+    pairs = [(src, lines) for src, lines in VECTOR_SOURCES.items() if set(lines) <= have]
+    width = 0.8 / max(1, 2 * len(pairs))
+    for k, (source, lines) in enumerate((s, ln) for s, two in pairs for ln in two):
+        ivs = [
+            bootstrap_mean(
+                loc_values(ds, "loc_even", v, t, control=lines, readout=PRIMARY), seed=seed
             )
+            for v in vectors
+        ]
+        base = "own base" if lines == VECTOR_SOURCES[source][0] else "paired base"
+        offset = (k - (2 * len(pairs) - 1) / 2) * width
+        errorbars(ax_e, x + offset, ivs, color=f"C{k}", label=f"{source}, {base}", fmt="s")
+    if pairs:
+        ax_e.legend(fontsize=7)
+    ax_e.set_title(f"E({t:g}) of the target log-odds, per vector source", fontsize=9)
+    if "base_swap_distance" in ds:
+        dist = ds["base_swap_distance"]
+        cells = [(str(src), sign) for src in dist["source"].values for sign in ("+t", "-t")]
+        width = 0.8 / len(cells)
+        for k, (source, sign) in enumerate(cells):
+            ivs = [
+                bootstrap_mean(dist.sel(source=source, vector=v, sign=sign).values, seed=seed)
+                for v in vectors
+            ]
+            offset = (k - (len(cells) - 1) / 2) * width
+            label = f"{source}: a {sign[0]} v"
+            errorbars(ax_d, x + offset, ivs, color=f"C{k}", label=label, fmt="s")
         ax_d.axhline(1.0, color="grey", ls="--", lw=0.8, label="as far as the base itself")
         ax_d.legend(fontsize=7)
     ax_d.set_title("‖a ± v − a_paired‖ / ‖a_paired − a‖ at the decision square", fontsize=9)
