@@ -280,7 +280,9 @@ def sweeps(rng: np.random.Generator) -> dict[str, np.ndarray]:
         for vector, paired in PAIRED_R.items():
             straight = paired * SWEEP_T
             line = (
-                np.minimum(straight, 1.05 * paired) if (vector, _source) == ("cheese", "own") else straight
+                np.minimum(straight, 1.05 * paired)
+                if (vector, _source) == ("cheese", "own")
+                else straight
             )
             per_vector.append(line[:, None] + noise(rng, 0.001)[None, :])
         lines.append(np.stack(per_vector))
