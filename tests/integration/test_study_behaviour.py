@@ -146,3 +146,28 @@ def test_episodes_are_seeded_per_maze_and_episode_the_same_in_every_condition(st
     # episodes differ from each other (own seeds), so a maze's rate is more than one draw
     steps = study["rollout_steps"].sel(t=0.0, vector="cheese").values
     assert (steps != steps[:, :1]).any()
+
+
+def test_the_cut_rollouts_of_several_mazes_in_one_batch_repeat_each_maze_alone(study):
+    """Each env draws from its own seed, so batching the mazes of a cut changes nothing but the
+    float rounding of the forward: the outcomes and step counts equal each maze's alone."""
+    from hookdiff.study.cut_rollouts import cut_rollout, cut_rollouts_of, episode_seeds
+
+    policy = load_default()
+    shape = policy.run_with_cache(torch.zeros(1, 3, 64, 64))[1][STEERING_HOOK].shape[1:]
+    picked = (0, 3, 7)
+    states = level_states([int(study["level_seed"].values[i]) for i in picked])
+    vecs = [
+        [
+            torch.from_numpy(study["vector_steering"].sel(vector=v).values[i]).reshape(*shape)
+            for v in ("cheese", "top_right")
+        ]
+        for i in picked
+    ]
+    seeds = [episode_seeds(3, s.level_seed, 2) for s in states]
+    args = (STEERING_HOOK, 1.0, "embedder.block3.res1.resadd_out", "symmetrize")
+    together = cut_rollouts_of(policy, states, args[0], vecs, *args[1:], max_steps=40, seeds=seeds)
+    for m, state in enumerate(states):
+        alone = cut_rollout(policy, state, args[0], vecs[m], *args[1:], max_steps=40, seed=seeds[m])
+        for name, x in alone.items():
+            np.testing.assert_array_equal(together[name][..., m, :], x, err_msg=name)

@@ -304,7 +304,7 @@ def _adjusted(c: Claim, p: dict[str, float], size: dict[str, int]) -> Claim:
 #: What each of the answer's families tests, in words (a claim's ``detail["family"]``).
 FAMILY_TESTS = {
     "p_zero": "tests against 0 outside the cut scans",
-    "p_equivalent": "equivalence tests of controls",
+    "p_equivalent": "equivalence tests outside the cut scans",
 }
 
 

@@ -5,8 +5,9 @@ cuts that matter.
 before it, the logits); :func:`localise_rollouts` rolls each maze out from its start at +t, −t
 and 0 under every chosen (variant, cut), ``episodes_per_maze`` episodes each. Episode e of a
 maze has its own sampling seed (:func:`episode_seeds`), the same at +t, −t and 0, under every
-cut and in the exact rollouts (common random numbers), so a maze's rollouts do not depend on
-the block it runs in and its reach rates are paired across conditions.
+cut and in the exact rollouts (common random numbers), so a maze's rollouts depend on the block
+it runs in only through the float rounding of a batched forward, and its reach rates are paired
+across conditions.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "BASE_OUTCOMES",
     "ROLL_OUTCOMES",
     "cut_rollout",
+    "cut_rollouts_of",
     "episode_seeds",
     "localise_cut_rollouts",
     "localise_rollouts",
@@ -102,7 +104,9 @@ def localise_rollouts(
     mazes is rolled out from its start under every chosen (variant, cut), steered by its own
     vector, ``episodes_per_maze`` times (:data:`ROLL_OUTCOMES`: 1 reached, 0 not; NaN where not
     rolled out), with the seeds of :func:`episode_seeds` (shared by its conditions and by the
-    exact rollouts), so a maze's rollouts do not depend on which other mazes run with it.
+    exact rollouts). The mazes of one (variant, cut) run in one rollout, as the exact rollouts
+    do (:func:`cut_rollouts_of`): each env draws from its own seed, so a maze's episodes do not
+    depend on the others but through the float rounding of a batched forward.
 
     Returns:
         ``loc_roll_reached_cheese``, ``loc_roll_reached_top_right`` and ``loc_roll_steps`` over
@@ -119,27 +123,29 @@ def localise_rollouts(
     out = {name: np.full(shape, np.nan) for name in _ROLL_NAMES}
     out |= {name: np.full(shape[:3] + shape[4:], np.nan) for name in _BASE_NAMES}
     own = vectors.applied(config.hook)
-    for i in range(r):
-        seeds = episode_seeds(config.seeds()["rollout"], mazes.states[i].level_seed, k)
-        for wi, variant in enumerate(variants):
-            for ci, cut in enumerate(all_cuts):
-                chosen = [j for j, v in enumerate(names) if cut in cuts.get(v, ())]
-                if not chosen:
-                    continue
-                vecs = [own[names[j]][i] if vectors.per_maze else own[names[j]] for j in chosen]
-                roll = cut_rollout(
-                    policy,
-                    mazes.states[i],
-                    config.hook,
-                    vecs,
-                    roll_t(config),
-                    cut,
-                    variant,
-                    max_steps=config.rollout_max_steps,
-                    seed=seeds,
-                )
-                for name, values in roll.items():
-                    out[name][chosen, wi, ci, ..., i, :] = values
+    seeds = [episode_seeds(config.seeds()["rollout"], s.level_seed, k) for s in mazes.states[:r]]
+    for wi, variant in enumerate(variants):
+        for ci, cut in enumerate(all_cuts):
+            chosen = [j for j, v in enumerate(names) if cut in cuts.get(v, ())]
+            if not chosen or not r:
+                continue
+            vecs = [
+                [own[names[j]][i] if vectors.per_maze else own[names[j]] for j in chosen]
+                for i in range(r)
+            ]
+            roll = cut_rollouts_of(
+                policy,
+                mazes.states[:r],
+                config.hook,
+                vecs,
+                roll_t(config),
+                cut,
+                variant,
+                max_steps=config.rollout_max_steps,
+                seeds=seeds,
+            )
+            for name, values in roll.items():
+                out[name][chosen, wi, ci, ..., :r, :] = values
     ds = _roll_dataset(out, names, variants, all_cuts, n, k)
     chosen = [[c in cuts.get(v, ()) for c in all_cuts] for v in names]
     ds["loc_roll_cut_chosen"] = (
@@ -200,34 +206,67 @@ def cut_rollout(
 ) -> dict[str, np.ndarray]:
     """One maze rolled out at +t and −t for each of ``vecs`` and at 0, the network cut at ``cut``.
 
-    ``seed``: one seed per episode (an int: one episode). One rollout of ``(2·len(vecs) + 1)·k``
-    envs (k episodes) with per-env vectors, coefficients (+t ×k, −t ×k per vector, then the
-    t = 0 arm ×k: the cut network with coefficient 0, the same for every vector) and seeds
-    (episode e's seed in each arm). Returns ``{variable: (len(vecs), 2, k)}`` over (vector,
-    sign, episode) for :data:`_ROLL_NAMES` and ``{variable: (len(vecs), k)}`` for the t = 0
-    arm's :data:`_BASE_NAMES` (the same row for every vector).
+    ``seed``: one seed per episode (an int: one episode). Returns ``{variable: (len(vecs), 2,
+    k)}`` over (vector, sign, episode) for :data:`_ROLL_NAMES` and ``{variable: (len(vecs),
+    k)}`` for the t = 0 arm's :data:`_BASE_NAMES` (the same row for every vector): the one-maze
+    case of :func:`cut_rollouts_of`.
     """
     seeds = [int(seed)] if isinstance(seed, int | np.integer) else [int(x) for x in seed]
-    k, nv = len(seeds), len(vecs)
-    v = torch.stack([x for x in vecs for _ in range(2 * k)] + [vecs[0]] * k)
-    coeffs = torch.tensor(([t] * k + [-t] * k) * nv + [0.0] * k, dtype=torch.float32)
+    out = cut_rollouts_of(
+        policy, [state], hook, [vecs], t, cut, variant, max_steps=max_steps, seeds=[seeds]
+    )
+    return {name: x[..., 0, :] for name, x in out.items()}
+
+
+def cut_rollouts_of(
+    policy: nn.Module,
+    states: Sequence[MazeState],
+    hook: str,
+    vecs: Sequence[Sequence[Tensor]],
+    t: float,
+    cut: str,
+    variant: str,
+    *,
+    max_steps: int,
+    seeds: Sequence[Sequence[int]],
+) -> dict[str, np.ndarray]:
+    """Mazes rolled out at +t and −t for each of their vectors and at 0, the network cut at
+    ``cut``, in one rollout.
+
+    ``vecs[i]``: maze i's vectors (the same number for every maze); ``seeds[i]``: its k
+    episodes' seeds. One rollout of ``m·(2·nv + 1)·k`` envs, maze-major, each maze's envs with
+    per-env vectors, coefficients (+t ×k, −t ×k per vector, then the t = 0 arm ×k: the cut
+    network with coefficient 0, the same for every vector) and seeds (episode e's seed in each
+    arm). An env's draws follow its own seed, so a maze's episodes are those it would have
+    alone, up to the float rounding of a batched forward. Returns ``{variable: (nv, 2, m, k)}``
+    over (vector, sign, maze, episode) for :data:`_ROLL_NAMES` and ``{variable: (nv, m, k)}``
+    for the t = 0 arm's :data:`_BASE_NAMES`.
+    """
+    m, nv, k = len(states), len(vecs[0]), len(seeds[0])
+    per_maze = 2 * nv * k + k
+    v = torch.stack(
+        [x for maze in vecs for x in [y for y in maze for _ in range(2 * k)] + [maze[0]] * k]
+    )
+    arms = ([t] * k + [-t] * k) * nv + [0.0] * k
+    coeffs = torch.tensor(arms * m, dtype=torch.float32)
     steering = Steering(hook, v, coeffs, per_env=True, cut=cut, variant=variant)
     roll = rollout(
         policy,
-        [state] * len(v),
+        [s for s in states for _ in range(per_maze)],
         steering=[steering],
         max_steps=max_steps,
-        seed=seeds * (2 * nv + 1),
+        seed=[int(x) for maze in seeds for x in list(maze) * (2 * nv + 1)],
     )
     values = {name: roll["outcome"].values == o for name, o in (*ROLL_OUTCOMES, *BASE_OUTCOMES)}
     values["loc_roll_steps"] = values["loc_roll_base_steps"] = roll["steps"].values
     out = {}
     for name, x in values.items():
-        x = np.asarray(x, dtype=float)
+        x = np.asarray(x, dtype=float).reshape(m, per_maze)
         if name in _BASE_NAMES:
-            out[name] = np.tile(x[2 * nv * k :], (nv, 1))
+            out[name] = np.broadcast_to(x[None, :, 2 * nv * k :], (nv, m, k)).copy()
         else:
-            out[name] = x[: 2 * nv * k].reshape(nv, len(SIGNS), k)
+            steered = x[:, : 2 * nv * k].reshape(m, nv, len(SIGNS), k)
+            out[name] = steered.transpose(1, 2, 0, 3)
     return out
 
 
