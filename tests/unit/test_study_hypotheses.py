@@ -55,15 +55,25 @@ def test_each_hypothesis_reads_the_quantity_its_claim_was_about(ds, found):
         assert np.nanmean(x) == pytest.approx(c.estimate, rel=1e-9, abs=1e-12), h.id
         assert h.prediction == ("equivalent" if c.verdict == "equivalent" else c.verdict)
         assert h.where == c.where and h.t == c.t and h.readout == c.readout
-    # a claim without a directional or equivalence verdict makes no hypothesis
+    # a claim without a directional or equivalence verdict makes no hypothesis, nor one that is
+    # 0 within its numerical tolerance (0 by construction: nothing could refute it)
     made = {h.id for h in hyps}
     assert all(
-        k in made
+        (k in made) == (not c.within_tolerance)
         for k, c in by_id.items()
         if c.kind in QUANTITIES
-        and c.verdict in ("positive", "negative")
+        and c.verdict in ("positive", "negative", "equivalent")
         and not (c.kind == "created" and c.detail.get("variant") == "linearize")
     )
+
+
+def test_a_zero_by_construction_is_no_hypothesis():
+    ds = synthetic_study()
+    sel = dict(control="untrained", vector="cheese")
+    ds["loc_even"].loc[sel] = 1e-9 * np.sign(np.arange(40) - 19.5)[None, None, :]
+    hyps = {h.id for h in hypotheses_of(claims(ds), 0.2)}
+    assert "cheese/controls/logodds/untrained" not in hyps
+    assert "top_right/controls/logodds/untrained" in hyps  # noise of sd 0.02: measured, not 0
 
 
 def test_on_the_same_data_the_answer_is_confirmed_with_holm_over_the_family(ds, found):

@@ -207,13 +207,15 @@ def _scale(c: Claim) -> float:
 def hypotheses_of(per_vector: Mapping[str, Sequence[Claim]], fraction: float) -> list[Hypothesis]:
     """The hypotheses a run's claims make (:func:`~hookdiff.study.answer.claims`): one per claim
     of a kind in :data:`QUANTITIES` with a directional or equivalence verdict, its place,
-    readout and t fixed; ``fraction``: the equivalence margin's fraction of the exact |E|."""
+    readout and t fixed; ``fraction``: the equivalence margin's fraction of the exact |E|. A
+    claim whose numbers are 0 within its numerical tolerance (e.g. E with the network cut after
+    the last nonlinearity) is 0 by construction: no data could refute it, so it is left out."""
     out = []
     for vector, claims in per_vector.items():
         for c in claims:
             prediction = _prediction(c)
-            if c.kind not in QUANTITIES or prediction is None:
-                continue
+            if c.kind not in QUANTITIES or prediction is None or c.within_tolerance:
+                continue  # nothing to predict, or 0 by construction: no data could refute it
             if c.kind == "created" and c.detail.get("variant") != "symmetrize":
                 continue  # the linearised scan names its own cut: one creation cut per vector
             key = "/".join(str(x) for x in (vector, c.kind, c.readout, c.where) if x is not None)
