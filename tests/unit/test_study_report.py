@@ -11,6 +11,7 @@ plotted data, as tests/integration/test_maze_plot.py reads a quiver's arrows.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,13 @@ def test_the_glance_answers_four_questions_from_the_claims_verdicts():
             assert row[1].startswith(word + ":") or row[1].startswith(word + " "), row
     first = glance_rows(cases[0][0])[1]
     assert "subtracting" in first[1] and first[2] == "negative"  # E < 0 < O: −v moves it more
+
+
+def test_the_header_names_the_given_levels_and_the_skipped_ones():
+    ds = synthetic_study()
+    ds.attrs["skipped_levels"] = json.dumps([[52001, "no decision square"]])
+    spec = report._mazes_text(ds, {"maze_spec": "eval-decision-square"}, {"mazes": 3})
+    assert spec.startswith(f"{ds.sizes['maze']} mazes from spec `eval-decision-square` (seed 3)")
+    given = report._mazes_text(ds, {"maze_spec": "x", "levels": "@levels.txt"}, {"mazes": 3})
+    assert "levels given by `--levels @levels.txt`" in given and "spec" not in given
+    assert "1 skipped: 52001 (no decision square)" in given

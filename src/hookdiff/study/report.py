@@ -189,6 +189,21 @@ def _interval_of(estimate: float | None, ci95: list[float | None] | None) -> str
     return f"{estimate:+.3g} [{bounds}]"
 
 
+def _mazes_text(ds: xr.Dataset, config: dict[str, Any], seeds: dict[str, Any]) -> str:
+    """Which mazes were studied: the spec and seed, or the levels given (and how many of them
+    were skipped, with why)."""
+    n = ds.sizes["maze"]
+    if not config.get("levels"):
+        return f"{n} mazes from spec `{config['maze_spec']}` (seed {seeds['mazes']})"
+    skipped = json.loads(ds.attrs.get("skipped_levels", "[]"))
+    text = f"{n} levels given by `--levels {config['levels']}`"
+    if skipped:
+        shown = ", ".join(f"{k} ({why})" for k, why in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        text += f" ({len(skipped)} skipped: {shown}{more})"
+    return text
+
+
 def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
     """Title, the untrained warning, and what was run."""
     config, seeds = json.loads(ds.attrs["config"]), json.loads(ds.attrs["seeds"])
@@ -201,8 +216,7 @@ def _header(ds: xr.Dataset, summary: dict[str, Any]) -> Blocks:
             "p",
             f"Agent: {ds.attrs.get('agent', '')}"
             + (f" (sha256 `{sha}`)" if sha else "")
-            + f". Steering layer `{ds.attrs['steering_hook']}`. {ds.sizes['maze']} mazes from spec "
-            f"`{config['maze_spec']}` (seed {seeds['mazes']}), t in "
+            + f". Steering layer `{ds.attrs['steering_hook']}`. {_mazes_text(ds, config, seeds)}, t in "
             f"{[float(x) for x in ds['t'].values]}; rollouts on {config['rollout_mazes']} mazes at "
             f"t in {config['rollout_ts']} (≤ {config['rollout_max_steps']} steps, "
             f"{config.get('episodes_per_maze', 1)} seeded episodes per maze); "
