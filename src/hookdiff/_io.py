@@ -48,6 +48,9 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     An exception leaves ``path`` untouched and removes the temporary file (a kill leaves a
     ``.<name>.*.tmp`` file that :func:`remove_stale_temporaries` deletes).
 
+    The file gets the mode a plain ``open`` would give it (0644 under the usual umask 022), not
+    the temporary file's private 0600, so collaborators can read a run's outputs.
+
     Example:
         >>> import tempfile, pathlib
         >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
@@ -63,9 +66,17 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:

@@ -270,7 +270,11 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump) and do not exit."""
+    """An ArgumentParser whose errors are one line (no usage dump) and do not exit, and that
+    takes no abbreviations (``--vector`` is not silently read as ``--vectors-from``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")

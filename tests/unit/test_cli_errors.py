@@ -102,3 +102,11 @@ def test_load_spec_error_is_a_key_error_naming_the_closest_spec():
         load_spec("vanila-hard")
     assert isinstance(e.value, UnknownMazeSpecError)
     assert _suggestions(str(e.value))[0] == "vanilla-hard"
+
+
+def test_an_abbreviated_option_is_refused_not_guessed(capsys):
+    # with abbreviations allowed, --vector would be read as --vectors or --vectors-from
+    line = _fails_cleanly(capsys, "study", "--vector", "all", "--quick")
+    assert "unrecognized arguments: --vector" in line
+    line = _fails_cleanly(capsys, "study", "--thresh", "0.2")
+    assert "--thresh" in line
