@@ -3,7 +3,8 @@
 Installing hookdiff registers this module as a pytest plugin (entry point ``pytest11``), so any
 project's tests can use the fixtures ``hookdiff_tiny_transformer``, ``hookdiff_tiny_convnet`` and
 ``hookdiff_no_leaked_hooks`` without importing anything (the unprefixed names still work and warn
-that they are deprecated); the assertion helpers are plain functions. Loading the plugin imports
+that they are deprecated); the assertion helpers are plain functions, usable without pytest
+installed. Loading the plugin imports
 neither torch nor TransformerLens: the fixtures import them when a test asks for a model. The tiny
 models live in :mod:`hookdiff.tiny` and are re-exported here.
 """
@@ -14,7 +15,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import pytest
+try:
+    import pytest
+
+    _fixture = pytest.fixture
+except ImportError:  # the assertion helpers work without pytest; only the fixtures need it
+
+    def _fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+
 
 if TYPE_CHECKING:
     from torch import nn
@@ -151,7 +160,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@pytest.fixture
+@_fixture
 def hookdiff_tiny_transformer() -> HookedTransformer:
     """A fresh tiny random HookedTransformer (2 layers, d_model 16, vocab 23, seed 0)."""
     from hookdiff.tiny import make_tiny_transformer
@@ -159,7 +168,7 @@ def hookdiff_tiny_transformer() -> HookedTransformer:
     return make_tiny_transformer()
 
 
-@pytest.fixture
+@_fixture
 def hookdiff_tiny_convnet() -> nn.Sequential:
     """A fresh tiny random conv net taking ``(N, 3, 8, 8)`` inputs."""
     from hookdiff.tiny import make_tiny_convnet
@@ -167,7 +176,7 @@ def hookdiff_tiny_convnet() -> nn.Sequential:
     return make_tiny_convnet()
 
 
-@pytest.fixture
+@_fixture
 def hookdiff_no_leaked_hooks() -> Iterator[Callable[[nn.Module], nn.Module]]:
     """Watch models: the test fails if a watched model's hooks differ at teardown.
 
@@ -198,21 +207,21 @@ def _deprecated(old: str) -> None:
     )
 
 
-@pytest.fixture
+@_fixture
 def tiny_transformer(hookdiff_tiny_transformer: HookedTransformer) -> HookedTransformer:
     """Deprecated alias of ``hookdiff_tiny_transformer``."""
     _deprecated("tiny_transformer")
     return hookdiff_tiny_transformer
 
 
-@pytest.fixture
+@_fixture
 def tiny_convnet(hookdiff_tiny_convnet: nn.Sequential) -> nn.Sequential:
     """Deprecated alias of ``hookdiff_tiny_convnet``."""
     _deprecated("tiny_convnet")
     return hookdiff_tiny_convnet
 
 
-@pytest.fixture
+@_fixture
 def no_leaked_hooks(
     hookdiff_no_leaked_hooks: Callable[[nn.Module], nn.Module],
 ) -> Callable[[nn.Module], nn.Module]:

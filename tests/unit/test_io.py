@@ -22,3 +22,19 @@ def test_an_atomically_written_file_has_the_mode_a_plain_open_gives(tmp_path, um
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "run.json").stat().st_mode)
     assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+
+
+def test_the_hook_assertions_need_no_pytest():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"  # importing pytest now fails
+        "import torch\n"
+        "from hookdiff.testing import assert_no_hooks\n"
+        "m = torch.nn.Linear(2, 2); assert_no_hooks(m)\n"
+        "m.register_forward_hook(lambda *a: None)\n"
+        "try:\n    assert_no_hooks(m)\nexcept AssertionError:\n    print('caught')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "caught", proc.stderr[-2000:]
