@@ -48,11 +48,14 @@ from hookdiff.study.select import (
 )
 
 __all__ = [
+    "CONFIRM_MAY_SET",
     "HYPOTHESES_NAME",
     "QUANTITIES",
     "VERDICTS",
     "Hypothesis",
+    "check_fresh",
     "confirm",
+    "confirm_config",
     "hypotheses_of",
     "read_hypotheses",
     "write_hypotheses",

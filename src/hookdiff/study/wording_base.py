@@ -19,6 +19,7 @@ _SOURCE_TEXT = {
 
 
 def base_swap_text(c: Claim) -> str:
+    """The base-swap claim in full: E on the paired base beside E on the maze's own, per source."""
     d = c.detail
     fate = {"flips": "flips sign", "keeps": "keeps its sign"}.get(d["sign"])
     if fate is None:
@@ -36,6 +37,7 @@ def base_swap_text(c: Claim) -> str:
 
 
 def distance_text(c: Claim) -> str:
+    """The distance claim in full: how far a ± v lands from the paired real state, per source."""
     reading = {
         "negative": "+v moves toward the paired real state (interpolates), −v away (extrapolates)",
         "positive": "−v moves toward the paired real state (interpolates), +v away (extrapolates)",
@@ -50,6 +52,7 @@ def distance_text(c: Claim) -> str:
 
 
 def prediction_text(c: Claim) -> str:
+    """The prediction claim in full: the interpolation rule's accuracy beside the trivial rules'."""
     d = c.detail
     acc = d["accuracy"]
     rival = ", ".join(
@@ -74,6 +77,7 @@ _RULE_TEXT = {
 
 
 def saturation_text(c: Claim) -> str:
+    """The saturation claim in full: how far the line goes on past the paired state's readout."""
     d = c.detail
     where = "" if d["u_star_median"] is None else f" at median |t| = {d['u_star_median']:.3g}"
     return (

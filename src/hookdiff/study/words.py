@@ -77,10 +77,12 @@ def readout_text(vector: str, readout: str | None) -> str:
 
 
 def count_text(n: int, noun: str) -> str:
+    """``"3 mazes"``: ``n`` and ``noun``, plural unless n is 1."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def main_text(c: Claim, digits: int = 3, signed: bool = True) -> str:
+    """The claim's estimate with its interval (:func:`interval_text` of its fields)."""
     return interval_text(c.interval, digits, signed)
 
 
