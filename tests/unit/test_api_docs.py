@@ -71,13 +71,16 @@ def documented() -> set[str]:
 
 
 def plugin_fixtures() -> list[str]:
-    """The functions of hookdiff.testing decorated with ``@pytest.fixture``, read from the source."""
+    """The functions of hookdiff.testing decorated as pytest fixtures (``@_fixture``, which is
+    ``pytest.fixture`` where pytest is installed), read from the source."""
     tree = ast.parse(Path(inspect.getfile(importlib.import_module("hookdiff.testing"))).read_text())
     return [
         node.name
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
-        and any(ast.unparse(d).startswith("pytest.fixture") for d in node.decorator_list)
+        and any(
+            ast.unparse(d).startswith(("pytest.fixture", "_fixture")) for d in node.decorator_list
+        )
     ]
 
 
