@@ -63,7 +63,13 @@ def test_every_claim_is_data_with_an_interval_a_sample_size_and_its_verdict(clai
             assert c["tolerance"] > 0
             # only creation cuts, controls, saturation state an equivalence margin (a zero is shown by
             # an equivalence test, not by a failure to reject)
-            stated = c["kind"] in ("created", "later_created", "controls", "saturation")
+            stated = c["kind"] in (
+                "created",
+                "later_created",
+                "controls",
+                "saturation",
+                "prediction",
+            )
             assert c["margin"] is None or (stated and c["margin"] > 0)
             fields = (c["tolerance"], c["margin"], c["p_equivalent"], c["p_zero"])
             assert c["verdict"] == verdict_of(c["estimate"], c["ci95"], c["n"], *fields)
@@ -577,6 +583,7 @@ def test_the_interpolation_rule_is_scored_per_vector_source_beside_the_trivial_r
             guess = np.sign((d.sel(sign="-t") - d.sel(sign="+t")).values)
             hits = (guess == seen).astype(float)
             assert c["estimate"] == pytest.approx(hits.mean() - 0.5)
+            assert c["margin"] == pytest.approx(0.1)  # at chance: accuracy within 0.5 ± 0.1
             acc = c["detail"]["accuracy"]
             assert acc["interpolation"]["estimate"] == pytest.approx(hits.mean())
             assert acc["published_sign"]["estimate"] == pytest.approx((seen == published).mean())

@@ -130,3 +130,16 @@ def test_the_hypotheses_file_round_trips_and_fixes_the_analysis(ds, found, tmp_p
     path.write_text(json.dumps({"nothing": 1}))
     with pytest.raises(ConfigError, match="not a hypotheses file"):
         read_hypotheses(path)
+
+
+def test_at_chance_is_a_hypothesis_that_a_rule_right_everywhere_refutes(ds):
+    from hookdiff.study.hypotheses import Hypothesis
+
+    # cheese, own vector: built so that the interpolation rule is always wrong (accuracy 0)
+    at_chance = Hypothesis(
+        "cheese/prediction/own", "prediction", "cheese", "equivalent", None, 1.0, "own",
+        margin_fraction=0.2,
+    )  # fmt: skip
+    (row,) = confirm(ds, [at_chance])
+    assert row["margin"] == pytest.approx(0.1) and row["estimate"] == -0.5
+    assert row["verdict"] == "refuted"  # accuracy 0 lies wholly outside 0.5 ± 0.1

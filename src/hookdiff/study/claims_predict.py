@@ -28,6 +28,7 @@ from hookdiff.study.schema import PRIMARY, VECTOR_SOURCES
 from hookdiff.study.select import equivalence_margin, loc_values, published_t, t_loc_one
 
 __all__ = [
+    "CHANCE_MARGIN",
     "RULES",
     "acts_more",
     "continuation",
@@ -91,10 +92,16 @@ def predictions(ds: xr.Dataset, vector: str, source: str) -> dict[str, np.ndarra
     return out
 
 
+#: The margin of "at chance" for an accuracy, per unit of the study's equivalence margin: with
+#: the default 0.2, an accuracy within 0.5 ± 0.1 is equivalent to a coin.
+CHANCE_MARGIN = 0.5
+
+
 def prediction(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     """Per vector source (``where``): the interpolation rule's accuracy minus chance (0.5),
-    over mazes (bootstrap; positive: better than a coin), with each rule's accuracy (Wilson) and
-    the rule's paired advantage over each trivial rule in ``detail``."""
+    over mazes (bootstrap; positive: better than a coin; ``equivalent``: shown to be at chance
+    within :data:`CHANCE_MARGIN` × the study's margin, TOST), with each rule's accuracy
+    (Wilson) and the rule's paired advantage over each trivial rule in ``detail``."""
     if "base_swap_distance" not in ds or "loc_odd" not in ds:
         return []
     have = set(ds["control"].values.tolist())
@@ -115,7 +122,11 @@ def prediction(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         }
         detail = {"accuracy": accuracy, "advantage": beats, "source": source}
         iv = bootstrap_mean(rule - 0.5, seed=seed)
-        out.append(Claim.of("prediction", vector, iv, where=source, t=t_loc_one(ds), detail=detail))
+        ok = rule[np.isfinite(rule)] - 0.5
+        margin = CHANCE_MARGIN * equivalence_margin(ds)
+        p_eq = tost_p(ok, margin, seed=seed) if ok.size >= 2 else None
+        at = dict(where=source, t=t_loc_one(ds), margin=margin, p_equivalent_unadjusted=p_eq)
+        out.append(Claim.of("prediction", vector, iv, **at, detail=detail))
     return out
 
 

@@ -195,7 +195,7 @@ def _prediction(c: Claim) -> str | None:
     """What a claim predicts for fresh mazes (None: nothing: its verdict was inconclusive)."""
     if c.verdict in ("positive", "negative"):
         return c.verdict
-    if c.verdict == "equivalent" and c.kind in ("created", "controls", "saturation"):
+    if c.verdict == "equivalent" and c.kind in ("created", "controls", "saturation", "prediction"):
         return "equivalent"
     return None
 
@@ -256,6 +256,10 @@ def _margin(ds: xr.Dataset, h: Hypothesis) -> float:
     (of 1 for the saturation's continuation, a ratio already)."""
     if h.kind == "saturation":
         return float(h.margin_fraction or 0.0)
+    if h.kind == "prediction":
+        from hookdiff.study.claims_predict import CHANCE_MARGIN
+
+        return CHANCE_MARGIN * float(h.margin_fraction or 0.0)
     readout = h.readout or PRIMARY
     exact = loc_values(ds, "loc_even", h.vector, h.t, control="vector", readout=readout)
     return float(h.margin_fraction or 0.0) * abs(float(np.nanmean(exact)))
