@@ -18,7 +18,7 @@ import xarray as xr
 
 from hookdiff.study.answer import VERDICTS
 from hookdiff.study.figures import draw, figure_names
-from hookdiff.study.schema import VARIABLES
+from hookdiff.study.schema import CONTROL_LINES, VARIABLES
 
 ENTRY = "import sys; from hookdiff.cli import main; sys.exit(main(sys.argv[1:]))"
 TINY = ["--quick", "--n-mazes", "3", "--ts=-1,-0.5,0,0.5,1", "--rollout-max-steps", "6"]
@@ -154,16 +154,7 @@ def test_localisation_variables_are_complete(runs):
     for name in LOCALISATION:
         finite = np.isfinite(ds[name].values)
         assert finite.all() or name == "kink_even_channel", name  # NaN: past a layer's channels
-    assert list(ds["control"].values) == [
-        "vector",
-        "random",
-        "other_maze",
-        "leave_one_out",
-        "base_swap",
-        "base_swap_other_maze",
-        "base_swap_leave_one_out",
-        "untrained",
-    ]
+    assert list(ds["control"].values) == list(CONTROL_LINES)
     assert list(ds["readout"].values) == ["p", "logodds", "margin"]
     for name in [v for v in ds.data_vars if "readout" in ds[v].dims]:
         assert "margin: the log-odds linearised in the logits" in ds[name].attrs["readout"], name

@@ -257,7 +257,7 @@ def test_the_glance_answers_four_questions_from_the_claims_verdicts():
                 _claim("random_matched", -10.3, -12.0, -8.0, own=own, matched=flipped),
                 _claim("rollouts", 0.3, 0.1, 0.5, readout=None),
             ],
-            ["cannot tell", "yes, in sign", "yes"],
+            ["cannot tell", "yes, in sign", "cannot tell", "yes"],  # no "made" claim
         ),
     ]
     for cs, first_words in cases:
@@ -266,6 +266,7 @@ def test_the_glance_answers_four_questions_from_the_claims_verdicts():
         assert len(rows) - 1 == len(first_words)
         for row, word in zip(rows[1:], first_words):
             assert row[1].startswith(word + ":") or row[1].startswith(word + " "), row
+    assert glance_rows(cases[1][0])[3][2] == "—"  # the missing claim has no verdict
     first = glance_rows(cases[0][0])[1]
     assert "subtracting" in first[1] and first[2] == "negative"  # E < 0 < O: −v moves it more
 

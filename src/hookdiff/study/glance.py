@@ -88,10 +88,13 @@ def _find(claims: Sequence[Claim], row: Glance) -> Claim | None:
 
 def glance_rows(claims: Sequence[Claim]) -> list[list[str]]:
     """One vector's glance table: question · answer · verdict (header first); a question
-    whose claim the run did not make is left out."""
+    whose claim the run did not make says so (e.g. no span is named where the exact E is not
+    shown different from 0)."""
     rows = [["question", "answer", "verdict of its claim"]]
     for row in GLANCE:
         c = _find(claims, row)
-        if c is not None:
+        if c is None:
+            rows.append([row.question, f"cannot tell: no {row.kind} claim in this run", "—"])
+        else:
             rows.append([row.question, row.answer(c), c.verdict])
     return rows

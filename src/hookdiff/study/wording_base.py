@@ -44,8 +44,8 @@ def distance_text(c: Claim) -> str:
     }.get(c.verdict, "neither sign is closer to the paired real state")
     return (
         f"Distance of {_SOURCE_TEXT[c.detail['source']]} added to its maze from the paired real "
-        f"activation at the "
-        f"decision square, relative to ‖a_paired − a‖: {interval_text(c.detail['plus'])} for "
+        f"activation at the decision square, relative to ‖a_paired − a‖: "
+        f"{interval_text(c.detail['plus'])} for "
         f"a + v, {interval_text(c.detail['minus'])} for a − v; paired difference {main_text(c)} "
         f"(n = {c.n}), {verdict_text(c)}: {reading}."
     )
