@@ -171,3 +171,22 @@ def test_the_cut_rollouts_of_several_mazes_in_one_batch_repeat_each_maze_alone(s
         alone = cut_rollout(policy, state, args[0], vecs[m], *args[1:], max_steps=40, seed=seeds[m])
         for name, x in alone.items():
             np.testing.assert_array_equal(together[name][..., m, :], x, err_msg=name)
+    # the layout, against maze 2's envs built by hand in (vector, sign, episode) order
+    from hookdiff.rollout import rollout
+
+    arms = [(j, s, e) for j in range(2) for s in (1.0, -1.0) for e in range(2)]
+    by_hand = Steering(
+        args[0],
+        torch.stack([vecs[2][j] for j, _, _ in arms]),
+        [s for _, s, _ in arms],
+        per_env=True,
+        cut=args[2],
+        variant=args[3],
+    )
+    one = rollout(
+        policy, [states[2]] * len(arms), steering=[by_hand], max_steps=40,
+        seed=[seeds[2][e] for _, _, e in arms],
+    )  # fmt: skip
+    want = one["steps"].values.astype(float).reshape(2, 2, 2)
+    assert len(np.unique(want)) > 1  # the arms differ, so a wrong layout would show
+    np.testing.assert_array_equal(together["loc_roll_steps"][:, :, 2, :], want)
