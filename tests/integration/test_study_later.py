@@ -27,6 +27,7 @@ from hookdiff.maze import (
 )
 from hookdiff.study import quick_config
 from hookdiff.study.inputs import later_candidates, study_mazes, study_vectors
+from hookdiff.study.later import VECTOR_ORIGINS
 from hookdiff.study.measure import matched_later
 
 HOOK = "embedder.block2.res1.resadd_out"
@@ -74,6 +75,17 @@ def _ds_vectors(policy, mazes, hook, name):
     return out
 
 
+def _origin_vectors(own: dict[str, list], origin: str) -> list:
+    """The vectors of ``origin``: a position's own per-maze vectors, or for
+    ``<position>_leave_one_out`` each maze's mean of the other mazes' (summed by hand)."""
+    if origin in own:
+        return own[origin]
+    rows = own[origin.removesuffix("_leave_one_out")]
+    return [
+        sum(r for j, r in enumerate(rows) if j != i) / (len(rows) - 1) for i in range(len(rows))
+    ]
+
+
 def test_matched_t_reaches_the_steering_layers_effect_and_not_before(setup):
     policy, config, mazes, vectors, ds = setup
     placed = _placed(mazes)
@@ -84,15 +96,15 @@ def test_matched_t_reaches_the_steering_layers_effect_and_not_before(setup):
         p0 = _p(policy, HOOK, placed, start, 0.0, name)
         goal = np.mean(np.abs(_p(policy, HOOK, placed, start, sign, name) - p0))
         assert float(ds["matched_goal"].sel(vector=name)) == pytest.approx(goal, rel=1e-4)
-        for pos in ("start", "decision_square"):
+        own = {
+            "start": list(vectors.applied(LATER)[name]),
+            "decision_square": _ds_vectors(policy, mazes, LATER, name),
+        }
+        for pos in VECTOR_ORIGINS:
             t = float(ds["matched_t"].sel(matched_layer=LATER, pair_position=pos, vector=name))
             if not np.isfinite(t):
                 continue
-            vs = (
-                list(vectors.applied(LATER)[name])
-                if pos == "start"
-                else _ds_vectors(policy, mazes, LATER, name)
-            )
+            vs = _origin_vectors(own, pos)
             q0 = _p(policy, LATER, placed, vs, 0.0, name)
             at = _p(policy, LATER, placed, vs, t, name)
             assert np.mean(np.abs(at - q0)) >= goal * (1 - 1e-4)  # reached at t
@@ -123,7 +135,8 @@ def test_decision_square_vectors_and_the_later_scan_recomputed(setup):
         pos = str(ds["later_scan_position"].sel(vector=name).values)
         t = float(ds["later_scan_t"].sel(vector=name))
         i = 0
-        v = vectors.applied(layer)[name][i] if pos == "start" else got[name][i]
+        own = {"start": list(vectors.applied(layer)[name]), "decision_square": list(got[name])}
+        v = _origin_vectors(own, pos)[i]
         r = {s: _p(policy, layer, _placed(mazes)[i : i + 1], [v], s, name)[0] for s in (-t, 0, t)}
         e = ds["later_even"].sel(vector=name, readout="p", maze=i)
         assert float(e) == pytest.approx(r[t] + r[-t] - 2 * r[0], abs=2e-5)

@@ -58,25 +58,45 @@ def test_the_common_effect_size_is_the_mean_of_the_absolute_changes():
 
 def _matched(still: dict[tuple[str, str], int]) -> xr.Dataset:
     """A matching record over three layers (the first is the steering layer) for one vector."""
-    layers, positions = ["steer", "mid", "late"], ["start", "decision_square"]
-    arr = np.zeros((3, 2, 1), dtype=np.int8)
+    from hookdiff.study.later import VECTOR_ORIGINS
+
+    layers, origins = ["steer", "mid", "late"], list(VECTOR_ORIGINS)
+    arr = np.zeros((3, len(origins), 1), dtype=np.int8)
     for (layer, pos), v in still.items():
-        arr[layers.index(layer), positions.index(pos), 0] = v
+        arr[layers.index(layer), origins.index(pos), 0] = v
     return xr.Dataset(
         {"still_steers": (("matched_layer", "pair_position", "vector"), arr)},
-        coords={"matched_layer": layers, "pair_position": positions, "vector": ["cheese"]},
+        coords={"matched_layer": layers, "pair_position": origins, "vector": ["cheese"]},
     )
 
 
-def test_latest_steering_takes_the_latest_layer_and_decision_square_pairs_first():
+def test_latest_steering_takes_the_latest_layer_a_leave_one_out_vector_steers():
+    """Only vectors the maze was not built from count (decision-square pairs first): a maze's
+    own decision-square pair steers at every layer by construction."""
     from hookdiff.study.later import latest_steering
 
-    both = _matched({("mid", "decision_square"): 1, ("late", "start"): 1})
-    assert latest_steering(both, "steer", "cheese") == ("late", "start")
-    same_layer = _matched({("late", "start"): 1, ("late", "decision_square"): 1})
-    assert latest_steering(same_layer, "steer", "cheese") == ("late", "decision_square")
-    only_steering = _matched({("steer", "decision_square"): 1})
+    ds_loo, start_loo = "decision_square_leave_one_out", "start_leave_one_out"
+    both = _matched({("mid", ds_loo): 1, ("late", start_loo): 1})
+    assert latest_steering(both, "steer", "cheese") == ("late", start_loo)
+    same_layer = _matched({("late", start_loo): 1, ("late", ds_loo): 1})
+    assert latest_steering(same_layer, "steer", "cheese") == ("late", ds_loo)
+    only_steering = _matched({("steer", ds_loo): 1})
     assert latest_steering(only_steering, "steer", "cheese") is None
+    own_only = _matched({("late", "decision_square"): 1, ("mid", "start"): 1})
+    assert latest_steering(own_only, "steer", "cheese") is None
+
+
+def test_leave_one_out_is_the_mean_of_the_other_mazes_rows():
+    import torch
+
+    from hookdiff.study.later import leave_one_out
+
+    v = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0))
+    got = leave_one_out(v)
+    for i in range(5):
+        others = torch.cat([v[:i], v[i + 1 :]])
+        torch.testing.assert_close(got[i], others.mean(dim=0), atol=1e-6, rtol=1e-6)
+    assert torch.equal(leave_one_out(v[:1]), v[:1])
 
 
 def test_still_steers_needs_the_interval_above_zero_not_only_the_estimate():
@@ -97,7 +117,13 @@ def test_still_steers_needs_the_interval_above_zero_not_only_the_estimate():
     t2 = np.concatenate([t_found, np.array([[[np.nan]], [[1.0]]])], axis=1)
     assert effects2[1, 0, 0].mean() > 0
     ds = _matched_dataset(
-        ["a", "b"], t2, effects2, np.ones((2, 2, 1)), {"cheese": 0.1}, StudyConfig()
+        ["a", "b"],
+        t2,
+        effects2,
+        np.ones((2, 2, 1)),
+        {"cheese": 0.1},
+        StudyConfig(),
+        origins=["start", "decision_square"],
     )
     still = ds["still_steers"].values
     assert still.shape == (shape[0], 2, 1)

@@ -46,10 +46,13 @@ from hookdiff.vectors import activations_from_obs
 
 __all__ = [
     "PAIR_POSITIONS",
+    "SCAN_ORIGINS",
+    "VECTOR_ORIGINS",
     "candidate_effect",
     "later_layer",
     "later_scan",
     "latest_steering",
+    "leave_one_out",
     "matched_later",
     "matched_t",
     "mean_abs_change",
@@ -153,6 +156,15 @@ def pick_later(
 #: Where a later layer's vector pairs are taken: mouse at the start (the published protocol) or
 #: on the decision square (where the vectors are applied).
 PAIR_POSITIONS = ("start", "decision_square")
+#: The vectors matched at each later layer (the ``pair_position`` coordinate): each maze's own
+#: pair at each position, then the mean of every *other* maze's pair there (leave-one-out). A
+#: maze's own decision-square pair steers at any layer by construction (at |t| = 1 it patches in
+#: the paired real state's activation); a leave-one-out vector was not built from the maze, so
+#: whether it steers is a finding.
+VECTOR_ORIGINS = (*PAIR_POSITIONS, *(f"{p}_leave_one_out" for p in PAIR_POSITIONS))
+#: The origins the later scan may run on, in order of preference: only vectors the maze's base
+#: was not built from (an own pair's match near |t| = 1 would re-read an activation patch).
+SCAN_ORIGINS = ("decision_square_leave_one_out", "start_leave_one_out")
 
 
 def mean_abs_change(p: np.ndarray, p0: np.ndarray) -> np.ndarray:
@@ -229,6 +241,35 @@ def target_p(
     return each_maze(acts.shape[0], one)
 
 
+def leave_one_out(v: Tensor) -> Tensor:
+    """Per maze, the mean of every other maze's vector: (Σ − own) / (N − 1) over the leading
+    (maze) dim, summed in float64. With one maze, ``v`` itself.
+
+    Example:
+        >>> import torch
+        >>> leave_one_out(torch.tensor([[1.0], [2.0], [6.0]])).flatten().tolist()
+        [4.0, 3.5, 1.5]
+    """
+    if v.shape[0] < 2:
+        return v
+    total = v.double().sum(dim=0, keepdim=True)
+    return ((total - v.double()) / (v.shape[0] - 1)).to(v.dtype)
+
+
+def _origins(
+    own: Mapping[str, Mapping[str, Mapping[str, Tensor]]], acts: Mapping[str, Tensor]
+) -> dict[str, dict[str, dict[str, Tensor]]]:
+    """``{origin: {hook: {vector: V}}}`` over :data:`VECTOR_ORIGINS` from the own pairs at each
+    position; a mean vector (one for every maze) is already not the maze's own and is kept."""
+    out = {pos: {h: dict(vs) for h, vs in own[pos].items()} for pos in PAIR_POSITIONS}
+    for pos in PAIR_POSITIONS:
+        out[f"{pos}_leave_one_out"] = {
+            h: {k: leave_one_out(v) if v.ndim == acts[h].ndim else v for k, v in vs.items()}
+            for h, vs in own[pos].items()
+        }
+    return out
+
+
 def _rows(v: Tensor, acts: Tensor, m: slice) -> Tensor:
     """Maze ``m``'s rows of ``v`` when it holds one vector per maze, else ``v`` itself."""
     return v[m] if v.ndim == acts.ndim else v
@@ -256,15 +297,16 @@ def matched_later(
     """
     hooks = list(dict.fromkeys([config.hook, *later_candidates(policy, config)]))
     specs = vectors.specs
-    sources = {
-        "start": {h: vectors.applied(h) for h in hooks},
-        "decision_square": decision_square_vectors(policy, mazes, hooks, batch_size=1, specs=specs),
-    }
     dtype = next(policy.parameters()).dtype
     obs = mazes.obs["decision_square"].to(dtype)
     acts = {h: activations_from_obs(policy, obs, h, batch_size=1) for h in hooks}
+    own = {
+        "start": {h: vectors.applied(h) for h in hooks},
+        "decision_square": decision_square_vectors(policy, mazes, hooks, batch_size=1, specs=specs),
+    }
+    sources = _origins(own, acts)
     targets = target_directions(mazes, specs)
-    shape = (len(hooks), len(PAIR_POSITIONS), len(specs))
+    shape = (len(hooks), len(VECTOR_ORIGINS), len(specs))
     t_found, norms = np.full(shape, np.nan), np.full(shape, np.nan)
     effects = np.full((*shape, len(mazes.states)), np.nan)
     goal = {}
@@ -281,7 +323,7 @@ def matched_later(
         )
         goal[name] = float(mean_abs_change(p[1], p[0]))
         for hi, h in enumerate(hooks):
-            for pi, pos in enumerate(PAIR_POSITIONS):
+            for pi, pos in enumerate(VECTOR_ORIGINS):
                 v = sources[pos][h][name]
                 norms[hi, pi, vi] = float(
                     v.flatten(1 if v.ndim > acts[h].ndim - 1 else 0).norm(dim=-1).mean()
@@ -295,12 +337,13 @@ def matched_later(
 
 
 def latest_steering(matched: xr.Dataset, steering_hook: str, vector: str) -> tuple[str, str] | None:
-    """``(layer, pair position)`` of the latest layer after ``steering_hook`` that still steers
-    ``vector`` (decision-square pairs before start pairs), or None."""
+    """``(layer, origin)`` of the latest layer after ``steering_hook`` that a vector the maze
+    was not built from still steers (:data:`SCAN_ORIGINS`, decision-square pairs first), or
+    None: no such vector steers after the steering layer."""
     still = matched["still_steers"].sel(vector=vector)
     layers = [str(h) for h in matched["matched_layer"].values if h != steering_hook]
     for layer in reversed(layers):
-        for pos in ("decision_square", "start"):
+        for pos in SCAN_ORIGINS:
             if int(still.sel(matched_layer=layer, pair_position=pos)):
                 return layer, pos
     return None
@@ -438,9 +481,11 @@ def _matched_dataset(
     norms: np.ndarray,
     goal: Mapping[str, float],
     config: StudyConfig,
+    origins: Sequence[str] = VECTOR_ORIGINS,
 ) -> xr.Dataset:
     """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``
-    (``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis)."""
+    (``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis;
+    ``origins``: the ``pair_position`` values)."""
     seed = config.seeds()["analysis"]
     still = np.zeros(t_found.shape, dtype=np.int8)
     for idx in np.ndindex(t_found.shape):
@@ -456,7 +501,7 @@ def _matched_dataset(
     }
     coords = {
         "matched_layer": list(hooks),
-        "pair_position": list(PAIR_POSITIONS),
+        "pair_position": list(origins),
         "vector": list(goal),
         "maze": np.arange(effects.shape[-1]),
     }

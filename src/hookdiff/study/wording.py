@@ -387,19 +387,25 @@ def _matched(c: Claim) -> str:
         f"when the match is reached within |t| ≤ {d['t_max']:g} and the effect toward the "
         f"published direction has its 95 % interval above 0."
     )
-    if c.where is None:
-        return lead + " No later layer still steers."
-    text = (
-        f"{lead} The latest that still steers is `{c.where}` "
-        f"({d['position'].replace('_', '-')} pairs, |t| = {c.t:.3g}): effect toward the "
-        f"published direction {_main(c)} (n = {c.n}), {verdict_text(c)}."
+    own_steer = [
+        layer for layer, by in d["layers"].items() if by.get("decision_square", {}).get("steers")
+    ]
+    by_construction = (
+        f" The mazes' own decision-square pairs steer at {len(own_steer)} of them, by "
+        "construction: at |t| = 1 they patch in the paired real state's activation."
+        if own_steer
+        else ""
     )
-    if d["position"] == "decision_square":
-        text += (
-            " A maze's own decision-square pair makes the published sign at |t| = 1 its paired "
-            "real state's activation at any layer, so a match near |t| = 1 is by construction."
+    if c.where is None:
+        return (
+            lead + " No vector the mazes were not built from (leave-one-out) still steers after "
+            "the steering layer, so there is no later layer to ask again." + by_construction
         )
-    return text
+    return (
+        f"{lead} The latest that a leave-one-out vector still steers is `{c.where}` "
+        f"({d['position'].replace('_', '-')} pairs, |t| = {c.t:.3g}): effect toward the "
+        f"published direction {_main(c)} (n = {c.n}), {verdict_text(c)}." + by_construction
+    )
 
 
 def _later_created(c: Claim) -> str:
