@@ -12,8 +12,8 @@ import pytest
 
 from hookdiff.errors import ConfigError, UnknownNameError
 from hookdiff.maze import sample_mazes, start_cell, with_mouse
-from hookdiff.maze.edit import cheese_pair, top_right_pair
-from hookdiff.maze.paths import decision_square, distances, top_right_cell
+from hookdiff.maze.edit import cheese_pair, top_right_pair, without_cheese
+from hookdiff.maze.paths import decision_square, distances, next_direction, top_right_cell
 from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.targets import (
     ALL_VECTORS,
@@ -59,6 +59,43 @@ def test_targets_are_the_cheese_and_the_top_right_cell(mazes):
         assert VECTOR_SPECS["cheese"].target_cell(state) == state.cheese
         assert VECTOR_SPECS["cheese_location"].target_cell(state) == state.cheese
         assert VECTOR_SPECS["top_right"].target_cell(state) == top_right_cell(state)
+        assert VECTOR_SPECS["moved_cheese"].target_cell(state) == moved_cheese_cell(state)
+
+
+def test_moved_cheese_is_the_cheese_location_pair_the_other_way_round(mazes):
+    """The maze is the second state (its base lies on the other side of the pair than the
+    cheese-location vector's), and the first has the cheese on the moved cell."""
+    loc, moved = VECTOR_SPECS["cheese_location"], VECTOR_SPECS["moved_cheese"]
+    assert loc.maze_is_first and not moved.maze_is_first
+    for state in mazes:
+        a, b = loc.pair(state)
+        first, second = moved.pair(state)
+        assert (first.to_bytes(), second.to_bytes()) == (b.to_bytes(), a.to_bytes())
+        assert first.cheese == moved_cheese_cell(state) and second.to_bytes() == state.to_bytes()
+    assert moved.reach_var is None and moved.loc_reach_var is None
+
+
+def test_target_probabilities_read_each_cells_first_step(mazes):
+    """Each target variable picks the direction column of the first step of the BFS path from
+    the decision square to its cell (checked against next_direction by hand)."""
+    from hookdiff.study.readouts import target_probabilities
+    from hookdiff.study.targets import TARGET_CELLS
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(5), size=len(mazes))
+    squares = [decision_square(s) for s in mazes]
+    got = target_probabilities(probs, mazes, squares)
+    assert set(got) == set(TARGET_CELLS)
+    for i, s in enumerate(mazes):
+        for var, cell in (
+            ("p_toward_cheese", s.cheese),
+            ("p_toward_top_right", top_right_cell(s)),
+            ("p_toward_moved_cheese", moved_cheese_cell(s)),
+        ):
+            d = next_direction(s, squares[i], cell)
+            assert got[var][i] == probs[i, d]
+    # a maze with no such cell reads NaN
+    got = target_probabilities(probs[:1], [without_cheese(mazes[0])], squares[:1])
+    assert np.isnan(got["p_toward_cheese"][0]) and np.isnan(got["p_toward_moved_cheese"][0])
 
 
 def test_moved_cheese_cell_is_the_farthest_reachable_allowed_cell(mazes):

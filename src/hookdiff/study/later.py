@@ -38,6 +38,7 @@ from hookdiff.study.readouts import (
     label_readouts,
     readouts,
     target_directions,
+    target_probabilities,
     target_probability,
 )
 from hookdiff.study.schema import READOUTS, SCAN_VARIANTS
@@ -120,12 +121,20 @@ def candidate_effect(
     P(toward top-right)). Per-maze vectors ``(N, ...)`` steer maze i with row i.
     """
     out = np.zeros(len(vecs))
+    before = _toward(base, mazes)
     for i, (name, v) in enumerate(vecs.items()):
         spec = VECTOR_SPECS[name]
         steering = [Steering(hook, v, spec.published_t)]
-        steered = decision_square_probs(policy, mazes, steering=steering)[spec.target_var].values
-        out[i] = float(np.mean(spec.direction * (steered - base[spec.target_var].values)))
+        steered = decision_square_probs(policy, mazes, steering=steering)
+        change = _toward(steered, mazes)[spec.target_var] - before[spec.target_var]
+        out[i] = float(np.mean(spec.direction * change))
     return out
+
+
+def _toward(probs: xr.Dataset, mazes: Sequence[MazeState]) -> dict[str, np.ndarray]:
+    """Every target readout (:func:`target_probabilities`) of :func:`decision_square_probs`."""
+    squares = [tuple(int(x) for x in q) for q in probs["decision_square"].values]
+    return target_probabilities(probs["direction_probs"].values, mazes, squares)
 
 
 def pick_later(

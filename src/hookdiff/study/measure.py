@@ -45,8 +45,9 @@ from hookdiff.study.later import (
     pick_later,
     target_p,
 )
+from hookdiff.study.readouts import target_probabilities
 from hookdiff.study.schema import POSITIONS, REACH_TARGETS
-from hookdiff.study.targets import VECTOR_SPECS
+from hookdiff.study.targets import TARGET_CELLS, VECTOR_SPECS
 from hookdiff.vectors import activations_from_obs
 
 __all__ = [
@@ -173,21 +174,23 @@ def _decision_square_probs(
     vecs: Mapping[str, Tensor],
     ts: Sequence[float],
 ) -> xr.Dataset:
-    """P(toward cheese), P(toward top-right) at the decision squares over (vector, t, maze), for
-    each vector of ``vecs`` (the two readouts of :func:`decision_square_probs`, whatever vector
-    steers: each vector's own is its :attr:`VectorSpec.target_var`).
+    """P(step toward each target cell) at the decision squares over (vector, t, maze), for each
+    vector of ``vecs`` (every readout of :data:`~hookdiff.study.targets.TARGET_CELLS`, whatever
+    vector steers: each vector's own is its :attr:`VectorSpec.target_var`).
 
     Every coefficient of one vector runs in one batch (per-env coefficients, coefficient-major);
     per-maze vectors ``(N, ...)`` are tiled over the coefficients by the steering hook.
     """
     n, k = len(mazes), len(ts)
-    probs = {key: np.zeros((len(vecs), k, n)) for key in ("p_toward_cheese", "p_toward_top_right")}
+    probs = {key: np.zeros((len(vecs), k, n)) for key in TARGET_CELLS}
     coeffs = torch.tensor(np.repeat(np.asarray(ts, dtype=np.float32), n))
     for vi, v in enumerate(vecs.values()):
         steering = [Steering(hook, v, coeffs)]
         ds = decision_square_probs(policy, list(mazes) * k, steering=steering)
+        squares = [tuple(int(x) for x in q) for q in ds["decision_square"].values]
+        toward = target_probabilities(ds["direction_probs"].values, list(mazes) * k, squares)
         for key, arr in probs.items():
-            arr[vi] = ds[key].values.reshape(k, n)
+            arr[vi] = toward[key].reshape(k, n)
     dims = ("vector", "t", "maze")
     return xr.Dataset(
         {key: (dims, arr) for key, arr in probs.items()}, coords={"maze": np.arange(n)}

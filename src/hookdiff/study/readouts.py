@@ -21,9 +21,10 @@ from torch import Tensor
 from hookdiff.agent.impala import DIRECTIONS_READOUT
 from hookdiff.errors import ShapeMismatchError
 from hookdiff.maze import ACTION_DIRECTIONS, next_direction
+from hookdiff.maze.state import MazeState
 from hookdiff.study.inputs import StudyMazes
 from hookdiff.study.schema import READOUT_TEXT
-from hookdiff.study.targets import VectorSpec, selected_specs
+from hookdiff.study.targets import TARGET_CELLS, VectorSpec, selected_specs
 
 __all__ = [
     "LOGITS_HOOK",
@@ -32,6 +33,7 @@ __all__ = [
     "readouts",
     "target_directions",
     "target_log_odds",
+    "target_probabilities",
     "target_probability",
 ]
 
@@ -53,6 +55,38 @@ def target_directions(
         )
         for spec in (selected_specs(None) if specs is None else specs)
     }
+
+
+def target_probabilities(
+    direction_probs: np.ndarray,
+    states: Sequence[MazeState],
+    squares: Sequence[tuple[int, int]],
+) -> dict[str, np.ndarray]:
+    """P(step toward each target cell of :data:`~hookdiff.study.targets.TARGET_CELLS`) per
+    maze, from the 5 direction probabilities ``(maze, 5)`` read on each maze's decision square:
+    ``{target variable: (maze,)}``, NaN where the maze has no such cell or it cannot be reached
+    from the square.
+
+    Example:
+        >>> from hookdiff.maze import decision_square, sample_mazes
+        >>> s = sample_mazes("eval-decision-square", 1, seed=0)[0]
+        >>> p = target_probabilities(np.full((1, 5), 0.2), [s], [decision_square(s)])
+        >>> float(p["p_toward_cheese"][0])
+        0.2
+    """
+    rows = np.arange(len(states))
+    out = {}
+    for var, cell_of in TARGET_CELLS.items():
+        cells = [cell_of(s) for s in states]
+        d = np.array(
+            [
+                -1 if c is None else next_direction(s, q, c)
+                for s, q, c in zip(states, squares, cells)
+            ]
+        )
+        p = np.asarray(direction_probs, dtype=np.float64)[rows, np.maximum(d, 0)]
+        out[var] = np.where(d >= 0, p, np.nan)
+    return out
 
 
 def target_log_odds(logits: Tensor, target: Tensor) -> Tensor:

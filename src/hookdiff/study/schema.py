@@ -112,6 +112,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "breakpoint_density": ("site", "vector", "position", "maze", "t_bin", "depth"),
     "p_toward_cheese": ("site", "vector", "t", "maze"),
     "p_toward_top_right": ("site", "vector", "t", "maze"),
+    "p_toward_moved_cheese": ("site", "vector", "t", "maze"),
     "reached_cheese": ("site", "vector", "t", "maze", "episode"),
     "reached_top_right": ("site", "vector", "t", "maze", "episode"),
     "rollout_steps": ("site", "vector", "t", "maze", "episode"),

@@ -32,6 +32,7 @@ from hookdiff.maze.state import MazeState
 
 __all__ = [
     "ALL_VECTORS",
+    "TARGET_CELLS",
     "DEFAULT_VECTORS",
     "VECTORS",
     "VECTOR_SPECS",
@@ -57,8 +58,10 @@ class VectorSpec:
         target: what it steers toward, in a sentence (``"the top-right cell"``).
         published_t: the coefficient it was published to steer with (its sign is the direction
             that works: −1 for the cheese vector, +1 for the top-right vector).
-        target_var: the dataset variable of P(step toward the target) at the decision square.
-        reach_var: the rollout outcome variable (reached the target).
+        target_var: the dataset variable of P(step toward the target) at the decision square
+            (a key of :data:`TARGET_CELLS`).
+        reach_var: the rollout outcome variable (reached the target); None where a rollout
+            cannot reach it (the moved-cheese vector's cell holds no cheese to end on).
         swapped_base: the base of the base swap, in a sentence (the pair's other state).
         pair: the maze pair builder (:data:`PairBuilder`); the mouse is left where it is, so the
             same builder makes the published pairs (mouse at the start, :meth:`start_pair`) and
@@ -76,7 +79,7 @@ class VectorSpec:
     target: str
     published_t: float
     target_var: str
-    reach_var: str
+    reach_var: str | None
     swapped_base: str
     pair: PairBuilder
     target_cell: Callable[[MazeState], tuple[int, int]]
@@ -85,9 +88,10 @@ class VectorSpec:
     published: bool = True
 
     @property
-    def loc_reach_var(self) -> str:
-        """The cut rollouts' outcome variable (``loc_roll_`` + :attr:`reach_var`)."""
-        return f"loc_roll_{self.reach_var}"
+    def loc_reach_var(self) -> str | None:
+        """The cut rollouts' outcome variable (``loc_roll_`` + :attr:`reach_var`; None without
+        one)."""
+        return None if self.reach_var is None else f"loc_roll_{self.reach_var}"
 
     @property
     def direction(self) -> float:
@@ -161,6 +165,22 @@ def _cheese_location_pair(state: MazeState) -> tuple[MazeState, MazeState]:
     return state, with_cheese(state, cell)
 
 
+def _moved_cheese_pair(state: MazeState) -> tuple[MazeState, MazeState]:
+    """The maze with its cheese moved to :func:`moved_cheese_cell`, and the maze."""
+    first, second = _cheese_location_pair(state)
+    return second, first
+
+
+def _moved_cell(state: MazeState) -> tuple[int, int]:
+    """The cell the cheese is moved to (the moved-cheese vector's target)."""
+    cell = moved_cheese_cell(state)
+    if cell is None:
+        raise ValueError(
+            "the cheese cannot be moved in this maze: the moved-cheese vector has no target in it"
+        )
+    return cell
+
+
 def _cheese_cell(state: MazeState) -> tuple[int, int]:
     """The cheese's cell (the cheese vectors' target)."""
     if state.cheese is None:
@@ -232,6 +252,33 @@ VECTOR_SPECS: dict[str, VectorSpec] = {
         usable=_can_move_cheese,
         published=False,
     ),
+    # Not a published vector: the cheese-location pair the other way round, act(cheese moved)
+    # − act(the maze), so the maze is the pair's *second* state (as for the top-right vector)
+    # while the cheese-location vector's maze is its first (as for the cheese vector). Its
+    # published_t = +1 is the sign expected to steer toward the moved cell.
+    "moved_cheese": VectorSpec(
+        name="moved_cheese",
+        label="moved-cheese",
+        target="the moved cheese's cell",
+        published_t=1.0,
+        target_var="p_toward_moved_cheese",
+        reach_var=None,
+        swapped_base="the maze with the cheese moved",
+        pair=_moved_cheese_pair,
+        target_cell=_moved_cell,
+        maze_is_first=False,
+        usable=_can_move_cheese,
+        published=False,
+    ),
+}
+#: The target readouts at the decision square (the dataset variables of P(step toward a
+#: cell)) and the cell each reads, of a maze (None: the maze has no such cell). Every vector's
+#: :attr:`VectorSpec.target_var` is one of them; the behaviour step records all of them under
+#: every vector.
+TARGET_CELLS: dict[str, Callable[[MazeState], tuple[int, int] | None]] = {
+    "p_toward_cheese": lambda state: state.cheese,
+    "p_toward_top_right": top_right_cell,
+    "p_toward_moved_cheese": moved_cheese_cell,
 }
 #: Every built-in vector's name, in the order of the ``vector`` coordinate.
 ALL_VECTORS = tuple(VECTOR_SPECS)
