@@ -35,7 +35,7 @@ from hookdiff.errors import (
     unknown_name_message,
 )
 from hookdiff.ops import tile_rows
-from hookdiff.segments import as_segmented, locate
+from hookdiff.segments import as_segmented, is_bridge, locate
 
 __all__ = [
     "Captured",
@@ -71,9 +71,19 @@ def hook_names(model: nn.Module) -> list[str]:
         >>> hook_names(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
         ['0', '1']
     """
-    if isinstance(model, HookedRootModule):
-        return list(model.hook_dict)
+    points = _hook_points(model)
+    if points is not None:
+        return list(points)
     return [name for name, _ in model.named_modules() if name]
+
+
+def _hook_points(model: nn.Module) -> Mapping[str, nn.Module] | None:
+    """``{name: HookPoint}`` of a model that names its hook points (a HookedRootModule, or a
+    TransformerBridge, whose ``hook_dict`` lists its own names and its legacy aliases); None
+    for a plain module (named by ``named_modules()``)."""
+    if isinstance(model, HookedRootModule) or is_bridge(model):
+        return model.hook_dict
+    return None
 
 
 def resolve_hook(model: nn.Module, name: str) -> nn.Module:
@@ -97,20 +107,21 @@ def resolve_hook(model: nn.Module, name: str) -> nn.Module:
         raise HookTypeError(
             f"a hook name is a string; got {type(name).__name__} {name!r}.{several}"
         )
-    if isinstance(model, HookedRootModule):
-        site = model.hook_dict.get(name)
+    points = _hook_points(model)
+    if points is not None:
+        site = points.get(name)
         if site is not None:
             return site
         extra = ""
         if name in dict(model.named_modules()):
-            outs = [h for h in model.hook_dict if h.startswith(name + ".") or h == name + "_out"]
+            outs = [h for h in points if h.startswith(name + ".") or h == name + "_out"]
             extra = (
-                f". '{name}' is a submodule, not a hook point: on a HookedRootModule hookdiff "
-                f"attaches only to HookPoints (e.g. {outs[-1]!r})."
+                f". '{name}' is a submodule, not a hook point: on a {type(model).__name__} "
+                f"hookdiff attaches only to HookPoints (e.g. {outs[-1]!r})."
                 if outs
                 else ""
             )
-        raise UnknownHookError(_unknown_message(model, name, list(model.hook_dict)) + extra)
+        raise UnknownHookError(_unknown_message(model, name, list(points)) + extra)
     modules = dict(model.named_modules())
     if name and name in modules:
         return modules[name]

@@ -29,14 +29,23 @@ if TYPE_CHECKING:
     from torch import nn
     from transformer_lens import HookedTransformer
 
-    from hookdiff.tiny import make_tiny_convnet, make_tiny_transformer
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from hookdiff.tiny import (
+        make_tiny_bridge,
+        make_tiny_convnet,
+        make_tiny_gpt2_bridge,
+        make_tiny_transformer,
+    )
 
 __all__ = [
     "HookSnapshot",
     "assert_hooks_unchanged",
     "assert_no_hooks",
     "hook_snapshot",
+    "make_tiny_bridge",
     "make_tiny_convnet",
+    "make_tiny_gpt2_bridge",
     "make_tiny_transformer",
 ]
 
@@ -148,7 +157,12 @@ def assert_hooks_unchanged(model: nn.Module, before: HookSnapshot) -> None:
     raise AssertionError("\n".join(msg))
 
 
-_TINY_MODELS = ("make_tiny_convnet", "make_tiny_transformer")
+_TINY_MODELS = (
+    "make_tiny_bridge",
+    "make_tiny_convnet",
+    "make_tiny_gpt2_bridge",
+    "make_tiny_transformer",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -166,6 +180,14 @@ def hookdiff_tiny_transformer() -> HookedTransformer:
     from hookdiff.tiny import make_tiny_transformer
 
     return make_tiny_transformer()
+
+
+@_fixture
+def hookdiff_tiny_bridge() -> TransformerBridge:
+    """A fresh tiny random TransformerBridge (``boot_native``: 2 layers, d_model 16, vocab 23)."""
+    from hookdiff.tiny import make_tiny_bridge
+
+    return make_tiny_bridge()
 
 
 @_fixture

@@ -1,8 +1,12 @@
 """Tiny randomly initialised models for the demo, examples and tests (no download, no pytest).
 
 ``make_tiny_transformer`` builds a 2-layer TransformerLens ``HookedTransformer`` from a config;
-``make_tiny_convnet`` a small conv net as an ``nn.Sequential``. Both are seeded, so the same seed
-gives the same weights. :mod:`hookdiff.testing` re-exports them next to its pytest fixtures.
+``make_tiny_bridge`` a TransformerLens 3 ``TransformerBridge`` of the same size
+(``TransformerBridge.boot_native``); ``make_tiny_gpt2_bridge`` a randomly initialised HuggingFace
+GPT-2 wrapped by ``TransformerBridge.boot_transformers`` with a word-level tokenizer built on the
+spot, and the HookedTransformer holding the same weights; ``make_tiny_convnet`` a small conv net
+as an ``nn.Sequential``. All are seeded, so the same seed gives the same weights, and none
+downloads anything. :mod:`hookdiff.testing` re-exports them next to its pytest fixtures.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from torch import nn
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
-__all__ = ["make_tiny_convnet", "make_tiny_transformer"]
+__all__ = [
+    "make_tiny_bridge",
+    "make_tiny_convnet",
+    "make_tiny_gpt2_bridge",
+    "make_tiny_transformer",
+]
 
 
 def make_tiny_transformer(
@@ -52,6 +62,82 @@ def make_tiny_transformer(
         model = HookedTransformer(cfg)
     model.eval()
     return model
+
+
+def make_tiny_bridge(seed: int = 0, *, n_layers: int = 2) -> TransformerBridge:
+    """A tiny randomly initialised TransformerBridge (d_model 16, vocab 23), built offline by
+    ``TransformerBridge.boot_native``.
+
+    Example:
+        >>> make_tiny_bridge(n_layers=3).cfg.n_layers
+        3
+    """
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge import TransformerBridge
+
+    cfg = TransformerBridgeConfig(
+        n_layers=n_layers,
+        d_model=16,
+        n_ctx=8,
+        d_head=4,
+        n_heads=4,
+        d_mlp=32,
+        d_vocab=23,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=seed,
+    )
+    return TransformerBridge.boot_native(cfg, device="cpu").eval()
+
+
+def make_tiny_gpt2_bridge(
+    seed: int = 0, *, n_layers: int = 2
+) -> tuple[TransformerBridge, HookedTransformer]:
+    """A randomly initialised HuggingFace GPT-2 (d_model 16, vocab 31) wrapped as a
+    TransformerBridge (``boot_transformers(..., hf_model=...)`` with a local word-level
+    tokenizer), and a HookedTransformer loaded with the same weights: the pair for parity checks.
+
+    Example:
+        >>> bridge, hooked = make_tiny_gpt2_bridge()
+        >>> bridge.cfg.n_layers == hooked.cfg.n_layers == 2
+        True
+    """
+    import tempfile
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(30)} | {"[UNK]": 30}
+    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = {"unk_token": "[UNK]", "eos_token": "[UNK]", "bos_token": "[UNK]"}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config = GPT2Config(vocab_size=31, n_positions=16, n_embd=16, n_layer=n_layers, n_head=4)
+        hf_model = GPT2LMHeadModel(config).eval()
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.filterwarnings("ignore")  # TL's notices about the bridge and HookedTransformer
+        PreTrainedTokenizerFast(tokenizer_object=words, **special).save_pretrained(folder)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)  # boot reloads it by path
+        bridge = TransformerBridge.boot_transformers("gpt2", hf_model=hf_model, tokenizer=tokenizer)
+        cfg = HookedTransformerConfig(
+            n_layers=n_layers,
+            d_model=16,
+            d_head=4,
+            n_heads=4,
+            d_mlp=64,
+            d_vocab=31,
+            n_ctx=16,
+            act_fn="gelu_new",
+            normalization_type="LN",
+            device="cpu",
+        )
+        hooked = HookedTransformer(cfg)
+        hooked.load_state_dict(convert_gpt2_weights(hf_model, cfg), strict=False)
+    return bridge.eval(), hooked.eval()
 
 
 def make_tiny_convnet(seed: int = 0) -> nn.Sequential:

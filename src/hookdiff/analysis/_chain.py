@@ -29,7 +29,7 @@ from hookdiff.contract import (
 )
 from hookdiff.errors import ShapeMismatchError, UnknownHookError, unknown_name_message
 from hookdiff.ops import apply_op, tile_rows
-from hookdiff.segments import as_segmented, locate, output_of
+from hookdiff.segments import as_segmented, canonical, locate, output_of
 
 Runner = Callable[[Tensor, Mapping[str, Tensor], bool], tuple[list[Tensor], dict[str, Tensor]]]
 """``run(x, context, patterns)`` -> (per-depth outputs, per-layer relu / maxpool patterns)."""
@@ -133,7 +133,8 @@ def _pick(segmented: SegmentedModel, start: str, depths: Sequence[str | int] | N
             r.name for r in readouts.values() if r.source in path
         ]
     else:
-        wanted = [depths] if isinstance(depths, str | int) else depths
+        given = [depths] if isinstance(depths, str | int) else depths
+        wanted = [canonical(segmented, d) if isinstance(d, str) else d for d in given]
     picked = _validate(start, available, wanted)
     real = [d for d in picked if d not in readouts]
     real += [r.source for n, r in readouts.items() if n in picked and r.source not in real]

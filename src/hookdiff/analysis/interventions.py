@@ -36,7 +36,7 @@ from hookdiff.contract import PATTERN_KINDS, HoldsState, Op, OpGraphModel
 from hookdiff.errors import InterventionError, ShapeMismatchError, unknown_name_message
 from hookdiff.hooks import attach, capture
 from hookdiff.ops import apply_op, tile_rows
-from hookdiff.segments import as_segmented
+from hookdiff.segments import as_segmented, canonical
 
 __all__ = ["VARIANTS", "cut_scan", "freezable", "line_response", "valid_cuts"]
 
@@ -157,9 +157,11 @@ def freezable(model: nn.Module, hook: str, depth: str) -> list[str]:
 
 
 def _chain_to(model: nn.Module, hook: str, depth: str) -> tuple[Chain, str]:
+    """The chain to ``depth`` and the hook point it reads (a readout's source; an alias
+    resolved to the chain's name)."""
     chain = build_chain(model, hook, [depth])
     readout = chain.readouts.get(depth)
-    return chain, depth if readout is None else readout.source
+    return chain, canonical(as_segmented(model), depth) if readout is None else readout.source
 
 
 def _plan(
@@ -178,6 +180,7 @@ def _plan(
             f"variant={variant!r} {'needs a cut' if cut is None else 'takes no cut'}: "
             f"'linearize' and 'symmetrize' act at a hook point cut=..., 'exact' at none"
         )
+    cut = None if cut is None else canonical(as_segmented(model), cut)
     if cut is not None and cut not in (cuts := valid_cuts(model, hook, depth)):
         raise InterventionError(
             unknown_name_message(f"cut between {hook!r} and {depth!r}", cut, cuts)
