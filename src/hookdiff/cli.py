@@ -143,8 +143,20 @@ def _study(args: argparse.Namespace) -> int:
     print(f"study written to {out}/ in {run['timings_s']['total']:.1f} s")
     print(f"  report:  {out / 'report.html'} (and report.md)")
     print(f"  dataset: {out / DATASET_NAME}; figures: {out / 'figures'}/")
-    print(f"  later layer: {run['later_hook']}")
+    print(f"  {_later_line(run)}")
     return 0
+
+
+def _later_line(run: dict[str, Any]) -> str:
+    """The report's later-layer answer in one line: per vector, the latest layer a vector the
+    mazes were not built from still steers, matched in effect (the ``matched`` claim)."""
+    found = {
+        vector: next((c.get("where") for c in claims if c.get("kind") == "matched"), None)
+        for vector, claims in run.get("answer", {}).items()
+        if isinstance(claims, list)
+    }
+    parts = [f"{v}: {where or 'none'}" for v, where in found.items()]
+    return "latest layer a leave-one-out vector still steers: " + ("; ".join(parts) or "not run")
 
 
 def _study_configs() -> tuple[type, ...]:
@@ -213,7 +225,7 @@ class EvalTarget:
     checkpoint: str | None = option(
         None, "Checkpoint to evaluate (original format); none: the shipped agent."
     )
-    out: str | None = option(None, "Also write the figures as JSON to this file.")
+    out: str = option("eval.json", "Write the figures (rates with Wilson 95 % intervals) here.")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -228,8 +240,8 @@ def _eval(args: argparse.Namespace) -> int:
     figures = evaluate(policy, config)
     figures["checkpoint"] = target.checkpoint or "shipped default"
     print(json.dumps(figures, indent=2))
-    if target.out is not None:
-        write_json(figures, target.out)
+    write_json(figures, target.out)
+    print(f"written to {target.out}", file=sys.stderr)  # stdout stays one JSON document
     return 0
 
 
@@ -289,13 +301,20 @@ def _add_debug(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand (exposed for the docs and the tests)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (exposed for the docs and the tests).
+
+    ``only``: build the options of that subcommand alone (the others keep their one-line help):
+    a subcommand's options come from its configs, whose imports (torch, procgen) take seconds,
+    so ``hookdiff --help`` and one command's run import only what they need.
+    """
     parser = _Parser(prog="hookdiff", description="How steering vectors act inside a network.")
     _add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, command in _COMMANDS.items():
         p = sub.add_parser(name, help=(command.run.__doc__ or "").strip().splitlines()[0])
+        if only is not None and name != only:
+            continue
         for cls in command.configs():
             _config.add_options(p, cls)
         if command.extra is not None:
@@ -319,8 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     _quiet_third_party_warnings()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if a in _COMMANDS), "")  # "" builds no command's options
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(only=chosen).parse_args(argv)
     except _UsageError as e:
         print(e, file=sys.stderr)
         return USAGE_ERROR

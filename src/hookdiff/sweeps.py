@@ -21,8 +21,9 @@ from transformer_lens import HookedTransformer
 from hookdiff.contract import DeclaresReadouts
 from hookdiff.errors import HookTypeError, ShapeMismatchError, TrainingModeWarning
 from hookdiff.hooks import as_coeffs, capture, hook_names, resolve_hook, steer, tile_coeffs
+from hookdiff.segments import as_segmented, canonical, is_bridge, output_of
 
-__all__ = ["OUTPUT", "OUTPUT_NAMES", "sweep"]
+__all__ = ["OUTPUT", "OUTPUT_NAMES", "row_dims", "sweep"]
 
 
 OUTPUT = "output"
@@ -119,8 +120,14 @@ def _capture_names(model: nn.Module, hook: str, capture: str | Sequence[str]) ->
 
 
 def _is_output(model: nn.Module, name: str) -> bool:
-    """Whether ``name`` stands for the model's output in ``sweep(capture=...)``."""
-    return name == OUTPUT or (name in OUTPUT_NAMES and name not in hook_names(model))
+    """Whether ``name`` stands for the model's output in ``sweep(capture=...)`` (a bridge's
+    unembed output under any of its names, too)."""
+    if name == OUTPUT or (name in OUTPUT_NAMES and name not in hook_names(model)):
+        return True
+    if not is_bridge(model):
+        return False
+    segmented = as_segmented(model)
+    return canonical(segmented, name) == output_of(segmented)[0]
 
 
 def _warn_if_rows_coupled(model: nn.Module) -> None:
@@ -183,7 +190,7 @@ def _sweep_dataset(
     zero_index = int((c == 0).nonzero()[0]) if has_zero else None
     stacked = {n: torch.cat(pieces[n], dim=0).cpu().numpy() for n in names}
     dims = _unique_dims(
-        {n: _row_dims(model, n, stacked[n].shape[2:]) for n in names},
+        {n: row_dims(model, n, stacked[n].shape[2:]) for n in names},
         {n: stacked[n].shape[2:] for n in names},
     )
     data_vars = {}
@@ -225,10 +232,22 @@ def _sweep_dataset(
     )
 
 
-def _row_dims(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Names of the per-row axes of a captured activation (see :func:`sweep`)."""
+def row_dims(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Names of the per-row axes of the activation ``name`` (shape without the batch): the one
+    naming of :func:`sweep`, :func:`~hookdiff.analysis.line_response` and
+    :func:`~hookdiff.analysis.cut_scan`.
+
+    The model's output (``"output"``/``"logits"``, or the hook its contract declares as output)
+    takes the declared ``output_dims``, else ``(pos, vocab)`` / ``(logit,)`` by rank; a
+    transformer's hooks (HookedTransformer or TransformerBridge) are named by what they hold
+    (``pos``, ``d_model``, ``d_mlp``, ``head``, ...); anything else by rank.
+
+    Example:
+        >>> row_dims(nn.Sequential(nn.Conv2d(3, 4, 3)), "0", (4, 6, 6))
+        ('channel', 'height', 'width')
+    """
     rank = len(shape)
-    if _is_output(model, name):
+    if _is_output(model, name) or name == getattr(model, "output_hook", None):
         declared = (
             getattr(model, "output_dims", None) if isinstance(model, DeclaresReadouts) else None
         )
@@ -237,7 +256,7 @@ def _row_dims(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[str,
         return {1: ("logit",), 2: ("pos", "vocab")}.get(
             rank, tuple(f"logit_{i}" for i in range(rank))
         )
-    if isinstance(model, HookedTransformer):
+    if isinstance(model, HookedTransformer) or is_bridge(model):
         tl = _transformer_dims(model, name, shape)
         if tl is not None:
             return tl
@@ -246,9 +265,9 @@ def _row_dims(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[str,
 
 
 def _transformer_dims(
-    model: HookedTransformer, name: str, shape: tuple[int, ...]
+    model: nn.Module, name: str, shape: tuple[int, ...]
 ) -> tuple[str, ...] | None:
-    """A HookedTransformer hook's axes by what the hook holds; None: use the generic names."""
+    """A transformer hook's axes by what the hook holds; None: use the generic names."""
     leaf = name.rsplit(".", 1)[-1]
     cfg = model.cfg
     if leaf in ("hook_pattern", "hook_attn_scores") and len(shape) == 3:

@@ -28,7 +28,6 @@ except ImportError:  # the assertion helpers work without pytest; only the fixtu
 if TYPE_CHECKING:
     from torch import nn
     from transformer_lens import HookedTransformer
-
     from transformer_lens.model_bridge import TransformerBridge
 
     from hookdiff.tiny import (

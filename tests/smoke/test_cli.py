@@ -8,6 +8,7 @@ The demo also runs in a child process where pytest cannot be imported, as in a p
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,16 @@ def test_eval_writes_the_figures(trained, tmp_path, capsys):
     assert figures["checkpoint"] == str(trained / "policy.pt")
     assert figures["config"]["n_mazes"] == 2
     assert 0.0 <= figures["in_distribution"]["p_reach_cheese"] <= 1.0
+    n = figures["config"]["n_mazes"]
+    for part in ("in_distribution", "out_of_distribution"):
+        rates = [k for k in figures[part] if k.startswith("p_") and not k.endswith("_ci95")]
+        assert rates
+        for name in rates:  # each rate with its Wilson interval, recomputed by hand
+            p, (lo, hi) = figures[part][name], figures[part][f"{name}_ci95"]
+            z = 1.959963984540054
+            mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+            half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+            assert (lo, hi) == pytest.approx((mid - half, mid + half), abs=1e-9)
 
 
 def test_ship_to_a_folder_leaves_the_shipped_agent_alone(trained, tmp_path, capsys):

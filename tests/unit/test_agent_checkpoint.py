@@ -76,11 +76,20 @@ def test_truncated_and_not_torch(tmp_path: Path, policy) -> None:
     path = save_checkpoint(policy, tmp_path / "a.pt")
     data = path.read_bytes()
     (tmp_path / "t.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match="damaged torch checkpoint") as info:
         load_checkpoint(tmp_path / "t.pt")
     (tmp_path / "junk.pt").write_text("hello")
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match="not a torch checkpoint") as junk:
         load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"model_state_dict": {"x": _Custom()}}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="objects other than tensors") as pickled:
+        load_checkpoint(tmp_path / "pickled.pt")
+    for e in (info, junk, pickled):  # never torch's advice to turn the safety check off
+        assert "weights_only" not in str(e.value) and "False" not in str(e.value)
+
+
+class _Custom:
+    """A Python object a weights_only load refuses to unpickle."""
 
 
 def test_bare_state_dict(tmp_path: Path, good_state) -> None:

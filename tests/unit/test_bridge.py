@@ -122,3 +122,26 @@ def test_a_bridge_and_a_hooked_transformer_with_the_same_weights_agree(gpt2_pair
             want = line_response(hooked, a[hook], hook, v, TS, **kw).values
             got = line_response(bridge, a[hook], hook, v, TS, **kw).values
             np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{variant}, {len(freeze)}")
+
+
+@pytest.mark.parametrize("kind", ["hooked", "bridge", "convnet"])
+def test_sweep_line_response_and_cut_scan_name_the_axes_alike(kind):
+    """One naming of the per-row axes: sweep's capture and the analysis' response agree."""
+    from hookdiff.tiny import make_tiny_convnet, make_tiny_transformer
+
+    if kind == "convnet":
+        model, x, hook, depths = make_tiny_convnet(), torch.randn(2, 3, 8, 8), "0", ["1", "6"]
+        v = torch.randn(4, 8, 8)
+    else:
+        model = make_tiny_transformer() if kind == "hooked" else make_tiny_bridge()
+        x, hook = torch.randint(0, 23, (2, 5)), "blocks.0.hook_resid_post"
+        depths, v = ["blocks.1.hook_resid_post", "logits"], torch.randn(16)
+    acts, _ = _acts(model, x, [hook])
+    ds = hookdiff.sweep(model, x, hook, v, [-1.0, 0.0, 1.0], capture=depths)
+    for depth in depths:
+        r = line_response(model, acts[hook], hook, v, [-1.0, 0.0, 1.0], depth=depth)
+        assert r.dims[2:] == ds[depth].dims[2:], depth
+        assert not any(d.startswith(f"{depth}_") for d in r.dims)
+    assert ds["logits" if kind != "convnet" else "6"].dims[2:] != ()
+    scan = cut_scan(model, acts[hook], hook, v, [-1.0, 0.0, 1.0], depth=depths[-1])
+    assert scan.dims[-len(r.dims[2:]) :] == r.dims[2:]

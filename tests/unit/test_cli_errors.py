@@ -110,3 +110,20 @@ def test_an_abbreviated_option_is_refused_not_guessed(capsys):
     assert "unrecognized arguments: --vector" in line
     line = _fails_cleanly(capsys, "study", "--thresh", "0.2")
     assert "--thresh" in line
+
+
+def test_top_level_help_imports_no_command_config():
+    """``hookdiff --help`` builds no subcommand's options, so it imports neither torch nor a
+    config module (their imports take seconds); ``hookdiff study --help`` still lists them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from hookdiff.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    main(['--help'])\n"
+        "print('study' in out.getvalue(), 'torch' in sys.modules)\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert got.stdout.split() == ["True", "False"], got.stderr

@@ -208,8 +208,8 @@ def test_even_part_from_kinks_equals_direct_evaluation_on_a_convnet() -> None:
     grid = sorted({0.0, *ts, *(-t for t in ts)})
     r = (
         line_response(net, a, "0", v, grid, depth="7")
-        * xr.DataArray(w.numpy(), dims=("sample", "7_0"))
-    ).sum("7_0")
+        * xr.DataArray(w.numpy(), dims=("sample", "features"))
+    ).sum("features")
     direct = even_odd(r)["even"].transpose("sample", "t_pos").values
     np.testing.assert_allclose(even_from_kinks(ds, ts).values, direct, rtol=1e-9, atol=1e-9)
     by_layer = even_from_kinks(ds, ts, by="layer")

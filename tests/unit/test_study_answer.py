@@ -619,3 +619,15 @@ def test_continuation_past_the_crossing_is_the_slope_ratio(k):
     u_star, c = continuation(r, ts, paired=1.0, sign=-1.0)
     assert u_star == pytest.approx(0.5) and c == pytest.approx(k)
     assert np.isnan(continuation(r, ts, paired=-5.0, sign=-1.0)[0])  # never reached that way
+
+
+def test_the_consoles_later_layer_line_is_the_answers_matched_claim(claims):
+    """The line `hookdiff study` prints names, per vector, the matched claim's layer (the
+    report's answer), "none" where no leave-one-out vector still steers."""
+    from _study_synthetic import MATCHED_LAYERS
+
+    from hookdiff.cli import _later_line
+
+    line = _later_line({"answer": claims, "later_hook": "not this"})
+    assert line.endswith(f"cheese: {MATCHED_LAYERS[2]}; top_right: none")
+    assert "not this" not in line

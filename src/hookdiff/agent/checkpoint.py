@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,27 @@ def _validate(state: Mapping[str, Any], path: Path) -> tuple[int, int]:
     return scale, num_actions
 
 
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in our words: torch's own message advises
+    loading with ``weights_only=False``, which would run whatever code the file holds."""
+    with open(path, "rb") as f:
+        zip_header = f.read(4) == b"PK\x03\x04"
+    if zip_header and not zipfile.is_zipfile(path):
+        return f"a damaged torch checkpoint (truncated or corrupted: {type(error).__name__})."
+    if not zip_header:
+        return (
+            "not a torch checkpoint (torch.save writes a zip archive; this file is not one). "
+            "Expected a .pt file written by hookdiff train or torch.save."
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            "holds Python objects other than tensors, which hookdiff does not unpickle (that "
+            "could run code from the file). Save {'model_state_dict': policy.state_dict()} "
+            "with torch.save and load that."
+        )
+    return f"a damaged torch checkpoint (truncated or corrupted: {type(error).__name__})."
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> ImpalaPolicy:
     """Load an IMPALA policy from an original-format checkpoint, at whatever scale it has.
 
@@ -115,12 +138,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise CheckpointError(f"checkpoint file not found: {path} (expected a torch .pt file).")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, not a torch file, unsafe pickle: all unreadable
-        raise CheckpointError(
-            f"{path}: could not be read as a torch checkpoint with weights_only=True "
-            f"(truncated, not a torch file, or holding non-tensor objects): "
-            f"{type(e).__name__}: {str(e)[:300]}"
-        ) from e
+    except Exception as e:  # not a torch file, a damaged one, unsafe pickle: all unreadable
+        raise CheckpointError(f"{path}: {_unreadable(path, e)}") from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{path}: holds a {type(obj).__name__}; expected a dict {{'model_state_dict': ...}}."

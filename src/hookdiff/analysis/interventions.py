@@ -37,6 +37,7 @@ from hookdiff.errors import InterventionError, ShapeMismatchError, unknown_name_
 from hookdiff.hooks import attach, capture
 from hookdiff.ops import apply_op, tile_rows
 from hookdiff.segments import as_segmented, canonical
+from hookdiff.sweeps import row_dims
 
 __all__ = ["VARIANTS", "cut_scan", "freezable", "line_response", "valid_cuts"]
 
@@ -316,7 +317,7 @@ def _response_dims(plan: _Plan, rest: tuple[int, ...]) -> tuple[tuple[str, ...],
     """Names (and labels) of the response's axes after ``(t, sample)``."""
     readout = plan.chain.readouts.get(plan.depth)
     if readout is None:
-        return tuple(f"{plan.depth}_{i}" for i in range(len(rest))), {}
+        return row_dims(plan.chain.model, plan.source, rest), {}
     dims = tuple(f"{plan.depth}_{i}" for i in range(len(rest) - 1)) + (readout.dim,)
     labels = {} if readout.labels is None else {readout.dim: list(readout.labels)}
     return dims, labels

@@ -21,6 +21,7 @@ from hookdiff._config import option
 from hookdiff._device import DEVICE_HELP, check_device_name, resolve_device
 from hookdiff.maze.sets import sample_mazes
 from hookdiff.rollout import decision_square_probs, rollout, top_right_region
+from hookdiff.stats import bootstrap_mean, wilson
 
 __all__ = ["PUBLISHED", "EvalConfig", "evaluate", "entered_top_right"]
 
@@ -85,28 +86,36 @@ def evaluate(policy: nn.Module, config: EvalConfig | None = None) -> dict[str, A
     went_top_right = entered_top_right(ood_ds, ood_states, config.top_right_size)
     probs = decision_square_probs(policy, ood_states)
     n = config.n_mazes
+    no_cheese = went_top_right & ~ood_ds.reached_cheese.values
+    p_cheese = probs.p_toward_cheese.values
     return {
         "config": asdict(config),
         "in_distribution": {
             "spec": config.in_spec,
             "n_mazes": n,
-            "p_reach_cheese": float(in_ds.reached_cheese.mean()),
+            **_rate("p_reach_cheese", in_ds.reached_cheese.values),
             "mean_steps_when_reached": _mean_steps(in_ds),
         },
         "out_of_distribution": {
             "spec": config.ood_spec,
             "n_mazes": n,
-            "p_reach_cheese": float(ood_ds.reached_cheese.mean()),
-            "p_top_right_before_cheese": float(went_top_right.mean()),
-            "p_top_right_and_no_cheese": float(
-                (went_top_right & ~ood_ds.reached_cheese.values).mean()
-            ),
-            "mean_p_toward_cheese": float(probs.p_toward_cheese.mean()),
-            "median_p_toward_cheese": float(probs.p_toward_cheese.median()),
+            **_rate("p_reach_cheese", ood_ds.reached_cheese.values),
+            **_rate("p_top_right_before_cheese", went_top_right),
+            **_rate("p_top_right_and_no_cheese", no_cheese),
+            "mean_p_toward_cheese": float(p_cheese.mean()),
+            "mean_p_toward_cheese_ci95": bootstrap_mean(p_cheese, seed=config.seed).as_list(),
+            "median_p_toward_cheese": float(np.median(p_cheese)),
             "mean_p_toward_top_right": float(probs.p_toward_top_right.mean()),
         },
         "published": PUBLISHED,
     }
+
+
+def _rate(name: str, hits: np.ndarray) -> dict[str, float | list[float]]:
+    """``{name: rate, name_ci95: [lo, hi]}``: a rate over mazes with its Wilson interval."""
+    hits = np.asarray(hits, dtype=bool)
+    iv = wilson(int(hits.sum()), hits.size)
+    return {name: float(hits.mean()), f"{name}_ci95": iv.as_list()}
 
 
 def _mean_steps(ds: xr.Dataset) -> float | None:
