@@ -270,6 +270,29 @@ def _ship_configs() -> tuple[type, ...]:
     return (ShipConfig, EvalConfig)
 
 
+def _answer(args: argparse.Namespace) -> int:
+    """Answer the asymmetry question for your own model: TASK.py defines task() -> SteeringTask."""
+    from hookdiff.asymmetry import AnswerConfig, answer, load_task
+
+    config = _config.from_args(AnswerConfig, args)
+    task = load_task(config.task)
+    result = answer(
+        task, seed=config.seed, random_draws=config.random_draws, progress=not args.no_progress
+    )
+    out = result.save(config.out)
+    for c in result.claims:
+        print(f"{c.kind:15s} {c.where or '—':40s} {c.estimate:+.4g} {c.verdict}")
+    print(f"answer written to {out}/ (report.md, answer.json, answer.nc)")
+    return 0
+
+
+def _answer_configs() -> tuple[type, ...]:
+    from hookdiff.asymmetry import AnswerConfig
+
+    return (AnswerConfig,)
+
+
+_COMMANDS["answer"] = _Command(_answer, _answer_configs, _progress_option)
 _COMMANDS["eval"] = _Command(_eval, _eval_configs)
 _COMMANDS["ship"] = _Command(_ship, _ship_configs)
 
