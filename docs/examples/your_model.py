@@ -59,7 +59,7 @@ model = TransformerBridge.boot_native(config)
 optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 gen = torch.Generator().manual_seed(0)
 start = time.time()
-for step in range(60):
+for _ in range(60):
     tokens, label = sentences(128, gen)
     logits = model(tokens)[:, -1, [SAYS_BAD, SAYS_GOOD]]
     loss = torch.nn.functional.cross_entropy(logits, label)
