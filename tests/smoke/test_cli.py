@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 import xarray as xr
 
 from hookdiff.agent import checkpoint_sha256, default_checkpoint_path
@@ -119,6 +120,26 @@ def test_train_writes_a_finished_run(trained, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hookdiff train: error: cannot resume") and "seed" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_train_can_start_from_a_checkpoint(trained, tmp_path):
+    """--init-from copies the checkpoint's weights: with a learning rate of 0 the run's policy
+    is exactly the one it started from (a fresh seeded start differs from it)."""
+    from hookdiff.agent import load_checkpoint
+
+    start = trained / "policy.pt"
+    zero_lr = ["--lr", "0", "--dagger-lr", "0", "--seed", "9"]
+    out = tmp_path / "tuned"
+    assert main(["train", "--out", str(out), *TINY_TRAIN, *zero_lr, "--init-from", str(start)]) == 0
+    tuned, original = load_checkpoint(out / "policy.pt"), load_checkpoint(start)
+    for (name, a), b in zip(tuned.state_dict().items(), original.state_dict().values()):
+        assert torch.equal(a, b), name
+    fresh = tmp_path / "fresh"
+    assert main(["train", "--out", str(fresh), *TINY_TRAIN, *zero_lr]) == 0
+    w = "embedder.block1.conv.weight"
+    assert not torch.equal(
+        load_checkpoint(fresh / "policy.pt").state_dict()[w], original.state_dict()[w]
+    )
 
 
 def test_eval_writes_the_figures(trained, tmp_path, capsys):

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from hookdiff._config import option
 from hookdiff._device import DEVICE_HELP, check_device_name, resolve_device
 from hookdiff._io import atomic_write
-from hookdiff.agent import ImpalaPolicy, obs_to_tensor, save_checkpoint
+from hookdiff.agent import ImpalaPolicy, load_checkpoint, obs_to_tensor, save_checkpoint
 from hookdiff.errors import ConfigError
 from hookdiff.maze.actions import direction_log_probs
 
@@ -122,6 +122,11 @@ class TrainConfig:
         4,
         "At most this many samples of one (maze, cell) per round, so one loop cannot fill a round.",
         min=1,
+    )
+    init_from: str | None = option(
+        None,
+        "Start from this checkpoint's weights (fine-tuning, e.g. the control agent from the "
+        "shipped one); none: a fresh seeded initialisation. A resumed run ignores it.",
     )
 
 
@@ -350,6 +355,8 @@ class _Run:
         self.chunk, self.offset, self.round_index = 0, 0, 0
         if self.state_path.exists():
             self._resume()
+        elif config.init_from is not None:
+            self._start_from(config.init_from)
         self.policy.train()
         self.val_obs, self.val_labels = _validation_set(config, self.device)
         self.bc_steps = math.ceil(config.total_samples / config.batch_size)
@@ -365,6 +372,16 @@ class _Run:
             desc="train",
             unit="obs",
         )
+
+    def _start_from(self, path: str) -> None:
+        """Copy the weights of the checkpoint at ``path`` (its scale must be the run's)."""
+        start = load_checkpoint(path)
+        if start.scale != self.config.scale:
+            raise ConfigError(
+                f"--init-from {path}: a scale-{start.scale} policy; this run trains scale "
+                f"{self.config.scale} (set --scale {start.scale})"
+            )
+        self.policy.load_state_dict(start.state_dict())
 
     def _resume(self) -> None:
         """Load the saved weights, optimiser, counters, history and data position."""
