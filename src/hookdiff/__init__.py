@@ -58,6 +58,7 @@ _HOMES = {
         "hookdiff.contract",
     ),
     "resolve_device": "hookdiff._device",
+    **dict.fromkeys(["OpGraph", "op"], "hookdiff.opgraph"),
 }
 
 if TYPE_CHECKING:
@@ -90,12 +91,14 @@ if TYPE_CHECKING:
         steering_hook,
         tile_coeffs,
     )
+    from hookdiff.opgraph import OpGraph, op
     from hookdiff.sweeps import sweep
 
 __all__ = [
     "Captured",
     "DeclaresReadouts",
     "Op",
+    "OpGraph",
     "OpGraphModel",
     "Readout",
     "Segment",
@@ -116,6 +119,7 @@ __all__ = [
     "line_response",
     "linear_response",
     "nonlinearity",
+    "op",
     "readout_onset",
     "resolve_device",
     "resolve_hook",

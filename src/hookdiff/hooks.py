@@ -125,6 +125,13 @@ def resolve_hook(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name and name in modules:
         return modules[name]
+    if name in getattr(model, "hook_names", ()):
+        raise UnknownHookError(
+            f"{name!r} is a point of {type(model).__name__}'s chain (its hook_names) but no module "
+            f"outputs it, so there is nothing to attach a hook to: declare the model as a "
+            f"hookdiff.OpGraph (every op's output is a hook point under the op's name), or pass "
+            f"a module name of named_modules()"
+        )
     raise UnknownHookError(_unknown_message(model, name, [n for n in modules if n]))
 
 
