@@ -12,7 +12,7 @@ from hookdiff.cli import _COMMANDS, build_parser
 from hookdiff.errors import ConfigError, closest, unknown_name_message
 
 #: The positional arguments each command needs to parse.
-POSITIONAL = {"plot": ["RUN"], "ship": ["RUN"]}
+POSITIONAL = {"answer": ["RUN"], "plot": ["RUN"], "ship": ["RUN"]}
 
 
 def _subparser(name: str):
