@@ -383,7 +383,7 @@ def cut_scan(
         >>> net = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Linear(2, 1))
         >>> scan = cut_scan(net, torch.ones(1, 2), "0", torch.ones(2), [-2.0, 2.0], depth="2")
         >>> scan.dims, list(scan["cut"].values)
-        (('variant', 'cut', 't', 'sample', '2_0'), ['1', '2'])
+        (('variant', 'cut', 't', 'sample', 'features'), ['1', '2'])
     """
     cuts = list(valid_cuts(model, hook, depth) if cuts is None else cuts)
     plans = [_plan(model, hook, depth, c, variant, ()) for c in cuts for variant in variants]
