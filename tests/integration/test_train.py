@@ -90,6 +90,20 @@ def test_resume_refuses_other_settings(tmp_path):
         train(dataclasses.replace(tiny(tmp_path, total_samples=64), lr=1e-4), progress=False)
 
 
+def test_behaviour_cloning_may_be_shortened_but_not_below_what_is_done(tmp_path):
+    import pytest
+
+    part = train(tiny(tmp_path, stop_after_steps=2), progress=False)
+    assert part.steps == 2 and not part.finished
+    for total in (64, 64 * 7):  # below the 128 samples learned; longer than planned
+        with pytest.raises(ValueError, match="total_samples"):
+            train(tiny(tmp_path, total_samples=total), progress=False)
+    short = train(tiny(tmp_path, total_samples=64 * 3), progress=False)
+    assert short.finished and (short.steps, short.samples) == (3, 64 * 3)
+    changes = [h["schedule_change"] for h in short.history if "schedule_change" in h]
+    assert changes == [{"total_samples": [64 * 6, 64 * 3]}]
+
+
 def tiny_dagger(out_dir, **kw) -> TrainConfig:
     """Two BC steps, then DAgger rounds of 3 short rollouts (one or two batches each)."""
     base = dict(total_samples=64 * 2, dagger_samples=64 * 4, dagger_mazes=3, dagger_max_steps=12)

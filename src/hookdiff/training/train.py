@@ -364,7 +364,8 @@ class _Run:
         self.end_samples = self.bc_samples + config.dagger_samples
         self.first_step = self.step
         self.t0 = self.last_ckpt = time.monotonic()
-        self.val_acc = self.history[-1]["val_accuracy"] if self.history else None
+        scored = [h["val_accuracy"] for h in self.history if "val_accuracy" in h]
+        self.val_acc = scored[-1] if scored else None
         self.bar = tqdm(
             total=self.end_samples,
             initial=self.samples,
@@ -393,6 +394,17 @@ class _Run:
         self.wall_before, self.history = saved["wall_seconds"], saved["history"]
         self.chunk, self.offset = saved["data_position"]
         self.round_index = saved.get("dagger_round", 0)
+        planned = saved["config"]["total_samples"]
+        if planned != self.config.total_samples:  # behaviour cloning shortened (checked above)
+            self.history.append(
+                {
+                    "step": self.step,
+                    "samples": self.samples,
+                    "schedule_change": {
+                        "total_samples": [planned, self.config.total_samples],
+                    },
+                }
+            )
 
     def checkpoint(self) -> None:
         """Save the resumable state, the policy and the history."""
@@ -524,10 +536,19 @@ _DAGGER_KEYS = {
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig, samples_done: int) -> None:
-    """Refuse to resume with other settings, except DAgger's before that phase has begun."""
+    """Refuse to resume with other settings, except DAgger's before that phase has begun.
+
+    Behaviour cloning may also be *shortened* while it runs (``total_samples`` lowered, never
+    below the samples already learned): the phase ends there and DAgger starts. The learning rate
+    then follows the shorter cosine from the step reached, so a shortened run is a different
+    schedule; :meth:`_Run._resume` records the change in the history.
+    """
     now = asdict(config)
     bc_samples = math.ceil(saved["total_samples"] / saved["batch_size"]) * saved["batch_size"]
-    free = _RESUME_FREE | (_DAGGER_KEYS if samples_done <= bc_samples else set())
+    in_bc = samples_done <= bc_samples
+    free = _RESUME_FREE | (_DAGGER_KEYS if in_bc else set())
+    if in_bc and samples_done <= now["total_samples"] <= saved["total_samples"]:
+        free = free | {"total_samples"}  # behaviour cloning cut short, never below what is done
     differ = {k: (saved.get(k), v) for k, v in now.items() if k not in free and saved.get(k) != v}
     if differ:
         raise ConfigError(
