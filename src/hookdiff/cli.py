@@ -223,7 +223,9 @@ class EvalTarget:
     """Which agent ``hookdiff eval`` evaluates and where the figures go."""
 
     checkpoint: str | None = option(
-        None, "Checkpoint to evaluate (original format); none: the shipped agent."
+        None,
+        "Checkpoint to evaluate (original format), or a shipped agent's name "
+        "(hookdiff.agent.available_agents()); none: the shipped agent.",
     )
     out: str = option("eval.json", "Write the figures (rates with Wilson 95 % intervals) here.")
 
@@ -232,11 +234,15 @@ def _eval(args: argparse.Namespace) -> int:
     """Evaluate an agent: reach rates in/out of distribution, P(toward cheese) at decision squares."""
     from hookdiff._io import write_json
     from hookdiff.agent import load_checkpoint, load_default
+    from hookdiff.agent.family import resolve_checkpoint
     from hookdiff.training.evaluate import EvalConfig, evaluate
 
     target = _config.from_args(EvalTarget, args)
     config = _config.from_args(EvalConfig, args)
-    policy = load_default() if target.checkpoint is None else load_checkpoint(target.checkpoint)
+    if target.checkpoint is None:
+        policy = load_default()
+    else:
+        policy = load_checkpoint(resolve_checkpoint(target.checkpoint))
     figures = evaluate(policy, config)
     figures["checkpoint"] = target.checkpoint or "shipped default"
     print(json.dumps(figures, indent=2))
@@ -257,9 +263,10 @@ def _ship(args: argparse.Namespace) -> int:
     from hookdiff.training.ship import ShipConfig, model_card_path, ship_agent
 
     ship = _config.from_args(ShipConfig, args)
-    card = ship_agent(ship.run_dir, _config.from_args(EvalConfig, args), dest=ship.dest)
+    evaluation = _config.from_args(EvalConfig, args)
+    card = ship_agent(ship.run_dir, evaluation, dest=ship.dest, name=ship.name)
     print(json.dumps(card["evaluation"], indent=2))
-    print(f"shipped; model card: {model_card_path(ship.dest)}")
+    print(f"shipped as {ship.name!r}; model card: {model_card_path(ship.dest, ship.name)}")
     return 0
 
 

@@ -167,11 +167,15 @@ def test_ship_to_a_folder_leaves_the_shipped_agent_alone(trained, tmp_path, caps
     shipped = default_checkpoint_path()
     before = checkpoint_sha256(shipped), model_card_path().read_bytes()
     dest = tmp_path / "weights"
-    assert main(["ship", str(trained), "--dest", str(dest), *TINY_EVAL]) == 0
-    assert f"model card: {dest / 'model_card.json'}" in capsys.readouterr().out
-    card = json.loads((dest / "model_card.json").read_text())
+    args = ["ship", str(trained), "--dest", str(dest), "--name", "twin", *TINY_EVAL]
+    assert main(args) == 0
+    capsys.readouterr()
+    card = json.loads((dest / "impala_maze_twin.card.json").read_text())
+    assert card["agent"] == "twin" and card["name"] == "impala_maze_twin.pt"
     assert card["sha256"] == checkpoint_sha256(trained / "policy.pt")
-    assert card["sha256"] == checkpoint_sha256(dest / shipped.name)
+    assert card["sha256"] == checkpoint_sha256(dest / "impala_maze_twin.pt")
     assert card["training"]["dagger_samples"] == 64
-    assert card["evaluation_command"].startswith("hookdiff eval --n-mazes 2 ")
+    assert card["training"]["cpu_hours"] is not None and card["fine_tuned_from"] is None
+    assert card["evaluation"]["in_distribution"]["spec"] == "train-top-right-5"
+    assert card["evaluation_command"].startswith("hookdiff eval --checkpoint twin --in-spec ")
     assert (checkpoint_sha256(shipped), model_card_path().read_bytes()) == before

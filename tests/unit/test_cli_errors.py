@@ -127,3 +127,16 @@ def test_top_level_help_imports_no_command_config():
     )
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert got.stdout.split() == ["True", "False"], got.stderr
+
+
+def test_checkpoint_names_a_shipped_agent_or_fails_listing_them(capsys):
+    from hookdiff.agent import available_agents
+    from hookdiff.study.config import StudyConfig
+
+    shipped = available_agents()
+    config = StudyConfig(checkpoint=",".join(shipped))
+    assert config.checkpoints() == tuple(str(p) for p in shipped.values())
+    for command in ("study", "eval"):
+        line = _fails_cleanly(capsys, command, "--checkpoint", "contrl")
+        assert "'contrl' is neither a checkpoint file nor a shipped agent" in line
+        assert all(name in line for name in shipped)

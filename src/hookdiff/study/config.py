@@ -90,10 +90,12 @@ class StudyConfig:
     )
     checkpoint: str | None = option(
         None,
-        "Policy checkpoint (original {'model_state_dict': ...} format); none: the shipped agent, "
-        "or, when none is shipped, a seeded random-init policy (the report warns loudly). "
-        "Several agents side by side: comma-separated paths, or a folder (its *.pt files); the "
-        "dataset then gains an 'agent' dimension and the report compares them.",
+        "Policy checkpoint (original {'model_state_dict': ...} format) or a shipped agent's name "
+        "(hookdiff.agent.available_agents(): shipped, control, replicate); none: the shipped "
+        "agent, or, when none is shipped, a seeded random-init policy (the report warns loudly). "
+        "Several agents side by side: comma-separated paths or names (shipped,control,replicate), "
+        "or a folder (its *.pt files); the dataset then gains an 'agent' dimension and the "
+        "report compares them.",
     )
     random_init_scale: int = option(
         1,
@@ -354,12 +356,15 @@ class StudyConfig:
         return selected_specs(self.vectors)
 
     def checkpoints(self) -> tuple[str, ...]:
-        """The checkpoint paths of :attr:`checkpoint` (a folder: its ``*.pt`` files, sorted);
-        empty when none is given (the shipped agent).
+        """The checkpoint paths of :attr:`checkpoint` (a folder: its ``*.pt`` files, sorted; a
+        shipped agent's name: its checkpoint); empty when none is given (the shipped agent).
 
         Raises:
-            ConfigError: a folder holds no ``*.pt`` file.
+            ConfigError: a folder holds no ``*.pt`` file; an item is neither a file nor a
+                shipped agent's name.
         """
+        from hookdiff.agent.family import resolve_checkpoint
+
         if self.checkpoint is None:
             return ()
         paths: list[str] = []
@@ -370,7 +375,10 @@ class StudyConfig:
                     self._fail("checkpoint", f"the folder {item} holds no *.pt checkpoint")
                 paths.extend(found)
             else:
-                paths.append(item)
+                try:
+                    paths.append(resolve_checkpoint(item))
+                except ConfigError as err:
+                    self._fail("checkpoint", str(err))
         return tuple(dict.fromkeys(paths))
 
     def validate(self) -> StudyConfig:

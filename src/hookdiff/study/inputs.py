@@ -31,6 +31,8 @@ from hookdiff.agent import (
     load_default,
     obs_to_tensor,
     random_init_policy,
+    resolve_checkpoint,
+    shipped_name,
 )
 from hookdiff.errors import ConfigError, UnknownHookError, unknown_name_message
 from hookdiff.hooks import capture
@@ -89,9 +91,11 @@ def load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
 def _load_policy(config: StudyConfig) -> tuple[ImpalaPolicy, dict[str, Any]]:
     """The study's policy on the CPU (weights are the same wherever it then runs)."""
     if config.checkpoint is not None:
-        path = Path(config.checkpoint)
+        path = Path(resolve_checkpoint(config.checkpoint))
         policy = load_checkpoint(path)
-        info = {"agent": f"checkpoint {path.name}", "checkpoint": str(path)}
+        name = shipped_name(path)
+        described = f"shipped agent {name!r}" if name else f"checkpoint {path.name}"
+        info = {"agent": described, "checkpoint": str(path)}
         info["checkpoint_sha256"] = checkpoint_sha256(path)
         return policy.eval(), {**info, "untrained": 0, "warning": ""}
     try:

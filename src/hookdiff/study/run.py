@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from hookdiff._device import ieee_float32, resolve_device
 from hookdiff._io import remove_stale_temporaries, write_json
+from hookdiff.agent.family import SHIPPED, shipped_name
 from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
 from hookdiff.study.compare import comparison_rows, write_comparison
@@ -321,10 +322,11 @@ def _join(
 
 
 def _agent_names(paths: list[str | None]) -> list[str]:
-    """A short distinct name per checkpoint: its file name without ``.pt``."""
+    """A short distinct name per checkpoint: a shipped agent's name, else its file name without
+    ``.pt``."""
     names: list[str] = []
     for path in paths:
-        stem = Path(path).stem if path else "shipped"
+        stem = (shipped_name(path) or Path(path).stem) if path else SHIPPED
         name, k = stem, 2
         while name in names:
             name, k = f"{stem}_{k}", k + 1

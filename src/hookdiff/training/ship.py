@@ -1,13 +1,16 @@
 """Ship a trained agent inside the package: its checkpoint, evaluated, with a model card.
 
-The card (``agent/weights/model_card.json``) records the training distribution, method, samples,
-seed and wall time from the run's ``train_state.pt``, and the evaluation figures from
-:func:`hookdiff.training.evaluate.evaluate`, each with the command that reproduces it. The target
-folder is the package's by default (what ``load_default`` reads); ``dest`` writes elsewhere.
+The card (``<checkpoint stem>.card.json`` beside the checkpoint, see :mod:`hookdiff.agent.family`)
+records the agent's name, the training distribution, method, samples, seed, wall time, the
+checkpoint it was fine-tuned from and any shortened schedule, from the run's ``train_state.pt``,
+and the evaluation figures from :func:`hookdiff.training.evaluate.evaluate` (in distribution: the
+run's own training spec), each with the command that reproduces it. The target folder is the
+package's by default (what ``available_agents`` lists); ``dest`` writes elsewhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import shutil
 from dataclasses import dataclass
@@ -18,7 +21,9 @@ import torch
 
 from hookdiff._config import option
 from hookdiff._io import atomic_write, write_json
-from hookdiff.agent import checkpoint_sha256, default_checkpoint_path, load_checkpoint
+from hookdiff.agent import checkpoint_sha256, load_checkpoint
+from hookdiff.agent.family import SHIPPED, card_path, checkpoint_file_name, weights_dir
+from hookdiff.maze.sets import load_spec
 from hookdiff.training.evaluate import EvalConfig, evaluate
 
 __all__ = ["ShipConfig", "model_card_path", "ship_agent"]
@@ -43,6 +48,11 @@ class ShipConfig:
     """Which training run ``hookdiff ship`` ships, and where to."""
 
     run_dir: str = option(help="A training run folder (hookdiff train --out).")
+    name: str = option(
+        SHIPPED,
+        "The agent's name in hookdiff.agent.available_agents() (and --checkpoint NAME); "
+        "'shipped' replaces the default agent.",
+    )
     dest: str | None = option(
         None,
         "Folder the checkpoint and its model_card.json are written to; none: the package's "
@@ -50,42 +60,49 @@ class ShipConfig:
     )
 
 
-def _target(dest: str | Path | None) -> Path:
-    """The checkpoint path in ``dest`` (None: the shipped agent's path inside the package)."""
-    default = default_checkpoint_path()
-    return default if dest is None else Path(dest) / default.name
+def _target(dest: str | Path | None, name: str) -> Path:
+    """The checkpoint path of agent ``name`` in ``dest`` (None: the package's weights folder)."""
+    return (weights_dir() if dest is None else Path(dest)) / checkpoint_file_name(name)
 
 
-def model_card_path(dest: str | Path | None = None) -> Path:
-    """Where the model card lives, beside the checkpoint (``dest`` None: the shipped agent's)."""
-    return _target(dest).with_name("model_card.json")
+def model_card_path(dest: str | Path | None = None, name: str = SHIPPED) -> Path:
+    """Where agent ``name``'s model card lives, beside its checkpoint (``dest`` None: the
+    package's)."""
+    return card_path(_target(dest, name))
 
 
 def ship_agent(
-    run_dir: str | Path, eval_config: EvalConfig | None = None, *, dest: str | Path | None = None
+    run_dir: str | Path,
+    eval_config: EvalConfig | None = None,
+    *,
+    dest: str | Path | None = None,
+    name: str = SHIPPED,
 ) -> dict[str, Any]:
-    """Copy ``run_dir/policy.pt`` into ``dest`` (the package), evaluate it, write its model card.
+    """Copy ``run_dir/policy.pt`` into ``dest`` (the package) as agent ``name``, evaluate it in
+    and out of distribution (in distribution: the run's own training spec), write its card.
 
     Returns:
-        The model card (also written to :func:`model_card_path` of ``dest``).
+        The model card (also written to :func:`model_card_path` of ``dest`` and ``name``).
     """
     run_dir = Path(run_dir)
-    eval_config = eval_config or EvalConfig()
     state = torch.load(run_dir / "train_state.pt", weights_only=False, map_location="cpu")
+    cfg = state["config"]
+    eval_config = dataclasses.replace(eval_config or EvalConfig(), in_spec=cfg["spec"])
     policy = load_checkpoint(run_dir / "policy.pt")  # validates the checkpoint before shipping
     figures = evaluate(policy, eval_config)
-    target = _target(dest)
+    target = _target(dest, name)
     with atomic_write(target) as tmp:
         shutil.copyfile(run_dir / "policy.pt", tmp)
-    cfg = state["config"]
     total = cfg["total_samples"]
     dagger = int(cfg.get("dagger_samples", 0))
     planned = total + dagger
     method = METHOD
     command = (
         f"hookdiff train --out RUN_DIR --total-samples {total} --seed {cfg['seed']} "
-        f"--scale {cfg['scale']} --threads 2"
+        f"--spec {cfg['spec']} --scale {cfg['scale']} --lr {cfg['lr']:g} --threads 2"
     )
+    if cfg.get("init_from"):
+        command += f" --init-from {cfg['init_from']}"
     if dagger:
         method += DAGGER_METHOD.format(visits=cfg["dagger_max_visits"], lr=cfg["dagger_lr"])
         command += (
@@ -93,14 +110,15 @@ def ship_agent(
             f"--dagger-mazes {cfg['dagger_mazes']} --dagger-max-steps {cfg['dagger_max_steps']}"
         )
     card = {
+        "agent": name,
         "name": target.name,
         "sha256": checkpoint_sha256(target),
         "architecture": f"IMPALA policy (Langosco et al.), scale {cfg['scale']}, 15 actions",
         "parameters": sum(p.numel() for p in policy.parameters()),
         "training_distribution": (
-            f"procgen 0.10.7 maze, spec {cfg['spec']!r}: hard mode, cheese moved to a uniformly "
-            f"random open cell of the inner maze's top-right 5x5, mouse at the start"
+            f"procgen 0.10.7 maze, spec {cfg['spec']!r}: {load_spec(cfg['spec']).description}"
         ),
+        "fine_tuned_from": _origin(cfg.get("init_from")),
         "method": method,
         "training": {
             "samples": state["samples"],
@@ -113,15 +131,35 @@ def ship_agent(
             "batch_size": cfg["batch_size"],
             "lr": cfg["lr"],
             "wall_hours": round(state["wall_seconds"] / 3600, 2),
+            "cpu_hours": _hours(state.get("cpu_seconds")),
+            "schedule_changes": [h for h in state["history"] if "schedule_change" in h],
+            "cpu_threads": cfg["threads"],
             "validation_accuracy_history": state["history"],
             "command": command + "  # resumable: rerun to continue",
         },
         "evaluation": figures,
         "evaluation_command": (
-            f"hookdiff eval --n-mazes {eval_config.n_mazes} --seed {eval_config.seed} "
+            f"hookdiff eval --checkpoint {name} --in-spec {eval_config.in_spec} "
+            f"--n-mazes {eval_config.n_mazes} --seed {eval_config.seed} "
             f"--max-steps {eval_config.max_steps}"
         ),
         "shipped": _dt.date.today().isoformat(),
     }
     write_json(card, model_card_path(dest))
     return card
+
+
+def _origin(init_from: str | None) -> dict[str, str] | None:
+    """The checkpoint a fine-tuned run started from (its file name and sha256), else None."""
+    if not init_from:
+        return None
+    found = Path(init_from).is_file()
+    return {
+        "checkpoint": Path(init_from).name,
+        "sha256": checkpoint_sha256(init_from) if found else None,
+    }
+
+
+def _hours(seconds: float | None) -> float | None:
+    """Seconds as hours (2 decimals); None when the run did not record them (runs before 0.9)."""
+    return None if seconds is None else round(seconds / 3600, 2)

@@ -352,6 +352,7 @@ class _Run:
         self.policy = policy.to(self.device, memory_format=torch.channels_last)
         self.optim = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
         self.step, self.samples, self.wall_before, self.history = 0, 0, 0.0, []
+        self.cpu_before: float | None = 0.0
         self.chunk, self.offset, self.round_index = 0, 0, 0
         if self.state_path.exists():
             self._resume()
@@ -364,6 +365,7 @@ class _Run:
         self.end_samples = self.bc_samples + config.dagger_samples
         self.first_step = self.step
         self.t0 = self.last_ckpt = time.monotonic()
+        self.c0 = time.process_time()  # this process's CPU seconds, all threads
         scored = [h["val_accuracy"] for h in self.history if "val_accuracy" in h]
         self.val_acc = scored[-1] if scored else None
         self.bar = tqdm(
@@ -392,6 +394,7 @@ class _Run:
         self.optim.load_state_dict(saved["optimizer"])
         self.step, self.samples = saved["step"], saved["samples"]
         self.wall_before, self.history = saved["wall_seconds"], saved["history"]
+        self.cpu_before = saved.get("cpu_seconds")  # None: an older run that did not count it
         self.chunk, self.offset = saved["data_position"]
         self.round_index = saved.get("dagger_round", 0)
         planned = saved["config"]["total_samples"]
@@ -409,6 +412,7 @@ class _Run:
     def checkpoint(self) -> None:
         """Save the resumable state, the policy and the history."""
         wall = self.wall_before + time.monotonic() - self.t0
+        cpu = None if self.cpu_before is None else self.cpu_before + time.process_time() - self.c0
         _atomic_save(
             {
                 "config": asdict(self.config),
@@ -417,6 +421,7 @@ class _Run:
                 "step": self.step,
                 "samples": self.samples,
                 "wall_seconds": wall,
+                "cpu_seconds": cpu,
                 "history": self.history,
                 "data_position": (self.chunk, self.offset),
                 "dagger_round": self.round_index,
