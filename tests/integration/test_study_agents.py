@@ -100,15 +100,26 @@ def test_the_random_agent_probabilities_match_its_forward(run, agents):
     np.testing.assert_allclose(got.values, direct["p_toward_cheese"].values, rtol=1e-5)
 
 
-def test_the_report_compares_the_agents(run):
+def test_the_report_compares_every_claim_per_agent(run):
     out, _ = run
-    report = (out / "report.md").read_text()
-    assert "| alpha | cheese |" in report and "| beta | top_right |" in report
-    assert "of 2 agents" in report
-    for name in ("alpha", "beta"):
-        assert (out / "agents" / name / "report.html").is_file()
     record = json.loads((out / "run.json").read_text())
     assert record["agents"] == ["alpha", "beta"] and set(record["answer"]) == {"alpha", "beta"}
+    comparison = json.loads((out / "comparison.json").read_text())
+    rows = comparison["rows"]
+    for name in ("alpha", "beta"):
+        assert (out / "agents" / name / "report.html").is_file()
+        claims = [c for v in record["answer"][name].values() for c in v]
+        cells = [r["agents"][name] for r in rows if r["agents"][name] is not None]
+        assert len(cells) == len(claims)  # every claim of the agent's answer has its cell
+        for vector, mine in record["answer"][name].items():
+            asym = next(c for c in mine if (c["kind"], c["readout"]) == ("asymmetry", "logodds"))
+            row = next(
+                r
+                for r in rows
+                if (r["vector"], r["kind"], r["readout"]) == (vector, "asymmetry", "logodds")
+            )
+            assert row["agents"][name]["estimate"] == asym["estimate"]
+            assert row["agents"][name]["verdict"] == asym["verdict"]
 
 
 def test_an_empty_folder_is_a_config_error(tmp_path):

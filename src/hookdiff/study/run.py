@@ -47,7 +47,7 @@ from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.agent.family import SHIPPED, shipped_name
 from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
-from hookdiff.study.compare import comparison_rows, write_comparison
+from hookdiff.study.compare import COMPARISON_NAME, claim_rows, write_comparison
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import (
     AGENT_ATTRS,
@@ -454,13 +454,13 @@ def _check_fresh(config: StudyConfig) -> None:
 def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Each agent's report under ``out/agents/<name>/`` and the comparison in ``out``; the files,
     and the summaries and answers per agent."""
-    files, summaries, answers, later = ["report.md", "report.html"], {}, {}, {}
+    files, summaries, answers, later = ["report.md", "report.html", COMPARISON_NAME], {}, {}, {}
     for name in [str(a) for a in ds["agent"].values]:
         one = agent_view(ds, name)
         written, summaries[name], answers[name], _ = _report(one, out / "agents" / name)
         files += [f"agents/{name}/{f}" for f in written]
         later[name] = str(one.attrs["later_hook"])
-    write_comparison(comparison_rows(answers, later), out)
+    write_comparison(claim_rows(answers), later, out)
     return files, summaries, answers
 
 
