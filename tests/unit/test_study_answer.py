@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from _study_synthetic import CUTS, DISTANCES, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
+from hookdiff.claim import verdict_of
 from hookdiff.stats import wilson
 from hookdiff.study.answer import KINDS, VERDICTS, answer, missing
-from hookdiff.study.claim import verdict_of
 from hookdiff.study.schema import VECTOR_SOURCES
 
 VECTORS = ("cheese", "top_right")

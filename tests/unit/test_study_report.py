@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from _study_synthetic import CUT_ROLL, CUT_ROLL_MAZES, REACH_CHEESE, ROLLOUT_MAZES, synthetic_study
 
+from hookdiff.claim import Claim
 from hookdiff.stats import Interval
 from hookdiff.study import report
 from hookdiff.study.answer import claims
-from hookdiff.study.claim import Claim
 from hookdiff.study.figures import (
     FIGURE_SPECS,
     answer_figure_names,

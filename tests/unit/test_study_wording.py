@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from _study_synthetic import synthetic_study
 
+from hookdiff.claim import Claim, interval_dict
 from hookdiff.stats import Interval
 from hookdiff.study.answer import claims
-from hookdiff.study.claim import Claim, interval_dict
 from hookdiff.study.wording import interval_text, number, sentence, short, verdict_text
 
 

@@ -32,8 +32,8 @@ from hookdiff.asymmetry.claims import claims_of
 from hookdiff.asymmetry.measure import measure
 from hookdiff.asymmetry.report import report_markdown, sentence
 from hookdiff.asymmetry.task import SteeringTask, check_task, steering_vector
+from hookdiff.claim import Claim
 from hookdiff.errors import ConfigError
-from hookdiff.study.claim import Claim
 
 __all__ = ["Answer", "AnswerConfig", "SteeringTask", "answer", "load_task", "steering_vector"]
 

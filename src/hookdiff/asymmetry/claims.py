@@ -1,6 +1,6 @@
 """The answer's claims, read off the measured dataset (:mod:`hookdiff.asymmetry.measure`).
 
-Each claim is a :class:`~hookdiff.study.claim.Claim`: an estimate with its 95 % bootstrap
+Each claim is a :class:`~hookdiff.claim.Claim`: an estimate with its 95 % bootstrap
 interval over inputs, n, the median and sign counts, and a verdict from the fields. The kinds:
 
 - ``asymmetry``: the mean E at ±t, O beside it (is there an asymmetry, and which sign acts more);
@@ -14,7 +14,7 @@ interval over inputs, n, the median and sign counts, and a verdict from the fiel
   the asymmetry).
 
 The asymmetry, matched-control and knock-out claims form one multiplicity family (Holm,
-:func:`~hookdiff.study.claim.adjust_family`).
+:func:`~hookdiff.claim.adjust_family`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import Claim, adjust_family, tolerance
 from hookdiff.stats import bootstrap_mean, holm, paired_difference, tost_p
-from hookdiff.study.claim import Claim, adjust_family, tolerance
 
 __all__ = ["EQUIVALENCE_MARGIN", "PRIMARY_VARIANT", "claims_of"]
 

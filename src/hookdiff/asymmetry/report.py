@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import xarray as xr
 
+from hookdiff.claim import Claim
 from hookdiff.stats import Interval
-from hookdiff.study.claim import Claim
 
 __all__ = ["report_markdown", "sentence"]
 

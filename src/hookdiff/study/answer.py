@@ -1,7 +1,7 @@
 """The study's answer: claims as data, with verdicts, read from the saved dataset alone.
 
 :func:`answer` turns the study Dataset into claims per vector: each a
-:class:`~hookdiff.study.claim.Claim` (kind, vector, readout, t, estimate, ci95, n, where,
+:class:`~hookdiff.claim.Claim` (kind, vector, readout, t, estimate, ci95, n, where,
 verdict, odd, tolerance, margin, detail) serialised with its sentence, which
 :mod:`hookdiff.study.wording` generates from those fields. The claims, in order (:data:`CLAIMS`,
 one row per kind: its builder and the dataset variables it needs): the add/subtract asymmetry of
@@ -22,13 +22,13 @@ from typing import Any
 
 import xarray as xr
 
+from hookdiff.claim import VERDICTS, Claim, adjust_family
 from hookdiff.errors import UnknownNameError, unknown_name_message
 from hookdiff.stats import Interval, rate
 from hookdiff.study import claims_behaviour as behaviour
 from hookdiff.study import claims_controls as matched_controls
 from hookdiff.study import claims_localise as localise
 from hookdiff.study import claims_predict as predict
-from hookdiff.study.claim import VERDICTS, Claim, adjust_family
 from hookdiff.study.claims_localise import LOGITS
 from hookdiff.study.schema import (
     CONTROLS,
@@ -173,7 +173,7 @@ def _absent(ds: xr.Dataset) -> set[str]:
 
 
 def claims(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[Claim]]:
-    """The study's claims per vector as :class:`~hookdiff.study.claim.Claim` records.
+    """The study's claims per vector as :class:`~hookdiff.claim.Claim` records.
 
     ``seed`` is the bootstrap seed (default: the study's analysis seed). Every vector of the
     dataset's ``vector`` coordinate must have a :data:`~hookdiff.study.targets.VECTOR_SPECS`
@@ -198,7 +198,7 @@ def answer(ds: xr.Dataset, *, seed: int | None = None) -> dict[str, list[dict[st
 
     Returns:
         ``{vector: [claim, ...]}`` for each vector of the dataset, claims in the order of
-        :data:`KINDS`; each claim is :meth:`Claim.to_dict <hookdiff.study.claim.Claim.to_dict>`:
+        :data:`KINDS`; each claim is :meth:`Claim.to_dict <hookdiff.claim.Claim.to_dict>`:
         ``{"claim" (the sentence), "kind", "vector", "readout", "t", "estimate", "ci95", "n",
         "where", "verdict", "odd", "tolerance", "margin", "detail"}`` (NaN as None). Claims whose
         variables are absent are left out (:func:`missing`).

@@ -1,4 +1,4 @@
-"""The behavioural claims, as :class:`~hookdiff.study.claim.Claim` records (no words here).
+"""The behavioural claims, as :class:`~hookdiff.claim.Claim` records (no words here).
 
 The add/subtract asymmetry of the target readout (at the steering layer and at the later one),
 the published sign's effect against the mirrored sign's, the rollouts' reach rates (with the
@@ -14,8 +14,8 @@ import math
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import Claim, tolerance
 from hookdiff.stats import Interval, bootstrap_mean, paired_difference, rate
-from hookdiff.study.claim import Claim, tolerance
 from hookdiff.study.schema import SOFTMAX_READOUTS
 from hookdiff.study.select import (
     cut_maze_rates,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import Claim, verdict_of
 from hookdiff.stats import N_BOOT, Interval, bootstrap_mean, paired_difference
-from hookdiff.study.claim import Claim, verdict_of
 from hookdiff.study.schema import CUT_READOUT, PRIMARY, RANDOM_MATCHED
 from hookdiff.study.select import best, loc_values, made_between, readout_tolerance, t_loc_one
 

@@ -1,4 +1,4 @@
-"""The localisation's claims, as :class:`~hookdiff.study.claim.Claim` records (no words here).
+"""The localisation's claims, as :class:`~hookdiff.claim.Claim` records (no words here).
 
 Where the logits' asymmetry is created (the cut scan of the margin) and made (between which
 cuts), how much the softmax adds (the softmax-only test), which layers carry it (knock-out,
@@ -14,8 +14,8 @@ import math
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import ALPHA, Claim, verdict_of
 from hookdiff.stats import Interval, bootstrap_mean, paired_difference, tost_p
-from hookdiff.study.claim import ALPHA, Claim, verdict_of
 from hookdiff.study.claims_controls import (
     KILLS_STEERING,
     asymmetry_index,

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import Claim
 from hookdiff.stats import bootstrap_mean, paired_difference, tost_p, wilson
-from hookdiff.study.claim import Claim
 from hookdiff.study.schema import PRIMARY, VECTOR_SOURCES
 from hookdiff.study.select import equivalence_margin, loc_values, published_t, t_loc_one
 

@@ -20,10 +20,10 @@ import xarray as xr
 from torch import Tensor, nn
 
 from hookdiff.analysis import valid_cuts
+from hookdiff.claim import ALPHA
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, rollout
 from hookdiff.stats import bootstrap_mean
-from hookdiff.study.claim import ALPHA
 from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.inputs import StudyMazes, StudyVectors
 from hookdiff.study.schema import CUT_READOUT, REACH_TARGETS, SIGNS

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hookdiff.study.claim import Claim
+from hookdiff.claim import Claim
 from hookdiff.study.wording import interval_text
 
 __all__ = ["GLANCE", "Glance", "glance_rows"]

@@ -10,7 +10,7 @@ fixes every other analysis choice; ``hookdiff study --confirm RUN/hypotheses.jso
 runs the same analysis on other mazes and :func:`confirm` gives each hypothesis a verdict:
 
 - ``confirmed``: its one-sided test (a predicted sign) or its equivalence test (TOST within the
-  margin) rejects at :data:`~hookdiff.study.claim.ALPHA` after Holm's adjustment over the whole
+  margin) rejects at :data:`~hookdiff.claim.ALPHA` after Holm's adjustment over the whole
   family of hypotheses;
 - ``refuted``: the 95 % interval lies wholly on the other side of 0 (a predicted sign), or wholly
   outside ±margin (a predicted equivalence);
@@ -33,9 +33,9 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import jsonable
+from hookdiff.claim import ALPHA, Claim
 from hookdiff.errors import ConfigError
 from hookdiff.stats import bootstrap_mean, bootstrap_se, holm, tost_p
-from hookdiff.study.claim import ALPHA, Claim
 from hookdiff.study.claims_controls import matched_draws, per_maze_mean
 from hookdiff.study.schema import PRIMARY, VECTOR_SOURCES
 from hookdiff.study.select import (

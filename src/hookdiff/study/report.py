@@ -22,8 +22,8 @@ import numpy as np
 import xarray as xr
 
 from hookdiff._io import atomic_write, jsonable
+from hookdiff.claim import Claim
 from hookdiff.study.answer import CLAIMS, claims, missing
-from hookdiff.study.claim import Claim
 from hookdiff.study.figures import FIGURE_SPECS, OUTPUT_DEPTH, figure_sites
 from hookdiff.study.glance import glance_rows
 from hookdiff.study.select import no_later_layer_steers, published_t

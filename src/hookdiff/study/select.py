@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hookdiff.claim import ALPHA, tolerance
 from hookdiff.stats import (
     Interval,
     bootstrap_mean,
@@ -25,7 +26,6 @@ from hookdiff.stats import (
     tost_p,
     zero_p,
 )
-from hookdiff.study.claim import ALPHA, tolerance
 from hookdiff.study.config import StudyConfig, closest_to_one
 from hookdiff.study.schema import CUT_READOUT, PRIMARY, REACH_TARGETS, SIGNS
 from hookdiff.study.targets import VECTOR_SPECS
@@ -355,7 +355,7 @@ def odd_mean(ds: xr.Dataset, vector: str, t: float, control: str, readout: str) 
 
 
 def readout_tolerance(ds: xr.Dataset, vector: str, readout: str | None) -> float:
-    """The numerical tolerance of a claim on ``readout``: :data:`~hookdiff.study.claim.
+    """The numerical tolerance of a claim on ``readout``: :data:`~hookdiff.claim.
     TOLERANCE_REL` times the readout's scale, its largest |r(0)| over mazes (1 at least)."""
     if readout is None or "loc_base" not in ds:
         return tolerance()

@@ -1,6 +1,6 @@
 """The answer's sentences, generated from the claims' fields (the one place claims are worded).
 
-Every number in a sentence is formatted here from a :class:`~hookdiff.study.claim.Claim`'s
+Every number in a sentence is formatted here from a :class:`~hookdiff.claim.Claim`'s
 fields (its estimate and interval, n, t, where, verdict and ``detail``), so a sentence cannot say
 what its fields do not: a verdict of ``"inconclusive"`` is never worded as an effect, and a claim
 whose numbers are 0 within its numerical tolerance says so. :func:`sentence` words a claim in
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hookdiff.claim import Claim
 from hookdiff.stats import Interval
-from hookdiff.study.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.study.wording_base import (
     base_swap_text,

@@ -4,7 +4,7 @@ vector source (the maze's own vector, the leave-one-out vector, another maze's).
 
 from __future__ import annotations
 
-from hookdiff.study.claim import Claim
+from hookdiff.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
 from hookdiff.study.words import interval_text, iv_verdict, main_text, readout_text, verdict_text
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hookdiff.claim import Claim
 from hookdiff.stats import Interval
-from hookdiff.study.claim import Claim
 from hookdiff.study.targets import VECTOR_SPECS
 
 __all__ = [
