@@ -105,16 +105,19 @@ def shipped_name(checkpoint: str | os.PathLike[str]) -> str | None:
 
 
 def resolve_checkpoint(item: str) -> str:
-    """A checkpoint path for ``item``: an existing file as given, else a shipped agent's name.
+    """A checkpoint path for ``item``: an existing file, or anything written as a path (a folder
+    part or a suffix, left for the loader to report when missing), as given; else a shipped
+    agent's name.
 
     Raises:
-        ConfigError: ``item`` is neither a file nor the name of a shipped agent.
+        ConfigError: ``item`` is a bare name that is neither a file nor a shipped agent.
 
     Example:
         >>> Path(resolve_checkpoint("shipped")).name
         'impala_maze_s1.pt'
     """
-    if Path(item).exists():
+    path = Path(item)
+    if path.exists() or path.suffix or len(path.parts) > 1:
         return item
     return str(_shipped_path(item))
 

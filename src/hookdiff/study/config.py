@@ -360,8 +360,7 @@ class StudyConfig:
         shipped agent's name: its checkpoint); empty when none is given (the shipped agent).
 
         Raises:
-            ConfigError: a folder holds no ``*.pt`` file; an item is neither a file nor a
-                shipped agent's name.
+            ConfigError: a folder holds no ``*.pt`` file; a bare name is no shipped agent's.
         """
         from hookdiff.agent.family import resolve_checkpoint
 
