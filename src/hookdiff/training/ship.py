@@ -55,8 +55,8 @@ class ShipConfig:
     )
     dest: str | None = option(
         None,
-        "Folder the checkpoint and its model_card.json are written to; none: the package's "
-        "agent/weights, which hookdiff.agent.load_default reads.",
+        "Folder the checkpoint and its model card (<stem>.card.json) are written to; none: the "
+        "package's agent/weights, which hookdiff.agent.available_agents lists.",
     )
 
 
@@ -145,7 +145,7 @@ def ship_agent(
         ),
         "shipped": _dt.date.today().isoformat(),
     }
-    write_json(card, model_card_path(dest))
+    write_json(card, model_card_path(dest, name))
     return card
 
 
