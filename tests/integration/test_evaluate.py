@@ -79,7 +79,7 @@ def shipped():
     evaluation = importlib.import_module(
         "hookdiff.training.evaluate"
     )  # the module, not the function
-    config = EvalConfig(n_mazes=6, max_steps=60, seed=10)
+    config = EvalConfig(n_mazes=6, max_steps=60, seed=11)
     agent = load_default()
     runs = []
 
@@ -92,13 +92,15 @@ def shipped():
         mp.setattr(evaluation, "rollout", recorded)
         figures = evaluate(agent, config)
     specs = [config.in_spec, config.ood_spec]
+    *runs, expert = runs  # the third rollout is the shortest-path expert's, on the OOD mazes
+    assert expert[0] is runs[1][0]  # the same OOD states
     for (states, _, kw), spec in zip(runs, specs, strict=True):
         assert [s.to_bytes() for s in states] == [
             s.to_bytes() for s in sample_mazes(spec, config.n_mazes, seed=config.seed)
         ]
-        assert kw == {"max_steps": 60, "seed": 10, "stop_at_top_right": False}
-    parts = ["in_distribution", "out_of_distribution"]
-    return agent, figures, {p: run[:2] for p, run in zip(parts, runs)}
+        assert kw == {"max_steps": 60, "seed": 11, "stop_at_top_right": False}
+    parts = ["in_distribution", "out_of_distribution", "expert"]
+    return agent, figures, {p: run[:2] for p, run in zip(parts, [*runs, expert])}
 
 
 def _recount(states, ds, region_cells):
@@ -129,6 +131,11 @@ def test_shipped_agent_reach_rates_are_recounted_from_the_paths(shipped, region_
     assert got["p_top_right_and_no_cheese"] == pytest.approx((top_right & ~reached).mean())
     assert 0 < got["p_top_right_before_cheese"]  # it does go to the top-right out of distribution
     assert (top_right & reached).any()  # some runs visit the top-right and then find the cheese
+    reached, _, top_right = _recount(*runs["expert"], region_cells)
+    assert reached.all() or (np.asarray(runs["expert"][1].steps) == 60).any()
+    assert got["expert_p_top_right_before_cheese"] == pytest.approx(top_right.mean())
+    lo, hi = got["expert_p_top_right_before_cheese_ci95"]
+    assert lo <= got["expert_p_top_right_before_cheese"] <= hi
 
 
 def test_shipped_agent_decision_square_probabilities_from_a_direct_forward(shipped):
