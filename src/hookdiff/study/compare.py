@@ -187,7 +187,9 @@ def write_comparison(
         [r["vector"], _label(r), *(_text(r["agents"].get(a)) for a in agents), r["agreement"]]
         for r in rows
     ]
-    later_line = "Later layer per agent: " + ", ".join(f"{a}: {h}" for a, h in later.items())
+    later_line = "Later layer chosen per agent (none: no layer after the steering layer): " + (
+        ", ".join(f"{a}: {h}" for a, h in later.items())
+    )
     md = ["# hookdiff study: agents compared", "", *headline(rows), "", later_line, ""]
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(cells) + " |" for cells in table]

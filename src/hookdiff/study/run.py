@@ -459,7 +459,8 @@ def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any]
         one = agent_view(ds, name)
         written, summaries[name], answers[name], _ = _report(one, out / "agents" / name)
         files += [f"agents/{name}/{f}" for f in written]
-        later[name] = str(one.attrs["later_hook"])
+        hook = str(one.attrs["later_hook"])  # the steering hook when no later layer was chosen
+        later[name] = "none" if hook == str(one.attrs["steering_hook"]) else hook
     write_comparison(claim_rows(answers), later, out)
     return files, summaries, answers
 
