@@ -37,6 +37,7 @@ __all__ = [
     "write_comparison",
 ]
 
+#: The file of a many-agent run that holds the comparison's rows.
 COMPARISON_NAME = "comparison.json"
 
 #: Claim kinds whose finding is a place in the network: the place is compared, not keyed on.
