@@ -33,3 +33,11 @@ def test_a_many_agent_study_names_shipped_agents_by_name_and_others_by_file():
     shipped = str(available_agents()["shipped"])
     names = _agent_names([shipped, "runs/x/policy.pt", "runs/y/policy.pt", None])
     assert names == ["shipped", "policy", "policy_2", "shipped_2"]
+
+
+def test_a_shortened_schedule_is_on_the_cards_command():
+    from hookdiff.training.ship import _resume_note
+
+    change = {"samples": 512, "schedule_change": {"total_samples": [2048, 512]}}
+    assert _resume_note([], 2048) == "  # resumable: rerun to continue"
+    assert "after 512 samples rerun it with --total-samples 512" in _resume_note([change], 512)

@@ -97,8 +97,10 @@ def ship_agent(
     dagger = int(cfg.get("dagger_samples", 0))
     planned = total + dagger
     method = METHOD
+    changes = [h for h in state["history"] if "schedule_change" in h]
+    first_total = changes[0]["schedule_change"]["total_samples"][0] if changes else total
     command = (
-        f"hookdiff train --out RUN_DIR --total-samples {total} --seed {cfg['seed']} "
+        f"hookdiff train --out RUN_DIR --total-samples {first_total} --seed {cfg['seed']} "
         f"--spec {cfg['spec']} --scale {cfg['scale']} --lr {cfg['lr']:g} --threads 2"
     )
     if cfg.get("init_from"):
@@ -132,10 +134,10 @@ def ship_agent(
             "lr": cfg["lr"],
             "wall_hours": round(state["wall_seconds"] / 3600, 2),
             "cpu_hours": _hours(state.get("cpu_seconds")),
-            "schedule_changes": [h for h in state["history"] if "schedule_change" in h],
+            "schedule_changes": changes,
             "cpu_threads": cfg["threads"],
             "validation_accuracy_history": state["history"],
-            "command": command + "  # resumable: rerun to continue",
+            "command": command + _resume_note(changes, total),
         },
         "evaluation": figures,
         "evaluation_command": (
@@ -160,6 +162,14 @@ def _origin(init_from: str | None) -> dict[str, str] | None:
     }
 
 
+def _resume_note(changes: list[dict[str, Any]], total: int) -> str:
+    """How the command continues: resumable, and where behaviour cloning was shortened."""
+    if not changes:
+        return "  # resumable: rerun to continue"
+    at = changes[0]["samples"]
+    return f"  # resumable; after {at} samples rerun it with --total-samples {total} (shortened)"
+
+
 def _hours(seconds: float | None) -> float | None:
-    """Seconds as hours (2 decimals); None when the run did not record them (runs before 0.9)."""
+    """Seconds as hours (2 decimals); None when the run did not record them (before 2026-12-07)."""
     return None if seconds is None else round(seconds / 3600, 2)
