@@ -142,21 +142,31 @@ def _study(args: argparse.Namespace) -> int:
     run = json.loads((out / "run.json").read_text())
     print(f"study written to {out}/ in {run['timings_s']['total']:.1f} s")
     print(f"  report:  {out / 'report.html'} (and report.md)")
-    print(f"  dataset: {out / DATASET_NAME}; figures: {out / 'figures'}/")
+    figures = out / ("agents/<name>/figures" if run.get("agents") else "figures")
+    print(f"  dataset: {out / DATASET_NAME}; figures: {figures}/")
     print(f"  {_later_line(run)}")
     return 0
 
 
 def _later_line(run: dict[str, Any]) -> str:
-    """The report's later-layer answer in one line: per vector, the latest layer a vector the
-    mazes were not built from still steers, matched in effect (the ``matched`` claim)."""
+    """The report's later-layer answer in one line: per vector (and agent, with several), the
+    latest layer a vector the mazes were not built from still steers, matched in effect (the
+    ``matched`` claim)."""
+    answer = run.get("answer", {})
+    if run.get("agents"):
+        per_agent = [f"{a} ({_later_parts(answer.get(a, {}))})" for a in run["agents"]]
+        return "latest layer a leave-one-out vector still steers: " + "; ".join(per_agent)
+    return "latest layer a leave-one-out vector still steers: " + _later_parts(answer)
+
+
+def _later_parts(answer: dict[str, Any]) -> str:
+    """``vector: layer`` per vector of one agent's answer (``none``: no matched layer)."""
     found = {
         vector: next((c.get("where") for c in claims if c.get("kind") == "matched"), None)
-        for vector, claims in run.get("answer", {}).items()
+        for vector, claims in answer.items()
         if isinstance(claims, list)
     }
-    parts = [f"{v}: {where or 'none'}" for v, where in found.items()]
-    return "latest layer a leave-one-out vector still steers: " + ("; ".join(parts) or "not run")
+    return "; ".join(f"{v}: {where or 'none'}" for v, where in found.items()) or "not run"
 
 
 def _study_configs() -> tuple[type, ...]:

@@ -631,3 +631,5 @@ def test_the_consoles_later_layer_line_is_the_answers_matched_claim(claims):
     line = _later_line({"answer": claims, "later_hook": "not this"})
     assert line.endswith(f"cheese: {MATCHED_LAYERS[2]}; top_right: none")
     assert "not this" not in line
+    many = _later_line({"answer": {"a": claims, "b": {}}, "agents": ["a", "b"]})
+    assert many.endswith(f"a (cheese: {MATCHED_LAYERS[2]}; top_right: none); b (not run)")
