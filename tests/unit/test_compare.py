@@ -22,23 +22,25 @@ def _claim(kind, estimate, verdict, where=None, **kw):
 
 
 def test_rows_key_claims_across_agents_and_say_how_they_compare(tmp_path):
-    shipped = {
-        "cheese": [
-            _claim("asymmetry", -3.0, "negative"),
-            _claim("made", -1.0, "negative", where="a → b"),
-            _claim("knockout", 1.0, "positive", where="a"),
-            _claim("base_swap", 0.1, "inconclusive", where="own"),
-            _claim("base_swap", 2.0, "positive", where="other_maze"),
-        ]
-    }
-    control = {
-        "cheese": [
-            _claim("asymmetry", -2.0, "negative"),
-            _claim("made", -1.0, "negative", where="c → d"),
-            _claim("knockout", 1.0, "inconclusive", where="a"),
-            _claim("base_swap", 0.0, "inconclusive", where="own"),
-        ]
-    }
+    # kind, where, then (estimate, verdict) per agent; None: the agent's answer lacks it
+    table = [
+        ("asymmetry", None, (-3.0, "negative"), (-2.0, "negative")),
+        ("made", ("a → b", "c → d"), (-1.0, "negative"), (-1.0, "negative")),
+        ("knockout", "a", (1.0, "positive"), (1.0, "inconclusive")),
+        ("base_swap", "own", (0.1, "inconclusive"), (0.0, "inconclusive")),
+        ("base_swap", "other_maze", (2.0, "positive"), None),
+    ]
+
+    def answer(i):
+        return {
+            "cheese": [
+                _claim(kind, *cells[i], where=where[i] if isinstance(where, tuple) else where)
+                for kind, where, *cells in table
+                if cells[i] is not None
+            ]
+        }
+
+    shipped, control = answer(0), answer(1)
     rows = claim_rows({"shipped": shipped, "control": control})
     got = {(r["kind"], r["condition"]): r["agreement"] for r in rows}
     assert got == {
