@@ -94,6 +94,7 @@ def shipped():
     specs = [config.in_spec, config.ood_spec]
     *runs, expert = runs  # the third rollout is the shortest-path expert's, on the OOD mazes
     assert expert[0] is runs[1][0]  # the same OOD states
+    assert expert[2] == {"max_steps": 60, "stop_at_top_right": False}  # as the agent is run
     for (states, _, kw), spec in zip(runs, specs, strict=True):
         assert [s.to_bytes() for s in states] == [
             s.to_bytes() for s in sample_mazes(spec, config.n_mazes, seed=config.seed)

@@ -5,8 +5,9 @@ explicit op graph (``policy.ops``, ``policy.hook_names``, ``policy.run_segment``
 ``hookdiff.downstream`` and the analysis walk. Checkpoints use the original
 ``{"model_state_dict": ...}`` format at any scale. ``obs_to_tensor`` turns procgen frames into
 model input. :func:`available_agents` lists the shipped family (``shipped``, ``control``,
-``replicate``), each with its model card (:func:`model_card`). The policy declares its readout ``"directions"`` (the 5 direction probabilities of
-:mod:`hookdiff.maze.actions`, re-exported here) so the analysis reports behaviour per direction.
+``replicate``), each with its model card (:func:`model_card`). The policy declares its readout
+``"directions"`` (the 5 direction probabilities of :mod:`hookdiff.maze.actions`, re-exported
+here) so the analysis reports behaviour per direction.
 """
 
 from hookdiff.agent.checkpoint import (
