@@ -151,22 +151,14 @@ def _study(args: argparse.Namespace) -> int:
 def _later_line(run: dict[str, Any]) -> str:
     """The report's later-layer answer in one line: per vector (and agent, with several), the
     latest layer a vector the mazes were not built from still steers, matched in effect (the
-    ``matched`` claim)."""
+    ``matched`` claim; :func:`hookdiff.study.compare.later_text`)."""
+    from hookdiff.study.compare import later_text
+
     answer = run.get("answer", {})
     if run.get("agents"):
-        per_agent = [f"{a} ({_later_parts(answer.get(a, {}))})" for a in run["agents"]]
+        per_agent = [f"{a} ({later_text(answer.get(a, {}))})" for a in run["agents"]]
         return "latest layer a leave-one-out vector still steers: " + "; ".join(per_agent)
-    return "latest layer a leave-one-out vector still steers: " + _later_parts(answer)
-
-
-def _later_parts(answer: dict[str, Any]) -> str:
-    """``vector: layer`` per vector of one agent's answer (``none``: no matched layer)."""
-    found = {
-        vector: next((c.get("where") for c in claims if c.get("kind") == "matched"), None)
-        for vector, claims in answer.items()
-        if isinstance(claims, list)
-    }
-    return "; ".join(f"{v}: {where or 'none'}" for v, where in found.items()) or "not run"
+    return "latest layer a leave-one-out vector still steers: " + later_text(answer)
 
 
 def _study_configs() -> tuple[type, ...]:

@@ -34,6 +34,7 @@ __all__ = [
     "agreement",
     "claim_rows",
     "headline",
+    "later_text",
     "write_comparison",
 ]
 
@@ -133,6 +134,23 @@ def claim_rows(answers: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]])
     return rows
 
 
+def later_text(answer: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """``vector: layer`` per vector of one agent's answer: where its ``matched`` claim finds a
+    leave-one-out vector still steering after the steering layer (``none``: nowhere).
+
+    Example:
+        >>> later_text({"cheese": [{"kind": "matched", "where": None}],
+        ...             "top_right": [{"kind": "matched", "where": "fc_out"}]})
+        'cheese: none; top_right: fc_out'
+    """
+    found = {
+        vector: next((c.get("where") for c in claims if c.get("kind") == "matched"), None)
+        for vector, claims in answer.items()
+        if isinstance(claims, list)
+    }
+    return "; ".join(f"{v}: {where or 'none'}" for v, where in found.items()) or "not run"
+
+
 def _number(x: Any) -> str:
     return "nan" if x is None else f"{x:+.3g}"
 
@@ -180,7 +198,8 @@ def write_comparison(
     run_dir: str | os.PathLike[str],
 ) -> tuple[Path, Path, Path]:
     """Write the comparison as ``comparison.json`` (the rows), ``report.md`` and ``report.html``
-    in ``run_dir`` (atomically), linking each agent's own report under ``agents/<name>/``."""
+    in ``run_dir`` (atomically), linking each agent's own report under ``agents/<name>/``;
+    ``later``: each agent's :func:`later_text`."""
     run_dir = Path(run_dir)
     agents = list(later)
     cols = ["vector", "claim", *agents, "across agents"]
@@ -188,8 +207,8 @@ def write_comparison(
         [r["vector"], _label(r), *(_text(r["agents"].get(a)) for a in agents), r["agreement"]]
         for r in rows
     ]
-    later_line = "Later layer chosen per agent (none: no layer after the steering layer): " + (
-        ", ".join(f"{a}: {h}" for a, h in later.items())
+    later_line = "Latest layer a leave-one-out vector still steers, per agent: " + (
+        "; ".join(f"{a} ({h})" for a, h in later.items())
     )
     md = ["# hookdiff study: agents compared", "", *headline(rows), "", later_line, ""]
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

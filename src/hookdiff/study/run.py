@@ -47,7 +47,7 @@ from hookdiff._io import remove_stale_temporaries, write_json
 from hookdiff.agent.family import SHIPPED, shipped_name
 from hookdiff.study.answer import answer
 from hookdiff.study.backends import Executor, block_config, executor, maze_blocks
-from hookdiff.study.compare import COMPARISON_NAME, claim_rows, write_comparison
+from hookdiff.study.compare import COMPARISON_NAME, claim_rows, later_text, write_comparison
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.dataset import (
     AGENT_ATTRS,
@@ -459,8 +459,7 @@ def _report_agents(ds: xr.Dataset, out: Path) -> tuple[list[str], dict[str, Any]
         one = agent_view(ds, name)
         written, summaries[name], answers[name], _ = _report(one, out / "agents" / name)
         files += [f"agents/{name}/{f}" for f in written]
-        hook = str(one.attrs["later_hook"])  # the steering hook when no later layer was chosen
-        later[name] = "none" if hook == str(one.attrs["steering_hook"]) else hook
+        later[name] = later_text(answers[name])
     write_comparison(claim_rows(answers), later, out)
     return files, summaries, answers
 
