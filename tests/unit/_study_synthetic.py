@@ -156,6 +156,8 @@ def matched(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "matched_t": t,
         "matched_effect": effect,
         "still_steers": still,
+        # adjusted over the matching: small where it still steers, large where it was reached only
+        "still_steers_p": np.where(np.isfinite(t), np.where(still == 1, 0.004, 0.3), np.nan),
         "matched_goal": np.array([0.25, 0.1]),
         "later_even": even,
         "later_even_cut": even_cut,

@@ -374,17 +374,6 @@ def test_a_non_monotone_scan_names_the_cut_after_which_every_cut_is_zero():
     assert found["linearize"]["where"] == CUTS[2] and found["linearize"]["detail"]["dips"] == []
 
 
-def test_created_cut_on_built_scans():
-    from hookdiff.stats import Interval
-    from hookdiff.study.answer import created_cut
-
-    zero, some, none = Interval(0.0, -1, 1, 9), Interval(2.0, 1, 3, 9), Interval(0, 0, 0, 0)
-    assert created_cut([("a", some), ("b", zero), ("c", some), ("d", zero)]) == (3, ["b"])
-    assert created_cut([("a", zero), ("b", zero)]) == (0, [])
-    assert created_cut([("a", zero), ("b", some)]) == (None, [])
-    assert created_cut([("a", some), ("b", zero), ("c", none)]) == (1, [])  # unmeasured: skipped
-
-
 def _rate(iv):
     return [iv["estimate"], *iv["ci95"]]
 
@@ -447,6 +436,8 @@ def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(d
         matched_layer=MATCHED_LAYERS[2], pair_position="decision_square", vector="cheese"
     )
     assert c["estimate"] == pytest.approx(float(e.mean())) and c["verdict"] == "positive"
+    # its test is the search's, adjusted over the whole matching, not the answer's family again
+    assert c["p_zero"] == 0.004 and c["p_zero_unadjusted"] is None
     assert c["detail"]["layers"][MATCHED_LAYERS[1]]["start"] == {"t": -4.0, "steers": False}
     (c,) = _one(claims, "cheese", "later_created")
     assert c["where"] == LATER_CUTS[1] and c["detail"]["layer"] == MATCHED_LAYERS[2]

@@ -203,13 +203,14 @@ def test_a_scan_that_reaches_zero_is_equivalent_there_and_rolled_out_there():
 
 def test_a_scan_merely_noisy_around_zero_is_not_equivalent():
     """Failing to reject is not zero: E at c2 on is noise around 0 with a wide interval."""
-    from hookdiff.study.select import created_cut, cut_intervals
+    from hookdiff.study.select import cut_intervals
 
     noisy = np.random.default_rng(4).normal(0.0, 8.0, 104)
     noisy -= noisy.mean()
     ds = _scan104(noisy)
-    old, _ = created_cut(cut_intervals(ds, "cheese", "symmetrize", CUT_READOUT, 1.0, 0))
-    assert old == 2  # the old reading (not distinguishable from 0) named c2
+    scan = cut_intervals(ds, "cheese", "symmetrize", CUT_READOUT, 1.0, 0)
+    # from c2 on no interval excludes 0: a "not distinguishable from 0" reading would name c2
+    assert [not iv.excludes(0.0) for _, iv in scan[2:]] == [True] * len(scan[2:])
     for c in _created(ds).values():
         assert c.where is None and c.verdict == "inconclusive" and c.p_equivalent > 0.05
         assert c.ci95[0] < -c.margin and c.margin < c.ci95[1]  # wider than the margin

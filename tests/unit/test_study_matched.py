@@ -130,3 +130,36 @@ def test_still_steers_needs_the_interval_above_zero_not_only_the_estimate():
     assert still[0, 0, 0] == 1  # interval above 0
     assert still[1, 0, 0] == 0  # estimate above 0, interval not
     assert still[0, 1, 0] == 0  # no matched t
+
+
+def test_still_steers_is_decided_over_the_whole_matching_not_cell_by_cell():
+    """A cell whose interval lies above 0 (unadjusted p ≈ 0.01) still steers when it is the
+    matching's only test, and no longer when twenty such cells are searched: the search for
+    the latest layer that steers is one Holm family (all p equal: adjusted = 20 × p)."""
+    from hookdiff.stats import bootstrap_mean
+    from hookdiff.study.config import StudyConfig
+    from hookdiff.study.later import _matched_dataset
+
+    z = np.linspace(-1.0, 1.0, 50)
+    z = (z - z.mean()) / z.std()
+    cell = 0.05 + 0.137 * z  # mean 0.05, bootstrap SE ≈ 0.019: p ≈ 0.01
+    config = StudyConfig()
+    single = bootstrap_mean(cell, seed=config.seeds()["analysis"])
+    assert single.lo > 0 and 0.005 < single.p_zero < 0.02
+
+    def matching(n_layers):
+        return _matched_dataset(
+            [f"layer{i}" for i in range(n_layers)],
+            np.ones((n_layers, 1, 1)),
+            np.broadcast_to(cell, (n_layers, 1, 1, cell.size)).copy(),
+            np.ones((n_layers, 1, 1)),
+            {"cheese": 0.1},
+            config,
+            origins=["start_leave_one_out"],
+        )
+
+    alone, searched = matching(1), matching(20)
+    assert int(alone["still_steers"].values.item()) == 1
+    assert alone["still_steers_p"].values.item() == pytest.approx(single.p_zero)
+    assert not searched["still_steers"].values.any()
+    np.testing.assert_allclose(searched["still_steers_p"].values, 20 * single.p_zero)

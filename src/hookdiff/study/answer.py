@@ -40,7 +40,6 @@ from hookdiff.study.schema import (
 )
 from hookdiff.study.select import (
     bootstrap_seed,
-    created_cut,
     cut_intervals,
     cut_rollout_rates,
     even_of_target,
@@ -77,7 +76,6 @@ __all__ = [
     "answer_data",
     "bootstrap_seed",
     "claims",
-    "created_cut",
     "cut_intervals",
     "cut_rollout_rates",
     "even_of_target",

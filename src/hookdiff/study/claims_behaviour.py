@@ -266,16 +266,32 @@ def matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
         iv = Interval(math.nan, math.nan, math.nan, 0)
         return [Claim.of("matched", vector, iv, readout="p", detail=detail)]
     layer, pos, t = found
-    e = ds["matched_effect"].sel(matched_layer=layer, pair_position=pos, vector=vector).values
+    at = dict(matched_layer=layer, pair_position=pos, vector=vector)
     detail["position"] = pos
     return [
         Claim.of(
             "matched",
             vector,
-            bootstrap_mean(e, seed=seed),
+            bootstrap_mean(ds["matched_effect"].sel(**at).values, seed=seed),
             readout="p",
             t=t,
             where=layer,
-            detail=detail,
+            detail=detail | _search_family(ds),
+            **_search_p(ds, at),
         )
     ]
+
+
+def _search_p(ds: xr.Dataset, at: dict[str, str]) -> dict[str, float]:
+    """``{"p_zero": …}``: the test the search for the layer decided by, adjusted over the whole
+    matching (``still_steers_p``), so the claim's verdict is the search's; ``{}`` for a dataset
+    saved before the matching carried it (its claim joins the answer's family instead)."""
+    return {"p_zero": float(ds["still_steers_p"].sel(**at))} if "still_steers_p" in ds else {}
+
+
+def _search_family(ds: xr.Dataset) -> dict[str, str]:
+    """``{"family": …}`` naming the Holm family of :func:`_search_p` and its size."""
+    if "still_steers_p" not in ds:
+        return {}
+    n = int(np.isfinite(ds["still_steers_p"].values).sum())
+    return {"family": f"Holm over the run's {n} later-layer matchings (layers × origins × vectors)"}

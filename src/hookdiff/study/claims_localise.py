@@ -32,7 +32,6 @@ from hookdiff.study.schema import (
 from hookdiff.study.select import (
     ScanTests,
     best,
-    created_cut,
     creation_cut,
     cut_intervals,
     equivalence_margin,
@@ -154,19 +153,16 @@ def _per_t(ds: xr.Dataset, tests: ScanTests, variant: str) -> dict[str, str | No
 
 
 def scan_claim(
-    scan: list[tuple[str, Interval]], equivalent: list[bool | None] | None = None
+    scan: list[tuple[str, Interval]], equivalent: list[bool | None]
 ) -> tuple[str | None, Interval, dict]:
     """The cut a cut scan names (None: none), that cut's interval (the last cut's without one),
     and the detail: the cut before it with its interval, the non-monotone dips.
 
     ``equivalent``: per cut, whether its E is shown equivalent to 0 (:func:`~.select.
-    creation_cut`); None: the older reading, E not distinguishable from 0
-    (:func:`~.select.created_cut`)."""
-    if equivalent is None:
-        first, dips = created_cut(scan)
-    else:
-        first, idx = creation_cut(equivalent)
-        dips = [scan[i][0] for i in idx]
+    creation_cut`): a cut is named only where E is shown to be 0 from it on, never where it
+    merely could not be told from 0."""
+    first, idx = creation_cut(equivalent)
+    dips = [scan[i][0] for i in idx]
     if first is None:
         cut, iv = scan[-1]
         return None, iv, {"last_cut": cut, "before": None, "before_e": None, "dips": []}

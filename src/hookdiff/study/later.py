@@ -24,9 +24,10 @@ from torch import Tensor, nn
 
 from hookdiff.analysis import cut_scan, line_response, valid_cuts
 from hookdiff.analysis.matching import matched_t
+from hookdiff.claim import ALPHA
 from hookdiff.maze.state import MazeState
 from hookdiff.rollout import Steering, decision_square_probs
-from hookdiff.stats import bootstrap_mean
+from hookdiff.stats import bootstrap_mean, holm
 from hookdiff.study.config import StudyConfig
 from hookdiff.study.inputs import (
     StudyMazes,
@@ -437,8 +438,14 @@ _MATCHED_ATTRS = {
     "matched_vector_norm": ("vector norm", "mean over mazes of ‖v‖ at the layer"),
     "still_steers": (
         "still steers",
-        "1 where the matched t exists and the 95 % bootstrap "
-        "interval of the mean matched_effect lies above 0 (sign pattern kept)",
+        "1 where the matched t exists, the 95 % bootstrap interval of the mean matched_effect "
+        "lies above 0 and its test against 0 rejects after Holm's adjustment over every "
+        "matching with a matched t (still_steers_p < 0.05)",
+    ),
+    "still_steers_p": (
+        "adjusted p of still steers",
+        "the two-sided bootstrap p-value of mean matched_effect = 0, Holm-adjusted over every "
+        "(matched_layer, pair_position, vector) with a matched t; NaN: no matched t",
     ),
     "matched_goal": (
         "common effect size",
@@ -457,20 +464,29 @@ def _matched_dataset(
     config: StudyConfig,
     origins: Sequence[str] = VECTOR_ORIGINS,
 ) -> xr.Dataset:
-    """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``
-    (``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis;
-    ``origins``: the ``pair_position`` values)."""
+    """The matching over (matched_layer, pair_position, vector[, maze]) with ``still_steers``,
+    decided over the whole matching as one Holm family (``still_steers_p``): the search for the
+    latest layer that steers reads every cell, so no cell is a lone uncorrected test.
+
+    ``goal``: ``{vector: common effect size}`` in the order of the ``vector`` axis; ``origins``:
+    the ``pair_position`` values."""
     seed = config.seeds()["analysis"]
-    still = np.zeros(t_found.shape, dtype=np.int8)
+    above = np.zeros(t_found.shape, dtype=bool)
+    p_zero = np.full(t_found.shape, np.nan)
     for idx in np.ndindex(t_found.shape):
         iv = bootstrap_mean(effects[idx], seed=seed)
-        still[idx] = bool(np.isfinite(t_found[idx]) and iv.n >= 2 and iv.lo > 0)
+        if np.isfinite(t_found[idx]) and iv.p_zero is not None:
+            above[idx], p_zero[idx] = iv.lo > 0, iv.p_zero
+    # the search for the latest layer that steers reads all of these: one Holm family
+    p_adjusted = holm(p_zero)
+    still = (above & (p_adjusted < ALPHA)).astype(np.int8)
     dims = ("matched_layer", "pair_position", "vector")
     data = {
         "matched_t": (dims, t_found),
         "matched_effect": ((*dims, "maze"), effects),
         "matched_vector_norm": (dims, norms),
         "still_steers": (dims, still),
+        "still_steers_p": (dims, p_adjusted),
         "matched_goal": (("vector",), np.array(list(goal.values()))),
     }
     coords = {

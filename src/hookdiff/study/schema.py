@@ -146,6 +146,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "matched_effect": ("matched_layer", "pair_position", "vector", "maze"),
     "matched_vector_norm": ("matched_layer", "pair_position", "vector"),
     "still_steers": ("matched_layer", "pair_position", "vector"),
+    "still_steers_p": ("matched_layer", "pair_position", "vector"),
     "matched_goal": ("vector",),
     "later_even": ("vector", "readout", "maze"),
     "later_even_cut": ("vector", "variant", "later_cut", "readout", "maze"),

@@ -34,7 +34,6 @@ __all__ = [
     "best",
     "bootstrap_seed",
     "ScanTests",
-    "created_cut",
     "creation_cut",
     "cut_intervals",
     "cut_maze_rates",
@@ -127,32 +126,6 @@ def layer_scan(
         e = loc_values(ds, name, vector, t, frozen_layer=layer, readout=readout)
         out.append((str(layer), paired_difference(e, exact, seed=seed)))
     return out
-
-
-def created_cut(scan: list[tuple[str, Interval]]) -> tuple[int | None, list[str]]:
-    """Where a cut scan says the asymmetry is created, and the cuts that break monotonicity.
-
-    The creation cut is the first measured cut from which on every measured cut's E is
-    indistinguishable from 0: the asymmetry is made before it, and nothing after it adds any. A
-    cut before it whose E is also indistinguishable from 0 is named as non-monotone (E comes back
-    after it), not taken as the answer. ``None`` when the last measured cut's E is still
-    distinguishable from 0 (part of the asymmetry is made after the last cut).
-
-    Example:
-        >>> z, e = Interval(0.0, -1.0, 1.0, 9), Interval(2.0, 1.0, 3.0, 9)
-        >>> created_cut([("a", e), ("b", z), ("c", e), ("d", z), ("e", z)])
-        (3, ['b'])
-    """
-    measured = [i for i, (_, iv) in enumerate(scan) if iv.n]
-    first = None
-    for i in reversed(measured):
-        if scan[i][1].excludes(0.0):
-            break
-        first = i
-    if first is None:
-        return None, []
-    dips = [scan[i][0] for i in measured if i < first and not scan[i][1].excludes(0.0)]
-    return first, dips
 
 
 def creation_cut(equivalent: list[bool | None]) -> tuple[int | None, list[int]]:
