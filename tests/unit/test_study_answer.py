@@ -444,6 +444,12 @@ def test_later_layers_matched_name_the_latest_that_still_steers_and_scan_there(d
     assert c["detail"]["exact"]["estimate"] == pytest.approx(-0.3)
     (c,) = _one(claims, "top_right", "matched")
     assert c["where"] is None and c["estimate"] is None
+    assert "empty" in c["detail"] and c["detail"]["layers"]  # measured, none steers
+    from hookdiff.study.answer import claims as claim_objects
+    from hookdiff.study.wording import short
+
+    (obj,) = [x for x in claim_objects(ds)["top_right"] if x.kind == "matched"]
+    assert "not measured" not in short(obj)  # its table line says why it has no estimate
     assert not [c for c in claims["top_right"] if c["kind"] == "later_created"]
 
 

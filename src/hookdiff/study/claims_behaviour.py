@@ -264,6 +264,8 @@ def matched(ds: xr.Dataset, vector: str, seed: int) -> list[Claim]:
     found = later_steers(ds, vector)
     if found is None:
         iv = Interval(math.nan, math.nan, math.nan, 0)
+        # measured, and nothing found: not "not measured"
+        detail["empty"] = "no later layer still steers"
         return [Claim.of("matched", vector, iv, readout="p", detail=detail)]
     layer, pos, t = found
     at = dict(matched_layer=layer, pair_position=pos, vector=vector)

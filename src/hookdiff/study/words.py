@@ -45,7 +45,7 @@ def t_text(t: float) -> str:
 def verdict_text(c: Claim) -> str:
     """The claim's verdict in words (with why, where it is inconclusive)."""
     if c.n == 0:
-        return "not measured"
+        return c.detail.get("empty", "not measured")
     if c.verdict == "equivalent":
         p = "" if c.p_equivalent is None else f", adjusted TOST p = {c.p_equivalent:.2g}"
         return f"equivalent to 0 within ±{c.margin:.3g}{p}"
@@ -82,7 +82,10 @@ def count_text(n: int, noun: str) -> str:
 
 
 def main_text(c: Claim, digits: int = 3, signed: bool = True) -> str:
-    """The claim's estimate with its interval (:func:`interval_text` of its fields)."""
+    """The claim's estimate with its interval (:func:`interval_text` of its fields); a claim
+    with no estimate says why where its ``detail["empty"]`` does (else "not measured")."""
+    if c.n == 0 and "empty" in c.detail:
+        return c.detail["empty"]
     return interval_text(c.interval, digits, signed)
 
 
